@@ -1,0 +1,198 @@
+"""Message Batches with the real lifecycle.
+
+A batch is `in_progress` from creation until its processing time has passed, then `ended`.
+Its requests are processed at an even pace over that time, which is what cancellation and expiry
+cut short: `cancel` moves it to `canceling`, and a moment later to `ended` with the requests not
+yet processed `canceled`; a batch whose processing time runs past `expires_at` ends with the rest
+`expired`. `request_counts` stay at zero but for `processing` until the batch ends, as on the real
+API. Params are validated per request when processed: bad ones are `errored` results, never a 400
+on create. Results come back in a seeded shuffled order, one JSON object per `\\n`-terminated line.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .engine import stable_hash
+from .validation import ApiError
+
+__all__ = ["Batch", "BatchStore"]
+
+CANCEL_DELAY_S = 0.2
+
+# Runs one request's params: returns ("succeeded", message) or raises ApiError.
+RunRequest = Callable[[dict[str, Any], str], dict[str, Any]]
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Batch:
+    id: str
+    key: str
+    version: str
+    requests: list[dict[str, Any]]
+    created_at: float
+    processing_s: float
+    expires_at: float
+    cancel_initiated_at: float | None = None
+    ended_at: float | None = None
+    outcomes: dict[str, str] = field(default_factory=dict)  # custom_id -> result type
+    errors: dict[str, ApiError] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.ended_at is not None:
+            return "ended"
+        return "canceling" if self.cancel_initiated_at is not None else "in_progress"
+
+
+class BatchStore:
+    """All batches, newest first, with lazy state transitions driven by the clock."""
+
+    def __init__(self, *, processing_s: float, expiry_s: float, seed: int, run: RunRequest,
+                 validate: Callable[[dict[str, Any], str], None]) -> None:
+        self.processing_s = processing_s
+        self.expiry_s = expiry_s
+        self.seed = seed
+        self._run = run
+        self._validate = validate
+        self._batches: dict[str, Batch] = {}
+        self._order: list[str] = []  # oldest first
+
+    def clear(self) -> None:
+        self._batches.clear()
+        self._order.clear()
+
+    def create(self, batch_id: str, key: str, version: str, requests: list[dict[str, Any]], now: float) -> Batch:
+        batch = Batch(batch_id, key, version, requests, now, self.processing_s, now + self.expiry_s)
+        self._batches[batch_id] = batch
+        self._order.append(batch_id)
+        return batch
+
+    def get(self, batch_id: str, key: str, now: float) -> Batch:
+        batch = self._batches.get(batch_id)
+        if batch is None or batch.key != key:
+            raise ApiError(404, "not_found_error", f"batch {batch_id} not found")
+        self._advance(batch, now)
+        return batch
+
+    def _processed_count(self, batch: Batch, at: float) -> int:
+        if batch.processing_s <= 0:
+            return len(batch.requests)
+        done = (at - batch.created_at) / batch.processing_s
+        return min(len(batch.requests), int(len(batch.requests) * max(0.0, done)))
+
+    def _advance(self, batch: Batch, now: float) -> None:
+        if batch.ended_at is not None:
+            return
+        if batch.cancel_initiated_at is not None:
+            if now >= batch.cancel_initiated_at + CANCEL_DELAY_S:
+                self._finish(batch, self._processed_count(batch, batch.cancel_initiated_at), "canceled",
+                             batch.cancel_initiated_at + CANCEL_DELAY_S)
+            return
+        end = batch.created_at + batch.processing_s
+        if end > batch.expires_at and now >= batch.expires_at:
+            self._finish(batch, self._processed_count(batch, batch.expires_at), "expired", batch.expires_at)
+        elif now >= end:
+            self._finish(batch, len(batch.requests), "", end)
+
+    def _finish(self, batch: Batch, processed: int, rest: str, ended_at: float) -> None:
+        for index, request in enumerate(batch.requests):
+            custom_id = request["custom_id"]
+            if index >= processed:
+                batch.outcomes[custom_id] = rest
+                continue
+            try:
+                self._validate(request["params"], batch.version)
+                batch.outcomes[custom_id] = "succeeded"
+            except ApiError as exc:
+                batch.outcomes[custom_id] = "errored"
+                batch.errors[custom_id] = exc
+        batch.ended_at = ended_at
+
+    def cancel(self, batch_id: str, key: str, now: float) -> Batch:
+        batch = self.get(batch_id, key, now)
+        if batch.ended_at is None and batch.cancel_initiated_at is None:
+            batch.cancel_initiated_at = now
+        return batch
+
+    def delete(self, batch_id: str, key: str, now: float) -> None:
+        batch = self.get(batch_id, key, now)
+        if batch.ended_at is None:
+            raise ApiError(
+                400, "invalid_request_error",
+                f"Batch {batch_id} cannot be deleted while it is still processing. Cancel it first.",
+            )
+        del self._batches[batch_id]
+        self._order.remove(batch_id)
+
+    def page(self, key: str, now: float, *, after_id: str | None, before_id: str | None, limit: int) -> tuple[list[Batch], bool]:
+        """A page of the key's batches, newest first, with `has_more`."""
+        ids = [b for b in reversed(self._order) if self._batches[b].key == key]
+        if after_id is not None:
+            ids = ids[ids.index(after_id) + 1:] if after_id in ids else []
+        if before_id is not None:
+            ids = ids[: ids.index(before_id)] if before_id in ids else []
+            selected = ids[-limit:]
+            has_more = len(ids) > limit
+        else:
+            selected = ids[:limit]
+            has_more = len(ids) > limit
+        batches = [self._batches[b] for b in selected]
+        for batch in batches:
+            self._advance(batch, now)
+        return batches, has_more
+
+    def results(self, batch: Batch) -> list[dict[str, Any]]:
+        """The result lines of an ended batch, in a seeded shuffled order."""
+        lines = []
+        for request in batch.requests:
+            custom_id = request["custom_id"]
+            outcome = batch.outcomes.get(custom_id, "expired")
+            if outcome == "succeeded":
+                message = self._run(request["params"], batch.key)
+                result: dict[str, Any] = {"type": "succeeded", "message": message}
+            elif outcome == "errored":
+                error = batch.errors[custom_id]
+                result = {
+                    "type": "errored",
+                    "error": {
+                        "type": "error",
+                        "error": {"type": error.error_type, "message": error.message},
+                        "request_id": None,
+                    },
+                }
+            else:
+                result = {"type": outcome}
+            lines.append({"custom_id": custom_id, "result": result})
+        random.Random(stable_hash(self.seed, batch.id)).shuffle(lines)
+        return lines
+
+    def to_json(self, batch: Batch, base_url: str) -> dict[str, Any]:
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        if batch.ended_at is None:
+            counts["processing"] = len(batch.requests)
+        else:
+            for outcome in batch.outcomes.values():
+                counts[outcome] += 1
+        return {
+            "id": batch.id,
+            "type": "message_batch",
+            "processing_status": batch.status,
+            "request_counts": counts,
+            "created_at": _iso(batch.created_at),
+            "expires_at": _iso(batch.expires_at),
+            "ended_at": _iso(batch.ended_at),
+            "cancel_initiated_at": _iso(batch.cancel_initiated_at),
+            "archived_at": None,
+            "results_url": f"{base_url}/v1/messages/batches/{batch.id}/results" if batch.ended_at else None,
+        }

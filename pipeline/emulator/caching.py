@@ -1,0 +1,106 @@
+"""Prompt caching, accounted as the real API does.
+
+A block carrying `cache_control` (or the last block, with top-level automatic caching) closes a
+cacheable prefix of the prompt in render order: tools, system, messages. A prefix seen before
+within its TTL is read from the cache (`cache_read_input_tokens`); the rest of the prefix up to
+the last breakpoint is written (`cache_creation_input_tokens`, split by TTL); the tokens after the
+last breakpoint are plain `input_tokens`. Prefixes shorter than the model's minimum are never
+cached, silently, as on the real API. Entries belong to one API key and are refreshed on every
+read. Prefixes match on their exact content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .tokens import render_prefix_parts
+
+__all__ = ["CacheUsage", "PromptCache"]
+
+TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """How a request's prompt tokens split between the cache and plain input."""
+
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+
+    @property
+    def cache_creation_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+
+@dataclass(frozen=True)
+class _Breakpoint:
+    digest: str
+    prefix_tokens: int
+    ttl: str
+
+
+class PromptCache:
+    """Cache entries per (API key, model, prefix digest) with their expiry times."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[tuple[str, str, str], float] = {}
+
+    def clear(self) -> None:
+        self._expiry.clear()
+
+    def _breakpoints(self, body: dict[str, Any], min_tokens: int) -> tuple[list[_Breakpoint], int]:
+        parts = render_prefix_parts(body)
+        total = sum(part.tokens for part in parts)
+        marks = [i for i, part in enumerate(parts) if part.cache_control]
+        automatic = body.get("cache_control")
+        if isinstance(automatic, dict) and len(parts) > 1:
+            marks.append(len(parts) - 1)
+        if not marks:
+            return [], total
+        hasher = hashlib.sha256()
+        breakpoints: list[_Breakpoint] = []
+        prefix_tokens = 0
+        wanted = set(marks)
+        for index, part in enumerate(parts):
+            block = part.block
+            if isinstance(block, dict) and "cache_control" in block:
+                block = {k: v for k, v in block.items() if k != "cache_control"}
+            hasher.update(json.dumps(block, sort_keys=True, default=str).encode("utf-8"))
+            prefix_tokens += part.tokens
+            if index in wanted:
+                control = part.cache_control or automatic or {}
+                ttl = str(control.get("ttl", "5m")) if isinstance(control, dict) else "5m"
+                if prefix_tokens >= min_tokens:
+                    breakpoints.append(_Breakpoint(hasher.hexdigest(), prefix_tokens, ttl))
+            if index >= max(wanted):
+                break
+        return breakpoints, total
+
+    def account(self, body: dict[str, Any], key_id: str, min_tokens: int, now: float) -> tuple[CacheUsage, list[Any]]:
+        """Split the prompt's tokens; return the usage and the writes to `commit` once admitted."""
+        model = str(body.get("model"))
+        breakpoints, total = self._breakpoints(body, min_tokens)
+        read = 0
+        for point in breakpoints:
+            if self._expiry.get((key_id, model, point.digest), 0.0) > now:
+                read = point.prefix_tokens
+        written = {"5m": 0, "1h": 0}
+        covered = read
+        writes: list[Any] = []
+        for point in breakpoints:
+            writes.append(((key_id, model, point.digest), now + TTL_SECONDS.get(point.ttl, 300.0)))
+            if point.prefix_tokens > covered:
+                written[point.ttl if point.ttl in written else "5m"] += point.prefix_tokens - covered
+                covered = point.prefix_tokens
+        usage = CacheUsage(total - covered, read, written["5m"], written["1h"])
+        return usage, writes
+
+    def commit(self, writes: list[Any]) -> None:
+        """Write (or refresh) the entries of an admitted request."""
+        for key, expiry in writes:
+            self._expiry[key] = max(expiry, self._expiry.get(key, 0.0))

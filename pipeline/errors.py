@@ -1,0 +1,128 @@
+"""The one exception tree of docpipe.
+
+Every error docpipe raises on purpose derives from `PipelineError`; the CLI turns each branch into
+a message and an exit code at the edge::
+
+    PipelineError
+    ├── ConfigError               bad usage or configuration; the run never starts   (exit 2)
+    │   ├── JobError              a job file is invalid (path, key)
+    │   └── ManifestError         a manifest cannot be read at all (path, line)
+    ├── DocumentError             one document failed; it becomes an error row, the run goes on
+    │   ├── ExtractionError       its text could not be extracted (empty, binary, encrypted PDF...)
+    │   └── ResponseError         the API answered, but not usefully (refusal, schema mismatch)
+    ├── FatalRunError             the whole run must stop: bad key, spend limit, unknown model (exit 3)
+    ├── OutputLockedError         another run holds the output directory               (exit 75)
+    └── EmulatorError             the built-in API emulator was misconfigured or failed to start
+
+Exceptions carry the context a person needs to act: the document id and path, the request id, the
+file and key of a bad job. Their `str()` never contains an API key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "DocumentError",
+    "EmulatorError",
+    "ExtractionError",
+    "FatalRunError",
+    "JobError",
+    "ManifestError",
+    "OutputLockedError",
+    "PipelineError",
+    "ResponseError",
+]
+
+
+class PipelineError(Exception):
+    """Root of every error docpipe raises on purpose."""
+
+
+class ConfigError(PipelineError):
+    """Bad usage or configuration, found before any request is sent."""
+
+
+class JobError(ConfigError):
+    """A job file is invalid: names the file, the key and what was expected."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None, key: str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.key = key
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}: "
+        if key:
+            where += f"[{key}] "
+        super().__init__(f"{where}{message}")
+
+
+class ManifestError(ConfigError):
+    """A manifest cannot be used at all (missing, unreadable, no `id` column)."""
+
+    def __init__(self, message: str, *, path: Path | str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        where = f"{self.path}" + (f", line {line}" if line is not None else "")
+        super().__init__(f"{where}: {message}")
+
+
+class DocumentError(PipelineError):
+    """One document failed. The runner records it as an error row and carries on."""
+
+    error_type = "document_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        document_id: str | None = None,
+        path: Path | str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.message = message
+        self.document_id = document_id
+        self.path = str(path) if path is not None else None
+        self.request_id = request_id
+        super().__init__(message)
+
+
+class ExtractionError(DocumentError):
+    """The document's text could not be extracted (empty, binary, encrypted, corrupt...)."""
+
+    error_type = "extraction_error"
+
+
+class ResponseError(DocumentError):
+    """The API answered but the answer is unusable: a refusal, or JSON that fails the job's schema."""
+
+    error_type = "response_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str = "response_error",
+        document_id: str | None = None,
+        path: Path | str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, document_id=document_id, path=path, request_id=request_id)
+        self.error_type = error_type
+
+
+class FatalRunError(PipelineError):
+    """An error that dooms every remaining document (401, 403, spend limit, unknown model)."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        self.request_id = request_id
+        super().__init__(message)
+
+
+class OutputLockedError(PipelineError):
+    """Another live run holds the lock on the output directory."""
+
+
+class EmulatorError(PipelineError):
+    """The built-in emulator could not start, or its configuration (fault rules...) is invalid."""
