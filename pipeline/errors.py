@@ -9,7 +9,9 @@ a message and an exit code at the edge::
     │   └── ManifestError         a manifest cannot be read at all (path, line)
     ├── DocumentError             one document failed; it becomes an error row, the run goes on
     │   ├── ExtractionError       its text could not be extracted (empty, binary, encrypted PDF...)
-    │   └── ResponseError         the API answered, but not usefully (refusal, schema mismatch)
+    │   ├── ResponseError         the API answered, but not usefully (refusal, schema mismatch)
+    │   └── RequestError          the API refused or failed this document's request (400, 413...)
+    │       └── TransientError    worth another attempt: 429, 529, 5xx, dropped connection, timeout
     ├── FatalRunError             the whole run must stop: bad key, spend limit, unknown model (exit 3)
     ├── OutputLockedError         another run holds the output directory               (exit 75)
     └── EmulatorError             the built-in API emulator was misconfigured or failed to start
@@ -32,7 +34,9 @@ __all__ = [
     "ManifestError",
     "OutputLockedError",
     "PipelineError",
+    "RequestError",
     "ResponseError",
+    "TransientError",
 ]
 
 
@@ -110,6 +114,40 @@ class ResponseError(DocumentError):
     ) -> None:
         super().__init__(message, document_id=document_id, path=path, request_id=request_id)
         self.error_type = error_type
+
+
+class RequestError(DocumentError):
+    """The API refused or failed the request for one document; `error_type` is the API's."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str,
+        status: int | None = None,
+        document_id: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, document_id=document_id, request_id=request_id)
+        self.error_type = error_type
+        self.status = status
+
+
+class TransientError(RequestError):
+    """A failure worth retrying. `retry_after_s` is the server's instruction, when it gave one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        document_id: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, error_type=error_type, status=status, document_id=document_id, request_id=request_id)
+        self.retry_after_s = retry_after_s
 
 
 class FatalRunError(PipelineError):

@@ -39,6 +39,8 @@ __all__ = [
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 10.0
+# On stop, requests still in flight (a fault-injected hang, say) get this long before they are cut.
+SHUTDOWN_GRACE_S = 1.0
 
 
 def _check_loopback(host: str) -> None:
@@ -47,12 +49,12 @@ def _check_loopback(host: str) -> None:
 
 
 async def _start(state: EmulatorState, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
     await site.start()
-    server = site._server
-    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else port
+    addresses = runner.addresses
+    bound = addresses[0][1] if addresses else port
     return runner, int(bound)
 
 
@@ -95,6 +97,10 @@ class Emulator:
             loop.run_forever()
         finally:
             loop.run_until_complete(self._runner.cleanup())
+            leftover = asyncio.all_tasks(loop)  # handlers still sleeping in a fault past the grace period
+            for task in leftover:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
             loop.close()
 
     def start(self) -> Emulator:
@@ -103,7 +109,9 @@ class Emulator:
         if not self._ready.wait(START_TIMEOUT_S):
             raise EmulatorError("the emulator did not start within 10 s")
         if self._error is not None:
-            raise EmulatorError(f"the emulator could not start on {self.host}:{self.port}: {self._error}") from self._error
+            raise EmulatorError(
+                f"the emulator could not start on {self.host}:{self.port}: {self._error}"
+            ) from self._error
         return self
 
     def stop(self) -> None:
@@ -115,8 +123,9 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

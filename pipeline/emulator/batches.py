@@ -47,6 +47,7 @@ class Batch:
     ended_at: float | None = None
     outcomes: dict[str, str] = field(default_factory=dict)  # custom_id -> result type
     errors: dict[str, ApiError] = field(default_factory=dict)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # custom_id -> the Message, once ended
 
     @property
     def status(self) -> str:
@@ -58,8 +59,15 @@ class Batch:
 class BatchStore:
     """All batches, newest first, with lazy state transitions driven by the clock."""
 
-    def __init__(self, *, processing_s: float, expiry_s: float, seed: int, run: RunRequest,
-                 validate: Callable[[dict[str, Any], str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        processing_s: float,
+        expiry_s: float,
+        seed: int,
+        run: RunRequest,
+        validate: Callable[[dict[str, Any], str], None],
+    ) -> None:
         self.processing_s = processing_s
         self.expiry_s = expiry_s
         self.seed = seed
@@ -96,8 +104,12 @@ class BatchStore:
             return
         if batch.cancel_initiated_at is not None:
             if now >= batch.cancel_initiated_at + CANCEL_DELAY_S:
-                self._finish(batch, self._processed_count(batch, batch.cancel_initiated_at), "canceled",
-                             batch.cancel_initiated_at + CANCEL_DELAY_S)
+                self._finish(
+                    batch,
+                    self._processed_count(batch, batch.cancel_initiated_at),
+                    "canceled",
+                    batch.cancel_initiated_at + CANCEL_DELAY_S,
+                )
             return
         end = batch.created_at + batch.processing_s
         if end > batch.expires_at and now >= batch.expires_at:
@@ -113,10 +125,13 @@ class BatchStore:
                 continue
             try:
                 self._validate(request["params"], batch.version)
-                batch.outcomes[custom_id] = "succeeded"
             except ApiError as exc:
                 batch.outcomes[custom_id] = "errored"
                 batch.errors[custom_id] = exc
+                continue
+            # Run (and bill) each request once, when the batch ends: every download gets the same results.
+            batch.messages[custom_id] = self._run(request["params"], batch.key)
+            batch.outcomes[custom_id] = "succeeded"
         batch.ended_at = ended_at
 
     def cancel(self, batch_id: str, key: str, now: float) -> Batch:
@@ -129,17 +144,20 @@ class BatchStore:
         batch = self.get(batch_id, key, now)
         if batch.ended_at is None:
             raise ApiError(
-                400, "invalid_request_error",
+                400,
+                "invalid_request_error",
                 f"Batch {batch_id} cannot be deleted while it is still processing. Cancel it first.",
             )
         del self._batches[batch_id]
         self._order.remove(batch_id)
 
-    def page(self, key: str, now: float, *, after_id: str | None, before_id: str | None, limit: int) -> tuple[list[Batch], bool]:
+    def page(
+        self, key: str, now: float, *, after_id: str | None, before_id: str | None, limit: int
+    ) -> tuple[list[Batch], bool]:
         """A page of the key's batches, newest first, with `has_more`."""
         ids = [b for b in reversed(self._order) if self._batches[b].key == key]
         if after_id is not None:
-            ids = ids[ids.index(after_id) + 1:] if after_id in ids else []
+            ids = ids[ids.index(after_id) + 1 :] if after_id in ids else []
         if before_id is not None:
             ids = ids[: ids.index(before_id)] if before_id in ids else []
             selected = ids[-limit:]
@@ -159,8 +177,7 @@ class BatchStore:
             custom_id = request["custom_id"]
             outcome = batch.outcomes.get(custom_id, "expired")
             if outcome == "succeeded":
-                message = self._run(request["params"], batch.key)
-                result: dict[str, Any] = {"type": "succeeded", "message": message}
+                result: dict[str, Any] = {"type": "succeeded", "message": batch.messages[custom_id]}
             elif outcome == "errored":
                 error = batch.errors[custom_id]
                 result = {

@@ -37,19 +37,104 @@ WRITTEN_DATE_RE = re.compile(
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 URL_RE = re.compile(r"https?://[^\s)\"'<>]+")
 LENGTH_RE = re.compile(r"(\d+)\s*(words?|sentences?)", re.IGNORECASE)
+ITEMS_RE = re.compile(r"(\d+)\s*items?\b", re.IGNORECASE)
 MONTHS = {
     name: index
     for index, name in enumerate(
-        ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-         "November", "December"],
+        [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ],
         start=1,
     )
 }
 STOPWORDS = frozenset(
-    "the and for with that this from are was were will have has had not but any all can our your their "
-    "they them you one two its per into out about over under more most such than then there these "
-    "those which who whom what when where why how also each other some only own same very just should "
-    "would could may might must shall been being does did done use used using".split()
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "that",
+        "this",
+        "from",
+        "are",
+        "was",
+        "were",
+        "will",
+        "have",
+        "has",
+        "had",
+        "not",
+        "but",
+        "any",
+        "all",
+        "can",
+        "our",
+        "your",
+        "their",
+        "they",
+        "them",
+        "you",
+        "one",
+        "two",
+        "its",
+        "per",
+        "into",
+        "out",
+        "about",
+        "over",
+        "under",
+        "more",
+        "most",
+        "such",
+        "than",
+        "then",
+        "there",
+        "these",
+        "those",
+        "which",
+        "who",
+        "whom",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "also",
+        "each",
+        "other",
+        "some",
+        "only",
+        "own",
+        "same",
+        "very",
+        "just",
+        "should",
+        "would",
+        "could",
+        "may",
+        "might",
+        "must",
+        "shall",
+        "been",
+        "being",
+        "does",
+        "did",
+        "done",
+        "use",
+        "used",
+        "using",
+    ]
 )
 DEFAULT_STRING_WORDS = 12
 DEFAULT_SUMMARY_WORDS = 40
@@ -102,7 +187,8 @@ def instructions_text(body: dict[str, Any]) -> str:
             content = message.get("content")
             if isinstance(content, list):
                 parts += [
-                    str(b.get("text", "")) for b in content
+                    str(b.get("text", ""))
+                    for b in content
                     if isinstance(b, dict) and b.get("cache_control") and b.get("type") == "text"
                 ]
     return "\n".join(parts)
@@ -245,7 +331,9 @@ class _Filler:
         if "const" in schema:
             return schema["const"]
         if "enum" in schema:
-            value, self.last_margin = _choose(list(schema["enum"]), _enum_descriptions(schema, schema["enum"]), self.doc)
+            value, self.last_margin = _choose(
+                list(schema["enum"]), _enum_descriptions(schema, schema["enum"]), self.doc
+            )
             return value
         if "anyOf" in schema:
             variants = schema["anyOf"]
@@ -282,7 +370,8 @@ class _Filler:
 
     def _array(self, schema: dict[str, Any], name: str, description: str) -> list[Any]:
         items = schema.get("items") or {"type": "string"}
-        count, _ = _length_limit(description, default_words=DEFAULT_LIST_ITEMS)
+        asked = ITEMS_RE.search(description)  # "At most 3 items." is how docpipe's jobs say it
+        count = int(asked.group(1)) if asked else _length_limit(description, default_words=DEFAULT_LIST_ITEMS)[0]
         count = max(int(schema.get("minItems", 0)), min(count, 10))
         if items.get("type") == "string" and "enum" not in items and "format" not in items:
             limit, unit = _length_limit(str(items.get("description", "")), default_words=DEFAULT_STRING_WORDS + 8)
@@ -380,10 +469,7 @@ def generate(body: dict[str, Any], spec: ModelSpec, seed: int) -> Generation:
         return Generation([], "max_tokens", None, 0, 0)
     config = body.get("output_config") or {}
     fmt = config.get("format") if isinstance(config, dict) else None
-    if isinstance(fmt, dict):
-        text = _structured_text(body, fmt["schema"], seed)
-    else:
-        text = _plain_text(body)
+    text = _structured_text(body, fmt["schema"], seed) if isinstance(fmt, dict) else _plain_text(body)
     content: list[dict[str, Any]] = []
     budget = max_tokens
     thinking_tokens = 0

@@ -35,20 +35,20 @@ __all__ = ["FAULT_KINDS", "FaultPlan", "FaultRule", "load_fault_plan"]
 
 FAULT_KINDS = frozenset(
     {
-        "rate_limit",         # 429 rate_limit_error with retry-after
-        "overloaded",         # 529 overloaded_error with x-should-retry: true
-        "server_error",       # 500/502/503/504 (statuses = [...])
-        "disconnect",         # the connection is closed without a response
-        "hang",               # no answer for `seconds`, then the normal response
-        "slow_first_byte",    # `seconds` before the status line, then the normal response
-        "stream_error",       # streamed requests: `event: error` after the first deltas
+        "rate_limit",  # 429 rate_limit_error with retry-after
+        "overloaded",  # 529 overloaded_error with x-should-retry: true
+        "server_error",  # 500/502/503/504 (statuses = [...])
+        "disconnect",  # the connection is closed without a response
+        "hang",  # no answer for `seconds`, then the normal response
+        "slow_first_byte",  # `seconds` before the status line, then the normal response
+        "stream_error",  # streamed requests: `event: error` after the first deltas
         "request_too_large",  # 413 with an HTML body, as the edge proxy sends it
-        "refusal",            # 200 with stop_reason "refusal"
-        "malformed_output",   # 200 whose text is not valid JSON
-        "spend_limit",        # 429 enforced_spend_limit_reached, no retry-after
-        "authentication",     # 401 authentication_error
-        "permission",         # 403 permission_error
-        "invalid_request",    # 400 invalid_request_error
+        "refusal",  # 200 with stop_reason "refusal"
+        "malformed_output",  # 200 whose text is not valid JSON
+        "spend_limit",  # 429 enforced_spend_limit_reached, no retry-after
+        "authentication",  # 401 authentication_error
+        "permission",  # 403 permission_error
+        "invalid_request",  # 400 invalid_request_error
     }
 )
 ENDPOINTS = frozenset({"messages", "count_tokens", "batches", "models"})
@@ -56,6 +56,13 @@ MAX_HANG_S = 600.0
 RULE_FIELDS = frozenset(
     {"kind", "probability", "match", "times", "statuses", "seconds", "retry_after_s", "endpoints", "message"}
 )
+
+
+def _number(raw: dict[str, Any], name: str, default: float, where: str) -> float:
+    value = raw.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EmulatorError(f"{where}: {name} must be a number, not {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -75,31 +82,48 @@ class FaultRule:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], index: int) -> FaultRule:
         where = f"fault rule {index + 1}"
+        if not isinstance(raw, dict):
+            raise EmulatorError(f"{where}: a rule must be a table of fields, not {type(raw).__name__}")
         unknown = set(raw) - RULE_FIELDS
         if unknown:
             raise EmulatorError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         kind = raw.get("kind")
         if kind not in FAULT_KINDS:
             raise EmulatorError(f"{where}: kind must be one of {', '.join(sorted(FAULT_KINDS))}, not {kind!r}")
-        probability = float(raw.get("probability", 1.0))
+        probability = _number(raw, "probability", 1.0, where)
         if not 0.0 <= probability <= 1.0:
             raise EmulatorError(f"{where}: probability must be between 0 and 1")
-        seconds = float(raw.get("seconds", 5.0))
+        seconds = _number(raw, "seconds", 5.0, where)
         if not 0.0 <= seconds <= MAX_HANG_S:
             raise EmulatorError(f"{where}: seconds must be between 0 and {MAX_HANG_S:g}")
-        endpoints = frozenset(raw.get("endpoints", ["messages"]))
-        if not endpoints <= ENDPOINTS:
-            raise EmulatorError(f"{where}: endpoints must be among {', '.join(sorted(ENDPOINTS))}")
+        retry_after_s = _number(raw, "retry_after_s", 1.0, where)
+        if retry_after_s < 0:
+            raise EmulatorError(f"{where}: retry_after_s must not be negative")
+        endpoints_raw = raw.get("endpoints", ["messages"])
+        if not isinstance(endpoints_raw, list) or not all(isinstance(e, str) and e in ENDPOINTS for e in endpoints_raw):
+            raise EmulatorError(f"{where}: endpoints must be a list among {', '.join(sorted(ENDPOINTS))}")
         times = raw.get("times")
+        if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 0):
+            raise EmulatorError(f"{where}: times must be a whole number >= 0")
+        statuses = raw.get("statuses", [500])
+        if (
+            not isinstance(statuses, list)
+            or not statuses
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 500 <= s <= 599 for s in statuses)
+        ):
+            raise EmulatorError(f"{where}: statuses must be a non-empty list of 5xx status codes")
+        for name in ("match", "message"):
+            if raw.get(name) is not None and not isinstance(raw[name], str):
+                raise EmulatorError(f"{where}: {name} must be a string")
         return cls(
             kind=kind,
             probability=probability,
             match=raw.get("match"),
-            times=int(times) if times is not None else None,
-            statuses=tuple(int(s) for s in raw.get("statuses", [500])),
+            times=times,
+            statuses=tuple(statuses),
             seconds=seconds,
-            retry_after_s=float(raw.get("retry_after_s", 1.0)),
-            endpoints=endpoints,
+            retry_after_s=retry_after_s,
+            endpoints=frozenset(endpoints_raw),
             message=raw.get("message"),
         )
 
@@ -132,13 +156,17 @@ class FaultPlan:
         if not isinstance(rules_raw, list):
             raise EmulatorError("fault profile: 'rules' must be a list")
         rules = tuple(FaultRule.from_dict(rule, i) for i, rule in enumerate(rules_raw))
-        plan_seed = int(raw.get("seed", seed)) if isinstance(raw, dict) else seed
+        plan_seed = raw.get("seed", seed) if isinstance(raw, dict) else seed
+        if not isinstance(plan_seed, int) or isinstance(plan_seed, bool):
+            raise EmulatorError(f"fault profile: seed must be a whole number, not {plan_seed!r}")
         return cls(rules=rules, seed=plan_seed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "rules": [rule.to_dict() for rule in self.rules]}
 
-    def decide(self, endpoint: str, body_text: str, body_hash: int, occurrence: int, *, stream: bool) -> FaultRule | None:
+    def decide(
+        self, endpoint: str, body_text: str, body_hash: int, occurrence: int, *, stream: bool
+    ) -> FaultRule | None:
         """The rule that fires for this request, if any."""
         for index, rule in enumerate(self.rules):
             if endpoint not in rule.endpoints:

@@ -45,9 +45,19 @@ HTML_413 = (
 )
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 ERROR_TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
-    404: "not_found_error", 409: "conflict_error", 413: "request_too_large", 429: "rate_limit_error",
-    500: "api_error", 502: "api_error", 503: "api_error", 504: "timeout_error", 529: "overloaded_error",
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
 }
 
 
@@ -101,12 +111,14 @@ class EmulatorState:
         tokens = count_request_tokens(params)
         usage = _usage(tokens, 0, 0, 0, generation.output_tokens, generation.thinking_tokens, "batch")
         self.journal.bill(usage)
-        return _message(self.new_id("msg"), spec.id, generation.content, generation.stop_reason,
-                        generation.stop_sequence, usage)
+        return _message(
+            self.new_id("msg"), spec.id, generation.content, generation.stop_reason, generation.stop_sequence, usage
+        )
 
 
-def _usage(input_tokens: int, read: int, write_5m: int, write_1h: int, output: int, thinking: int,
-           tier: str) -> dict[str, Any]:
+def _usage(
+    input_tokens: int, read: int, write_5m: int, write_1h: int, output: int, thinking: int, tier: str
+) -> dict[str, Any]:
     return {
         "input_tokens": input_tokens,
         "output_tokens": output,
@@ -121,8 +133,15 @@ def _usage(input_tokens: int, read: int, write_5m: int, write_1h: int, output: i
     }
 
 
-def _message(msg_id: str, model: str, content: list[dict[str, Any]], stop_reason: str | None,
-             stop_sequence: str | None, usage: dict[str, Any], stop_details: dict[str, Any] | None = None) -> dict[str, Any]:
+def _message(
+    msg_id: str,
+    model: str,
+    content: list[dict[str, Any]],
+    stop_reason: str | None,
+    stop_sequence: str | None,
+    usage: dict[str, Any],
+    stop_details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "id": msg_id,
         "type": "message",
@@ -138,9 +157,14 @@ def _message(msg_id: str, model: str, content: list[dict[str, Any]], stop_reason
     }
 
 
-def _error_body(error_type: str, message: str, request_id: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type, "message": message, "details": details},
-            "request_id": request_id}
+def _error_body(
+    error_type: str, message: str, request_id: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "error": {"type": error_type, "message": message, "details": details},
+        "request_id": request_id,
+    }
 
 
 def _json_response(payload: Any, status: int, headers: dict[str, str]) -> web.Response:
@@ -203,8 +227,9 @@ class _Api:
             return web.Response(text=HTML_413, status=413, headers=headers, content_type="text/html")
         return _json_response(_error_body(exc.error_type, exc.message, request_id, exc.details), exc.status, headers)
 
-    def _record(self, request: web.Request, endpoint: str, status: int, request_id: str, key: str | None,
-                **extra: Any) -> None:
+    def _record(
+        self, request: web.Request, endpoint: str, status: int, request_id: str, key: str | None, **extra: Any
+    ) -> None:
         entry = {
             "t": time.time(),
             "method": request.method,
@@ -222,26 +247,64 @@ class _Api:
         kind = rule.kind
         if kind == "rate_limit":
             self.state.journal.told_to_wait(key, body_hash, now_wall + rule.retry_after_s)
-            return ApiError(429, "rate_limit_error", rule.message or "Number of request tokens has exceeded your per-minute rate limit",
-                            headers={"retry-after": _retry_after(rule.retry_after_s), "x-should-retry": "true"})
+            return ApiError(
+                429,
+                "rate_limit_error",
+                rule.message or "Number of request tokens has exceeded your per-minute rate limit",
+                headers={"retry-after": _retry_after(rule.retry_after_s), "x-should-retry": "true"},
+            )
         if kind == "overloaded":
             return ApiError(529, "overloaded_error", rule.message or "Overloaded", headers={"x-should-retry": "true"})
         if kind == "server_error":
             status = rule.statuses[stable_hash(body_hash, "status") % len(rule.statuses)]
-            return ApiError(status, ERROR_TYPES.get(status, "api_error"), rule.message or "Internal server error",
-                            headers={"x-should-retry": "true"})
+            return ApiError(
+                status,
+                ERROR_TYPES.get(status, "api_error"),
+                rule.message or "Internal server error",
+                headers={"x-should-retry": "true"},
+            )
         if kind == "request_too_large":
             return ApiError(413, "request_too_large", "Request Entity Too Large", details={"html": True})
         if kind == "spend_limit":
-            return ApiError(429, "rate_limit_error",
-                            rule.message or "Your organization has reached its monthly spend limit.",
-                            headers={"x-should-retry": "false"},
-                            details={"error_code": "enforced_spend_limit_reached"})
+            return ApiError(
+                429,
+                "rate_limit_error",
+                rule.message or "Your organization has reached its monthly spend limit.",
+                headers={"x-should-retry": "false"},
+                details={"error_code": "enforced_spend_limit_reached"},
+            )
         if kind == "authentication":
             return ApiError(401, "authentication_error", rule.message or "invalid x-api-key")
         if kind == "permission":
-            return ApiError(403, "permission_error", rule.message or "Your API key does not have permission to use the specified resource.")
+            return ApiError(
+                403,
+                "permission_error",
+                rule.message or "Your API key does not have permission to use the specified resource.",
+            )
         return ApiError(400, "invalid_request_error", rule.message or "Invalid request")
+
+    async def _endpoint_fault(self, request: web.Request, endpoint: str, key: str, raw: bytes) -> bool:
+        """Apply the fault rule that fires for a request to an endpoint other than Messages.
+
+        Error kinds raise their `ApiError`; `hang` and `slow_first_byte` wait, then let the request
+        through; the kinds that only make sense for a generated message do nothing. True when the
+        connection was dropped (`disconnect`) and nothing must be answered.
+        """
+        text = f"{request.method} {request.path_qs}\n" + raw.decode("utf-8", "replace")
+        body_hash = stable_hash(endpoint, text)
+        occurrence = self.state.seen.get(body_hash, 0)
+        self.state.seen[body_hash] = occurrence + 1
+        fault = self.state.faults.decide(endpoint, text, body_hash, occurrence, stream=False)
+        if fault is None or fault.kind in ("stream_error", "refusal", "malformed_output"):
+            return False
+        if fault.kind == "disconnect":
+            if request.transport is not None:
+                request.transport.abort()
+            return True
+        if fault.kind in ("hang", "slow_first_byte"):
+            await asyncio.sleep(fault.seconds)
+            return False
+        raise self._fault_error(fault, key, body_hash, time.time())
 
     # -- Messages -----------------------------------------------------------------------------
 
@@ -260,8 +323,11 @@ class _Api:
             now_wall = time.time()
             early = state.journal.check_early(key, body_hash, now_wall)
             stream = isinstance(body, dict) and body.get("stream") is True
-            fault = state.faults.decide("messages", raw.decode("utf-8", "replace"), body_hash, occurrence, stream=stream) \
-                if state.faults.rules else None
+            fault = (
+                state.faults.decide("messages", raw.decode("utf-8", "replace"), body_hash, occurrence, stream=stream)
+                if state.faults.rules
+                else None
+            )
             if fault is not None:
                 if fault.kind == "disconnect":
                     self._record(request, "messages", 0, request_id, key, fault="disconnect", early=early)
@@ -278,12 +344,28 @@ class _Api:
             spec = validate_messages(body, version)
             return await self._answer(request, body, spec, key, request_id, fault, body_hash, early)
         except ApiError as exc:
-            self._record(request, "messages", exc.status, request_id, key,
-                         fault=fault.kind if fault else None, error_type=exc.error_type)
+            self._record(
+                request,
+                "messages",
+                exc.status,
+                request_id,
+                key,
+                fault=fault.kind if fault else None,
+                error_type=exc.error_type,
+            )
             return self._error_response(exc, request_id)
 
-    async def _answer(self, request: web.Request, body: dict[str, Any], spec: ModelSpec, key: str, request_id: str,
-                      fault: FaultRule | None, body_hash: int, early: bool) -> web.StreamResponse:
+    async def _answer(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        spec: ModelSpec,
+        key: str,
+        request_id: str,
+        fault: FaultRule | None,
+        body_hash: int,
+        early: bool,
+    ) -> web.StreamResponse:
         state = self.state
         now = time.monotonic()
         usage_split, writes = state.cache.account(body, key, spec.cache_min_tokens, now)
@@ -292,31 +374,49 @@ class _Api:
         if wait_s > 0:
             retry_after = max(1, math.ceil(wait_s))
             state.journal.told_to_wait(key, body_hash, time.time() + retry_after)
-            headers = state.limiter.headers(key, now, time.time()) | {"retry-after": str(retry_after),
-                                                                     "x-should-retry": "true"}
-            raise ApiError(429, "rate_limit_error",
-                           "This request would exceed your organization's rate limit. Please retry after the "
-                           "time given in the retry-after header.", headers=headers)
+            headers = state.limiter.headers(key, now, time.time()) | {
+                "retry-after": str(retry_after),
+                "x-should-retry": "true",
+            }
+            raise ApiError(
+                429,
+                "rate_limit_error",
+                "This request would exceed your organization's rate limit. Please retry after the "
+                "time given in the retry-after header.",
+                headers=headers,
+            )
         state.cache.commit(writes)
         if fault is not None and fault.kind == "refusal":
             content: list[dict[str, Any]] = []
             stop_reason, stop_sequence, output_tokens, thinking_tokens = "refusal", None, 1, 0
-            stop_details: dict[str, Any] | None = {"type": "refusal", "category": None,
-                                                  "explanation": "The request was declined by the safety system."}
+            stop_details: dict[str, Any] | None = {
+                "type": "refusal",
+                "category": None,
+                "explanation": "The request was declined by the safety system.",
+            }
         else:
             generation = generate(body, spec, state.config.seed)
             content = generation.content
             if fault is not None and fault.kind == "malformed_output":
                 content = [b for b in content if b["type"] != "text"] + [
-                    {"type": "text", "text": "Here is the JSON you asked for: {\"label\": ", "citations": None}]
+                    {"type": "text", "text": 'Here is the JSON you asked for: {"label": ', "citations": None}
+                ]
             stop_reason, stop_sequence = generation.stop_reason, generation.stop_sequence
             output_tokens, thinking_tokens = generation.output_tokens, generation.thinking_tokens
             stop_details = None
         state.limiter.settle(key, reserve, output_tokens, time.monotonic())
-        usage = _usage(usage_split.input_tokens, usage_split.cache_read_tokens, usage_split.cache_write_5m_tokens,
-                       usage_split.cache_write_1h_tokens, output_tokens, thinking_tokens, "standard")
-        message = _message(state.new_id("msg", body_hash), spec.id, content, stop_reason, stop_sequence, usage,
-                           stop_details)
+        usage = _usage(
+            usage_split.input_tokens,
+            usage_split.cache_read_tokens,
+            usage_split.cache_write_5m_tokens,
+            usage_split.cache_write_1h_tokens,
+            output_tokens,
+            thinking_tokens,
+            "standard",
+        )
+        message = _message(
+            state.new_id("msg", body_hash), spec.id, content, stop_reason, stop_sequence, usage, stop_details
+        )
         headers = self._headers(request_id) | state.limiter.headers(key, time.monotonic(), time.time())
         latency = state.config.latency
         if body.get("stream"):
@@ -328,15 +428,34 @@ class _Api:
                 self._record(request, "messages", 499, request_id, key, early=early)
                 return web.Response(status=499)
         state.journal.bill(usage)
-        self._record(request, "messages", 200, request_id, key, fault=fault.kind if fault else None, early=early,
-                     input_tokens=usage["input_tokens"], output_tokens=output_tokens)
+        self._record(
+            request,
+            "messages",
+            200,
+            request_id,
+            key,
+            fault=fault.kind if fault else None,
+            early=early,
+            input_tokens=usage["input_tokens"],
+            output_tokens=output_tokens,
+        )
         return _json_response(message, 200, headers)
 
-    async def _stream(self, request: web.Request, message: dict[str, Any], headers: dict[str, str], key: str,
-                      request_id: str, fault: FaultRule | None, early: bool) -> web.StreamResponse:
+    async def _stream(
+        self,
+        request: web.Request,
+        message: dict[str, Any],
+        headers: dict[str, str],
+        key: str,
+        request_id: str,
+        fault: FaultRule | None,
+        early: bool,
+    ) -> web.StreamResponse:
         latency = self.state.config.latency
-        response = web.StreamResponse(status=200, headers=headers | {"content-type": "text/event-stream; charset=utf-8",
-                                                                      "cache-control": "no-cache"})
+        response = web.StreamResponse(
+            status=200,
+            headers=headers | {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"},
+        )
         if latency.first_token_s() > 0:
             await asyncio.sleep(latency.first_token_s())
         await response.prepare(request)
@@ -345,53 +464,113 @@ class _Api:
             await response.write(f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
 
         usage = message["usage"]
-        start = dict(message, content=[], stop_reason=None, stop_sequence=None, stop_details=None,
-                     usage=dict(usage, output_tokens=1))
+        start = dict(
+            message,
+            content=[],
+            stop_reason=None,
+            stop_sequence=None,
+            stop_details=None,
+            usage=dict(usage, output_tokens=1),
+        )
         try:
             await send("message_start", {"type": "message_start", "message": start})
             await send("ping", {"type": "ping"})
             for index, block in enumerate(message["content"]):
                 if block["type"] == "thinking":
-                    await send("content_block_start", {"type": "content_block_start", "index": index,
-                                                       "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
-                    await send("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                       "delta": {"type": "thinking_delta", "thinking": block["thinking"]}})
-                    await send("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                       "delta": {"type": "signature_delta", "signature": block["signature"]}})
+                    await send(
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": index,
+                            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                        },
+                    )
+                    await send(
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "thinking_delta", "thinking": block["thinking"]},
+                        },
+                    )
+                    await send(
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "signature_delta", "signature": block["signature"]},
+                        },
+                    )
                 else:
-                    await send("content_block_start", {"type": "content_block_start", "index": index,
-                                                       "content_block": {"type": "text", "text": "", "citations": None}})
+                    await send(
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": index,
+                            "content_block": {"type": "text", "text": "", "citations": None},
+                        },
+                    )
                     text = block["text"]
                     for offset in range(0, len(text), STREAM_CHUNK_CHARS):
-                        chunk = text[offset: offset + STREAM_CHUNK_CHARS]
+                        chunk = text[offset : offset + STREAM_CHUNK_CHARS]
                         if latency.per_token_ms > 0:
                             await asyncio.sleep(latency.tokens_s(max(1, len(chunk) // 4)))
-                        await send("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                           "delta": {"type": "text_delta", "text": chunk}})
+                        await send(
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": index,
+                                "delta": {"type": "text_delta", "text": chunk},
+                            },
+                        )
                         if fault is not None and fault.kind == "stream_error":
-                            await send("error", {"type": "error", "error": {"type": "overloaded_error",
-                                                                            "message": "Overloaded"},
-                                                 "request_id": request_id})
+                            await send(
+                                "error",
+                                {
+                                    "type": "error",
+                                    "error": {"type": "overloaded_error", "message": "Overloaded"},
+                                    "request_id": request_id,
+                                },
+                            )
                             self._record(request, "messages", 200, request_id, key, fault="stream_error", early=early)
                             await response.write_eof()
                             return response
                 await send("content_block_stop", {"type": "content_block_stop", "index": index})
-            await send("message_delta", {"type": "message_delta",
-                                         "delta": {"stop_reason": message["stop_reason"],
-                                                   "stop_sequence": message["stop_sequence"],
-                                                   "stop_details": message["stop_details"]},
-                                         "usage": {"input_tokens": usage["input_tokens"],
-                                                   "output_tokens": usage["output_tokens"],
-                                                   "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
-                                                   "cache_read_input_tokens": usage["cache_read_input_tokens"]}})
+            await send(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": message["stop_reason"],
+                        "stop_sequence": message["stop_sequence"],
+                        "stop_details": message["stop_details"],
+                    },
+                    "usage": {
+                        "input_tokens": usage["input_tokens"],
+                        "output_tokens": usage["output_tokens"],
+                        "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+                        "cache_read_input_tokens": usage["cache_read_input_tokens"],
+                    },
+                },
+            )
             await send("message_stop", {"type": "message_stop"})
             await response.write_eof()
         except (ConnectionResetError, ConnectionError):
             self._record(request, "messages", 499, request_id, key, early=early)
             return response
         self.state.journal.bill(usage)
-        self._record(request, "messages", 200, request_id, key, fault=fault.kind if fault else None, early=early,
-                     stream=True, input_tokens=usage["input_tokens"], output_tokens=usage["output_tokens"])
+        self._record(
+            request,
+            "messages",
+            200,
+            request_id,
+            key,
+            fault=fault.kind if fault else None,
+            early=early,
+            stream=True,
+            input_tokens=usage["input_tokens"],
+            output_tokens=usage["output_tokens"],
+        )
         return response
 
     async def count_tokens(self, request: web.Request) -> web.Response:
@@ -401,10 +580,9 @@ class _Api:
             key = self._authenticate(request)
             version = self._version(request)
             body, raw = await self._read_json(request, MAX_MESSAGES_BODY)
-            fault = self.state.faults.decide("count_tokens", raw.decode("utf-8", "replace"), stable_hash(raw), 0,
-                                             stream=False) if self.state.faults.rules else None
-            if fault is not None and fault.kind not in ("hang", "slow_first_byte", "disconnect"):
-                raise self._fault_error(fault, key, stable_hash(raw), time.time())
+            if await self._endpoint_fault(request, "count_tokens", key, raw):
+                self._record(request, "count_tokens", 0, request_id, key, fault="disconnect")
+                return web.Response(status=500)
             validate_count_tokens(body, version)
             self._record(request, "count_tokens", 200, request_id, key)
             return _json_response({"input_tokens": count_request_tokens(body)}, 200, self._headers(request_id))
@@ -423,6 +601,12 @@ class _Api:
         try:
             key = self._authenticate(request)
             version = self._version(request)
+            if self.state.faults.rules:
+                small = request.content_length is None or request.content_length <= MAX_BATCH_BODY
+                raw = await request.read() if request.can_read_body and small else b""
+                if await self._endpoint_fault(request, endpoint, key, raw):
+                    self._record(request, endpoint, 0, request_id, key, fault="disconnect")
+                    return web.Response(status=500)
             payload = await action(key, version)
             self._record(request, endpoint, 200, request_id, key)
             if isinstance(payload, web.Response):
@@ -459,11 +643,19 @@ class _Api:
             if not 1 <= limit <= 1000:
                 raise ApiError(400, "invalid_request_error", "limit: Input should be between 1 and 1000")
             batches, has_more = self.state.batches.page(
-                key, time.time(), after_id=request.query.get("after_id"),
-                before_id=request.query.get("before_id"), limit=limit)
+                key,
+                time.time(),
+                after_id=request.query.get("after_id"),
+                before_id=request.query.get("before_id"),
+                limit=limit,
+            )
             data = [self.state.batches.to_json(b, self._base_url(request)) for b in batches]
-            return {"data": data, "has_more": has_more, "first_id": data[0]["id"] if data else None,
-                    "last_id": data[-1]["id"] if data else None}
+            return {
+                "data": data,
+                "has_more": has_more,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
 
         return await self._batch_call(request, "batches", action)
 
@@ -486,8 +678,11 @@ class _Api:
         async def action(key: str, version: str) -> Any:
             batch = self.state.batches.get(request.match_info["batch_id"], key, time.time())
             if batch.ended_at is None:
-                raise ApiError(400, "invalid_request_error",
-                               f"Batch {batch.id} is still processing; results are available once it has ended.")
+                raise ApiError(
+                    400,
+                    "invalid_request_error",
+                    f"Batch {batch.id} is still processing; results are available once it has ended.",
+                )
             lines = self.state.batches.results(batch)
             text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
             return web.Response(body=text.encode("utf-8"), headers={"content-type": "application/x-jsonl"})
@@ -518,13 +713,17 @@ class _Api:
             after, before = request.query.get("after_id"), request.query.get("before_id")
             limit = max(1, min(1000, int(request.query.get("limit", "20"))))
             if after in ids:
-                specs = specs[ids.index(after) + 1:]
+                specs = specs[ids.index(after) + 1 :]
             elif before in ids:
                 specs = specs[: ids.index(before)][-limit:]
             page = specs[:limit]
             data = [self._model_json(s) for s in page]
-            return {"data": data, "has_more": len(specs) > limit, "first_id": data[0]["id"] if data else None,
-                    "last_id": data[-1]["id"] if data else None}
+            return {
+                "data": data,
+                "has_more": len(specs) > limit,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
 
         return await self._batch_call(request, "models", action)
 
@@ -546,7 +745,7 @@ class _Api:
         entries = list(self.state.journal.entries)
         limit = request.query.get("limit")
         if limit is not None:
-            entries = entries[-int(limit):]
+            entries = entries[-int(limit) :]
         return _json_response({"data": entries}, 200, {})
 
     async def control_reset(self, request: web.Request) -> web.Response:
@@ -568,8 +767,11 @@ class _Api:
 
     async def not_found(self, request: web.Request) -> web.Response:
         request_id = self.state.new_id("req")
-        return _json_response(_error_body("not_found_error", f"Not Found: {request.method} {request.path}", request_id),
-                              404, self._headers(request_id))
+        return _json_response(
+            _error_body("not_found_error", f"Not Found: {request.method} {request.path}", request_id),
+            404,
+            self._headers(request_id),
+        )
 
 
 def _retry_after(seconds: float) -> str:

@@ -64,7 +64,9 @@ def render_prefix_parts(body: dict[str, Any]) -> list[PromptPart]:
     for tool in body.get("tools") or []:
         if isinstance(tool, dict):
             blob = {k: v for k, v in tool.items() if k != "cache_control"}
-            parts.append(PromptPart(count_text_tokens(json.dumps(blob, sort_keys=True)), tool.get("cache_control"), blob))
+            parts.append(
+                PromptPart(count_text_tokens(json.dumps(blob, sort_keys=True)), tool.get("cache_control"), blob)
+            )
     config = body.get("output_config")
     fmt = config.get("format") if isinstance(config, dict) else None
     if isinstance(fmt, dict):

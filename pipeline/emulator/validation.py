@@ -36,9 +36,23 @@ CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 MESSAGE_FIELDS = frozenset(
     {
-        "model", "max_tokens", "messages", "system", "stop_sequences", "tools", "tool_choice",
-        "metadata", "cache_control", "thinking", "output_config", "service_tier", "speed",
-        "inference_geo", "container", "diagnostics", "stream",
+        "model",
+        "max_tokens",
+        "messages",
+        "system",
+        "stop_sequences",
+        "tools",
+        "tool_choice",
+        "metadata",
+        "cache_control",
+        "thinking",
+        "output_config",
+        "service_tier",
+        "speed",
+        "inference_geo",
+        "container",
+        "diagnostics",
+        "stream",
     }
 )
 COUNT_TOKENS_FIELDS = frozenset(
@@ -46,14 +60,37 @@ COUNT_TOKENS_FIELDS = frozenset(
 )
 INPUT_BLOCK_TYPES = frozenset(
     {
-        "text", "image", "document", "tool_use", "tool_result", "search_result", "thinking",
-        "redacted_thinking", "server_tool_use", "web_search_tool_result", "container_upload",
+        "text",
+        "image",
+        "document",
+        "tool_use",
+        "tool_result",
+        "search_result",
+        "thinking",
+        "redacted_thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+        "container_upload",
     }
 )
 SCHEMA_KEYS = frozenset(
     {
-        "type", "properties", "required", "additionalProperties", "items", "enum", "const", "anyOf",
-        "allOf", "$ref", "$defs", "description", "title", "format", "minItems", "default",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "anyOf",
+        "allOf",
+        "$ref",
+        "$defs",
+        "description",
+        "title",
+        "format",
+        "minItems",
+        "default",
     }
 )
 STRING_FORMATS = frozenset(
@@ -119,6 +156,8 @@ def _count_cache_control(block: Any) -> int:
 def _check_blocks(content: Any, where: str, role: str, version: str) -> int:
     """Validate one message's content; return how many cache breakpoints it carries."""
     if isinstance(content, str):
+        if not content and role == "user":
+            raise invalid(f"{where}.content: user messages must have non-empty content")
         return 0
     if not isinstance(content, list):
         raise invalid(f"{where}.content: Input should be a valid string or list of content blocks")
@@ -239,14 +278,13 @@ def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
         if role not in ("user", "assistant"):
             raise invalid(f"{where}.role: Input should be 'user' or 'assistant'")
         if index == 0 and role != "user":
-            raise invalid("messages: first message must use the \"user\" role")
+            raise invalid('messages: first message must use the "user" role')
         if "content" not in message:
             raise invalid(f"{where}.content: Field required")
         breakpoints += _check_blocks(message["content"], where, role, version)
     if messages[-1].get("role") == "assistant" and not spec.supports_prefill:
         raise invalid(
-            "This model does not support assistant message prefill. "
-            "The conversation must end with a user message."
+            "This model does not support assistant message prefill. The conversation must end with a user message."
         )
     system = body.get("system")
     if system is not None:
@@ -276,7 +314,7 @@ def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
         if tool_choice["type"] in ("any", "tool") and spec.rejects_forced_tool_use:
             raise invalid(
                 f"tool_choice: forced tool use is not supported for {spec.id}; "
-                "use tool_choice {\"type\": \"auto\"} or structured outputs (output_config.format)"
+                'use tool_choice {"type": "auto"} or structured outputs (output_config.format)'
             )
     thinking = body.get("thinking")
     if thinking is not None:

@@ -1,0 +1,146 @@
+"""How fast is the emulator? Prints JSON.
+
+The emulator runs as its own process (`docpipe emulator`, one event loop, so one core); a load
+generator in this process drives it over loopback with aiohttp:
+
+- `concurrent_connections`: that many requests held open at once (the emulator is given a
+  latency so they overlap), all of which must succeed;
+- `requests_per_s`: non-streaming `POST /v1/messages` requests answered per second at zero
+  latency with a realistic body (a ~2 KB document and a structured-output schema).
+
+Targets (issue 2): at least 1,000 concurrent connections and 1,500 requests/s on one core.
+
+    python bench/emulator.py [--requests 20000] [--connections 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import aiohttp
+
+DOCUMENT = (
+    "Invoice INV-2026-0142 from Northwind Logistics to Contoso Retail, dated 12 March 2026. "
+    "Freight charges for 14 pallets shipped from Rotterdam to Leeds, total due EUR 4,250.00 within 30 days. "
+) * 10
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string", "enum": ["invoice", "contract", "complaint", "other"],
+                  "description": "- invoice: a bill\n- contract: an agreement\n- complaint: an unhappy customer"},
+        "summary": {"type": "string", "description": "At most 30 words."},
+        "confidence": {"type": "number"},
+    },
+    "required": ["label", "summary", "confidence"],
+    "additionalProperties": False,
+}
+HEADERS = {"authorization": "Bearer sk-bench", "anthropic-version": "2026-10-21", "content-type": "application/json"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_emulator(port: int, latency_ms: float) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "emulator", "--port", str(port), "--latency-ms", str(latency_ms)],
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/stats", timeout=1).read()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("emulator did not start")
+
+
+def _body(index: int) -> bytes:
+    return json.dumps({
+        "model": "claude-haiku-5-5",
+        "max_tokens": 300,
+        "system": [{"type": "text", "text": "Classify the document."}],
+        "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
+        "messages": [{"role": "user", "content": f"Document {index}.\n{DOCUMENT}"}],
+    }).encode()
+
+
+async def _drive(url: str, total: int, concurrency: int) -> tuple[int, float]:
+    bodies = [_body(i) for i in range(total)]
+    ok = 0
+    next_index = 0
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+
+        async def worker() -> None:
+            nonlocal ok, next_index
+            while next_index < total:
+                body = bodies[next_index]
+                next_index += 1
+                async with session.post(url, data=body, headers=HEADERS) as response:
+                    await response.read()
+                    ok += response.status == 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return ok, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=1000)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
+
+    port = _free_port()
+    emulator = _start_emulator(port, latency_ms=0)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/messages"
+        asyncio.run(_drive(url, 2000, args.concurrency))  # warm-up
+        ok, elapsed = asyncio.run(_drive(url, args.requests, args.concurrency))
+    finally:
+        emulator.terminate()
+        emulator.wait()
+
+    port = _free_port()
+    emulator = _start_emulator(port, latency_ms=1500)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/messages"
+        held_ok, held_elapsed = asyncio.run(_drive(url, args.connections, args.connections))
+    finally:
+        emulator.terminate()
+        emulator.wait()
+
+    print(json.dumps({
+        "benchmark": "emulator",
+        "cpu_count": os.cpu_count(),
+        "requests": args.requests,
+        "requests_ok": ok,
+        "requests_per_s": round(ok / elapsed, 1),
+        "client_concurrency": args.concurrency,
+        "concurrent_connections": args.connections,
+        "concurrent_connections_ok": held_ok,
+        "concurrent_wall_s": round(held_elapsed, 2),
+        "targets": {"requests_per_s": 1500, "concurrent_connections": 1000},
+        "meets_targets": ok / elapsed >= 1500 and held_ok == args.connections and held_elapsed < 3.0,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Documents per second against emulator latency L and concurrency C, as a fraction of the ideal C/L.
+
+For each (C, L, N): an emulator process answers every request after L seconds (time to first token,
+no per-token time), `docpipe run` processes N synthetic documents with `--concurrency C`, and the
+figure is (N / wall time of the whole run, start-up and tail included) / (C / L).
+
+Targets (issue 3): >= 0.95 at C=128, L=1 s, 2,000 documents; >= 0.90 at C=512, L=2 s.
+
+    python bench/throughput.py [--documents 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import TRIAGE_JOB, EmulatorProcess, run_docpipe, write_manifest
+
+CASES = ((128, 1.0, 0.95), (512, 2.0, 0.90))
+
+
+def measure(concurrency: int, latency_s: float, documents: int, workdir: Path) -> dict[str, object]:
+    manifest = write_manifest(workdir / f"manifest-{concurrency}.jsonl", documents)
+    out = workdir / f"out-{concurrency}"
+    with EmulatorProcess("--latency-ms", str(latency_s * 1000)) as emulator:
+        code, stderr, wall_s, _ = run_docpipe(
+            ["run", str(TRIAGE_JOB), str(manifest), "--out", str(out), "--concurrency", str(concurrency)],
+            base_url=emulator.base_url,
+        )
+        billed = emulator.stats()["messages_billed"]
+    if code != 0:
+        raise SystemExit(f"docpipe exited {code}:\n{stderr[-2000:]}")
+    ideal = concurrency / latency_s
+    rate = documents / wall_s
+    return {
+        "concurrency": concurrency,
+        "latency_s": latency_s,
+        "documents": documents,
+        "messages_billed": billed,
+        "wall_s": round(wall_s, 2),
+        "docs_per_s": round(rate, 1),
+        "ideal_docs_per_s": ideal,
+        "fraction_of_ideal": round(rate / ideal, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=2000)
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for concurrency, latency_s, target in CASES:
+            figure = measure(concurrency, latency_s, args.documents, Path(tmp))
+            figure["target"] = target
+            figure["meets_target"] = figure["fraction_of_ideal"] >= target  # type: ignore[operator]
+            results.append(figure)
+    print(json.dumps({"benchmark": "throughput", "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The one seam to Claude's API: the only module that imports `anthropic`.
+
+`ApiClient.create()` sends one request, non-streaming or streamed (`messages.stream()` and
+`get_final_message()`, same result either way), and returns the message as plain data. Every SDK
+exception is translated here into docpipe's tree, which is what the retry layer and the runner
+reason about:
+
+- `TransientError`: worth another attempt (429 with its retry-after, 529, 5xx, a dropped
+  connection, a timeout, an error event in the middle of a stream);
+- `RequestError`: this document's request will fail again as it is (400, 413...);
+- `FatalRunError`: every request will fail (401, 403, 402, an unknown model, a spend limit).
+
+The SDK's own retries are off (`max_retries=0`): retrying is the job of `retry.py` alone.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+import httpx2
+
+from .errors import FatalRunError, PipelineError, RequestError, TransientError
+
+__all__ = ["ApiClient", "ApiResponse", "HeadersObserver", "translate_error"]
+
+HeadersObserver = Callable[[Mapping[str, str]], None]
+SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached", "spend_limit_reached", "workspace_spend_limit_reached"})
+KEEPALIVE_CONNECTIONS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """One successful response as plain data."""
+
+    message: dict[str, Any]
+    request_id: str | None
+    streamed: bool
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """The server's retry instruction: `retry-after-ms`, else `retry-after` in seconds or as a date."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _status_message(exc: anthropic.APIStatusError) -> str:
+    message = exc.api_message if isinstance(getattr(exc, "api_message", None), str) else None
+    if message is None:
+        body = exc.body
+        message = body.strip()[:200] if isinstance(body, str) and body.strip() else exc.message
+    return str(message)
+
+
+def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s: float | None = None) -> PipelineError:
+    """docpipe's exception for an SDK exception (see the module docstring)."""
+    if isinstance(exc, anthropic.APITimeoutError):
+        after = f" after {timeout_s:g} s" if timeout_s else ""
+        return TransientError(f"request timed out{after}", error_type="timeout", document_id=document_id)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return TransientError(
+            f"connection to the API failed: {exc.__cause__ or exc}",
+            error_type="connection_error",
+            document_id=document_id,
+        )
+    if not isinstance(exc, anthropic.APIStatusError):
+        return TransientError(
+            f"unexpected client error: {type(exc).__name__}: {exc}", error_type="client_error", document_id=document_id
+        )
+    status = exc.status_code
+    request_id = exc.request_id
+    error_type = exc.type if isinstance(getattr(exc, "type", None), str) else None
+    message = _status_message(exc)
+    error_code = getattr(exc, "error_code", None)
+    headers = exc.response.headers
+    if status == 200:  # an `event: error` in the middle of a stream
+        return TransientError(
+            f"the stream failed mid-way: {error_type or 'error'}: {message}",
+            error_type=error_type or "stream_error",
+            status=status,
+            document_id=document_id,
+            request_id=request_id,
+        )
+    if status == 401:
+        return FatalRunError(
+            f"the API rejected the API key (401 {error_type or 'authentication_error'}: {message}). "
+            "Check ANTHROPIC_API_KEY, or run with --offline against the built-in emulator.",
+            request_id=request_id,
+        )
+    if status == 402:
+        return FatalRunError(
+            f"billing problem (402): {message}. Check the organisation's billing settings.", request_id=request_id
+        )
+    if status == 403:
+        return FatalRunError(
+            f"permission denied (403): {message}. The key's workspace may not allow this model.", request_id=request_id
+        )
+    if status == 404:
+        return FatalRunError(
+            f"not found (404): {message}. Check the job's model name against `GET /v1/models`.", request_id=request_id
+        )
+    if error_code in SPEND_LIMIT_CODES or (status in (400, 429) and "spend limit" in message.lower()):
+        return FatalRunError(
+            f"the organisation's spend limit is reached ({status}): {message}. "
+            "Raise the limit in the Console, then rerun: finished documents are not paid for again.",
+            request_id=request_id,
+        )
+    if status == 413:
+        return RequestError(
+            f"request too large for the API (413): {message}. Lower job.max_document_tokens or split the document.",
+            error_type="request_too_large",
+            status=status,
+            document_id=document_id,
+            request_id=request_id,
+        )
+    should_retry = headers.get("x-should-retry")
+    if status in (408, 409, 429) or status >= 500 or should_retry == "true":
+        if should_retry == "false":
+            return RequestError(
+                f"{status} {error_type or 'error'}: {message}",
+                error_type=error_type or str(status),
+                status=status,
+                document_id=document_id,
+                request_id=request_id,
+            )
+        return TransientError(
+            f"{status} {error_type or 'error'}: {message}",
+            error_type=error_type or ("overloaded_error" if status == 529 else "api_error"),
+            status=status,
+            retry_after_s=_retry_after_s(headers),
+            document_id=document_id,
+            request_id=request_id,
+        )
+    return RequestError(
+        f"{status} {error_type or 'error'}: {message}",
+        error_type=error_type or "invalid_request_error",
+        status=status,
+        document_id=document_id,
+        request_id=request_id,
+    )
+
+
+class ApiClient:
+    """An `AsyncAnthropic` with retries off, sized for the worker pool, observed for rate-limit headers."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        max_connections: int = 256,
+        on_headers: HeadersObserver | None = None,
+    ) -> None:
+        self._on_headers = on_headers
+        http_client = anthropic.DefaultAsyncHttpxClient(
+            limits=httpx2.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=min(max_connections, max(KEEPALIVE_CONNECTIONS, max_connections)),
+            ),
+        )
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, max_retries=0, http_client=http_client
+        )
+
+    def _observe(self, headers: Mapping[str, str]) -> None:
+        if self._on_headers is not None:
+            self._on_headers(headers)
+
+    async def create(
+        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+    ) -> ApiResponse:
+        """Send one Messages request; raise TransientError, RequestError or FatalRunError on failure."""
+        try:
+            if stream:
+                async with self._client.messages.stream(**params, timeout=timeout_s) as events:
+                    self._observe(events.response.headers)
+                    message = await events.get_final_message()
+                    request_id = events.response.headers.get("request-id")
+            else:
+                raw = await self._client.messages.with_raw_response.create(**params, timeout=timeout_s)
+                self._observe(raw.headers)
+                message = await raw.parse()
+                request_id = raw.headers.get("request-id")
+        except anthropic.APIStatusError as exc:
+            self._observe(exc.response.headers)
+            raise translate_error(exc, document_id=document_id, timeout_s=timeout_s) from None
+        except anthropic.APIError as exc:
+            raise translate_error(exc, document_id=document_id, timeout_s=timeout_s) from None
+        return ApiResponse(message.model_dump(mode="json"), request_id, stream)
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,140 @@
+"""The `docpipe` command line: parse options, call one library function, map errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .config import resolve_config
+from .emulator import EmulatorConfig, FaultPlan, LatencyModel, Limits, load_fault_plan, serve
+from .errors import ConfigError, EmulatorError, FatalRunError, OutputLockedError, PipelineError
+from .jobs import load_job
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_DOCUMENT_ERRORS = 1
+EXIT_USAGE = 2
+EXIT_FATAL = 3
+EXIT_LOCKED = 75  # EX_TEMPFAIL: cron may simply try again later
+
+
+def _fail(error: PipelineError) -> None:
+    code = EXIT_USAGE
+    if isinstance(error, FatalRunError):
+        code = EXIT_FATAL
+    elif isinstance(error, OutputLockedError):
+        code = EXIT_LOCKED
+    elif not isinstance(error, (ConfigError, EmulatorError)):
+        code = EXIT_FATAL
+    click.echo(f"docpipe: error: {error}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="docpipe")
+def main() -> None:
+    """Batch document processing on Claude's Messages API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to bind.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for ids, content and faults.")
+@click.option(
+    "--faults",
+    "faults_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Fault profile (JSON or TOML).",
+)
+@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Time to first token.")
+@click.option("--per-token-ms", default=0.0, show_default=True, type=float, help="Time per output token.")
+@click.option("--rpm", type=int, help="Requests per minute per key (default: unlimited).")
+@click.option("--itpm", type=int, help="Input tokens per minute per key (default: unlimited).")
+@click.option("--otpm", type=int, help="Output tokens per minute per key (default: unlimited).")
+@click.option(
+    "--batch-seconds", default=2.0, show_default=True, type=float, help="How long a message batch stays in_progress."
+)
+@click.option("--api-key", "api_keys", multiple=True, help="Accept only these keys (repeatable; default: any).")
+def emulator(
+    host: str,
+    port: int,
+    seed: int,
+    faults_path: Path | None,
+    latency_ms: float,
+    per_token_ms: float,
+    rpm: int | None,
+    itpm: int | None,
+    otpm: int | None,
+    batch_seconds: float,
+    api_keys: tuple[str, ...],
+) -> None:
+    """Serve the Anthropic API emulator on loopback until interrupted."""
+    try:
+        plan = load_fault_plan(faults_path, seed=seed) if faults_path else FaultPlan(seed=seed)
+        config = EmulatorConfig(
+            seed=seed,
+            latency=LatencyModel(ttft_ms=latency_ms, per_token_ms=per_token_ms),
+            limits=Limits(rpm=rpm, itpm=itpm, otpm=otpm),
+            api_keys=frozenset(api_keys) if api_keys else None,
+            batch_processing_s=batch_seconds,
+            faults=plan,
+        )
+
+        def ready(url: str) -> None:
+            click.echo(f"docpipe emulator listening on {url} (seed {seed}); Ctrl-C to stop", err=True)
+
+        serve(config, host=host, port=port, on_ready=ready)
+    except KeyboardInterrupt:
+        return
+    except PipelineError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (a Parquet dataset).")
+@click.option("--concurrency", type=click.IntRange(1, 4096), help="Requests in flight at most [default: 16].")
+@click.option("--limit", type=click.IntRange(min=1), help="Process at most N documents not already done.")
+@click.option("--offline", is_flag=True, help="Run against the built-in API emulator on loopback.")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent and what is already done; send nothing.")
+@click.option("--include", multiple=True, help="Glob of files to take from a folder (repeatable).")
+@click.option("--exclude", multiple=True, help="Glob of files to skip in a folder (repeatable).")
+@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute (overrides the job).")
+@click.option("--itpm", type=click.IntRange(min=1), help="Input tokens per minute (overrides the job).")
+@click.option("--otpm", type=click.IntRange(min=1), help="Output tokens per minute (overrides the job).")
+@click.option("--progress", type=click.Choice(["auto", "bar", "log", "off"]), help="Progress display [default: auto].")
+def run(job_file: Path, input_path: Path | None, out_dir: Path, concurrency: int | None, limit: int | None,
+        offline: bool, dry_run: bool, include: tuple[str, ...], exclude: tuple[str, ...], rpm: int | None,
+        itpm: int | None, otpm: int | None, progress: str | None) -> None:
+    """Run JOB over INPUT (a folder, or a JSONL, CSV or Parquet manifest) and write rows to --out.
+
+    \b
+    Exit codes: 0 every document ok; 1 finished, some documents in error; 2 usage or
+    configuration error; 3 a fatal error stopped the run; 75 another run holds --out;
+    130 interrupted (rerun to resume).
+    """
+    from .runner import dry_run as plan_run
+    from .runner import run as run_job
+
+    try:
+        job = load_job(job_file)
+        if input_path is None:
+            raise ConfigError("missing INPUT: give a folder or a manifest (.jsonl, .csv, .parquet)")
+        config = resolve_config(job, input_path, out_dir, concurrency=concurrency, limit=limit, dry_run=dry_run,
+                                offline=offline, include=include, exclude=exclude, rpm=rpm, itpm=itpm, otpm=otpm,
+                                progress=progress)
+        if dry_run:
+            click.echo(plan_run(config))
+            return
+        summary = run_job(config)
+    except PipelineError as exc:
+        _fail(exc)
+        return
+    click.echo(summary.describe(), err=True)
+    click.echo(f"docpipe: results in {out_dir}/ (summary: {out_dir}/_runs/{summary.run_id}.json)", err=True)
+    sys.exit(summary.exit_code)

@@ -1,0 +1,159 @@
+"""A run's configuration, resolved once with a visible precedence.
+
+    command-line flag  >  DOCPIPE_* environment variable  >  job file  >  default
+
+The SDK's own `ANTHROPIC_API_KEY`, `ANTHROPIC_AUTH_TOKEN` and `ANTHROPIC_BASE_URL` are left to the
+SDK: they are how a gateway, a proxy or an emulator is reached.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+from .jobs import Job
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_GRACE_S",
+    "RunConfig",
+    "resolve_config",
+]
+
+DEFAULT_CONCURRENCY = 16
+MAX_CONCURRENCY = 4096
+DEFAULT_GRACE_S = 30.0
+DEFAULT_LOG_EVERY_S = 30.0
+PROGRESS_MODES = ("auto", "bar", "log", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Everything a run needs, resolved. `api_key` is never printed (see `__repr__`)."""
+
+    job: Job
+    input_path: Path
+    out_dir: Path
+    concurrency: int = DEFAULT_CONCURRENCY
+    limit: int | None = None
+    dry_run: bool = False
+    offline: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    rpm: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
+    api_key: str | None = None
+    base_url: str | None = None
+    progress: str = "auto"
+    log_every_s: float = DEFAULT_LOG_EVERY_S
+    grace_s: float = DEFAULT_GRACE_S
+    flush_rows: int = 1000
+
+    def __repr__(self) -> str:
+        return (
+            f"RunConfig(job={self.job.name!r}, input_path={str(self.input_path)!r}, out_dir={str(self.out_dir)!r}, "
+            f"concurrency={self.concurrency}, offline={self.offline}, api_key={'***' if self.api_key else None})"
+        )
+
+    @property
+    def backend(self) -> str:
+        return "emulator" if self.offline else "api"
+
+
+def _env_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _env_float(env: Mapping[str, str], name: str, *, allow_zero: bool) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name}={raw!r} must be a {'non-negative' if allow_zero else 'positive'} number of seconds")
+    return value
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _first_float(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
+
+
+def resolve_config(
+    job: Job,
+    input_path: Path,
+    out_dir: Path,
+    *,
+    concurrency: int | None = None,
+    limit: int | None = None,
+    dry_run: bool = False,
+    offline: bool = False,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    rpm: int | None = None,
+    itpm: int | None = None,
+    otpm: int | None = None,
+    progress: str | None = None,
+    grace_s: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """Resolve flags, environment, job file and defaults into one frozen RunConfig."""
+    env = os.environ if env is None else env
+    if not input_path.exists():
+        raise ConfigError(f"input not found: {input_path}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} exists and is not a directory")
+    env_concurrency = _env_int(env, "DOCPIPE_CONCURRENCY")
+    resolved_concurrency = concurrency if concurrency is not None else (env_concurrency or DEFAULT_CONCURRENCY)
+    if not 1 <= resolved_concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, not {resolved_concurrency}")
+    if limit is not None and limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    resolved_progress = progress or env.get("DOCPIPE_PROGRESS") or "auto"
+    if resolved_progress not in PROGRESS_MODES:
+        raise ConfigError(f"progress mode must be one of {', '.join(PROGRESS_MODES)}, not {resolved_progress!r}")
+    api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
+    if not offline and not dry_run and not api_key:
+        raise ConfigError(
+            "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...), "
+            "or add --offline to run against docpipe's built-in API emulator"
+        )
+    return RunConfig(
+        job=job,
+        input_path=input_path,
+        out_dir=out_dir,
+        concurrency=resolved_concurrency,
+        limit=limit,
+        dry_run=dry_run,
+        offline=offline,
+        include=include,
+        exclude=exclude,
+        rpm=_first(rpm, _env_int(env, "DOCPIPE_RPM"), job.rpm),
+        itpm=_first(itpm, _env_int(env, "DOCPIPE_ITPM"), job.itpm),
+        otpm=_first(otpm, _env_int(env, "DOCPIPE_OTPM"), job.otpm),
+        api_key=None if offline else api_key,
+        base_url=None if offline else env.get("ANTHROPIC_BASE_URL"),
+        progress=resolved_progress,
+        log_every_s=_first_float(_env_float(env, "DOCPIPE_LOG_EVERY_S", allow_zero=False), DEFAULT_LOG_EVERY_S),
+        grace_s=_first_float(grace_s, _env_float(env, "DOCPIPE_GRACE_S", allow_zero=True), DEFAULT_GRACE_S),
+    )

@@ -1,0 +1,483 @@
+"""Text from one document file: plain text, Markdown, HTML, JSON, CSV or PDF.
+
+Every failure is an `ExtractionError` whose message says what is wrong and, where there is one,
+what to do about it; the runner turns it into an error row and carries on. Nothing here raises
+anything else on bad input, and nothing emits Python warnings.
+
+Text files are decoded in this order: a UTF-32/UTF-16/UTF-8 byte-order mark, then strict UTF-8,
+then charset-normalizer's guess, except that Windows-1252 (a superset of Latin-1 for text) wins
+whenever it reads as cleanly as the guess: short Western European files are where detectors go
+wrong most often, and they are by far the most common legacy text. Newlines become `\\n`.
+
+Structured formats are rendered for a model to read, not round-tripped: HTML becomes its visible
+text, JSON becomes `path.to[0].field: value` lines, CSV becomes `header: value` blocks, one per row.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import logging
+import os
+import re
+import stat
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from .errors import ExtractionError
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "SUPPORTED_SUFFIXES",
+    "ExtractedText",
+    "extract_bytes",
+    "extract_text",
+]
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+SUFFIX_KINDS: dict[str, str] = {
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".json": "json",
+    ".csv": "csv",
+    ".pdf": "pdf",
+}
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(SUFFIX_KINDS)
+
+# A text file is "binary" when it holds a NUL, or when more than this share of its characters are
+# control characters other than tab, newline, carriage return and form feed.
+MAX_CONTROL_SHARE = 0.05
+# Windows-1252 is chosen over charset-normalizer's guess when its mess ratio is at most this much worse.
+CP1252_MESS_TOLERANCE = 0.1
+MESS_SAMPLE_CHARS = 100_000
+CSV_DELIMITERS = (",", ";", "\t")
+CSV_SNIFF_ROWS = 20
+PDF_HEADER_WINDOW = 1024
+PASSWORD_REQUIRED = "encrypted PDF: password required; save an unprotected copy to process it"
+REASON_MAX_CHARS = 200
+
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Encodings a detector proposes for short Western text that are never what a business file is in.
+# UTF-16/32 without a byte-order mark and EBCDIC code pages are not guessed.
+_IMPLAUSIBLE_GUESSES = frozenset({"cp037", "cp273", "cp424", "cp500", "cp875", "cp1006", "cp1026", "cp1140"})
+_Fail: TypeAlias = Callable[[str], ExtractionError]  # builds the error for the document at hand
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_NEWLINES = re.compile(r"\r\n?")
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedText:
+    """The text of one document, and how it was read."""
+
+    text: str
+    kind: str  # "txt" | "md" | "html" | "json" | "csv" | "pdf"
+    encoding: str | None  # detected text encoding; None for PDF
+    pages: int | None  # PDFs only
+
+
+def extract_text(path: Path, *, document_id: str | None = None) -> ExtractedText:
+    """Read one file and return its text; raise `ExtractionError` with an actionable message."""
+
+    def fail(message: str) -> ExtractionError:
+        return ExtractionError(message, document_id=document_id, path=path)
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise fail(f"file not found: {path}") from None
+    except PermissionError:
+        raise fail(f"permission denied: cannot read {path}") from None
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL character in the path
+        raise fail(f"cannot read {path!r}: not a valid file path") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise fail(f"{path} is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise fail(f"{path} is not a regular file (a pipe, socket or device)")
+    _kind_for(path.suffix, fail)
+    if info.st_size > MAX_FILE_BYTES:
+        raise fail(_too_large(info.st_size))
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except PermissionError:
+        raise fail(f"permission denied: cannot read {path}") from None
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror or exc}") from None
+    return extract_bytes(data, path.suffix, document_id=document_id, path=str(path))
+
+
+def extract_bytes(
+    data: bytes, suffix: str, *, document_id: str | None = None, path: str | None = None
+) -> ExtractedText:
+    """Extract text from a file's bytes; `suffix` (".pdf" or "pdf", any case) chooses the format."""
+
+    def fail(message: str) -> ExtractionError:
+        return ExtractionError(message, document_id=document_id, path=path)
+
+    kind = _kind_for(suffix, fail)
+    if len(data) > MAX_FILE_BYTES:
+        raise fail(_too_large(len(data)))
+    if not data.strip():
+        raise fail("empty document")
+    if kind == "pdf":
+        text, pages = _pdf_text(data, fail)
+        return ExtractedText(text=text, kind=kind, encoding=None, pages=pages)
+    decoded, encoding = _decode(data, fail)
+    if kind == "html":
+        text = _html_text(decoded, fail)
+    elif kind == "json":
+        text = _json_text(decoded, fail)
+    elif kind == "csv":
+        text = _csv_text(decoded, fail)
+    else:
+        text = _plain_text(decoded)
+    if not text.strip():
+        raise fail("empty document")
+    return ExtractedText(text=text, kind=kind, encoding=encoding, pages=None)
+
+
+# -- formats and sizes -----------------------------------------------------------------------------
+
+
+def _kind_for(suffix: str, fail: _Fail) -> str:
+    normalised = suffix.lower()
+    if normalised and not normalised.startswith("."):
+        normalised = "." + normalised
+    kind = SUFFIX_KINDS.get(normalised)
+    if kind is None:
+        shown = f"file type {normalised!r}" if normalised else "a file without a suffix"
+        raise fail(f"unsupported {shown}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+    return kind
+
+
+def _too_large(size_bytes: int) -> str:
+    return (
+        f"file too large: {size_bytes / 1024 / 1024:.1f} MB, over the {MAX_FILE_BYTES // 1024 // 1024} MB limit; "
+        "split it or extract the part that matters"
+    )
+
+
+# -- decoding --------------------------------------------------------------------------------------
+
+
+def _decode(data: bytes, fail: _Fail) -> tuple[str, str]:
+    """Decode text bytes, refusing binary content; newlines normalised to "\\n"."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise fail(
+                    f"undecodable text: starts with a {codec} byte-order mark but is not valid {codec} ({exc.reason})"
+                ) from None
+            encoding = "utf-8" if codec == "utf-8-sig" else codec
+            break
+    else:
+        if b"\x00" in data:
+            raise fail("binary content in a text file (NUL bytes); check the file type")
+        try:
+            text, encoding = data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = _guess_decode(data, fail)
+    if "\x00" in text or sum(1 for _ in _CONTROL_CHARS.finditer(text)) > MAX_CONTROL_SHARE * len(text):
+        raise fail("binary content in a text file (control characters); check the file type")
+    return _NEWLINES.sub("\n", text), encoding
+
+
+def _guess_decode(data: bytes, fail: _Fail) -> tuple[str, str]:
+    import charset_normalizer
+    from charset_normalizer.md import mess_ratio
+
+    matches = [
+        match
+        for match in charset_normalizer.from_bytes(data)
+        if match.encoding not in _IMPLAUSIBLE_GUESSES and not match.encoding.startswith(("utf_16", "utf_32"))
+    ]
+    best_mess = min((match.chaos for match in matches), default=0.0)
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    if western is not None and mess_ratio(western[:MESS_SAMPLE_CHARS], 1.0) <= best_mess + CP1252_MESS_TOLERANCE:
+        return western, "cp1252"
+    if not matches:
+        raise fail("undecodable text: not UTF-8 and no other encoding fits; re-save the file as UTF-8")
+    best = matches[0]
+    return str(best), best.encoding
+
+
+def _plain_text(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.lstrip("\n").rstrip().split("\n"))
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+
+class _VisibleText(HTMLParser):
+    """Collects the visible text of an HTML page: the title first, then one line per block."""
+
+    HIDDEN = frozenset({"script", "style", "head", "template", "noscript"})
+    BLOCKS = frozenset(
+        {
+            "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "dialog", "div",
+            "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+            "h6", "header", "hr", "legend", "li", "main", "nav", "ol", "p", "section", "summary", "table",
+            "tbody", "tfoot", "thead", "tr", "ul",
+        }
+    )  # fmt: skip
+    CELLS = frozenset({"td", "th"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        # <title> counts as hidden too: its text is kept apart, as the first line, and only the first
+        # one is kept (a later <title>, as in an inline SVG, is a tooltip).
+        self.hidden_depth: dict[str, int] = dict.fromkeys((*self.HIDDEN, "title"), 0)
+        self.in_title = False
+        self.pre_depth = 0
+        self.title: list[str] = []
+        self.lines: list[str] = []
+        self.current: list[str] = []
+        self.cells_in_row = 0
+
+    @property
+    def hidden(self) -> bool:
+        return any(self.hidden_depth.values())
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self.in_title = not self.title
+        elif tag == "body":
+            self.hidden_depth["head"] = 0  # a page that never closes <head>
+        if tag in self.hidden_depth:
+            self.hidden_depth[tag] += 1
+        elif tag in self.BLOCKS:
+            self.break_line()
+            if tag == "tr":
+                self.cells_in_row = 0
+        elif tag in self.CELLS:
+            if self.cells_in_row and not self.hidden:
+                self.current.append(" | ")
+            self.cells_in_row += 1
+        elif tag == "pre":
+            self.break_line()
+            self.pre_depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self.in_title = False
+        if tag in self.hidden_depth:
+            self.hidden_depth[tag] = max(0, self.hidden_depth[tag] - 1)
+        elif tag in self.BLOCKS:
+            self.break_line()
+        elif tag == "pre":
+            self.break_line()
+            self.pre_depth = max(0, self.pre_depth - 1)
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            self.title.append(data)
+        elif not self.hidden:
+            self.current.append(data)
+
+    def break_line(self) -> None:
+        joined = "".join(self.current)
+        self.current = []
+        if self.pre_depth:
+            self.lines.extend(line.rstrip() for line in joined.strip("\n").split("\n") if line.strip())
+        else:
+            line = " ".join(joined.split())
+            if line.strip(" |"):
+                self.lines.append(line)
+
+    def text(self) -> str:
+        self.break_line()
+        title = " ".join("".join(self.title).split())
+        return "\n".join([title, *self.lines] if title else self.lines)
+
+
+def _html_text(html: str, fail: _Fail) -> str:
+    parser = _VisibleText()
+    try:
+        parser.feed(html)
+        parser.close()
+    except (AssertionError, ValueError) as exc:  # _markupbase raises these on broken declarations
+        raise fail(f"malformed HTML: {_reason(exc)}") from None
+    return parser.text()
+
+
+# -- JSON ------------------------------------------------------------------------------------------
+
+
+def _json_text(text: str, fail: _Fail) -> str:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise fail("invalid JSON: nested too deeply to read") from None
+    lines: list[str] = []
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict) and value:
+            children = [(f"{path}.{key}" if path else str(key), item) for key, item in value.items()]
+        elif isinstance(value, list) and value:
+            children = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+        elif not path and isinstance(value, dict | list):
+            continue  # an empty object or array: nothing to read
+        else:
+            rendered = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            lines.append(f"{path}: {rendered}" if path else rendered)
+            continue
+        stack.extend(reversed(children))
+    return "\n".join(lines)
+
+
+# -- CSV -------------------------------------------------------------------------------------------
+
+
+def _csv_delimiter(text: str) -> str:
+    """The candidate delimiter that splits the header into most columns that the next rows agree with."""
+    end = -1
+    for _ in range(CSV_SNIFF_ROWS):
+        end = text.find("\n", end + 1)
+        if end == -1:
+            break
+    sample = text if end == -1 else text[:end]
+    best, best_score = CSV_DELIMITERS[0], (0, 0)
+    for delimiter in CSV_DELIMITERS:
+        try:
+            rows = [row for row in csv.reader(io.StringIO(sample), delimiter=delimiter) if row]
+        except csv.Error:
+            continue
+        if not rows or len(rows[0]) < 2:
+            continue
+        agreeing = sum(len(row) == len(rows[0]) for row in rows)
+        score = (agreeing, len(rows[0]))
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _csv_text(text: str, fail: _Fail) -> str:
+    reader = csv.reader(io.StringIO(text), delimiter=_csv_delimiter(text), strict=True)
+    blocks: list[str] = []
+    header: list[str] | None = None
+    row_start = 1
+    try:
+        for row in reader:
+            row_start = reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = [name.strip() or f"column {index}" for index, name in enumerate(row, start=1)]
+                continue
+            names = header + [f"column {index}" for index in range(len(header) + 1, len(row) + 1)]
+            block = [f"{name}: {cell.strip()}" for name, cell in zip(names, row, strict=False) if cell.strip()]
+            blocks.append("\n".join(block))
+    except csv.Error as exc:
+        raise fail(f"cannot parse CSV at line {row_start}: {exc}") from None
+    if header is not None and not blocks:
+        raise fail("empty document: the CSV has a header row but no data rows")
+    return "\n\n".join(blocks)
+
+
+# -- PDF -------------------------------------------------------------------------------------------
+
+# pypdf raises a wide range of exception types on malformed files; each of them means "corrupt".
+_PDF_FAILURES: tuple[type[BaseException], ...] = (
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    OSError,
+    RecursionError,
+    TypeError,
+    ValueError,
+    struct.error,
+    zlib.error,
+)
+_pypdf_quietened = False
+
+
+def _quieten_pypdf() -> None:
+    """pypdf logs a warning for every file it repairs; a pipeline reports failures as rows instead."""
+    global _pypdf_quietened
+    if not _pypdf_quietened:
+        logger = logging.getLogger("pypdf")
+        if logger.level == logging.NOTSET:  # leave a logger the application configured alone
+            logger.setLevel(logging.ERROR)
+        _pypdf_quietened = True
+
+
+def _pdf_text(data: bytes, fail: _Fail) -> tuple[str, int]:
+    import pypdf
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
+
+    _quieten_pypdf()
+    failures: tuple[type[BaseException], ...] = (PyPdfError, *_PDF_FAILURES)
+
+    def missing_dependency(exc: DependencyError) -> ExtractionError:
+        if "AES" in str(exc):  # pypdf needs `cryptography` for AES, even to try the empty password
+            return fail(f"encrypted PDF: cannot decrypt it ({_reason(exc)})")
+        return fail(f"unsupported PDF: {_reason(exc)}")
+
+    if b"%PDF-" not in data[:PDF_HEADER_WINDOW]:
+        raise fail("corrupt PDF: no %PDF header, so this is not a PDF file; check the file type")
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))  # an encrypted file is tried with "" here already
+        encrypted = reader.is_encrypted
+    except DependencyError as exc:
+        raise missing_dependency(exc) from None
+    except failures as exc:
+        raise fail(f"corrupt PDF: {_reason(exc)}") from None
+    if encrypted:
+        try:
+            decrypted = reader.decrypt("") != pypdf.PasswordType.NOT_DECRYPTED
+        except DependencyError as exc:
+            raise missing_dependency(exc) from None
+        except failures as exc:
+            raise fail(f"encrypted PDF: cannot decrypt it ({_reason(exc)})") from None
+        if not decrypted:
+            raise fail(PASSWORD_REQUIRED)
+    try:
+        page_texts = [page.extract_text() or "" for page in reader.pages]
+    except FileNotDecryptedError:
+        raise fail(PASSWORD_REQUIRED) from None
+    except DependencyError as exc:
+        raise missing_dependency(exc) from None
+    except failures as exc:
+        raise fail(f"corrupt PDF: {_reason(exc)}") from None
+    if not page_texts:
+        raise fail("corrupt PDF: it has no pages")
+    cleaned = [_CONTROL_CHARS.sub("", _NEWLINES.sub("\n", text)).strip() for text in page_texts]
+    if not any(cleaned):
+        raise fail("PDF has no text layer (scanned image?); OCR is not supported")
+    return "\n\f\n".join(cleaned), len(cleaned)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, one-line reason from an exception, without a traceback."""
+    lines = str(exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    return reason if len(reason) <= REASON_MAX_CHARS else reason[: REASON_MAX_CHARS - 3] + "..."

@@ -1,0 +1,406 @@
+"""Job definitions: what to ask of every document, and what a row of the answer looks like.
+
+A job file (TOML) names the model, the instructions and the output fields. The fields become both
+the structured-output JSON schema sent with every request and the typed columns of the Parquet
+output, so the two cannot drift apart. Everything that changes the answer goes into the job's
+fingerprint, which every row carries: a job edit re-processes every document, a rerun of the same
+job never does.
+
+    [job]
+    name = "triage"
+    model = "claude-haiku-5-5"
+    max_tokens = 1024
+    instructions = "Classify the document..."
+
+    [[fields]]
+    name = "label"
+    type = "enum"
+    description = "The kind of document."
+    values = { invoice = "A bill or request for payment", contract = "An agreement between parties" }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import JobError
+from .models import DEFAULT_MODEL, MODELS
+
+__all__ = [
+    "FIELD_TYPES",
+    "Field",
+    "Job",
+    "RetrySettings",
+    "load_job",
+    "parse_job",
+]
+
+FIELD_TYPES = ("string", "enum", "number", "integer", "boolean", "date", "list")
+STREAM_MODES = ("auto", "always", "never")
+TOO_LONG_POLICIES = ("truncate", "error")
+CACHE_TTLS = ("5m", "1h")
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+RESERVED_COLUMNS = frozenset(
+    {
+        "doc_id",
+        "source",
+        "doc_sha256",
+        "status",
+        "error_type",
+        "error_message",
+        "model",
+        "stop_reason",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+        "latency_ms",
+        "attempts",
+        "request_id",
+        "job",
+        "job_fingerprint",
+        "run_id",
+        "backend",
+        "created_at",
+        "streamed",
+        "truncated",
+        "source_size",
+        "source_mtime_ns",
+    }
+)
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MAX_DOCUMENT_TOKENS = 100_000
+PROMPT_VERSION = 1  # bump when the prompt template in requests.py changes the answer
+
+JOB_KEYS = frozenset(
+    {
+        "name",
+        "description",
+        "model",
+        "max_tokens",
+        "instructions",
+        "stream",
+        "timeout_s",
+        "too_long",
+        "max_document_tokens",
+        "cache_ttl",
+        "effort",
+        "schema_retries",
+    }
+)
+FIELD_KEYS = frozenset({"name", "type", "description", "values", "max_words", "max_items", "items", "required"})
+RETRY_KEYS = frozenset({"max_attempts", "max_time_s", "initial_backoff_s", "max_backoff_s"})
+LIMIT_KEYS = frozenset({"rpm", "itpm", "otpm"})
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One output field: a JSON-schema property and a typed Parquet column."""
+
+    name: str
+    type: str
+    description: str = ""
+    values: tuple[tuple[str, str], ...] = ()  # enum: (value, description)
+    max_words: int | None = None  # string
+    max_items: int | None = None  # list
+    required: bool = True
+
+    def json_schema(self) -> dict[str, Any]:
+        description = self.description
+        schema: dict[str, Any]
+        if self.type == "enum":
+            lines = "\n".join(f"- {value}: {text}" if text else f"- {value}" for value, text in self.values)
+            description = f"{description}\nOne of:\n{lines}".strip()
+            schema = {"type": "string", "enum": [value for value, _ in self.values]}
+        elif self.type == "string":
+            if self.max_words:
+                description = f"{description} At most {self.max_words} words.".strip()
+            schema = {"type": "string"}
+        elif self.type == "date":
+            schema = {"type": "string", "format": "date"}
+            description = f"{description} An ISO 8601 date (YYYY-MM-DD).".strip()
+        elif self.type == "list":
+            if self.max_items:
+                description = f"{description} At most {self.max_items} items.".strip()
+            schema = {"type": "array", "items": {"type": "string"}}
+        else:
+            schema = {"type": self.type}
+        if description:
+            schema["description"] = description
+        if not self.required:
+            return {"anyOf": [schema, {"type": "null"}]}
+        return schema
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """Bounds of the one retry layer (see retry.py)."""
+
+    max_attempts: int = 8
+    max_time_s: float = 600.0
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A validated job definition."""
+
+    name: str
+    path: Path | None
+    model: str
+    max_tokens: int
+    instructions: str
+    fields: tuple[Field, ...]
+    description: str = ""
+    stream: str = "auto"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    too_long: str = "truncate"
+    max_document_tokens: int = DEFAULT_MAX_DOCUMENT_TOKENS
+    cache_ttl: str = "5m"
+    effort: str | None = None
+    schema_retries: int = 2
+    retry: RetrySettings = RetrySettings()
+    rpm: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
+
+    def output_schema(self) -> dict[str, Any]:
+        """The structured-output JSON schema of one answer."""
+        return {
+            "type": "object",
+            "properties": {field.name: field.json_schema() for field in self.fields},
+            "required": [field.name for field in self.fields],
+            "additionalProperties": False,
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes the answer (not timeouts, retries or limits)."""
+        material = {
+            "prompt_version": PROMPT_VERSION,
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "instructions": self.instructions,
+            "schema": self.output_schema(),
+            "too_long": self.too_long,
+            "max_document_tokens": self.max_document_tokens,
+            "effort": self.effort,
+        }
+        canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _expect(
+    table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, path: Path | None, what: str
+) -> Any:
+    value = table[key]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise JobError(f"expected {what}, got {value!r}", path=path, key=f"{where}{key}")
+    if not isinstance(value, kind):
+        raise JobError(f"expected {what}, got {type(value).__name__} {value!r}", path=path, key=f"{where}{key}")
+    return value
+
+
+def _check_keys(table: dict[str, Any], allowed: frozenset[str], where: str, path: Path | None) -> None:
+    for key in table:
+        if key not in allowed:
+            raise JobError(
+                f"unknown key; expected one of: {', '.join(sorted(allowed))}", path=path, key=f"{where}{key}"
+            )
+
+
+def _positive_int(table: dict[str, Any], key: str, where: str, path: Path | None) -> int | None:
+    if key not in table:
+        return None
+    value = _expect(table, key, int, where, path, "a positive integer")
+    if value <= 0:
+        raise JobError(f"expected a positive integer, got {value}", path=path, key=f"{where}{key}")
+    return int(value)
+
+
+def _seconds(table: dict[str, Any], key: str, default: float, where: str, path: Path | None) -> float:
+    if key not in table:
+        return default
+    value = float(_expect(table, key, (int, float), where, path, "a number of seconds >= 0"))
+    if value < 0:
+        raise JobError(f"expected a number of seconds >= 0, got {value:g}", path=path, key=f"{where}{key}")
+    return value
+
+
+def _choice(
+    table: dict[str, Any], key: str, choices: tuple[str, ...], default: str, where: str, path: Path | None
+) -> str:
+    if key not in table:
+        return default
+    value = table[key]
+    if value not in choices:
+        raise JobError(
+            f"expected one of {', '.join(map(repr, choices))}, got {value!r}", path=path, key=f"{where}{key}"
+        )
+    return str(value)
+
+
+def _parse_field(raw: Any, index: int, path: Path | None) -> Field:
+    where = f"fields[{index}]."
+    if not isinstance(raw, dict):
+        raise JobError("expected a table with name and type", path=path, key=f"fields[{index}]")
+    _check_keys(raw, FIELD_KEYS, where, path)
+    for key in ("name", "type"):
+        if key not in raw:
+            raise JobError("missing required key", path=path, key=f"{where}{key}")
+    name = _expect(raw, "name", str, where, path, "a field name")
+    if not NAME_RE.match(name):
+        raise JobError(
+            f"field name {name!r} must be lower_snake_case (letters, digits, underscores)",
+            path=path,
+            key=f"{where}name",
+        )
+    if name in RESERVED_COLUMNS:
+        raise JobError(f"field name {name!r} is reserved for a docpipe column", path=path, key=f"{where}name")
+    kind = raw["type"]
+    if kind not in FIELD_TYPES:
+        raise JobError(f"expected one of {', '.join(FIELD_TYPES)}, got {kind!r}", path=path, key=f"{where}type")
+    description = _expect(raw, "description", str, where, path, "a string") if "description" in raw else ""
+    values: tuple[tuple[str, str], ...] = ()
+    if kind == "enum":
+        if "values" not in raw:
+            raise JobError(
+                'an enum field needs values = { value = "description", ... }', path=path, key=f"{where}values"
+            )
+        raw_values = raw["values"]
+        if isinstance(raw_values, list) and all(isinstance(v, str) for v in raw_values):
+            values = tuple((v, "") for v in raw_values)
+        elif isinstance(raw_values, dict) and all(isinstance(v, str) for v in raw_values.values()):
+            values = tuple((str(k), str(v)) for k, v in raw_values.items())
+        else:
+            raise JobError(
+                'expected a table of value = "description" (or a list of strings)', path=path, key=f"{where}values"
+            )
+        if len(values) < 2:
+            raise JobError("an enum needs at least two values", path=path, key=f"{where}values")
+        if len({value for value, _ in values}) != len(values):
+            raise JobError("enum values must be distinct", path=path, key=f"{where}values")
+    elif "values" in raw:
+        raise JobError(f"'values' applies to enum fields only, not {kind}", path=path, key=f"{where}values")
+    if "items" in raw and (kind != "list" or raw["items"] != "string"):
+        raise JobError('only list fields take items, and only items = "string"', path=path, key=f"{where}items")
+    max_words = _positive_int(raw, "max_words", where, path)
+    if max_words is not None and kind != "string":
+        raise JobError(f"'max_words' applies to string fields only, not {kind}", path=path, key=f"{where}max_words")
+    max_items = _positive_int(raw, "max_items", where, path)
+    if max_items is not None and kind != "list":
+        raise JobError(f"'max_items' applies to list fields only, not {kind}", path=path, key=f"{where}max_items")
+    required = _expect(raw, "required", bool, where, path, "true or false") if "required" in raw else True
+    return Field(name, kind, description.strip(), values, max_words, max_items, required)
+
+
+def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: str = "job") -> Job:
+    """Validate a parsed job document; every problem names the file and the key."""
+    _check_keys(data, frozenset({"job", "fields", "retry", "limits"}), "", path)
+    table = data.get("job")
+    if not isinstance(table, dict):
+        raise JobError("missing [job] table", path=path, key="job")
+    _check_keys(table, JOB_KEYS, "job.", path)
+    name = _expect(table, "name", str, "job.", path, "a string") if "name" in table else default_name
+    model = _expect(table, "model", str, "job.", path, "a model id") if "model" in table else DEFAULT_MODEL
+    spec = MODELS.get(model)
+    if spec is None:
+        raise JobError(
+            f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}", path=path, key="job.model"
+        )
+    max_tokens = _positive_int(table, "max_tokens", "job.", path) or DEFAULT_MAX_TOKENS
+    if max_tokens > spec.max_output_tokens:
+        raise JobError(
+            f"{max_tokens} exceeds {model}'s maximum output of {spec.max_output_tokens} tokens",
+            path=path,
+            key="job.max_tokens",
+        )
+    if "instructions" not in table:
+        raise JobError(
+            "missing required key: what the model should do with each document", path=path, key="job.instructions"
+        )
+    instructions = _expect(table, "instructions", str, "job.", path, "a string").strip()
+    if not instructions:
+        raise JobError("must not be empty", path=path, key="job.instructions")
+    raw_fields = data.get("fields")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        raise JobError("a job needs at least one [[fields]] entry", path=path, key="fields")
+    fields = tuple(_parse_field(raw, i, path) for i, raw in enumerate(raw_fields))
+    seen: set[str] = set()
+    for index, field in enumerate(fields):
+        if field.name in seen:
+            raise JobError(f"duplicate field name {field.name!r}", path=path, key=f"fields[{index}].name")
+        seen.add(field.name)
+    timeout_s = (
+        float(_expect(table, "timeout_s", (int, float), "job.", path, "a number of seconds"))
+        if "timeout_s" in table
+        else DEFAULT_TIMEOUT_S
+    )
+    if timeout_s <= 0:
+        raise JobError("expected a positive number of seconds", path=path, key="job.timeout_s")
+    schema_retries = (
+        int(_expect(table, "schema_retries", int, "job.", path, "an integer >= 0")) if "schema_retries" in table else 2
+    )
+    if schema_retries < 0:
+        raise JobError("expected an integer >= 0", path=path, key="job.schema_retries")
+    effort = _choice(table, "effort", EFFORTS, "", "job.", path) or None
+    retry_table = data.get("retry", {})
+    if not isinstance(retry_table, dict):
+        raise JobError("expected a [retry] table", path=path, key="retry")
+    _check_keys(retry_table, RETRY_KEYS, "retry.", path)
+    defaults = RetrySettings()
+    retry = RetrySettings(
+        max_attempts=_positive_int(retry_table, "max_attempts", "retry.", path) or defaults.max_attempts,
+        max_time_s=_seconds(retry_table, "max_time_s", defaults.max_time_s, "retry.", path),
+        initial_backoff_s=_seconds(retry_table, "initial_backoff_s", defaults.initial_backoff_s, "retry.", path),
+        max_backoff_s=_seconds(retry_table, "max_backoff_s", defaults.max_backoff_s, "retry.", path),
+    )
+    limits_table = data.get("limits", {})
+    if not isinstance(limits_table, dict):
+        raise JobError("expected a [limits] table", path=path, key="limits")
+    _check_keys(limits_table, LIMIT_KEYS, "limits.", path)
+    return Job(
+        name=name,
+        path=path,
+        model=model,
+        max_tokens=max_tokens,
+        instructions=instructions,
+        fields=fields,
+        description=_expect(table, "description", str, "job.", path, "a string") if "description" in table else "",
+        stream=_choice(table, "stream", STREAM_MODES, "auto", "job.", path),
+        timeout_s=timeout_s,
+        too_long=_choice(table, "too_long", TOO_LONG_POLICIES, "truncate", "job.", path),
+        max_document_tokens=_positive_int(table, "max_document_tokens", "job.", path) or DEFAULT_MAX_DOCUMENT_TOKENS,
+        cache_ttl=_choice(table, "cache_ttl", CACHE_TTLS, "5m", "job.", path),
+        effort=effort,
+        schema_retries=schema_retries,
+        retry=retry,
+        rpm=_positive_int(limits_table, "rpm", "limits.", path),
+        itpm=_positive_int(limits_table, "itpm", "limits.", path),
+        otpm=_positive_int(limits_table, "otpm", "limits.", path),
+    )
+
+
+def load_job(path: Path) -> Job:
+    """Read and validate a job file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JobError("job file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobError(f"cannot read job file: {exc}", path=path) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise JobError(f"not valid TOML: {exc}", path=path) from None
+    return parse_job(data, path=path, default_name=path.stem)

@@ -1,0 +1,112 @@
+"""What a response cost, in USD, from its usage and the model's list prices.
+
+Prices come from `models.py`; `DOCPIPE_PRICES` may name a JSON file that overrides any of them,
+e.g. `{"claude-haiku-5-5": {"input_usd": 0.12}}`, so a price change needs no release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from .errors import ConfigError
+from .models import MODELS, ModelSpec
+
+__all__ = ["TokenUsage", "cost_usd", "model_prices"]
+
+PRICES_ENV = "DOCPIPE_PRICES"
+PRICE_FIELDS = ("input_usd", "output_usd", "cache_write_5m_usd", "cache_write_1h_usd", "cache_read_usd")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """The token counts that are billed, as the API reports them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @classmethod
+    def from_usage(cls, usage: Mapping[str, object]) -> TokenUsage:
+        def number(value: object) -> int:
+            return int(value) if isinstance(value, (int, float)) else 0
+
+        creation = usage.get("cache_creation")
+        total_write = number(usage.get("cache_creation_input_tokens"))
+        if isinstance(creation, Mapping):
+            write_5m = number(creation.get("ephemeral_5m_input_tokens"))
+            write_1h = number(creation.get("ephemeral_1h_input_tokens"))
+            write_5m += max(0, total_write - write_5m - write_1h)
+        else:
+            write_5m, write_1h = total_write, 0
+        return cls(
+            input_tokens=number(usage.get("input_tokens")),
+            output_tokens=number(usage.get("output_tokens")),
+            cache_read_tokens=number(usage.get("cache_read_input_tokens")),
+            cache_write_5m_tokens=write_5m,
+            cache_write_1h_tokens=write_1h,
+        )
+
+
+@cache
+def _overrides(path: str) -> dict[str, dict[str, float]]:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{PRICES_ENV}={path}: cannot read price overrides: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{PRICES_ENV}={path}: expected an object of model -> prices")
+    result: dict[str, dict[str, float]] = {}
+    for model, prices in raw.items():
+        if not isinstance(prices, dict) or not set(prices) <= set(PRICE_FIELDS):
+            raise ConfigError(f"{PRICES_ENV}={path}: {model}: price keys must be among {', '.join(PRICE_FIELDS)}")
+        if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in prices.values()):
+            raise ConfigError(f"{PRICES_ENV}={path}: {model}: prices must be numbers (USD per million tokens)")
+        result[model] = {key: float(value) for key, value in prices.items()}
+    return result
+
+
+def model_prices(model: str) -> ModelSpec | None:
+    """The model's spec with any `DOCPIPE_PRICES` overrides applied."""
+    spec = MODELS.get(model)
+    path = os.environ.get(PRICES_ENV)
+    if spec is None or not path:
+        return spec
+    override = _overrides(path).get(model)
+    return dataclasses.replace(spec, **override) if override else spec  # type: ignore[arg-type]
+
+
+def cost_usd(model: str, usage: TokenUsage, *, batch: bool = False) -> float | None:
+    """USD cost of one response; None when the model's prices are unknown."""
+    spec = model_prices(model)
+    if spec is None:
+        return None
+    multiplier = 1.0
+    threshold = spec.long_prompt_threshold_tokens
+    if threshold is not None and usage.prompt_tokens > threshold:
+        multiplier = spec.long_prompt_multiplier
+    if batch:
+        multiplier *= spec.batch_discount
+    total = (
+        usage.input_tokens * spec.input_usd
+        + usage.output_tokens * spec.output_usd
+        + usage.cache_read_tokens * spec.cache_read_usd
+        + usage.cache_write_5m_tokens * spec.cache_write_5m_usd
+        + usage.cache_write_1h_tokens * spec.cache_write_1h_usd
+    )
+    return total * multiplier / 1_000_000

@@ -1,0 +1,99 @@
+"""Progress of a run: a tqdm bar on a terminal, periodic plain log lines elsewhere (cron)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from tqdm import tqdm
+
+__all__ = ["LogProgress", "NullProgress", "Progress", "Tally", "TqdmProgress", "make_progress"]
+
+DEFAULT_LOG_EVERY_S = 30.0
+
+
+@dataclass
+class Tally:
+    """Running totals shown to the user."""
+
+    done: int = 0
+    ok: int = 0
+    errors: int = 0
+    skipped: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class Progress(Protocol):
+    def update(self, tally: Tally) -> None: ...
+
+    def close(self, tally: Tally) -> None: ...
+
+
+class NullProgress:
+    def update(self, tally: Tally) -> None:
+        pass
+
+    def close(self, tally: Tally) -> None:
+        pass
+
+
+def _describe(tally: Tally) -> str:
+    return f"ok={tally.ok} err={tally.errors} done_before={tally.skipped} tok={tally.tokens:,} ${tally.cost_usd:.4f}"
+
+
+class TqdmProgress:
+    """A bar over documents with errors, tokens and dollars so far; tqdm computes the ETA."""
+
+    def __init__(self, total: int | None, *, stream: IO[str] = sys.stderr) -> None:
+        self._bar = tqdm(total=total, unit="doc", file=stream, dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, tally: Tally) -> None:
+        self._bar.n = tally.done
+        self._bar.set_postfix_str(_describe(tally), refresh=False)
+        self._bar.refresh()
+
+    def close(self, tally: Tally) -> None:
+        self.update(tally)
+        self._bar.close()
+
+
+class LogProgress:
+    """One plain line every `every_s` seconds: what a cron log wants."""
+
+    def __init__(
+        self, total: int | None, *, every_s: float = DEFAULT_LOG_EVERY_S, stream: IO[str] = sys.stderr
+    ) -> None:
+        self.total = total
+        self.every_s = every_s
+        self.stream = stream
+        self._started = time.monotonic()
+        self._last = self._started
+
+    def _line(self, tally: Tally) -> str:
+        elapsed = time.monotonic() - self._started
+        of_total = f"/{self.total}" if self.total is not None else ""
+        eta = ""
+        if self.total and tally.done and tally.done < self.total:
+            eta = f" eta={elapsed / tally.done * (self.total - tally.done):.0f}s"
+        return f"docpipe: progress {tally.done}{of_total} docs {_describe(tally)} elapsed={elapsed:.0f}s{eta}"
+
+    def update(self, tally: Tally) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            print(self._line(tally), file=self.stream, flush=True)
+
+    def close(self, tally: Tally) -> None:
+        print(self._line(tally), file=self.stream, flush=True)
+
+
+def make_progress(mode: str, total: int | None, *, log_every_s: float = DEFAULT_LOG_EVERY_S) -> Progress:
+    """`auto` picks the bar on a terminal and log lines otherwise; `bar`, `log` and `off` force one."""
+    if mode == "off":
+        return NullProgress()
+    if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
+        return TqdmProgress(total)
+    return LogProgress(total, every_s=log_every_s)

@@ -1,0 +1,661 @@
+"""The job runner: documents in, bounded concurrent API calls, one row per document out.
+
+Design. One preparation thread walks the input lazily (a folder or a manifest of any size), extracts
+each document's text, hashes it and checks the done ledger; only documents that need work cross into
+the event loop, through a bounded queue, so memory stays flat however long the input is. A pool of
+`concurrency` workers takes from the queue; every request passes the shared `RateLimiter` and the one
+retry layer, and every finished document, ok or error, is handed to the `ResultWriter` at once.
+
+Stopping. A fatal error (bad key, spend limit, unknown model) stops the run within seconds: the
+queue is drained, in-flight requests are cancelled, finished rows are kept. SIGINT or SIGTERM stops
+taking documents and lets requests in flight finish for `grace_s` seconds before abandoning them; a
+second signal stops at once. Either way every finished row is flushed, and the next run resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .api import ApiClient, ApiResponse
+from .config import RunConfig
+from .errors import (
+    DocumentError,
+    ExtractionError,
+    FatalRunError,
+    PipelineError,
+    RequestError,
+    ResponseError,
+    TransientError,
+)
+from .extract import extract_text
+from .jobs import Job
+from .limits import RateLimiter
+from .lock import OutputLock
+from .output import DoneLedger, ResultWriter, load_ledger, metadata_column_name, output_schema, recover
+from .pricing import TokenUsage, cost_usd
+from .progress import Progress, Tally, make_progress
+from .requests import build_params, estimate_tokens, fit_document, parse_answer, should_stream, system_prompt
+from .retry import with_retries
+from .sources import DocumentRef, manifest_metadata_columns, open_source
+
+__all__ = ["RunSummary", "run"]
+
+RUNS_DIR = "_runs"
+OFFLINE_API_KEY = "sk-docpipe-offline"
+EXIT_OK, EXIT_ERRORS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 3, 130
+_DONE = object()
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for people (printed) and monitoring (`<out>/_runs/<run_id>.json`)."""
+
+    run_id: str
+    job: str
+    job_fingerprint: str
+    backend: str
+    started_at: str
+    wall_s: float = 0.0
+    documents: int = 0
+    ok: int = 0
+    errors: int = 0
+    already_done: int = 0
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    requests_sent: int = 0
+    retries: int = 0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    rate_limit_pauses: int = 0
+    concurrency_decreases: int = 0
+    recovered_rows: int = 0
+    stopped: str | None = None  # "fatal", "interrupted" or None
+    fatal_error: str | None = None
+    exit_code: int = EXIT_OK
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def describe(self) -> str:
+        lines = [
+            f"docpipe: run {self.run_id} of job {self.job!r} ({self.backend}) "
+            f"{'stopped: ' + self.stopped if self.stopped else 'finished'} in {self.wall_s:.1f} s",
+            f"  documents: {self.documents} seen, {self.ok} ok, {self.errors} errors, {self.already_done} already done",
+            f"  tokens: {self.input_tokens:,} input, {self.output_tokens:,} output, {self.cache_read_tokens:,} "
+            f"cache read, {self.cache_write_tokens:,} cache write; cost ${self.cost_usd:.4f}",
+            f"  requests: {self.requests_sent} sent, {self.retries} retried; latency p50 "
+            f"{_ms(self.latency_p50_ms)}, p95 {_ms(self.latency_p95_ms)}",
+        ]
+        if self.errors_by_type:
+            kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(self.errors_by_type.items()))
+            lines.append(f"  errors by type: {kinds}")
+        if self.fatal_error:
+            lines.append(f"  fatal: {self.fatal_error}")
+        return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.0f} ms" if value is not None else "n/a"
+
+
+@dataclass(slots=True)
+class _Work:
+    """A document ready for the API, or already failed before it."""
+
+    ref: DocumentRef
+    text: str | None = None
+    sha256: str | None = None
+    truncated: bool = False
+    size: int | None = None
+    mtime_ns: int | None = None
+    error: DocumentError | None = None
+
+
+@dataclass(slots=True)
+class _Tracker:
+    """What one document's attempts have cost so far."""
+
+    attempts: int = 0
+    spent: TokenUsage = field(default_factory=TokenUsage)
+    request_id: str | None = None
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+class _Preparer:
+    """Turns document refs into work, skipping what the ledger has (runs in its own thread)."""
+
+    def __init__(self, job: Job, ledger: DoneLedger) -> None:
+        self.job = job
+        self.ledger = ledger
+        self.already_done = 0
+
+    def prepare(self, ref: DocumentRef) -> _Work | None:
+        if ref.error is not None:
+            return _Work(ref, error=ref.error)
+        size = mtime_ns = None
+        if ref.path is not None:
+            try:
+                stat = ref.path.stat()
+                size, mtime_ns = stat.st_size, stat.st_mtime_ns
+            except OSError:
+                pass  # extract_text reports it with a proper message
+            if size is not None and mtime_ns is not None and self.ledger.unchanged_file(ref.doc_id, size, mtime_ns):
+                self.already_done += 1
+                return None
+        try:
+            text = ref.text if ref.text is not None else extract_text(ref.path, document_id=ref.doc_id)  # type: ignore[arg-type]
+        except ExtractionError as exc:
+            return _Work(ref, size=size, mtime_ns=mtime_ns, error=exc)
+        content = text if isinstance(text, str) else text.text
+        if not content.strip():
+            return _Work(ref, error=ExtractionError("empty document", document_id=ref.doc_id, path=ref.source))
+        sha256 = hashlib.sha256(content.encode("utf-8")).hexdigest()
+        if self.ledger.is_done(ref.doc_id, sha256):
+            self.already_done += 1
+            return None
+        fitted, truncated = fit_document(content, self.job)
+        if truncated and self.job.too_long == "error":
+            error = ExtractionError(
+                f"document too long: about {estimate_tokens(content):,} tokens, over job.max_document_tokens "
+                f'= {self.job.max_document_tokens:,}; set too_long = "truncate" or raise max_document_tokens',
+                document_id=ref.doc_id,
+                path=ref.source,
+            )
+            error.error_type = "document_too_long"
+            return _Work(ref, sha256=sha256, size=size, mtime_ns=mtime_ns, error=error)
+        return _Work(ref, fitted, sha256, truncated, size, mtime_ns)
+
+
+class _Run:
+    """One run's state: config, collaborators, tallies."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        client: ApiClient,
+        limiter: RateLimiter,
+        writer: ResultWriter,
+        ledger: DoneLedger,
+        progress: Progress,
+        summary: RunSummary,
+    ) -> None:
+        self.config = config
+        self.job = config.job
+        self.client = client
+        self.limiter = limiter
+        self.writer = writer
+        self.progress = progress
+        self.summary = summary
+        self.preparer = _Preparer(config.job, ledger)
+        self.system = system_prompt(config.job)
+        self.prefix_estimate = estimate_tokens(self.system) + estimate_tokens(json.dumps(config.job.output_schema()))
+        self.stream = should_stream(config.job)
+        self.tally = Tally()
+        self.latencies_ms: list[float] = []
+        self.errors_by_type: Counter[str] = Counter()
+        self.stop_taking = threading.Event()
+        self.fatal: FatalRunError | None = None
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    def _base_row(self, work: _Work) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "doc_id": work.ref.doc_id,
+            "source": work.ref.source,
+            "doc_sha256": work.sha256,
+            "job": self.job.name,
+            "job_fingerprint": self.job.fingerprint,
+            "run_id": self.summary.run_id,
+            "backend": self.config.backend,
+            "created_at": datetime.now(UTC),
+            "truncated": work.truncated,
+            "source_size": work.size,
+            "source_mtime_ns": work.mtime_ns,
+            "model": self.job.model,
+        }
+        for name, value in work.ref.metadata.items():
+            row[metadata_column_name(name, self.job)] = value
+        return row
+
+    def _record(self, row: dict[str, Any], usage: TokenUsage, cost: float | None) -> None:
+        self.writer.add(row)
+        self.summary.documents += 1
+        self.tally.done += 1
+        self.summary.input_tokens += usage.input_tokens
+        self.summary.output_tokens += usage.output_tokens
+        self.summary.cache_read_tokens += usage.cache_read_tokens
+        self.summary.cache_write_tokens += usage.cache_write_tokens
+        self.summary.cost_usd += cost or 0.0
+        self.tally.tokens += usage.prompt_tokens + usage.output_tokens
+        self.tally.cost_usd = self.summary.cost_usd
+        if row["status"] == "ok":
+            self.summary.ok += 1
+            self.tally.ok += 1
+        else:
+            self.summary.errors += 1
+            self.tally.errors += 1
+            self.errors_by_type[str(row["error_type"])] += 1
+        self.progress.update(self.tally)
+
+    def record_error(
+        self,
+        work: _Work,
+        error: DocumentError,
+        *,
+        usage: TokenUsage | None = None,
+        attempts: int = 0,
+        streamed: bool | None = None,
+    ) -> None:
+        usage = usage or TokenUsage()
+        cost = cost_usd(self.job.model, usage) if usage.prompt_tokens or usage.output_tokens else None
+        row = self._base_row(work) | {
+            "status": "error",
+            "error_type": getattr(error, "error_type", "document_error"),
+            "error_message": error.message,
+            "request_id": error.request_id,
+            "attempts": attempts,
+            "streamed": streamed,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "cost_usd": cost,
+        }
+        self._record(row, usage, cost)
+
+    # -- one document ---------------------------------------------------------------------------
+
+    async def process(self, work: _Work) -> None:
+        if work.error is not None:
+            self.record_error(work, work.error)
+            return
+        assert work.text is not None
+        doc_id = work.ref.doc_id
+        params = build_params(self.job, doc_id, work.text, system=self.system)
+        estimate = self.prefix_estimate + estimate_tokens(work.text) + 16
+        tracker = _Tracker()
+
+        async def attempt(number: int) -> tuple[ApiResponse, Any, float]:
+            tracker.attempts = number
+            self.summary.requests_sent += 1
+            if number > 1:
+                self.summary.retries += 1
+            permit = await self.limiter.acquire(estimate, self.job.max_tokens)
+            started = time.perf_counter()
+            try:
+                response = await self.client.create(
+                    params, stream=self.stream, timeout_s=self.job.timeout_s, document_id=doc_id
+                )
+            except TransientError as exc:
+                self.limiter.release(permit)
+                tracker.request_id = exc.request_id
+                if exc.status == 429:
+                    self.limiter.rate_limited(exc.retry_after_s)
+                elif exc.status == 529 or exc.error_type == "overloaded_error":
+                    self.limiter.overloaded()
+                raise
+            except BaseException as exc:
+                self.limiter.release(permit)
+                if isinstance(exc, RequestError):
+                    tracker.request_id = exc.request_id
+                raise
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            usage = TokenUsage.from_usage(response.message.get("usage") or {})
+            self.limiter.release(
+                permit,
+                counted_input_tokens=usage.input_tokens + usage.cache_write_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                output_tokens=usage.output_tokens,
+            )
+            self.limiter.succeeded()
+            tracker.spent = _add(tracker.spent, usage)
+            tracker.request_id = response.request_id
+            answer = parse_answer(self.job, response.message, document_id=doc_id, request_id=response.request_id)
+            return response, answer, latency_ms
+
+        try:
+            (response, answer, latency_ms), attempts = await with_retries(
+                attempt, settings=self.job.retry, schema_retries=self.job.schema_retries
+            )
+        except (RequestError, ResponseError) as exc:
+            exc.request_id = exc.request_id or tracker.request_id
+            self.record_error(work, exc, usage=tracker.spent, attempts=tracker.attempts, streamed=self.stream)
+            return
+        usage = tracker.spent
+        cost = cost_usd(self.job.model, usage)
+        message = response.message
+        row = (
+            self._base_row(work)
+            | answer.values
+            | {
+                "status": "ok",
+                "model": message.get("model") or self.job.model,
+                "stop_reason": message.get("stop_reason"),
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_tokens": usage.cache_read_tokens,
+                "cache_write_tokens": usage.cache_write_tokens,
+                "cost_usd": cost,
+                "latency_ms": round(latency_ms, 1),
+                "attempts": attempts,
+                "request_id": response.request_id,
+                "streamed": response.streamed,
+            }
+        )
+        self.latencies_ms.append(latency_ms)
+        self._record(row, usage, cost)
+
+
+def _add(a: TokenUsage, b: TokenUsage) -> TokenUsage:
+    return TokenUsage(
+        a.input_tokens + b.input_tokens,
+        a.output_tokens + b.output_tokens,
+        a.cache_read_tokens + b.cache_read_tokens,
+        a.cache_write_5m_tokens + b.cache_write_5m_tokens,
+        a.cache_write_1h_tokens + b.cache_write_1h_tokens,
+    )
+
+
+class _Stop:
+    """Why and how the run is stopping: set from signal handlers, workers and the main task."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.reason: str | None = None
+        self.signals = 0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.requested.set()
+
+    def on_signal(self) -> None:
+        self.signals += 1
+        self.request("interrupted")
+        if self.signals >= 2:  # a second Ctrl-C: stop now, finished rows are already safe
+            for task in self.tasks:
+                task.cancel()
+
+
+def _produce(
+    run: _Run,
+    source: Iterator[DocumentRef],
+    queue: asyncio.Queue[Any],
+    loop: asyncio.AbstractEventLoop,
+    errors: list[BaseException],
+) -> None:
+    """Preparation thread: put work on the queue, blocking while it is full, until told to stop."""
+
+    def put(item: Any) -> bool:
+        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        while True:
+            try:
+                future.result(timeout=0.2)
+                return True
+            except TimeoutError:
+                if run.stop_taking.is_set():
+                    future.cancel()
+                    return False
+
+    queued = 0
+    try:
+        for ref in source:
+            if run.stop_taking.is_set():
+                return
+            work = run.preparer.prepare(ref)
+            if work is None:
+                continue
+            if run.config.limit is not None and queued >= run.config.limit:
+                break
+            queued += 1
+            if not put(work):
+                return
+    except BaseException as exc:  # handed to the event loop, which decides
+        errors.append(exc)
+    finally:
+        put(_DONE)
+
+
+async def _worker(run: _Run, queue: asyncio.Queue[Any], stop: _Stop) -> None:
+    while True:
+        work = await queue.get()
+        if work is _DONE:
+            queue.put_nowait(_DONE)  # for the next worker
+            return
+        try:
+            await run.process(work)
+        except FatalRunError as exc:
+            run.fatal = run.fatal or exc
+            stop.request("fatal")
+            return
+
+
+async def _ticker(run: _Run) -> None:
+    while True:
+        run.tally.skipped = run.preparer.already_done
+        run.tally.done = run.summary.documents + run.preparer.already_done
+        run.progress.update(run.tally)
+        await asyncio.sleep(0.5)
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: _Stop) -> list[int]:
+    installed: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        return installed
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.on_signal)
+            installed.append(int(signum))
+        except (NotImplementedError, RuntimeError):
+            pass
+    return installed
+
+
+async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
+    config = run.config
+    loop = asyncio.get_running_loop()
+    stop = _Stop()
+    installed = _install_signals(loop, stop)
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=config.concurrency * 2)
+    producer_errors: list[BaseException] = []
+    producer = threading.Thread(
+        target=_produce, args=(run, source, queue, loop, producer_errors), name="docpipe-prepare", daemon=True
+    )
+    workers = [asyncio.create_task(_worker(run, queue, stop)) for _ in range(config.concurrency)]
+    stop.tasks = workers
+    ticker = asyncio.create_task(_ticker(run))
+    producer.start()
+    try:
+        all_done: asyncio.Future[list[Any]] = asyncio.gather(*workers, return_exceptions=True)
+        stop_wait: asyncio.Future[Any] = asyncio.create_task(stop.requested.wait())
+        waiters: list[asyncio.Future[Any]] = [all_done, stop_wait]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if stop.requested.is_set():
+            run.stop_taking.set()
+            while not queue.empty():  # not started: the next run picks them up
+                queue.get_nowait()
+            queue.put_nowait(_DONE)
+            if stop.reason == "fatal" or stop.signals >= 2:
+                for task in workers:
+                    task.cancel()
+            else:
+                _, pending = await asyncio.wait(workers, timeout=config.grace_s)
+                for task in pending:  # past the grace period: abandon
+                    task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        else:
+            stop_wait.cancel()
+        for result in await all_done:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+    finally:
+        run.stop_taking.set()
+        ticker.cancel()
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await asyncio.to_thread(producer.join, 5.0)
+    if producer_errors:
+        error = producer_errors[0]
+        if isinstance(error, PipelineError) and not isinstance(error, DocumentError):
+            raise error
+        raise error
+    run.summary.stopped = stop.reason
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 1)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 1)
+
+
+def _write_summary(out_dir: Path, summary: RunSummary) -> None:
+    runs = out_dir / RUNS_DIR
+    runs.mkdir(parents=True, exist_ok=True)
+    temporary = runs / f".{summary.run_id}.json.tmp"
+    temporary.write_text(summary.to_json(), encoding="utf-8")
+    os.replace(temporary, runs / f"{summary.run_id}.json")
+
+
+async def _run_async(
+    config: RunConfig, summary: RunSummary, progress: Progress, base_url: str | None, api_key: str | None
+) -> None:
+    job = config.job
+    metadata_columns = manifest_metadata_columns(config.input_path)
+    schema = output_schema(job, metadata_columns)
+    summary.recovered_rows = recover(config.out_dir, schema)
+    ledger = load_ledger(config.out_dir, job)
+    limiter = RateLimiter(max_concurrency=config.concurrency, rpm=config.rpm, itpm=config.itpm, otpm=config.otpm)
+    client = ApiClient(
+        api_key=api_key, base_url=base_url, max_connections=config.concurrency + 8, on_headers=limiter.observe_headers
+    )
+    writer = ResultWriter(config.out_dir, schema, summary.run_id, flush_rows=config.flush_rows)
+    run = _Run(config, client, limiter, writer, ledger, progress, summary)
+    source = open_source(config.input_path, include=config.include, exclude=config.exclude)
+    try:
+        await _execute(run, source)
+    finally:
+        writer.close()
+        await client.aclose()
+        summary.already_done = run.preparer.already_done
+        summary.errors_by_type = dict(run.errors_by_type)
+        summary.latency_p50_ms = _percentile(run.latencies_ms, 50)
+        summary.latency_p95_ms = _percentile(run.latencies_ms, 95)
+        summary.rate_limit_pauses = limiter.pauses
+        summary.concurrency_decreases = limiter.decreases
+        run.tally.skipped = run.preparer.already_done
+        run.tally.done = summary.documents + run.preparer.already_done
+        progress.close(run.tally)
+    if run.fatal is not None:
+        summary.fatal_error = str(run.fatal)
+
+
+def run(config: RunConfig, *, progress: Progress | None = None) -> RunSummary:
+    """Run a job over its input to completion (or a stop); return the summary, also saved under `_runs/`.
+
+    Exit codes in `summary.exit_code`: 0 every document ok, 1 some documents in error, 3 a fatal
+    error stopped the run, 130 interrupted.
+    """
+    from .emulator import Emulator, EmulatorConfig
+
+    started = time.monotonic()
+    summary = RunSummary(
+        run_id=new_run_id(),
+        job=config.job.name,
+        job_fingerprint=config.job.fingerprint,
+        backend=config.backend,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    with OutputLock(config.out_dir, run_id=summary.run_id):
+        progress = progress or make_progress(
+            config.progress, count_documents(config.input_path), log_every_s=config.log_every_s
+        )
+        if config.offline:
+            with Emulator(EmulatorConfig()) as emulator:
+                asyncio.run(_run_async(config, summary, progress, emulator.base_url, OFFLINE_API_KEY))
+        else:
+            asyncio.run(_run_async(config, summary, progress, config.base_url, config.api_key))
+        summary.wall_s = round(time.monotonic() - started, 3)
+        if summary.stopped == "fatal":
+            summary.exit_code = EXIT_FATAL
+        elif summary.stopped == "interrupted":
+            summary.exit_code = EXIT_INTERRUPTED
+        else:
+            summary.exit_code = EXIT_ERRORS if summary.errors else EXIT_OK
+        _write_summary(config.out_dir, summary)
+    return summary
+
+
+def count_documents(input_path: Path) -> int | None:
+    """A quick count of the input's documents for the progress bar (None when unknown)."""
+    from .sources import count_documents as count
+
+    try:
+        total: int | None = count(input_path)
+        return total
+    except (OSError, PipelineError):
+        return None
+
+
+def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
+    """What a run would send and what is already done, as text; sends nothing, writes nothing."""
+    job = config.job
+    manifest_metadata_columns(config.input_path)  # a bad manifest fails here, as it would in a run
+    ledger = load_ledger(config.out_dir, job) if config.out_dir.is_dir() else DoneLedger(job.fingerprint, {})
+    preparer = _Preparer(job, ledger)
+    prefix = estimate_tokens(system_prompt(job)) + estimate_tokens(json.dumps(job.output_schema()))
+    listed: list[str] = []
+    to_send = errors = estimated_input = 0
+    for ref in open_source(config.input_path, include=config.include, exclude=config.exclude):
+        work = preparer.prepare(ref)
+        if work is None:
+            continue
+        if config.limit is not None and to_send + errors >= config.limit:
+            break
+        if work.error is not None:
+            errors += 1
+            line = f"  error  {work.ref.doc_id}: {work.error.message}"
+        else:
+            to_send += 1
+            tokens = prefix + estimate_tokens(work.text or "")
+            estimated_input += tokens
+            line = f"  send   {work.ref.doc_id}  ~{tokens:,} input tokens{'  (truncated)' if work.truncated else ''}"
+        if len(listed) < max_listed:
+            listed.append(line)
+    ceiling = cost_usd(job.model, TokenUsage(input_tokens=estimated_input, output_tokens=to_send * job.max_tokens))
+    shown = f" (first {max_listed} listed)" if to_send + errors > max_listed else ""
+    header = [
+        f"docpipe: dry run of job {job.name!r} (fingerprint {job.fingerprint}) over {config.input_path}",
+        f"  model {job.model}, max_tokens {job.max_tokens}, {'streamed' if should_stream(job) else 'non-streaming'}, "
+        f"fields: {', '.join(f.name for f in job.fields)}",
+        f"  would send {to_send} request(s), ~{estimated_input:,} input tokens before caching; "
+        f"cost at most ${ceiling or 0:.4f} if every answer used max_tokens",
+        f"  {preparer.already_done} already done (same content, same job fingerprint): not sent again",
+        f"  {errors} would be error rows before any request{shown}:" if errors else f"  no input errors{shown}:",
+    ]
+    return "\n".join(header + listed)
