@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ConfigError, DocumentError, ExtractionError, ManifestError
+from .extract import SUPPORTED_SUFFIXES
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
@@ -100,8 +101,9 @@ def walk_folder(root: Path, *, include: Sequence[str] = (), exclude: Sequence[st
     `include` and `exclude` are glob patterns matched against a file's POSIX path relative to
     `root` and against its name: `*` stays within a folder, `**/` spans any number of folders
     (including none), so `*.pdf` and `**/*.pdf` both select PDFs at any depth. A folder matching
-    an `exclude` pattern is not entered. Files of any suffix are yielded; an unsupported one fails
-    at extraction with an error row, so nothing is dropped silently.
+    an `exclude` pattern is not entered. Without `include`, only files of a supported type are taken
+    (manifests, images, archives lying in the folder are not documents); a file an `include` pattern
+    names is taken whatever its type, and an unsupported one then fails with a clear error row.
 
     Symlinks are followed when they stay inside `root`: a linked file is yielded under the link's
     path, a linked folder is entered unless the walk reaches it anyway under its own name. Links
@@ -172,7 +174,7 @@ class _FolderWalk:
         try:
             target = os.stat(entry.path)
         except OSError as exc:
-            if not self._selected(rel, entry.name):
+            if not self._selected(rel, entry.name, any_type=True):
                 return
             if exc.errno == errno.ELOOP:
                 yield self._error(rel, f"symlink loop: {rel} leads back to itself", entry.path)
@@ -187,7 +189,11 @@ class _FolderWalk:
         is_folder = stat.S_ISDIR(target.st_mode)
         if is_folder and self._excluded_folder(rel, entry.name):
             return
-        if not is_folder and not (stat.S_ISREG(target.st_mode) and self._selected(rel, entry.name)):
+        if not is_folder and not (stat.S_ISREG(target.st_mode) and self._selected(rel, entry.name, any_type=True)):
+            return
+        if not is_folder and _inside(real, self.real_root) and not (
+            self._selected(rel, entry.name) or self._selected(rel, os.path.basename(real))
+        ):
             return
         if not _inside(real, self.real_root):
             yield self._error(rel, f"symlink points outside the input folder: {rel} -> {real}", entry.path)
@@ -212,8 +218,12 @@ class _FolderWalk:
                 normal = False
         return normal or any(ancestor in self.followed for ancestor in ancestors)
 
-    def _selected(self, rel: str, name: str) -> bool:
-        if self.includes and not _matches(self.includes, rel, name):
+    def _selected(self, rel: str, name: str, *, any_type: bool = False) -> bool:
+        """Whether the globs select this file; without `include`, only supported types (unless `any_type`)."""
+        if self.includes:
+            if not _matches(self.includes, rel, name):
+                return False
+        elif not any_type and os.path.splitext(name)[1].lower() not in SUPPORTED_SUFFIXES:
             return False
         return not _matches(self.excludes, rel, name)
 

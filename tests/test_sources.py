@@ -73,10 +73,11 @@ def test_walk_skips_hidden(tmp_path: Path) -> None:
     assert ids(walk_folder(tmp_path)) == ["keep.txt", "sub/ok.md"]
 
 
-def test_walk_yields_unsupported_suffixes(tmp_path: Path) -> None:
-    """Files of any suffix are yielded, so an unsupported one becomes a visible error row later."""
-    make_tree(tmp_path, ["photo.jpeg", "notes.txt", "Makefile"])
-    assert ids(walk_folder(tmp_path)) == ["Makefile", "notes.txt", "photo.jpeg"]
+def test_walk_skips_unsupported_types_unless_included(tmp_path: Path) -> None:
+    """Without --include only supported types are taken; an included unsupported file is yielded (to fail visibly)."""
+    make_tree(tmp_path, ["photo.jpeg", "notes.txt", "Makefile", "manifest.jsonl"])
+    assert ["notes.txt"] == ids(walk_folder(tmp_path))
+    assert ["photo.jpeg"] == ids(walk_folder(tmp_path, include=["*.jpeg"]))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,342 @@
+"""End to end: `docpipe run` through the CLI, the real SDK and real HTTP to the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+from conftest import SEED, TEST_KEY
+
+import pipeline
+from pipeline.cli import main
+from pipeline.emulator import Emulator, EmulatorConfig, LatencyModel
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data"
+TRIAGE = ROOT / "jobs" / "triage.toml"
+
+
+def sample_files() -> list[str]:
+    suffixes = {".txt", ".md", ".html", ".json", ".csv", ".pdf"}
+    return sorted(
+        p.relative_to(SAMPLE).as_posix()
+        for p in SAMPLE.rglob("*")
+        if p.is_file() and p.suffix in suffixes  # manifest.jsonl is not a document type; manifest.csv is a CSV
+    )
+
+
+def invoke(args: list[str], emulator: Emulator | None = None, **env: str) -> Result:
+    environment = {"DOCPIPE_PROGRESS": "off", "ANTHROPIC_API_KEY": TEST_KEY, **env}
+    if emulator is not None:
+        environment["ANTHROPIC_BASE_URL"] = emulator.base_url
+    return CliRunner().invoke(main, args, env=environment, catch_exceptions=False)
+
+
+def billed(emulator: Emulator) -> int:
+    return int(emulator.control.stats()["messages_billed"])
+
+
+def message_requests(emulator: Emulator) -> int:
+    return int(emulator.control.stats()["requests"]["by_endpoint"].get("messages", 0))
+
+
+def test_sample_run_offline_writes_one_typed_row_per_document(tmp_path: Path) -> None:
+    """The README's main command: every sample document gets one ok row, typed, from the emulator."""
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out), "--offline"], ANTHROPIC_API_KEY="")
+    assert 0 == result.exit_code, result.output
+    frame = pipeline.load_results(out)
+    assert sample_files() == sorted(frame.doc_id)
+    assert {"ok"} == set(frame.status)
+    assert {"emulator"} == set(frame.backend)
+    assert set(frame.category) <= {
+        "invoice",
+        "contract",
+        "support_request",
+        "complaint",
+        "report",
+        "marketing",
+        "hr",
+        "legal_notice",
+        "other",
+    }
+    assert isinstance(frame.category.dtype, pd.CategoricalDtype)
+    assert frame.summary.map(lambda s: len(s.split()) <= 61).all()
+    assert (frame.cost_usd > 0).all()
+    assert frame.needs_action.dtype == bool
+    invoices = frame[frame.doc_id.str.startswith("invoices/")]
+    assert "invoice" == invoices.category.mode()[0]
+
+
+def test_prompt_prefix_is_read_from_cache_after_first_request(emulator: Emulator, tmp_path: Path) -> None:
+    """The shared system prefix is written once and read by every later request."""
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out), "--concurrency", "1"], emulator)
+    assert 0 == result.exit_code, result.output
+    frame = pipeline.load_results(out)
+    assert 1 == (frame.cache_write_tokens > 0).sum()
+    assert len(frame) - 1 == (frame.cache_read_tokens > 0).sum()
+
+
+def test_rerun_sends_zero_requests(emulator: Emulator, tmp_path: Path) -> None:
+    """A rerun over finished documents sends nothing and writes no new row."""
+    out = tmp_path / "out"
+    first = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator)
+    assert 0 == first.exit_code, first.output
+    sent = message_requests(emulator)
+    assert len(sample_files()) == sent
+    second = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator)
+    assert 0 == second.exit_code, second.output
+    assert sent == message_requests(emulator)
+    assert f"{len(sample_files())} already done" in second.output
+    assert len(sample_files()) == len(pipeline.load_results(out, latest=False))
+
+
+def test_job_edit_reprocesses_every_document(emulator: Emulator, tmp_path: Path) -> None:
+    """Changing the instructions changes the fingerprint, so every document is asked again."""
+    out = tmp_path / "out"
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLE / "emails", docs)
+    assert 0 == invoke(["run", str(TRIAGE), str(docs), "--out", str(out)], emulator).exit_code
+    edited = tmp_path / "triage.toml"
+    edited.write_text(TRIAGE.read_text().replace("You triage documents", "You carefully triage documents"))
+    before = message_requests(emulator)
+    result = invoke(["run", str(edited), str(docs), "--out", str(out)], emulator)
+    assert 0 == result.exit_code, result.output
+    assert 8 == message_requests(emulator) - before
+    rows = pipeline.load_results(out, latest=False)
+    assert 2 == rows.job_fingerprint.nunique()
+    assert 8 == len(pipeline.load_results(out))
+
+
+def test_changed_document_is_reprocessed(emulator: Emulator, tmp_path: Path) -> None:
+    """A document whose content changed is sent again; the others are not."""
+    out = tmp_path / "out"
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLE / "emails", docs)
+    assert 0 == invoke(["run", str(TRIAGE), str(docs), "--out", str(out)], emulator).exit_code
+    before = message_requests(emulator)
+    target = docs / "thank_you.txt"
+    target.write_text(target.read_text() + "\nP.S. The second shipment arrived today as well.\n")
+    assert 0 == invoke(["run", str(TRIAGE), str(docs), "--out", str(out)], emulator).exit_code
+    assert 1 == message_requests(emulator) - before
+
+
+def test_manifest_metadata_passes_through_typed(emulator: Emulator, tmp_path: Path) -> None:
+    """Manifest metadata columns reach the output with their types; inline text rows work."""
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(SAMPLE / "manifest.jsonl"), "--out", str(out)], emulator)
+    assert 0 == result.exit_code, result.output
+    frame = pipeline.load_results(out)
+    rows = [json.loads(line) for line in (SAMPLE / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == sorted(frame.doc_id)
+    assert "int64" == str(frame.priority.dtype)
+    by_id = frame.set_index("doc_id")
+    for row in rows:
+        assert row["department"] == by_id.loc[row["id"], "department"]
+
+
+def test_dry_run_sends_nothing_and_lists_work(emulator: Emulator, tmp_path: Path) -> None:
+    """--dry-run lists what would be sent and what is done, without a request or a file."""
+    out = tmp_path / "out"
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLE / "emails", docs)
+    result = invoke(["run", str(TRIAGE), str(docs), "--out", str(out), "--dry-run"], emulator)
+    assert 0 == result.exit_code, result.output
+    assert "would send 8 request(s)" in result.output
+    assert 0 == message_requests(emulator)
+    assert not out.exists()
+    assert 0 == invoke(["run", str(TRIAGE), str(docs), "--out", str(out)], emulator).exit_code
+    again = invoke(["run", str(TRIAGE), str(docs), "--out", str(out), "--dry-run"], emulator)
+    assert "would send 0 request(s)" in again.output
+    assert "8 already done" in again.output
+
+
+def test_limit_processes_at_most_n_new_documents(emulator: Emulator, tmp_path: Path) -> None:
+    """--limit N sends at most N documents; the next run continues with the rest."""
+    out = tmp_path / "out"
+    assert 0 == invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out), "--limit", "5"], emulator).exit_code
+    assert 5 == message_requests(emulator)
+    assert 0 == invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator).exit_code
+    assert len(sample_files()) == message_requests(emulator)
+
+
+def test_streamed_jobs_give_the_same_rows(emulator: Emulator, tmp_path: Path) -> None:
+    """stream = "always" goes through messages.stream and yields the same fields, marked streamed."""
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLE / "invoices", docs)
+    streamed_job = tmp_path / "streamed.toml"
+    streamed_job.write_text(TRIAGE.read_text().replace("timeout_s = 60", 'timeout_s = 60\nstream = "always"'))
+    assert 0 == invoke(["run", str(streamed_job), str(docs), "--out", str(tmp_path / "a")], emulator).exit_code
+    assert 0 == invoke(["run", str(TRIAGE), str(docs), "--out", str(tmp_path / "b")], emulator).exit_code
+    streamed = pipeline.load_results(tmp_path / "a").set_index("doc_id")
+    plain = pipeline.load_results(tmp_path / "b").set_index("doc_id")
+    assert streamed.streamed.all() and not plain.streamed.any()
+    assert plain.category.tolist() == streamed.category.tolist()
+    assert plain.summary.tolist() == streamed.summary.tolist()
+
+
+def test_large_max_tokens_switches_to_streaming(emulator: Emulator, tmp_path: Path) -> None:
+    """Above the SDK's non-streaming cap (21,333), stream = "auto" streams."""
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLE / "invoices", docs)
+    job = tmp_path / "big.toml"
+    job.write_text(TRIAGE.read_text().replace("max_tokens = 1024", "max_tokens = 32000"))
+    assert 0 == invoke(["run", str(job), str(docs), "--out", str(tmp_path / "o")], emulator).exit_code
+    assert pipeline.load_results(tmp_path / "o").streamed.all()
+
+
+def test_no_api_key_without_offline_is_a_usage_error(tmp_path: Path) -> None:
+    """Without a key and without --offline: exit 2 and a message saying how to fix it."""
+    result = invoke(
+        ["run", str(TRIAGE), str(SAMPLE), "--out", str(tmp_path / "o")], ANTHROPIC_API_KEY="", ANTHROPIC_AUTH_TOKEN=""
+    )
+    assert 2 == result.exit_code
+    assert "ANTHROPIC_API_KEY" in result.output and "--offline" in result.output
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda t: t.replace('model = "claude-haiku-5-5"', 'model = "claude-nonesuch"'), "[job.model]"),
+        (lambda t: t.replace("max_tokens = 1024", 'max_tokens = "lots"'), "[job.max_tokens]"),
+        (lambda t: t.replace('type = "enum"', 'type = "colour"'), "[fields[0].type]"),
+        (lambda t: t.replace("[job]", "[jobb]"), "[jobb]"),
+        (lambda t: t + "\nthis is not toml\n", "not valid TOML"),
+    ],
+)
+def test_bad_job_file_is_a_clear_usage_error(tmp_path: Path, mutate: Callable[[str], str], expected: str) -> None:
+    """A broken job file: exit 2, naming the file and the key."""
+    job = tmp_path / "broken.toml"
+    job.write_text(mutate(TRIAGE.read_text()))
+    result = invoke(["run", str(job), str(SAMPLE), "--out", str(tmp_path / "o"), "--offline"])
+    assert 2 == result.exit_code
+    assert str(job) in result.output and expected in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("m.jsonl", "", "empty"),
+        ("m.csv", "name,path\nx,y\n", "id"),
+        ("m.txt", "id\n", "manifest"),
+    ],
+)
+def test_unusable_manifest_is_a_clear_usage_error(tmp_path: Path, name: str, content: str, expected: str) -> None:
+    """A manifest that cannot be used at all: exit 2 with its path, before any request."""
+    manifest = tmp_path / name
+    manifest.write_text(content)
+    result = invoke(["run", str(TRIAGE), str(manifest), "--out", str(tmp_path / "o"), "--offline"])
+    assert 2 == result.exit_code, result.output
+    assert name in result.output and expected in result.output.lower()
+
+
+def test_bad_manifest_rows_become_error_rows_and_the_rest_completes(emulator: Emulator, tmp_path: Path) -> None:
+    """Missing paths, duplicate ids and malformed lines are error rows; exit code 1; the rest ok."""
+    (tmp_path / "a.txt").write_text("Invoice 12 from Acme for 400 EUR, due in 30 days.")
+    lines = [
+        json.dumps({"id": "a", "path": "a.txt", "priority": 1}),
+        json.dumps({"id": "b", "path": "missing.txt", "priority": 2}),
+        json.dumps({"id": "a", "text": "duplicate id", "priority": 3}),
+        "{not json",
+        json.dumps({"id": "c", "text": "Please reset my password, I am locked out.", "priority": "high"}),
+        json.dumps({"id": "d", "text": "Please reset my password, I am locked out.", "priority": 2}),
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    result = invoke(["run", str(TRIAGE), str(manifest), "--out", str(tmp_path / "o")], emulator)
+    assert 1 == result.exit_code, result.output
+    rows = pipeline.load_results(tmp_path / "o", latest=False)
+    assert ["ok", "ok"] == rows[rows.doc_id.isin(["a", "d"])].status.tolist()
+    errors = rows[rows.status == "error"]
+    assert 4 == len(errors)
+    messages = " | ".join(errors.error_message)
+    assert "file not found" in messages and "duplicate id" in messages
+    assert "line 4" in messages and "priority" in messages
+    assert 2 == message_requests(emulator)
+
+
+def test_fatal_authentication_error_stops_the_run_with_exit_3(tmp_path: Path) -> None:
+    """A rejected key stops the run at once (exit 3), not after trying every document."""
+    with Emulator(EmulatorConfig(seed=SEED, api_keys=frozenset({"sk-the-right-key"}))) as emulator:
+        result = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(tmp_path / "o"), "--concurrency", "2"], emulator)
+        sent = message_requests(emulator)
+    assert 3 == result.exit_code, result.output
+    assert "401" in result.output and "ANTHROPIC_API_KEY" in result.output
+    assert sent <= 4
+    assert TEST_KEY not in result.output
+
+
+def _spawn_run(emulator: Emulator, out: Path, *extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=emulator.base_url, DOCPIPE_PROGRESS="off")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", str(TRIAGE), str(SAMPLE), "--out", str(out), *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def _rows_recorded(out: Path) -> int:
+    wal = (
+        sum(len(p.read_bytes().splitlines()) for p in (out / "_wal").glob("*.jsonl")) if (out / "_wal").is_dir() else 0
+    )
+    return wal + (len(pipeline.load_results(out, latest=False)) if list(out.glob("part-*.parquet")) else 0)
+
+
+def test_sigkill_mid_run_then_rerun_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+    """Killed with SIGKILL mid-run, a rerun finishes: one ok row per document, at most in-flight re-paid."""
+    out = tmp_path / "out"
+    concurrency = 3
+    with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=150))) as emulator:
+        process = _spawn_run(emulator, out, "--concurrency", str(concurrency))
+        _wait_for(lambda: _rows_recorded(out) >= 10)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        billed_before = billed(emulator)
+        rows_before = _rows_recorded(out)
+        assert 10 <= rows_before < len(sample_files())
+        result = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator)
+        assert 0 == result.exit_code, result.output
+        total_billed = billed(emulator)
+    frame = pipeline.load_results(out, latest=False)
+    ok = frame[frame.status == "ok"]
+    assert sample_files() == sorted(ok.doc_id)
+    assert not ok.doc_id.duplicated().any()
+    assert total_billed - len(sample_files()) <= concurrency
+    assert billed_before >= rows_before
+    assert not list(out.glob(".*.tmp")) and not list((out / "_wal").glob("*.jsonl"))
+
+
+def test_overlapping_run_exits_75(tmp_path: Path) -> None:
+    """While one run holds --out, another exits at once with 75 and says why."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=300))) as emulator:
+        first = _spawn_run(emulator, out, "--concurrency", "1")
+        _wait_for(lambda: (out / ".lock").exists() and (out / ".lock").read_text().strip() != "")
+        second = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        assert 75 == second.exit_code, second.output
+        assert "in use by another docpipe run" in second.output
+        third = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator)
+        assert 0 == third.exit_code, third.output
