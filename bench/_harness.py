@@ -44,7 +44,7 @@ class EmulatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> EmulatorProcess:
-        self.process = subprocess.Popen(self.args, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(self.args, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -53,7 +53,8 @@ class EmulatorProcess:
             except OSError:
                 time.sleep(0.05)
         self.process.kill()
-        raise SystemExit("the emulator did not start")
+        _, stderr = self.process.communicate()
+        raise SystemExit(f"the emulator did not start: {stderr[-1000:]}")
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.base_url}/_emulator/stats", timeout=5) as response:

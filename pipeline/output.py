@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -280,10 +281,13 @@ def load_ledger(out_dir: Path, job: Job) -> DoneLedger:
                 f"{out_dir} holds results of job {sorted(jobs - {job.name})[0]!r}, not {job.name!r}; "
                 "give each job its own --out directory"
             )
-        columns = [table.column(name).to_pylist() for name in LEDGER_COLUMNS[:6]]
-        for doc_id, sha, row_fingerprint, status, size, mtime in zip(*columns, strict=True):
-            if status == "ok" and row_fingerprint == fingerprint:
-                done[doc_id] = (sha, size, mtime)
+        ok = pc.and_(
+            pc.equal(table.column("status").cast(pa.string()), "ok"),
+            pc.equal(table.column("job_fingerprint"), fingerprint),
+        )
+        table = table.filter(ok)
+        columns = [table.column(name).to_pylist() for name in LEDGER_COLUMNS[:2] + LEDGER_COLUMNS[4:6]]
+        done.update(zip(columns[0], zip(columns[1], columns[2], columns[3], strict=True), strict=True))
     return DoneLedger(fingerprint, done)
 
 
