@@ -23,11 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import TRIAGE_JOB, EmulatorProcess, run_docpipe, synthetic_text, write_manifest  # noqa: E402
+from _harness import TRIAGE_JOB, EmulatorProcess, run_docpipe, synthetic_text, write_manifest
 
-from pipeline.jobs import load_job  # noqa: E402
-from pipeline.output import ResultWriter, output_schema  # noqa: E402
-from pipeline.sources import manifest_metadata_columns  # noqa: E402
+from pipeline.jobs import load_job
+from pipeline.output import ResultWriter, output_schema
+from pipeline.sources import manifest_metadata_columns
 
 
 def prepare_done_state(manifest: Path, out: Path, rows: int) -> None:
