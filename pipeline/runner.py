@@ -517,11 +517,8 @@ async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
         for signum in installed:
             loop.remove_signal_handler(signum)
         await asyncio.to_thread(producer.join, 5.0)
-    if producer_errors:
-        error = producer_errors[0]
-        if isinstance(error, PipelineError) and not isinstance(error, DocumentError):
-            raise error
-        raise error
+    if producer_errors:  # a manifest that became unusable mid-run, or a bug: surface it
+        raise producer_errors[0]
     run.summary.stopped = stop.reason
 
 
