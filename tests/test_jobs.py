@@ -349,3 +349,11 @@ def test_fingerprint_ignores_timeouts_retries_and_limits(change: Callable[[dict[
     edited = _edit(change)
     assert parse_job(_base_data()) != edited
     assert parse_job(_base_data()).fingerprint == edited.fingerprint
+
+
+def test_reserved_field_names_are_exactly_the_output_columns() -> None:
+    """A job field may not take the name of any column docpipe writes itself (and no other name is reserved)."""
+    from pipeline.jobs import RESERVED_COLUMNS
+    from pipeline.output import BASE_COLUMNS, TRAILING_COLUMNS
+
+    assert {name for name, _, _ in BASE_COLUMNS + TRAILING_COLUMNS} == set(RESERVED_COLUMNS)
