@@ -96,8 +96,13 @@ def emulator(
 @main.command()
 @click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
 @click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory (a Parquet dataset).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory (a Parquet dataset).",
+)
 @click.option("--concurrency", type=click.IntRange(1, 4096), help="Requests in flight at most [default: 16].")
 @click.option("--limit", type=click.IntRange(min=1), help="Process at most N documents not already done.")
 @click.option("--offline", is_flag=True, help="Run against the built-in API emulator on loopback.")
@@ -108,9 +113,21 @@ def emulator(
 @click.option("--itpm", type=click.IntRange(min=1), help="Input tokens per minute (overrides the job).")
 @click.option("--otpm", type=click.IntRange(min=1), help="Output tokens per minute (overrides the job).")
 @click.option("--progress", type=click.Choice(["auto", "bar", "log", "off"]), help="Progress display [default: auto].")
-def run(job_file: Path, input_path: Path | None, out_dir: Path, concurrency: int | None, limit: int | None,
-        offline: bool, dry_run: bool, include: tuple[str, ...], exclude: tuple[str, ...], rpm: int | None,
-        itpm: int | None, otpm: int | None, progress: str | None) -> None:
+def run(
+    job_file: Path,
+    input_path: Path | None,
+    out_dir: Path,
+    concurrency: int | None,
+    limit: int | None,
+    offline: bool,
+    dry_run: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    rpm: int | None,
+    itpm: int | None,
+    otpm: int | None,
+    progress: str | None,
+) -> None:
     """Run JOB over INPUT (a folder, or a JSONL, CSV or Parquet manifest) and write rows to --out.
 
     \b
@@ -125,9 +142,21 @@ def run(job_file: Path, input_path: Path | None, out_dir: Path, concurrency: int
         job = load_job(job_file)
         if input_path is None:
             raise ConfigError("missing INPUT: give a folder or a manifest (.jsonl, .csv, .parquet)")
-        config = resolve_config(job, input_path, out_dir, concurrency=concurrency, limit=limit, dry_run=dry_run,
-                                offline=offline, include=include, exclude=exclude, rpm=rpm, itpm=itpm, otpm=otpm,
-                                progress=progress)
+        config = resolve_config(
+            job,
+            input_path,
+            out_dir,
+            concurrency=concurrency,
+            limit=limit,
+            dry_run=dry_run,
+            offline=offline,
+            include=include,
+            exclude=exclude,
+            rpm=rpm,
+            itpm=itpm,
+            otpm=otpm,
+            progress=progress,
+        )
         if dry_run:
             click.echo(plan_run(config))
             return

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .jobs import Job
+from .progress import DEFAULT_LOG_EVERY_S
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -27,7 +28,6 @@ __all__ = [
 DEFAULT_CONCURRENCY = 16
 MAX_CONCURRENCY = 4096
 DEFAULT_GRACE_S = 30.0
-DEFAULT_LOG_EVERY_S = 30.0
 PROGRESS_MODES = ("auto", "bar", "log", "off")
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -106,19 +106,18 @@ TRAILING_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
 def output_schema(job: Job, metadata_columns: Mapping[str, str] | None = None) -> pa.Schema:
     """The Parquet schema of a job's rows: base columns, metadata, the job's fields, bookkeeping."""
     fields: list[pa.Field] = [pa.field(name, kind) for name, kind, _ in BASE_COLUMNS]
-    taken = {name for name, _, _ in BASE_COLUMNS + TRAILING_COLUMNS} | {f.name for f in job.fields}
+    columns = metadata_column_names(metadata_columns or {}, job)
     for name, kind in (metadata_columns or {}).items():
-        column = name if name not in taken else f"meta_{name}"
-        fields.append(pa.field(column, METADATA_TYPES.get(kind, pa.string())))
+        fields.append(pa.field(columns[name], METADATA_TYPES.get(kind, pa.string())))
     fields += [pa.field(field.name, FIELD_TYPES[field.type]) for field in job.fields]
     fields += [pa.field(name, kind) for name, kind, _ in TRAILING_COLUMNS]
     return pa.schema(fields, metadata={"docpipe.job": job.name, "docpipe.job_fingerprint": job.fingerprint})
 
 
-def metadata_column_name(name: str, job: Job) -> str:
-    """The output column of a manifest metadata column (prefixed when it clashes with ours)."""
+def metadata_column_names(names: Iterable[str], job: Job) -> dict[str, str]:
+    """Manifest metadata column -> output column (prefixed `meta_` when it clashes with ours)."""
     taken = {n for n, _, _ in BASE_COLUMNS + TRAILING_COLUMNS} | {f.name for f in job.fields}
-    return name if name not in taken else f"meta_{name}"
+    return {name: name if name not in taken else f"meta_{name}" for name in names}
 
 
 def _to_json(value: Any) -> Any:
@@ -319,4 +318,3 @@ def load_results(out: str | os.PathLike[str], *, job: str | None = None, latest:
     except ImportError:
         return table
     return table.to_pandas()
-

@@ -45,7 +45,7 @@ from .extract import extract_text
 from .jobs import Job
 from .limits import RateLimiter
 from .lock import OutputLock
-from .output import DoneLedger, ResultWriter, load_ledger, metadata_column_name, output_schema, recover
+from .output import DoneLedger, ResultWriter, load_ledger, metadata_column_names, output_schema, recover
 from .pricing import TokenUsage, cost_usd
 from .progress import Progress, Tally, make_progress
 from .requests import build_params, estimate_tokens, fit_document, parse_answer, should_stream, system_prompt
@@ -212,6 +212,7 @@ class _Run:
         self.system = system_prompt(config.job)
         self.prefix_estimate = estimate_tokens(self.system) + estimate_tokens(json.dumps(config.job.output_schema()))
         self.stream = should_stream(config.job)
+        self.metadata_columns: dict[str, str] = {}  # manifest column -> output column, filled as seen
         self.tally = Tally()
         self.latencies_ms: list[float] = []
         self.errors_by_type: Counter[str] = Counter()
@@ -236,7 +237,10 @@ class _Run:
             "model": self.job.model,
         }
         for name, value in work.ref.metadata.items():
-            row[metadata_column_name(name, self.job)] = value
+            column = self.metadata_columns.get(name)
+            if column is None:
+                column = self.metadata_columns[name] = metadata_column_names([name], self.job)[name]
+            row[column] = value
         return row
 
     def _record(self, row: dict[str, Any], usage: TokenUsage, cost: float | None) -> None:

@@ -191,8 +191,10 @@ class _FolderWalk:
             return
         if not is_folder and not (stat.S_ISREG(target.st_mode) and self._selected(rel, entry.name, any_type=True)):
             return
-        if not is_folder and _inside(real, self.real_root) and not (
-            self._selected(rel, entry.name) or self._selected(rel, os.path.basename(real))
+        if (
+            not is_folder
+            and _inside(real, self.real_root)
+            and not (self._selected(rel, entry.name) or self._selected(rel, os.path.basename(real)))
         ):
             return
         if not _inside(real, self.real_root):

@@ -427,7 +427,22 @@ class _Api:
             if request.transport is None or request.transport.is_closing():
                 self._record(request, "messages", 499, request_id, key, early=early)
                 return web.Response(status=499)
-        state.journal.bill(usage)
+        self._completed(request, usage, request_id, key, fault, early, stream=False)
+        return _json_response(message, 200, headers)
+
+    def _completed(
+        self,
+        request: web.Request,
+        usage: dict[str, Any],
+        request_id: str,
+        key: str,
+        fault: FaultRule | None,
+        early: bool,
+        *,
+        stream: bool,
+    ) -> None:
+        """A response delivered whole: bill it and journal a 200."""
+        self.state.journal.bill(usage)
         self._record(
             request,
             "messages",
@@ -436,10 +451,10 @@ class _Api:
             key,
             fault=fault.kind if fault else None,
             early=early,
+            stream=stream,
             input_tokens=usage["input_tokens"],
-            output_tokens=output_tokens,
+            output_tokens=usage["output_tokens"],
         )
-        return _json_response(message, 200, headers)
 
     async def _stream(
         self,
@@ -558,19 +573,7 @@ class _Api:
         except (ConnectionResetError, ConnectionError):
             self._record(request, "messages", 499, request_id, key, early=early)
             return response
-        self.state.journal.bill(usage)
-        self._record(
-            request,
-            "messages",
-            200,
-            request_id,
-            key,
-            fault=fault.kind if fault else None,
-            early=early,
-            stream=True,
-            input_tokens=usage["input_tokens"],
-            output_tokens=usage["output_tokens"],
-        )
+        self._completed(request, usage, request_id, key, fault, early, stream=True)
         return response
 
     async def count_tokens(self, request: web.Request) -> web.Response:
