@@ -16,6 +16,7 @@ The SDK's own retries are off (`max_retries=0`): retrying is the job of `retry.p
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,10 +31,11 @@ __all__ = ["ApiClient", "ApiResponse", "HeadersObserver", "translate_error"]
 
 HeadersObserver = Callable[[Mapping[str, str]], None]
 SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached", "spend_limit_reached", "workspace_spend_limit_reached"})
-# httpcore's pool scans every connection on every request; past a few dozen connections that scan
-# dominates the CPU (at 512 connections it capped throughput at ~0.7 of the ideal). Spreading the
-# connections over several clients of at most this size keeps each scan short.
-CONNECTIONS_PER_SHARD = 64
+# httpcore's pool scans every connection twice per request (on send and on close); past a few dozen
+# connections that scan dominates the CPU (at 512 connections in one pool it capped throughput at
+# ~0.7 of the ideal). Spreading the connections over several clients of at most this size keeps
+# each scan short; the clients share one TLS context, so each costs no certificate loading.
+CONNECTIONS_PER_SHARD = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +161,29 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
     )
 
 
+def _message_data(body: bytes, request_id: str | None, document_id: str | None) -> dict[str, Any]:
+    """A 200 response's body as a message dict; a body that is not one is worth another attempt."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        message = None
+    if not isinstance(message, dict) or message.get("type") != "message":
+        raise TransientError(
+            "the API answered 200 with a body that is not a message",
+            error_type="invalid_response",
+            document_id=document_id,
+            request_id=request_id,
+        )
+    return message
+
+
 class ApiClient:
     """`AsyncAnthropic` clients with retries off, sized for the worker pool, observed for rate-limit headers.
 
-    Requests go round-robin over ceil(max_connections / 64) clients (see CONNECTIONS_PER_SHARD).
+    Requests go to the least busy of ceil(max_connections / 16) clients (see CONNECTIONS_PER_SHARD).
+    A non-streamed response is decoded straight from its JSON body: the message as plain data is
+    all docpipe needs, and building the SDK's typed model only to dump it again cost more CPU than
+    the rest of a request's handling.
     """
 
     def __init__(
@@ -176,18 +197,19 @@ class ApiClient:
         self._on_headers = on_headers
         shards = max(1, -(-max_connections // CONNECTIONS_PER_SHARD))
         per_shard = -(-max_connections // shards)
+        tls = httpx2.create_ssl_context()
         self._clients = [
             anthropic.AsyncAnthropic(
                 api_key=api_key,
                 base_url=base_url,
                 max_retries=0,
                 http_client=anthropic.DefaultAsyncHttpxClient(
-                    limits=httpx2.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
+                    verify=tls, limits=httpx2.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
                 ),
             )
             for _ in range(shards)
         ]
-        self._next = 0
+        self._in_flight = [0] * shards
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         if self._on_headers is not None:
@@ -197,25 +219,30 @@ class ApiClient:
         self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
     ) -> ApiResponse:
         """Send one Messages request; raise TransientError, RequestError or FatalRunError on failure."""
-        client = self._clients[self._next]
-        self._next = (self._next + 1) % len(self._clients)
+        in_flight = self._in_flight
+        shard = in_flight.index(min(in_flight))
+        client = self._clients[shard]
+        in_flight[shard] += 1
         try:
             if stream:
                 async with client.messages.stream(**params, timeout=timeout_s) as events:
                     self._observe(events.response.headers)
-                    message = await events.get_final_message()
+                    final = await events.get_final_message()
                     request_id = events.response.headers.get("request-id")
+                message = final.model_dump(mode="json")
             else:
                 raw = await client.messages.with_raw_response.create(**params, timeout=timeout_s)
                 self._observe(raw.headers)
-                message = await raw.parse()
+                message = _message_data(await raw.read(), raw.headers.get("request-id"), document_id)
                 request_id = raw.headers.get("request-id")
         except anthropic.APIStatusError as exc:
             self._observe(exc.response.headers)
             raise translate_error(exc, document_id=document_id, timeout_s=timeout_s) from None
         except anthropic.APIError as exc:
             raise translate_error(exc, document_id=document_id, timeout_s=timeout_s) from None
-        return ApiResponse(message.model_dump(mode="json"), request_id, stream)
+        finally:
+            in_flight[shard] -= 1
+        return ApiResponse(message, request_id, stream)
 
     async def aclose(self) -> None:
         for client in self._clients:

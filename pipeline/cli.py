@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -12,13 +13,29 @@ from .emulator import EmulatorConfig, FaultPlan, LatencyModel, Limits, load_faul
 from .errors import ConfigError, EmulatorError, FatalRunError, OutputLockedError, PipelineError
 from .jobs import load_job
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 EXIT_OK = 0
 EXIT_DOCUMENT_ERRORS = 1
 EXIT_USAGE = 2
 EXIT_FATAL = 3
 EXIT_LOCKED = 75  # EX_TEMPFAIL: cron may simply try again later
+
+
+# A run allocates a few hundred short-lived objects per request (SDK, HTTP and row objects); at the
+# default threshold (700) the collector ran ~800 times over 2,000 requests and took a sixth of the
+# process's CPU. Objects that live for the whole process are moved out of its sight first.
+GC_GEN0_THRESHOLD = 20_000
+_own_process = False  # set by `entry()`: the process is docpipe's alone
+
+
+def _tune_gc() -> None:
+    """When the process is docpipe's own (not a test runner or a notebook): fewer, cheaper collections."""
+    if not _own_process:
+        return
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def _fail(error: PipelineError) -> None:
@@ -31,6 +48,13 @@ def _fail(error: PipelineError) -> None:
         code = EXIT_FATAL
     click.echo(f"docpipe: error: {error}", err=True)
     sys.exit(code)
+
+
+def entry() -> None:
+    """The `docpipe` executable (and `python -m pipeline`): `main` in a process of its own."""
+    global _own_process
+    _own_process = True
+    main()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,6 +110,7 @@ def emulator(
         def ready(url: str) -> None:
             click.echo(f"docpipe emulator listening on {url} (seed {seed}); Ctrl-C to stop", err=True)
 
+        _tune_gc()
         serve(config, host=host, port=port, on_ready=ready)
     except KeyboardInterrupt:
         return
@@ -160,6 +185,7 @@ def run(
         if dry_run:
             click.echo(plan_run(config))
             return
+        _tune_gc()
         summary = run_job(config)
     except PipelineError as exc:
         _fail(exc)

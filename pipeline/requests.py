@@ -78,9 +78,15 @@ def should_stream(job: Job) -> bool:
     return job.max_tokens > NON_STREAMING_MAX_TOKENS
 
 
-def build_params(job: Job, document_id: str, text: str, *, system: str | None = None) -> dict[str, Any]:
-    """The Messages API params for one document (without `stream`)."""
-    output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": job.output_schema()}}
+def build_params(
+    job: Job, document_id: str, text: str, *, system: str | None = None, schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Messages API params for one document (without `stream`).
+
+    `system` and `schema` are the job's system prompt and output schema when the caller has them
+    already (the runner computes them once per run).
+    """
+    output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": schema or job.output_schema()}}
     if job.effort:
         output_config["effort"] = job.effort
     cache_control: dict[str, str] = {"type": "ephemeral"}

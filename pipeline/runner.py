@@ -210,7 +210,9 @@ class _Run:
         self.summary = summary
         self.preparer = _Preparer(config.job, ledger)
         self.system = system_prompt(config.job)
-        self.prefix_estimate = estimate_tokens(self.system) + estimate_tokens(json.dumps(config.job.output_schema()))
+        self.schema = config.job.output_schema()
+        self.fingerprint = config.job.fingerprint
+        self.prefix_estimate = estimate_tokens(self.system) + estimate_tokens(json.dumps(self.schema))
         self.stream = should_stream(config.job)
         self.metadata_columns: dict[str, str] = {}  # manifest column -> output column, filled as seen
         self.tally = Tally()
@@ -227,7 +229,7 @@ class _Run:
             "source": work.ref.source,
             "doc_sha256": work.sha256,
             "job": self.job.name,
-            "job_fingerprint": self.job.fingerprint,
+            "job_fingerprint": self.fingerprint,
             "run_id": self.summary.run_id,
             "backend": self.config.backend,
             "created_at": datetime.now(UTC),
@@ -297,7 +299,7 @@ class _Run:
             return
         assert work.text is not None
         doc_id = work.ref.doc_id
-        params = build_params(self.job, doc_id, work.text, system=self.system)
+        params = build_params(self.job, doc_id, work.text, system=self.system, schema=self.schema)
         estimate = self.prefix_estimate + estimate_tokens(work.text) + 16
         tracker = _Tracker()
 
@@ -404,26 +406,51 @@ class _Stop:
                 task.cancel()
 
 
-def _produce(
-    run: _Run,
-    source: Iterator[DocumentRef],
-    queue: asyncio.Queue[Any],
-    loop: asyncio.AbstractEventLoop,
-    errors: list[BaseException],
-) -> None:
-    """Preparation thread: put work on the queue, blocking while it is full, until told to stop."""
+class _Handoff:
+    """The bounded queue between the preparation thread and the workers.
 
-    def put(item: Any) -> bool:
-        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-        while True:
-            try:
-                future.result(timeout=0.2)
-                return True
-            except TimeoutError:
-                if run.stop_taking.is_set():
-                    future.cancel()
-                    return False
+    The thread takes a slot (blocking while all `capacity` are taken) and hands the item over with
+    `call_soon_threadsafe`, without waiting for the event loop to acknowledge it; a worker frees the
+    slot when it takes the item. A round trip through the loop per document (as with
+    `run_coroutine_threadsafe(queue.put(...))`) made a burst of hundreds of workers start one loop
+    iteration apart.
+    """
 
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._slots = threading.Semaphore(capacity)
+
+    def put(self, item: Any, stop_taking: threading.Event) -> bool:
+        """From the thread: False when told to stop while waiting for a free slot."""
+        while not self._slots.acquire(timeout=0.2):
+            if stop_taking.is_set():
+                return False
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        return True
+
+    def finish(self) -> None:
+        """From the thread: no more work (never blocks)."""
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, _DONE)
+
+    async def get(self) -> Any:
+        item = await self._queue.get()
+        if item is _DONE:
+            self._queue.put_nowait(_DONE)  # for the next worker
+        else:
+            self._slots.release()
+        return item
+
+    def drain(self) -> None:
+        """From the loop: drop the work not started (the next run picks it up) and end the workers."""
+        while not self._queue.empty():
+            if self._queue.get_nowait() is not _DONE:
+                self._slots.release()
+        self._queue.put_nowait(_DONE)
+
+
+def _produce(run: _Run, source: Iterator[DocumentRef], handoff: _Handoff, errors: list[BaseException]) -> None:
+    """Preparation thread: hand work to the workers, blocking while the queue is full, until told to stop."""
     queued = 0
     try:
         for ref in source:
@@ -435,19 +462,18 @@ def _produce(
             if run.config.limit is not None and queued >= run.config.limit:
                 break
             queued += 1
-            if not put(work):
+            if not handoff.put(work, run.stop_taking):
                 return
     except BaseException as exc:  # handed to the event loop, which decides
         errors.append(exc)
     finally:
-        put(_DONE)
+        handoff.finish()
 
 
-async def _worker(run: _Run, queue: asyncio.Queue[Any], stop: _Stop) -> None:
+async def _worker(run: _Run, handoff: _Handoff, stop: _Stop) -> None:
     while True:
-        work = await queue.get()
+        work = await handoff.get()
         if work is _DONE:
-            queue.put_nowait(_DONE)  # for the next worker
             return
         try:
             await run.process(work)
@@ -483,25 +509,28 @@ async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
     loop = asyncio.get_running_loop()
     stop = _Stop()
     installed = _install_signals(loop, stop)
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=config.concurrency * 2)
+    handoff = _Handoff(loop, capacity=config.concurrency * 2)
     producer_errors: list[BaseException] = []
     producer = threading.Thread(
-        target=_produce, args=(run, source, queue, loop, producer_errors), name="docpipe-prepare", daemon=True
+        target=_produce, args=(run, source, handoff, producer_errors), name="docpipe-prepare", daemon=True
     )
-    workers = [asyncio.create_task(_worker(run, queue, stop)) for _ in range(config.concurrency)]
+    workers: list[asyncio.Task[None]] = []
     stop.tasks = workers
     ticker = asyncio.create_task(_ticker(run))
     producer.start()
     try:
+        for _ in range(config.concurrency):
+            # One more worker per turn of the event loop: started all at once, hundreds of cold
+            # requests advance in lockstep and the first reaches the wire only when the last does.
+            workers.append(asyncio.create_task(_worker(run, handoff, stop)))
+            await asyncio.sleep(0)
         all_done: asyncio.Future[list[Any]] = asyncio.gather(*workers, return_exceptions=True)
         stop_wait: asyncio.Future[Any] = asyncio.create_task(stop.requested.wait())
         waiters: list[asyncio.Future[Any]] = [all_done, stop_wait]
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if stop.requested.is_set():
             run.stop_taking.set()
-            while not queue.empty():  # not started: the next run picks them up
-                queue.get_nowait()
-            queue.put_nowait(_DONE)
+            handoff.drain()
             if stop.reason == "fatal" or stop.signals >= 2:
                 for task in workers:
                     task.cancel()

@@ -78,6 +78,16 @@ def test_sample_run_offline_writes_one_typed_row_per_document(tmp_path: Path) ->
     assert "invoice" == invoices.category.mode()[0]
 
 
+def test_in_process_cli_leaves_the_host_garbage_collector_alone(emulator: Emulator, tmp_path: Path) -> None:
+    """Only the `docpipe` process tunes the collector; a test runner or notebook calling `main` keeps its own."""
+    import gc
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", str(tmp_path / "out")], emulator)
+    assert 0 == result.exit_code, result.output
+    assert before == (gc.get_threshold(), gc.get_freeze_count())
+
+
 def test_prompt_prefix_is_read_from_cache_after_first_request(emulator: Emulator, tmp_path: Path) -> None:
     """The shared system prefix is written once and read by every later request."""
     out = tmp_path / "out"

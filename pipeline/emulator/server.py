@@ -310,6 +310,7 @@ class _Api:
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         state = self.state
+        arrived = time.monotonic()  # the latency model counts from here: the emulator's own work is inside it
         request_id = state.new_id("req")
         key: str | None = None
         fault: FaultRule | None = None
@@ -339,10 +340,11 @@ class _Api:
                     if request.transport is None or request.transport.is_closing():
                         self._record(request, "messages", 499, request_id, key, fault=fault.kind, early=early)
                         return web.Response(status=499)
+                    arrived = time.monotonic()
                 elif fault.kind not in ("stream_error", "refusal", "malformed_output"):
                     raise self._fault_error(fault, key, body_hash, now_wall)
             spec = validate_messages(body, version)
-            return await self._answer(request, body, spec, key, request_id, fault, body_hash, early)
+            return await self._answer(request, body, spec, key, request_id, fault, body_hash, early, arrived)
         except ApiError as exc:
             self._record(
                 request,
@@ -365,6 +367,7 @@ class _Api:
         fault: FaultRule | None,
         body_hash: int,
         early: bool,
+        arrived: float,
     ) -> web.StreamResponse:
         state = self.state
         now = time.monotonic()
@@ -420,8 +423,8 @@ class _Api:
         headers = self._headers(request_id) | state.limiter.headers(key, time.monotonic(), time.time())
         latency = state.config.latency
         if body.get("stream"):
-            return await self._stream(request, message, headers, key, request_id, fault, early)
-        delay = latency.first_token_s() + latency.tokens_s(output_tokens)
+            return await self._stream(request, message, headers, key, request_id, fault, early, arrived)
+        delay = arrived + latency.first_token_s() + latency.tokens_s(output_tokens) - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
             if request.transport is None or request.transport.is_closing():
@@ -465,14 +468,16 @@ class _Api:
         request_id: str,
         fault: FaultRule | None,
         early: bool,
+        arrived: float,
     ) -> web.StreamResponse:
         latency = self.state.config.latency
         response = web.StreamResponse(
             status=200,
             headers=headers | {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"},
         )
-        if latency.first_token_s() > 0:
-            await asyncio.sleep(latency.first_token_s())
+        first_token_in = arrived + latency.first_token_s() - time.monotonic()
+        if first_token_in > 0:
+            await asyncio.sleep(first_token_in)
         await response.prepare(request)
 
         async def send(event: str, data: dict[str, Any]) -> None:
