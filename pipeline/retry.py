@@ -3,8 +3,9 @@
 Retried, by name: `TransientError` (429, 529, 5xx, dropped connections, timeouts, mid-stream
 errors) and an answer that fails the job's schema (at most `schema_retries` more times). Nothing else:
 a 400 or 413 will fail again, a refusal is deliberate, a 401 dooms the run. Attempts and total time
-are both bounded, a server's `retry-after` is obeyed exactly, other waits are exponential with full
-jitter, and the last error is re-raised as it was.
+are both bounded (a wait that would end past `max_time_s` is not started), a server's `retry-after`
+is obeyed exactly, other waits are exponential with full jitter, and the last error is re-raised as
+it was.
 
 `RetrySettings(initial_backoff_s=0)` gives the zero-wait test mode; `retry-after` is still obeyed,
 since obeying it is a behaviour under test.
@@ -16,7 +17,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay
 from tenacity.stop import stop_base
 
 from .errors import ResponseError, TransientError
@@ -71,7 +72,7 @@ async def with_retries(
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),
         stop=stop_after_attempt(settings.max_attempts)
-        | stop_after_delay(settings.max_time_s)
+        | stop_before_delay(settings.max_time_s)
         | _SchemaBudget(schema_retries),
         wait=_wait(settings),
         reraise=True,

@@ -144,6 +144,15 @@ def test_max_time_bounds_the_attempts() -> None:
     assert [1] == script.calls
 
 
+def test_a_wait_past_the_time_budget_is_not_started(sleeps: list[float]) -> None:
+    """A retry-after that would end past max_time_s ends the retries now instead of overrunning the budget."""
+    script = Script([_transient(retry_after_s=2.0), _transient(retry_after_s=7.5), "done"])
+    with pytest.raises(TransientError):
+        _run(script, RetrySettings(max_attempts=10, max_time_s=5.0, initial_backoff_s=0.0))
+    assert [1, 2] == script.calls
+    assert [2.0] == sleeps
+
+
 def test_zero_backoff_never_waits(sleeps: list[float]) -> None:
     """initial_backoff_s=0 is the test mode: every wait between attempts is zero."""
     script = Script([*_errors(_transient, 4), _schema(), "done"])
