@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached", "spend_limit_reac
 # ~0.7 of the ideal). Spreading the connections over several clients of at most this size keeps
 # each scan short; the clients share one TLS context, so each costs no certificate loading.
 CONNECTIONS_PER_SHARD = 16
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +69,15 @@ def _retry_after_s(headers: Mapping[str, str]) -> float | None:
 
 
 def _status_message(exc: anthropic.APIStatusError) -> str:
+    """The API's own message; for a proxy's HTML page, its title: the raw markup helps nobody."""
     message = exc.api_message if isinstance(getattr(exc, "api_message", None), str) else None
     if message is None:
         body = exc.body
         message = body.strip()[:200] if isinstance(body, str) and body.strip() else exc.message
-    return str(message)
+        if isinstance(body, str) and body.lstrip()[:1] == "<":
+            title = _HTML_TITLE.search(body)
+            message = " ".join((title.group(1) if title else _HTML_TAG.sub(" ", body)).split())[:200]
+    return str(message).strip().rstrip(".")  # the fatal and 413 messages go on with ". <what to do>"
 
 
 def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s: float | None = None) -> PipelineError:
