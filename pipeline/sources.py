@@ -25,6 +25,7 @@ column's type is set by its first non-null value (see `manifest_metadata_columns
 
 from __future__ import annotations
 
+import codecs
 import csv
 import errno
 import hashlib
@@ -56,6 +57,7 @@ __all__ = [
 
 MANIFEST_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".ndjson", ".csv", ".parquet"})
 PARQUET_BATCH_ROWS = 4096
+UTF8_CHECK_CHUNK_BYTES = 1 << 20
 ID_DIGEST_BYTES = 8
 CSV_DELIMITERS = (",", ";", "\t")
 RESERVED_COLUMNS = ("id", "path", "text")
@@ -430,7 +432,7 @@ class _Rows:
             reason = f"path escapes the manifest folder: {raw_path}"
             return self._error(number, reason, doc_id, unique=True, metadata=metadata, path=joined, source=raw_path)
         if not os.path.exists(real):
-            reason = f"file not found: {raw_path}"
+            reason = _missing_reason(joined, raw_path)
             return self._error(number, reason, doc_id, unique=True, metadata=metadata, path=joined, source=raw_path)
         if os.path.isabs(raw_path):
             source = Path(os.path.relpath(real, self.real_folder)).as_posix()
@@ -458,6 +460,18 @@ class _Rows:
         location = f"{self.name}:{number}"
         ref_id = doc_id if unique and doc_id is not None else location
         return DocumentRef(ref_id, source or location, path=None, text=None, metadata=metadata or {}, error=error)
+
+
+def _missing_reason(joined: str, raw_path: str) -> str:
+    """Why a manifest path leads to no file: it is missing, or it is a symlink that loops or dangles."""
+    try:
+        os.stat(joined)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"symlink loop: {raw_path} leads back to itself"
+        if os.path.islink(joined):
+            return f"broken symlink: {raw_path} points to {os.readlink(joined)}, which does not exist"
+    return f"file not found: {raw_path}"
 
 
 def _check_id(value: Any) -> tuple[str | None, str | None]:
@@ -607,8 +621,31 @@ def _read_jsonl(path: Path) -> Iterator[DocumentRef]:
 # -- CSV -------------------------------------------------------------------------------------------
 
 
+def _check_utf8(path: Path) -> None:
+    """Raise ManifestError naming the first line of a CSV manifest that is not UTF-8.
+
+    A CSV manifest is read through a text decoder that works in chunks: left to it, a bad byte
+    would stop the run midway, after documents were sent, and be blamed on the line where its
+    chunk began. One streamed pass finds it first, before any document, on its own line.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines_before = 0
+    with _open_binary(path) as handle:
+        while True:
+            chunk = handle.read(UTF8_CHECK_CHUNK_BYTES)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:  # exc.object: this chunk after the few bytes the decoder held back
+                line = lines_before + exc.object.count(b"\n", 0, exc.start) + 1
+                raise ManifestError("not UTF-8 text; save the manifest as UTF-8", path=path, line=line) from None
+            if not chunk:
+                return
+            lines_before += chunk.count(b"\n")
+
+
 def _csv_header(path: Path, handle: IO[str]) -> tuple[CsvReader, list[str], int]:
     """(reader positioned after the header, header names, the header's last line number)."""
+    _check_utf8(path)
     try:
         first_line = handle.readline()
         handle.seek(0)
