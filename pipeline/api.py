@@ -133,6 +133,15 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
             "Raise the limit in the Console, then rerun: finished documents are not paid for again.",
             request_id=request_id,
         )
+    if status == 400 and "prompt is too long" in message:
+        return RequestError(
+            f"400 {error_type or 'invalid_request_error'}: {message}. The document is longer than docpipe's "
+            "estimate; lower job.max_document_tokens so it is cut to fit.",
+            error_type=error_type or "invalid_request_error",
+            status=status,
+            document_id=document_id,
+            request_id=request_id,
+        )
     if status == 413:
         return RequestError(
             f"request too large for the API (413): {message}. Lower job.max_document_tokens or split the document.",

@@ -365,6 +365,14 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         initial_backoff_s=_seconds(retry_table, "initial_backoff_s", defaults.initial_backoff_s, "retry.", path),
         max_backoff_s=_seconds(retry_table, "max_backoff_s", defaults.max_backoff_s, "retry.", path),
     )
+    max_document_tokens = _positive_int(table, "max_document_tokens", "job.", path) or DEFAULT_MAX_DOCUMENT_TOKENS
+    if max_document_tokens + max_tokens > spec.max_input_tokens:
+        raise JobError(
+            f"{max_document_tokens:,} document tokens plus max_tokens {max_tokens:,} exceed {model}'s context of "
+            f"{spec.max_input_tokens:,} tokens: every long document would be refused by the API; lower it",
+            path=path,
+            key="job.max_document_tokens",
+        )
     limits_table = data.get("limits", {})
     if not isinstance(limits_table, dict):
         raise JobError("expected a [limits] table", path=path, key="limits")
@@ -380,7 +388,7 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         stream=_choice(table, "stream", STREAM_MODES, "auto", "job.", path),
         timeout_s=timeout_s,
         too_long=_choice(table, "too_long", TOO_LONG_POLICIES, "truncate", "job.", path),
-        max_document_tokens=_positive_int(table, "max_document_tokens", "job.", path) or DEFAULT_MAX_DOCUMENT_TOKENS,
+        max_document_tokens=max_document_tokens,
         cache_ttl=_choice(table, "cache_ttl", CACHE_TTLS, "5m", "job.", path),
         effort=effort,
         schema_retries=schema_retries,

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +87,7 @@ class RunSummary:
     rate_limit_pauses: int = 0
     concurrency_decreases: int = 0
     recovered_rows: int = 0
+    skipped_files: dict[str, int] = field(default_factory=dict)  # folder files not of a document type, by extension
     stopped: str | None = None  # "fatal", "interrupted" or None
     fatal_error: str | None = None
     exit_code: int = EXIT_OK
@@ -107,9 +108,20 @@ class RunSummary:
         if self.errors_by_type:
             kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(self.errors_by_type.items()))
             lines.append(f"  errors by type: {kinds}")
+        if self.skipped_files:
+            lines.append(f"  {skipped_line(self.skipped_files)}")
         if self.fatal_error:
             lines.append(f"  fatal: {self.fatal_error}")
         return "\n".join(lines)
+
+
+def skipped_line(skipped: Mapping[str, int]) -> str:
+    """The files a folder walk left out for their type, and how to take them."""
+    total = sum(skipped.values())
+    kinds = ", ".join(f"{suffix}: {count}" for suffix, count in sorted(skipped.items()))
+    files = f"{total} file{'s' if total != 1 else ''}"
+    return f"skipped {files} of a type docpipe does not read ({kinds}); --include takes a file anyway"
+
 
 
 def _ms(value: float | None) -> str:
@@ -585,13 +597,15 @@ async def _run_async(
     )
     writer = ResultWriter(config.out_dir, schema, summary.run_id, flush_rows=config.flush_rows)
     run = _Run(config, client, limiter, writer, ledger, progress, summary)
-    source = open_source(config.input_path, include=config.include, exclude=config.exclude)
+    skipped: Counter[str] = Counter()
+    source = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
     try:
         await _execute(run, source)
     finally:
         writer.close()
         await client.aclose()
         summary.already_done = run.preparer.already_done
+        summary.skipped_files = dict(skipped)
         summary.errors_by_type = dict(run.errors_by_type)
         summary.latency_p50_ms = _percentile(run.latencies_ms, 50)
         summary.latency_p95_ms = _percentile(run.latencies_ms, 95)
@@ -672,7 +686,8 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     prefix = estimate_tokens(system_prompt(job)) + estimate_tokens(json.dumps(job.output_schema()))
     listed: list[str] = []
     to_send = errors = estimated_input = 0
-    for ref in open_source(config.input_path, include=config.include, exclude=config.exclude):
+    skipped: Counter[str] = Counter()
+    for ref in open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped):
         work = preparer.prepare(ref)
         if work is None:
             continue
@@ -697,6 +712,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
         f"  would send {to_send} request(s), ~{estimated_input:,} input tokens before caching; "
         f"cost at most ${ceiling or 0:.4f} if every answer used max_tokens",
         f"  {preparer.already_done} already done (same content, same job fingerprint): not sent again",
+        *([f"  {skipped_line(skipped)}"] if skipped else []),
         f"  {errors} would be error rows before any request{shown}:" if errors else f"  no input errors{shown}:",
     ]
     return "\n".join(header + listed)

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -60,6 +61,7 @@ PARQUET_BATCH_ROWS = 4096
 UTF8_CHECK_CHUNK_BYTES = 1 << 20
 ID_DIGEST_BYTES = 8
 CSV_DELIMITERS = (",", ";", "\t")
+CSV_FIELD_LIMIT = 2**31 - 1  # the largest a C long holds on every platform
 RESERVED_COLUMNS = ("id", "path", "text")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _KIND_NAMES = {"string": "string", "int64": "integer", "float64": "float", "bool": "boolean"}
@@ -78,10 +80,19 @@ class DocumentRef:
     error: DocumentError | None = None  # a row-level problem: the runner records an error row for it
 
 
-def open_source(input_path: Path, *, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[DocumentRef]:
-    """The documents of an input: a folder is walked, anything else is read as a manifest."""
+def open_source(
+    input_path: Path,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    skipped: Counter[str] | None = None,
+) -> Iterator[DocumentRef]:
+    """The documents of an input: a folder is walked, anything else is read as a manifest.
+
+    `skipped` counts, by extension, the files of a folder that are not a supported document type.
+    """
     if input_path.is_dir():
-        return walk_folder(input_path, include=include, exclude=exclude)
+        return walk_folder(input_path, include=include, exclude=exclude, skipped=skipped)
     if include or exclude:
         raise ConfigError(f"--include and --exclude apply to a folder input, and {input_path} is not a folder")
     return read_manifest(input_path)
@@ -97,7 +108,9 @@ def count_documents(input_path: Path, *, include: Sequence[str] = (), exclude: S
 # -- folders ---------------------------------------------------------------------------------------
 
 
-def walk_folder(root: Path, *, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[DocumentRef]:
+def walk_folder(
+    root: Path, *, include: Sequence[str] = (), exclude: Sequence[str] = (), skipped: Counter[str] | None = None
+) -> Iterator[DocumentRef]:
     """Every regular, non-hidden file under `root`, depth first in sorted order, filtered by globs.
 
     `include` and `exclude` are glob patterns matched against a file's POSIX path relative to
@@ -106,19 +119,24 @@ def walk_folder(root: Path, *, include: Sequence[str] = (), exclude: Sequence[st
     an `exclude` pattern is not entered. Without `include`, only files of a supported type are taken
     (manifests, images, archives lying in the folder are not documents); a file an `include` pattern
     names is taken whatever its type, and an unsupported one then fails with a clear error row.
+    Files left out for their type alone are counted by extension in `skipped`, when given, so a run
+    can say what it did not read.
 
     Symlinks are followed when they stay inside `root`: a linked file is yielded under the link's
     path, a linked folder is entered unless the walk reaches it anyway under its own name. Links
     that leave `root`, dangle or loop become error refs. No real folder is entered twice.
     """
-    return _FolderWalk(root, include, exclude).refs()
+    return _FolderWalk(root, include, exclude, skipped).refs()
 
 
 class _FolderWalk:
     """One lazy walk: a stack of sorted directory listings, never the whole tree."""
 
-    def __init__(self, root: Path, include: Sequence[str], exclude: Sequence[str]) -> None:
+    def __init__(
+        self, root: Path, include: Sequence[str], exclude: Sequence[str], skipped: Counter[str] | None = None
+    ) -> None:
         self.root = Path(os.path.abspath(root))
+        self.skipped = skipped
         # A lone string is one pattern, not a sequence of one-character patterns.
         self.includes = [_glob_regex(pattern) for pattern in ((include,) if isinstance(include, str) else include)]
         self.excludes = [_glob_regex(pattern) for pattern in ((exclude,) if isinstance(exclude, str) else exclude)]
@@ -150,8 +168,11 @@ class _FolderWalk:
             elif entry.is_dir(follow_symlinks=False):
                 if not self._excluded_folder(rel, entry.name) and entry.path not in self.followed:
                     yield from self._enter(entry.path, rel, stack)
-            elif entry.is_file(follow_symlinks=False) and self._selected(rel, entry.name):
-                yield DocumentRef(doc_id=rel, source=rel, path=Path(entry.path), text=None, metadata={})
+            elif entry.is_file(follow_symlinks=False):
+                if self._selected(rel, entry.name):
+                    yield DocumentRef(doc_id=rel, source=rel, path=Path(entry.path), text=None, metadata={})
+                elif self.skipped is not None and self._left_for_its_type(rel, entry.name):
+                    self.skipped[os.path.splitext(entry.name)[1].lower() or "(no extension)"] += 1
 
     def _enter(
         self, real_dir: str, rel: str, stack: list[tuple[Iterator[os.DirEntry[str]], str]]
@@ -230,6 +251,10 @@ class _FolderWalk:
         elif not any_type and os.path.splitext(name)[1].lower() not in SUPPORTED_SUFFIXES:
             return False
         return not _matches(self.excludes, rel, name)
+
+    def _left_for_its_type(self, rel: str, name: str) -> bool:
+        """True when only its type kept this file out: no `include` given, no `exclude` matching."""
+        return not self.includes and not _matches(self.excludes, rel, name)
 
     def _excluded_folder(self, rel: str, name: str) -> bool:
         return _matches(self.excludes, rel, name)
@@ -652,6 +677,9 @@ def _csv_header(path: Path, handle: IO[str]) -> tuple[CsvReader, list[str], int]
     except UnicodeDecodeError:
         raise ManifestError("not UTF-8 text; save the manifest as UTF-8", path=path, line=1) from None
     delimiter = max(CSV_DELIMITERS, key=lambda candidate: (first_line.count(candidate), candidate == ","))
+    # The csv module refuses fields over 128 KiB by default, and an inline document may be longer:
+    # its length is the job's business (too_long), not a malformed row. The limit is process-wide.
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     reader = csv.reader(handle, delimiter=delimiter)
     try:
         header = next((row for row in reader if row), None)

@@ -23,11 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pypdf
 import pytest
+from conftest import SEED
 from test_cli_run import TRIAGE, billed, invoke, message_requests
 from test_extract import encrypted_pdf, make_pdf
 
 import pipeline
-from pipeline.emulator import Emulator
+from pipeline.emulator import Emulator, FaultPlan
 from pipeline.extract import PASSWORD_REQUIRED
 from pipeline.jobs import load_job
 from pipeline.models import MODELS
@@ -618,11 +619,9 @@ def test_non_utf8_line_deep_in_a_csv_manifest_stops_before_any_request(emulator:
 # -- documents longer than the job allows ----------------------------------------------------------
 
 
-def small_job(tmp_path: Path, *, too_long: str, max_document_tokens: int, model: str | None = None) -> Path:
+def small_job(tmp_path: Path, *, too_long: str, max_document_tokens: int) -> Path:
     text = TRIAGE.read_text().replace('too_long = "truncate"', f'too_long = "{too_long}"')
     text = text.replace("max_document_tokens = 60000", f"max_document_tokens = {max_document_tokens}")
-    if model is not None:
-        text = text.replace('model = "claude-haiku-5-5"', f'model = "{model}"')
     job = tmp_path / f"{too_long}.toml"
     job.write_text(text)
     loaded = load_job(job)
@@ -670,22 +669,46 @@ def test_too_long_document_follows_the_job_policy(
         assert 0 < sent <= 200 < len(LONG_TEXT) // EMULATOR_BYTES_PER_TOKEN
 
 
-def test_budget_over_the_model_context_is_one_api_error_row(emulator: Emulator, tmp_path: Path) -> None:
-    """A job whose budget exceeds the model's context sends the document; the API's 400 is one error row."""
+def test_budget_over_the_model_context_is_refused_when_the_job_loads(emulator: Emulator, tmp_path: Path) -> None:
+    """A job whose document budget cannot fit the model's context is a config error, before any request."""
     model = "claude-haiku-4-5"
     context_tokens = MODELS[model].max_input_tokens
     docs = tmp_path / "docs"
-    line = "Customs declaration line: 40 cartons of spare parts, tariff code 8431.\n"
-    write(docs / "over.txt", line * (context_tokens * EMULATOR_BYTES_PER_TOKEN // len(line) + 100))
     write(docs / "short.txt", "Invoice 5 from Acme for 40 EUR.\n")
-    job = small_job(tmp_path, too_long="truncate", max_document_tokens=2 * context_tokens, model=model)
+    job = tmp_path / "over_budget.toml"
+    job.write_text(
+        TRIAGE.read_text()
+        .replace("max_document_tokens = 60000", f"max_document_tokens = {2 * context_tokens}")
+        .replace('model = "claude-haiku-5-5"', f'model = "{model}"')
+    )
     out = tmp_path / "out"
     result = invoke(["run", str(job), str(docs), "--out", str(out)], emulator)
+    assert 2 == result.exit_code, result.output
+    assert "job.max_document_tokens" in result.output
+    assert f"context of {context_tokens:,} tokens" in result.output
+    assert 0 == message_requests(emulator)
+
+
+def test_prompt_too_long_from_the_api_is_one_actionable_error_row(make_emulator: Any, tmp_path: Path) -> None:
+    """When the API counts more tokens than docpipe estimated, its 400 is one error row saying what to change."""
+    rule = {
+        "kind": "invalid_request",
+        "match": "Customs declaration",
+        "message": "prompt is too long: 212000 tokens > 200000 maximum",
+    }
+    emulator = make_emulator(faults=FaultPlan.from_dict({"rules": [rule]}, seed=SEED))
+    docs = tmp_path / "docs"
+    write(docs / "over.txt", "Customs declaration line: 40 cartons of spare parts, tariff code 8431.\n" * 20)
+    write(docs / "short.txt", "Invoice 5 from Acme for 40 EUR.\n")
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(docs), "--out", str(out)], emulator)
     assert 1 == result.exit_code, result.output
     expected = {
-        "over.txt": failed("invalid_request_error", "prompt is too long", before_api=False),
+        "over.txt": failed(
+            "invalid_request_error", "prompt is too long", "lower job.max_document_tokens", before_api=False
+        ),
         "short.txt": OK,
     }
     rows = check_rows(out, expected)
-    assert 1 == billed(emulator)
     assert 1 == rows.loc["over.txt", "attempts"] and rows.loc["over.txt", "request_id"].startswith("req_")
+    assert 2 == message_requests(emulator)  # not retried

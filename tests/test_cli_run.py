@@ -88,6 +88,27 @@ def test_in_process_cli_leaves_the_host_garbage_collector_alone(emulator: Emulat
     assert before == (gc.get_threshold(), gc.get_freeze_count())
 
 
+def test_files_of_other_types_in_a_folder_are_counted_and_named(emulator: Emulator, tmp_path: Path) -> None:
+    """A folder walk reads document types only; what it left out is said, by extension, not silently dropped."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "note.txt").write_text("Please call the supplier about invoice 7.")
+    for name in ("scan.png", "offer.docx", "contract.docx", "Makefile"):
+        (inbox / name).write_bytes(b"\x00not a document")
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(inbox), "--out", str(out)], emulator)
+    assert 0 == result.exit_code, result.output
+    assert ["note.txt"] == list(pipeline.load_results(out).doc_id)
+    summary = json.loads(next((out / "_runs").glob("*.json")).read_text())
+    assert {".docx": 2, ".png": 1, "(no extension)": 1} == summary["skipped_files"]
+    assert "skipped 4 files of a type docpipe does not read ((no extension): 1, .docx: 2, .png: 1)" in result.output
+    dry = invoke(["run", str(TRIAGE), str(inbox), "--out", str(out), "--dry-run"], emulator)
+    assert "skipped 4 files" in dry.output
+    taken = invoke(["run", str(TRIAGE), str(inbox), "--out", str(out), "--include", "*.docx"], emulator)
+    assert 1 == taken.exit_code, taken.output  # named, they are taken, and fail with a reason each
+    assert "skipped" not in taken.output
+
+
 def test_prompt_prefix_is_read_from_cache_after_first_request(emulator: Emulator, tmp_path: Path) -> None:
     """The shared system prefix is written once and read by every later request."""
     out = tmp_path / "out"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline import sources
 from pipeline.errors import ConfigError, DocumentError, ExtractionError, ManifestError
 from pipeline.sources import (
     MANIFEST_SUFFIXES,
@@ -288,6 +290,19 @@ def test_csv_manifest(tmp_path: Path) -> None:
     assert manifest_metadata_columns(manifest) == {"dept": "string", "priority": "string"}
 
 
+def test_csv_inline_text_longer_than_the_csv_modules_default_field_limit(tmp_path: Path) -> None:
+    """An inline document over 128 KiB is a document (too_long decides its fate), not a malformed row."""
+    default = csv.field_size_limit(131_072)  # the csv module's default, whatever ran before
+    try:
+        long_text = "word " * 60_000
+        manifest = tmp_path / "m.csv"
+        manifest.write_text(f'id,text\nbig,"{long_text}"\nsmall,short\n', encoding="utf-8")
+        refs = list(read_manifest(manifest))
+    finally:
+        csv.field_size_limit(default)
+    assert [("big", long_text, None), ("small", "short", None)] == [(r.doc_id, r.text, r.error) for r in refs]
+
+
 @pytest.mark.parametrize("delimiter", [";", "\t"])
 def test_csv_manifest_other_delimiters(tmp_path: Path, delimiter: str) -> None:
     """Semicolon and tab separated manifests are recognised from their header."""
@@ -454,11 +469,16 @@ def test_csv_row_errors(tmp_path: Path) -> None:
     assert expected == errors(read_manifest(manifest))
 
 
-def test_csv_malformed_row_does_not_stop_the_rest(tmp_path: Path) -> None:
+def test_csv_malformed_row_does_not_stop_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A row the csv module rejects (a field over its size limit) is an error ref; later rows still come."""
+    monkeypatch.setattr(sources, "CSV_FIELD_LIMIT", 100_000)  # the real limit (2 GiB) is too big to write in a test
     manifest = tmp_path / "m.csv"
     manifest.write_text("id,text\na,x\nb," + "y" * 200_000 + "\nc,fine\n", encoding="utf-8")
-    result = errors(read_manifest(manifest))
+    default = csv.field_size_limit()
+    try:
+        result = errors(read_manifest(manifest))
+    finally:
+        csv.field_size_limit(default)
     assert [doc_id for doc_id, _ in result] == ["a", "m.csv:3", "c"]
     assert (result[1][1] or "").startswith("m.csv line 3: malformed CSV row:")
 
