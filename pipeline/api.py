@@ -183,7 +183,13 @@ def _message_data(body: bytes, request_id: str | None, document_id: str | None) 
         message = json.loads(body)
     except ValueError:
         message = None
-    if not isinstance(message, dict) or message.get("type") != "message":
+    if (
+        not isinstance(message, dict)
+        or message.get("type") != "message"
+        or not isinstance(message.get("content"), list)
+        or not all(isinstance(block, dict) for block in message["content"])
+        or not isinstance(message.get("usage"), dict)
+    ):
         raise TransientError(
             "the API answered 200 with a body that is not a message",
             error_type="invalid_response",

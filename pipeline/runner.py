@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -426,26 +426,47 @@ class _Handoff:
     slot when it takes the item. A round trip through the loop per document (as with
     `run_coroutine_threadsafe(queue.put(...))`) made a burst of hundreds of workers start one loop
     iteration apart.
+
+    Once closed (`drain()`, on a stop) the handoff stays closed: every `get()` answers `_DONE`, and
+    an item the thread was already handing over is dropped, so no document starts after a stop.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
         self._loop = loop
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._slots = threading.Semaphore(capacity)
+        self._closed = False
 
     def put(self, item: Any, stop_taking: threading.Event) -> bool:
-        """From the thread: False when told to stop while waiting for a free slot."""
+        """From the thread: False when told to stop (while waiting for a slot or once it has one)."""
         while not self._slots.acquire(timeout=0.2):
             if stop_taking.is_set():
                 return False
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        return True
+        if stop_taking.is_set():
+            self._slots.release()
+            return False
+        return self._call(self._arrive, item)
 
     def finish(self) -> None:
         """From the thread: no more work (never blocks)."""
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, _DONE)
+        self._call(self._arrive, _DONE)
+
+    def _call(self, callback: Callable[[Any], None], item: Any) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(callback, item)
+        except RuntimeError:  # the loop is closed: the run is over, nobody will take it
+            return False
+        return True
+
+    def _arrive(self, item: Any) -> None:
+        if not self._closed:
+            self._queue.put_nowait(item)
+        elif item is not _DONE:
+            self._slots.release()
 
     async def get(self) -> Any:
+        if self._closed:
+            return _DONE
         item = await self._queue.get()
         if item is _DONE:
             self._queue.put_nowait(_DONE)  # for the next worker
@@ -455,6 +476,7 @@ class _Handoff:
 
     def drain(self) -> None:
         """From the loop: drop the work not started (the next run picks it up) and end the workers."""
+        self._closed = True
         while not self._queue.empty():
             if self._queue.get_nowait() is not _DONE:
                 self._slots.release()
@@ -534,6 +556,8 @@ async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
         for _ in range(config.concurrency):
             # One more worker per turn of the event loop: started all at once, hundreds of cold
             # requests advance in lockstep and the first reaches the wire only when the last does.
+            if stop.requested.is_set():
+                break
             workers.append(asyncio.create_task(_worker(run, handoff, stop)))
             await asyncio.sleep(0)
         all_done: asyncio.Future[list[Any]] = asyncio.gather(*workers, return_exceptions=True)

@@ -222,8 +222,8 @@ def test_fatal_error_stops_the_run_within_seconds_with_exit_3(
         assert fragment in result.stderr, result.stderr
     assert "stopped: fatal" in result.stderr
     assert TEST_KEY not in result.output
-    # The fast documents, then one request per worker (the hung ones and the fatal one), and not one more.
-    assert fast + CONCURRENCY == arrived
+    # The fast documents, then at most one request per worker (the hung ones and the fatal one), not one more.
+    assert fast + 1 <= arrived <= fast + CONCURRENCY
     assert _doc_ids(fast) == ([] if rows is None else sorted(rows.doc_id))
     assert rows is None or {"ok"} == set(rows.status)
     assert fast == billed_before
@@ -342,4 +342,4 @@ def test_second_sigint_exits_at_once_and_the_rerun_completes_exactly_once(
     ok = frame[frame.status == "ok"]
     assert _doc_ids(documents) == sorted(ok.doc_id)  # each document exactly one ok row
     assert len(frame) == len(ok)
-    assert documents <= total_billed <= documents + concurrency
+    assert documents == total_billed  # the abandoned requests were never answered, so never billed

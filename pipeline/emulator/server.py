@@ -314,6 +314,7 @@ class _Api:
         request_id = state.new_id("req")
         key: str | None = None
         fault: FaultRule | None = None
+        early = False
         try:
             key = self._authenticate(request)
             version = self._version(request)
@@ -354,6 +355,7 @@ class _Api:
                 key,
                 fault=fault.kind if fault else None,
                 error_type=exc.error_type,
+                early=early,
             )
             return self._error_response(exc, request_id)
 

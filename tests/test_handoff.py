@@ -1,0 +1,68 @@
+"""The handoff between the preparation thread and the workers: bounded, and closed for good on a stop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from pipeline.runner import _DONE, _Handoff
+
+
+async def _wait_for(condition: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+def test_items_flow_in_order_and_the_queue_is_bounded() -> None:
+    async def scenario() -> tuple[list[int], int]:
+        handoff = _Handoff(asyncio.get_running_loop(), capacity=3)
+        stop = threading.Event()
+
+        def produce() -> None:
+            for index in range(10):
+                handoff.put(index, stop)
+            handoff.finish()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        await _wait_for(lambda: handoff._queue.qsize() == 3)
+        await asyncio.sleep(0.05)  # give a producer that ignored the bound the time to overrun it
+        held = handoff._queue.qsize()
+        taken = []
+        while (item := await handoff.get()) is not _DONE:
+            taken.append(item)
+        await asyncio.to_thread(producer.join)
+        return taken, held
+
+    taken, held = asyncio.run(scenario())
+    assert list(range(10)) == taken
+    assert 3 == held
+
+
+def test_no_document_starts_after_a_stop() -> None:
+    """A producer blocked on a full queue when the run stops hands over nothing more, and workers get _DONE."""
+
+    async def scenario() -> list[object]:
+        handoff = _Handoff(asyncio.get_running_loop(), capacity=2)
+        stop = threading.Event()
+
+        def produce() -> None:
+            for index in range(10):
+                if not handoff.put(index, stop):
+                    break
+            handoff.finish()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        await _wait_for(lambda: handoff._queue.qsize() == 2)  # full: the producer waits for a slot
+        stop.set()
+        handoff.drain()  # frees the two slots: the producer wakes holding one
+        await asyncio.to_thread(producer.join)
+        for _ in range(3):
+            await asyncio.sleep(0)  # let any hand-over the producer scheduled arrive
+        return [await handoff.get() for _ in range(3)]
+
+    assert [_DONE, _DONE, _DONE] == asyncio.run(scenario())
