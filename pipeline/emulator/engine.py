@@ -194,11 +194,15 @@ def instructions_text(body: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+STEM_CHARS = 5  # a keyword longer than this also counts words sharing its first STEM_CHARS letters
+
+
 @dataclass(frozen=True)
 class _Doc:
     text: str
     sentences: tuple[str, ...]
     words: Counter[str] = field(compare=False)
+    stems: Counter[str] = field(compare=False)  # words counted by their first STEM_CHARS letters
 
 
 @lru_cache(maxsize=256)
@@ -211,7 +215,11 @@ def _analyse(text: str) -> _Doc:
     if not sentences and text.strip():
         sentences = [" ".join(text.split())]
     words = Counter(w.lower() for w in WORD_RE.findall(text))
-    return _Doc(text, tuple(sentences), words)
+    stems: Counter[str] = Counter()
+    for word, count in words.items():
+        if len(word) >= STEM_CHARS:
+            stems[word[:STEM_CHARS]] += count
+    return _Doc(text, tuple(sentences), words, stems)
 
 
 def _keywords(text: str) -> set[str]:
@@ -222,23 +230,28 @@ def _stem_hits(doc: _Doc, keywords: set[str]) -> float:
     score = 0.0
     for keyword in keywords:
         hits = doc.words.get(keyword, 0)
-        if not hits and len(keyword) > 5:
-            stem = keyword[:5]
-            hits = sum(count for word, count in doc.words.items() if word.startswith(stem))
+        if not hits and len(keyword) > STEM_CHARS:
+            hits = doc.stems.get(keyword[:STEM_CHARS], 0)
         score += min(hits, 5)
     return score
 
 
 def _enum_descriptions(schema: dict[str, Any], values: list[Any]) -> dict[Any, str]:
     """Per-value descriptions: from `anyOf` consts, or `value: text` lines in the description."""
-    found: dict[Any, str] = {}
-    description = str(schema.get("description", ""))
+    names = tuple(value for value in values if isinstance(value, str))
+    return dict(_described_values(str(schema.get("description", "")), names))
+
+
+@lru_cache(maxsize=256)
+def _described_values(description: str, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(name, text) for each `name: text` line of a description (a schema's enum is fixed per job: cached)."""
+    found: dict[str, str] = {}
     for line in description.splitlines():
         line = line.strip().lstrip("-*• ").strip()
-        for value in values:
-            if isinstance(value, str) and re.match(rf"{re.escape(value)}\s*[:—–=-]", line):
-                found[value] = re.split(r"[:—–=-]", line, maxsplit=1)[1]
-    return found
+        for name in names:
+            if re.match(rf"{re.escape(name)}\s*[:—–=-]", line):
+                found[name] = re.split(r"[:—–=-]", line, maxsplit=1)[1]
+    return tuple(found.items())
 
 
 def _choose(values: list[Any], descriptions: dict[Any, str], doc: _Doc) -> tuple[Any, float]:
