@@ -16,6 +16,7 @@ The SDK's own retries are off (`max_retries=0`): retrying is the job of `retry.p
 from __future__ import annotations
 
 import email.utils
+import html
 import json
 import re
 import time
@@ -76,8 +77,11 @@ def _status_message(exc: anthropic.APIStatusError) -> str:
         message = body.strip()[:200] if isinstance(body, str) and body.strip() else exc.message
         if isinstance(body, str) and body.lstrip()[:1] == "<":
             title = _HTML_TITLE.search(body)
-            message = " ".join((title.group(1) if title else _HTML_TAG.sub(" ", body)).split())[:200]
-    return str(message).strip().rstrip(".")  # the fatal and 413 messages go on with ". <what to do>"
+            text = title.group(1) if title and title.group(1).strip() else _HTML_TAG.sub(" ", body)
+            message = " ".join(html.unescape(text).split())[:200]
+    message = str(message).strip()
+    # The fatal and 413 messages go on with ". <what to do>": one full stop, not two (an ellipsis stays).
+    return message[:-1] if message.endswith(".") and not message.endswith("..") else message
 
 
 def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s: float | None = None) -> PipelineError:

@@ -222,7 +222,7 @@ class _Run:
         self.summary = summary
         self.preparer = _Preparer(config.job, ledger)
         self.system = system_prompt(config.job)
-        self.schema = config.job.output_schema()
+        self.schema = config.job.output_schema()  # one dict shared by every request: nothing may mutate params
         self.fingerprint = config.job.fingerprint
         self.prefix_estimate = estimate_tokens(self.system) + estimate_tokens(json.dumps(self.schema))
         self.stream = should_stream(config.job)

@@ -59,6 +59,7 @@ __all__ = [
 MANIFEST_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".ndjson", ".csv", ".parquet"})
 PARQUET_BATCH_ROWS = 4096
 UTF8_CHECK_CHUNK_BYTES = 1 << 20
+_UTF8_CHECKED: set[tuple[str, int, int]] = set()  # CSV manifests found to be UTF-8: (real path, size, mtime)
 ID_DIGEST_BYTES = 8
 CSV_DELIMITERS = (",", ";", "\t")
 CSV_FIELD_LIMIT = 2**31 - 1  # the largest a C long holds on every platform
@@ -494,8 +495,15 @@ def _missing_reason(joined: str, raw_path: str) -> str:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return f"symlink loop: {raw_path} leads back to itself"
-        if os.path.islink(joined):
-            return f"broken symlink: {raw_path} points to {os.readlink(joined)}, which does not exist"
+        if exc.errno == errno.EACCES:
+            return f"permission denied on the way to {raw_path}"
+        if exc.errno == errno.ENOTDIR:
+            return f"not found: a part of {raw_path} is a file, not a folder"
+        try:
+            if os.path.islink(joined):
+                return f"broken symlink: {raw_path} points to {os.readlink(joined)}, which does not exist"
+        except OSError:
+            pass  # changed under us: plainly missing
     return f"file not found: {raw_path}"
 
 
@@ -653,6 +661,10 @@ def _check_utf8(path: Path) -> None:
     would stop the run midway, after documents were sent, and be blamed on the line where its
     chunk began. One streamed pass finds it first, before any document, on its own line.
     """
+    stat_result = path.stat()
+    checked = (os.path.realpath(path), stat_result.st_size, stat_result.st_mtime_ns)
+    if checked in _UTF8_CHECKED:  # a run reads a CSV manifest twice (column types, then rows): check once
+        return
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines_before = 0
     with _open_binary(path) as handle:
@@ -664,6 +676,7 @@ def _check_utf8(path: Path) -> None:
                 line = lines_before + exc.object.count(b"\n", 0, exc.start) + 1
                 raise ManifestError("not UTF-8 text; save the manifest as UTF-8", path=path, line=line) from None
             if not chunk:
+                _UTF8_CHECKED.add(checked)
                 return
             lines_before += chunk.count(b"\n")
 

@@ -160,6 +160,22 @@ def test_too_large_with_an_html_body(sdk: anthropic.Anthropic) -> None:
     assert "max_document_tokens" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        ("<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>",
+         "request too large for the API (413): 413 Request Entity Too Large. Lower"),
+        ("<html><head><title> </title></head><body><h1>Payload &amp; headers too large</h1></body></html>",
+         "request too large for the API (413): Payload & headers too large. Lower"),
+        ("<html><body>Too large...</body></html>", "request too large for the API (413): Too large.... Lower"),
+    ],
+)
+def test_an_html_error_page_becomes_its_text(sdk: anthropic.Anthropic, page: str, expected: str) -> None:
+    """A proxy's page is its title (or, without one, its text), entities decoded, one full stop before the advice."""
+    exc = _status_error(sdk, 413, text=page, headers={"content-type": "text/html"})
+    assert str(translate_error(exc)).startswith(expected)
+
+
 def test_timeout_is_transient() -> None:
     """An APITimeoutError is a TransientError of type timeout, naming the timeout."""
     error = translate_error(anthropic.APITimeoutError(request=_request()), document_id="d", timeout_s=60)
