@@ -137,33 +137,26 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
             "Raise the limit in the Console, then rerun: finished documents are not paid for again.",
             request_id=request_id,
         )
+
+    def request_error(text: str, kind: str) -> RequestError:
+        """This document's request will fail again as it is."""
+        return RequestError(text, error_type=kind, status=status, document_id=document_id, request_id=request_id)
+
     if status == 400 and "prompt is too long" in message:
-        return RequestError(
+        return request_error(
             f"400 {error_type or 'invalid_request_error'}: {message}. The document is longer than docpipe's "
             "estimate; lower job.max_document_tokens so it is cut to fit.",
-            error_type=error_type or "invalid_request_error",
-            status=status,
-            document_id=document_id,
-            request_id=request_id,
+            error_type or "invalid_request_error",
         )
     if status == 413:
-        return RequestError(
+        return request_error(
             f"request too large for the API (413): {message}. Lower job.max_document_tokens or split the document.",
-            error_type="request_too_large",
-            status=status,
-            document_id=document_id,
-            request_id=request_id,
+            "request_too_large",
         )
     should_retry = headers.get("x-should-retry")
     if status in (408, 409, 429) or status >= 500 or should_retry == "true":
         if should_retry == "false":
-            return RequestError(
-                f"{status} {error_type or 'error'}: {message}",
-                error_type=error_type or str(status),
-                status=status,
-                document_id=document_id,
-                request_id=request_id,
-            )
+            return request_error(f"{status} {error_type or 'error'}: {message}", error_type or str(status))
         return TransientError(
             f"{status} {error_type or 'error'}: {message}",
             error_type=error_type or ("overloaded_error" if status == 529 else "api_error"),
@@ -172,13 +165,7 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
             document_id=document_id,
             request_id=request_id,
         )
-    return RequestError(
-        f"{status} {error_type or 'error'}: {message}",
-        error_type=error_type or "invalid_request_error",
-        status=status,
-        document_id=document_id,
-        request_id=request_id,
-    )
+    return request_error(f"{status} {error_type or 'error'}: {message}", error_type or "invalid_request_error")
 
 
 def _message_data(body: bytes, request_id: str | None, document_id: str | None) -> dict[str, Any]:
