@@ -123,7 +123,6 @@ def skipped_line(skipped: Mapping[str, int]) -> str:
     return f"skipped {files} of a type docpipe does not read ({kinds}); --include takes a file anyway"
 
 
-
 def _ms(value: float | None) -> str:
     return f"{value:.0f} ms" if value is not None else "n/a"
 
