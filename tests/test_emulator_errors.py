@@ -105,10 +105,16 @@ def test_request_too_large_is_an_html_413(emulator: Emulator, client: anthropic.
 
 
 def test_rate_limit_fault_sends_retry_after(emulator: Emulator, client: anthropic.Anthropic) -> None:
-    """A 429 rate_limit_error carries `retry-after` (whole seconds, rounded up) and `x-should-retry: true`."""
+    """A 429 rate_limit_error carries `retry-after` (whole seconds, rounded up), `x-should-retry: true`
+    and, as the real API's do, the key's `anthropic-ratelimit-*` headers."""
     emulator.control.set_faults([{"kind": "rate_limit", "retry_after_s": 2.5}])
     error = error_of(lambda: client.messages.create(model=MODEL, max_tokens=50, messages=MESSAGES))
-    assert (error.response.headers["retry-after"], error.response.headers["x-should-retry"]) == ("3", "true")
+    headers = error.response.headers
+    assert (headers["retry-after"], headers["x-should-retry"]) == ("3", "true")
+    for name in ("requests", "input-tokens", "output-tokens", "tokens"):
+        assert {"limit", "remaining", "reset"} <= {
+            key.rsplit("-", 1)[1] for key in headers if key.startswith(f"anthropic-ratelimit-{name}-")
+        }
 
 
 def test_spend_limit_has_an_error_code_and_no_retry_after(emulator: Emulator, make_client: Any) -> None:

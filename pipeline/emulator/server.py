@@ -251,7 +251,8 @@ class _Api:
                 429,
                 "rate_limit_error",
                 rule.message or "Number of request tokens has exceeded your per-minute rate limit",
-                headers={"retry-after": _retry_after(rule.retry_after_s), "x-should-retry": "true"},
+                headers=self.state.limiter.headers(key, time.monotonic(), now_wall)
+                | {"retry-after": _retry_after(rule.retry_after_s), "x-should-retry": "true"},
             )
         if kind == "overloaded":
             return ApiError(529, "overloaded_error", rule.message or "Overloaded", headers={"x-should-retry": "true"})
