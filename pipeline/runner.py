@@ -120,7 +120,7 @@ def skipped_line(skipped: Mapping[str, int]) -> str:
     total = sum(skipped.values())
     kinds = ", ".join(f"{suffix}: {count}" for suffix, count in sorted(skipped.items()))
     files = f"{total} file{'s' if total != 1 else ''}"
-    return f"skipped {files} of a type docpipe does not read ({kinds}); --include takes a file anyway"
+    return f"skipped {files} docpipe does not read ({kinds}); --include takes a file of another type anyway"
 
 
 def _ms(value: float | None) -> str:

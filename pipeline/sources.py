@@ -62,6 +62,7 @@ UTF8_CHECK_CHUNK_BYTES = 1 << 20
 _UTF8_CHECKED: set[tuple[str, int, int]] = set()  # CSV manifests found to be UTF-8: (real path, size, mtime)
 ID_DIGEST_BYTES = 8
 CSV_DELIMITERS = (",", ";", "\t")
+SPECIAL_FILE = "(not a regular file)"  # how a folder walk counts FIFOs, sockets and devices it leaves out
 CSV_FIELD_LIMIT = 2**31 - 1  # the largest a C long holds on every platform
 RESERVED_COLUMNS = ("id", "path", "text")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -121,7 +122,7 @@ def walk_folder(
     (manifests, images, archives lying in the folder are not documents); a file an `include` pattern
     names is taken whatever its type, and an unsupported one then fails with a clear error row.
     Files left out for their type alone are counted by extension in `skipped`, when given, so a run
-    can say what it did not read.
+    can say what it did not read; FIFOs, sockets and devices are never read, and counted too.
 
     Symlinks are followed when they stay inside `root`: a linked file is yielded under the link's
     path, a linked folder is entered unless the walk reaches it anyway under its own name. Links
@@ -174,6 +175,8 @@ class _FolderWalk:
                     yield DocumentRef(doc_id=rel, source=rel, path=Path(entry.path), text=None, metadata={})
                 elif self.skipped is not None and self._left_for_its_type(rel, entry.name):
                     self.skipped[os.path.splitext(entry.name)[1].lower() or "(no extension)"] += 1
+            elif self.skipped is not None and self._selected(rel, entry.name, any_type=True):
+                self.skipped[SPECIAL_FILE] += 1  # a FIFO, socket or device: reading it could block the run
 
     def _enter(
         self, real_dir: str, rel: str, stack: list[tuple[Iterator[os.DirEntry[str]], str]]

@@ -95,18 +95,20 @@ def test_files_of_other_types_in_a_folder_are_counted_and_named(emulator: Emulat
     (inbox / "note.txt").write_text("Please call the supplier about invoice 7.")
     for name in ("scan.png", "offer.docx", "contract.docx", "Makefile"):
         (inbox / name).write_bytes(b"\x00not a document")
+    os.mkfifo(inbox / "pipe.txt")  # never opened: reading a FIFO would block the run
     out = tmp_path / "out"
     result = invoke(["run", str(TRIAGE), str(inbox), "--out", str(out)], emulator)
     assert 0 == result.exit_code, result.output
     assert ["note.txt"] == list(pipeline.load_results(out).doc_id)
     summary = json.loads(next((out / "_runs").glob("*.json")).read_text())
-    assert {".docx": 2, ".png": 1, "(no extension)": 1} == summary["skipped_files"]
-    assert "skipped 4 files of a type docpipe does not read ((no extension): 1, .docx: 2, .png: 1)" in result.output
+    assert {".docx": 2, ".png": 1, "(no extension)": 1, "(not a regular file)": 1} == summary["skipped_files"]
+    expected = "skipped 5 files docpipe does not read ((no extension): 1, (not a regular file): 1, .docx: 2, .png: 1)"
+    assert expected in result.output
     dry = invoke(["run", str(TRIAGE), str(inbox), "--out", str(out), "--dry-run"], emulator)
-    assert "skipped 4 files" in dry.output
+    assert "skipped 5 files" in dry.output
     taken = invoke(["run", str(TRIAGE), str(inbox), "--out", str(out), "--include", "*.docx"], emulator)
     assert 1 == taken.exit_code, taken.output  # named, they are taken, and fail with a reason each
-    assert "skipped" not in taken.output
+    assert "skipped" not in taken.output  # the FIFO does not match *.docx
 
 
 def test_prompt_prefix_is_read_from_cache_after_first_request(emulator: Emulator, tmp_path: Path) -> None:
