@@ -98,7 +98,7 @@ class RateLimiter:
             name: _Bucket(float(limit), now) if limit else None for name, limit in self.configured.items()
         }
         self._gate = asyncio.Lock()
-        self._slot_freed = asyncio.Event()
+        self._released = asyncio.Event()  # a permit settled or a slot opened: waiters look again
         self._paused_until = 0.0
         self._last_decrease = -math.inf
         self.estimate_ratio = INITIAL_ESTIMATE_RATIO
@@ -130,16 +130,32 @@ class RateLimiter:
         needs = {"requests": 1.0, "input-tokens": input_tokens, "output-tokens": float(max_output_tokens)}
         async with self._gate:
             while self.in_flight >= int(self.concurrency_limit):
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+                self._released.clear()
+                await self._released.wait()
             while (wait := self._wait_s(needs, self._clock())) > MIN_WAIT_S:
-                await asyncio.sleep(wait)
+                await self._refill_or_release(wait)
             for name, amount in needs.items():
                 bucket = self._buckets[name]
                 if bucket is not None:
                     bucket.level -= min(amount, bucket.capacity)
             self.in_flight += 1
         return Permit(input_tokens, float(max_output_tokens), estimated_input_tokens)
+
+    async def _refill_or_release(self, wait_s: float) -> None:
+        """Sleep until the buckets' refill covers the need, or until a request gives back its reservation.
+
+        A reservation holds the whole estimated prompt (cached prefix included) and `max_tokens` of
+        output until its response settles it; the unused part coming back is usually far sooner than
+        the refill, so the head of the queue must not sleep through it.
+        """
+        self._released.clear()
+        refill = asyncio.ensure_future(asyncio.sleep(wait_s))
+        released = asyncio.ensure_future(self._released.wait())
+        try:
+            await asyncio.wait((refill, released), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            refill.cancel()
+            released.cancel()
 
     def release(
         self,
@@ -158,7 +174,7 @@ class RateLimiter:
             return
         permit.released = True
         self.in_flight -= 1
-        self._slot_freed.set()
+        self._released.set()
         now = self._clock()
         inputs, outputs = self._buckets["input-tokens"], self._buckets["output-tokens"]
         if counted_input_tokens is None or output_tokens is None:
@@ -232,4 +248,4 @@ class RateLimiter:
         """A success: climb back towards the configured concurrency, one slot at a time."""
         if self.concurrency_limit < self.max_concurrency:
             self.concurrency_limit = min(float(self.max_concurrency), self.concurrency_limit + 1.0)
-            self._slot_freed.set()
+            self._released.set()

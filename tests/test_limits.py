@@ -4,8 +4,6 @@ Time is a fake clock; `asyncio.sleep` inside the limiter is replaced by one that
 wait is measured exactly and costs nothing.
 """
 
-
-
 from __future__ import annotations
 
 import asyncio
@@ -63,6 +61,25 @@ def test_requests_bucket_depletes_then_waits_for_refill(clock: FakeClock) -> Non
 
     _run(clock, body, rpm=2)
     assert pytest.approx(30.0) == sum(clock.sleeps)
+
+
+def test_a_settled_reservation_wakes_the_queue_before_the_refill() -> None:
+    """Real time: a response giving back most of its reservation admits the next request at once,
+    not after the 50 s the refill alone would take (the head of the queue must not sleep through it)."""
+
+    async def main() -> float:
+        limiter = RateLimiter(max_concurrency=10, itpm=6_000)  # refills 100 tokens a second
+        first = await limiter.acquire(5_000, 0)  # reserves 5,100 of 6,000
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.create_task(limiter.acquire(5_000, 0))
+        while not limiter._gate.locked():  # the second request is in the gate, waiting
+            await asyncio.sleep(0)
+        started = loop.time()
+        limiter.release(first, counted_input_tokens=100, output_tokens=0)  # 5,000 come back
+        await asyncio.wait_for(waiting, timeout=10)
+        return loop.time() - started
+
+    assert asyncio.run(main()) < 1.0
 
 
 def test_input_bucket_reserves_the_scaled_estimate(clock: FakeClock) -> None:
