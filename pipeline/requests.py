@@ -22,6 +22,7 @@ __all__ = [
     "NON_STREAMING_MAX_TOKENS",
     "Answer",
     "build_params",
+    "estimate_prefix_tokens",
     "estimate_tokens",
     "fence_document",
     "fit_document",
@@ -62,6 +63,11 @@ def estimate_tokens(text: str) -> int:
     """A conservative (high) estimate of the tokens of `text`, used before the API has counted."""
     size = len(text) if text.isascii() else len(text.encode("utf-8"))
     return math.ceil(size / BYTES_PER_TOKEN_ESTIMATE)
+
+
+def estimate_prefix_tokens(system: str, schema: dict[str, Any]) -> int:
+    """The estimate of what every request of a job sends besides its document: system prompt and schema."""
+    return estimate_tokens(system) + estimate_tokens(json.dumps(schema))
 
 
 def fit_document(text: str, job: Job) -> tuple[str, bool]:

@@ -48,7 +48,15 @@ from .lock import OutputLock
 from .output import DoneLedger, ResultWriter, load_ledger, metadata_column_names, output_schema, recover
 from .pricing import TokenUsage, cost_usd
 from .progress import Progress, Tally, make_progress
-from .requests import build_params, estimate_tokens, fit_document, parse_answer, should_stream, system_prompt
+from .requests import (
+    build_params,
+    estimate_prefix_tokens,
+    estimate_tokens,
+    fit_document,
+    parse_answer,
+    should_stream,
+    system_prompt,
+)
 from .retry import with_retries
 from .sources import DocumentRef, manifest_metadata_columns, open_source
 
@@ -223,7 +231,7 @@ class _Run:
         self.system = system_prompt(config.job)
         self.schema = config.job.output_schema()  # one dict shared by every request: nothing may mutate params
         self.fingerprint = config.job.fingerprint
-        self.prefix_estimate = estimate_tokens(self.system) + estimate_tokens(json.dumps(self.schema))
+        self.prefix_estimate = estimate_prefix_tokens(self.system, self.schema)
         self.stream = should_stream(config.job)
         self.metadata_columns: dict[str, str] = {}  # manifest column -> output column, filled as seen
         self.tally = Tally()
@@ -706,7 +714,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     manifest_metadata_columns(config.input_path)  # a bad manifest fails here, as it would in a run
     ledger = load_ledger(config.out_dir, job) if config.out_dir.is_dir() else DoneLedger(job.fingerprint, {})
     preparer = _Preparer(job, ledger)
-    prefix = estimate_tokens(system_prompt(job)) + estimate_tokens(json.dumps(job.output_schema()))
+    prefix = estimate_prefix_tokens(system_prompt(job), job.output_schema())
     listed: list[str] = []
     to_send = errors = estimated_input = 0
     skipped: Counter[str] = Counter()
