@@ -434,24 +434,36 @@ class _Handoff:
     `run_coroutine_threadsafe(queue.put(...))`) made a burst of hundreds of workers start one loop
     iteration apart.
 
+    A thread that found the queue full sleeps until `refill` slots are free, then fills them in one
+    go. Woken for every freed slot, it took the GIL from the loop at each of its system calls while
+    the workers' first requests were going out, once per document.
+
     Once closed (`drain()`, on a stop) the handoff stays closed: every `get()` answers `_DONE`, and
     an item the thread was already handing over is dropped, so no document starts after a stop.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int, refill: int = 1) -> None:
         self._loop = loop
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._slots = threading.Semaphore(capacity)
+        self._refill = max(1, min(refill, capacity))
+        self._free = capacity
+        self._filling = True  # False while the thread sleeps until `refill` slots are free
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         self._closed = False
 
     def put(self, item: Any, stop_taking: threading.Event) -> bool:
         """From the thread: False when told to stop (while waiting for a slot or once it has one)."""
-        while not self._slots.acquire(timeout=0.2):
+        with self._lock:
+            if self._free == 0:
+                self._filling = False
+            while not self._filling:
+                if stop_taking.is_set():
+                    return False
+                self._wake.wait(timeout=0.2)
             if stop_taking.is_set():
                 return False
-        if stop_taking.is_set():
-            self._slots.release()
-            return False
+            self._free -= 1
         return self._call(self._arrive, item)
 
     def finish(self) -> None:
@@ -465,11 +477,18 @@ class _Handoff:
             return False
         return True
 
+    def _release(self, count: int = 1) -> None:
+        with self._lock:
+            self._free += count
+            if not self._filling and self._free >= self._refill:
+                self._filling = True
+                self._wake.notify()
+
     def _arrive(self, item: Any) -> None:
         if not self._closed:
             self._queue.put_nowait(item)
         elif item is not _DONE:
-            self._slots.release()
+            self._release()
 
     async def get(self) -> Any:
         if self._closed:
@@ -478,16 +497,21 @@ class _Handoff:
         if item is _DONE:
             self._queue.put_nowait(_DONE)  # for the next worker
         else:
-            self._slots.release()
+            self._release()
         return item
 
     def drain(self) -> None:
         """From the loop: drop the work not started (the next run picks it up) and end the workers."""
         self._closed = True
+        dropped = 0
         while not self._queue.empty():
             if self._queue.get_nowait() is not _DONE:
-                self._slots.release()
+                dropped += 1
         self._queue.put_nowait(_DONE)
+        with self._lock:  # wake the thread whatever the count: it must see the stop and return
+            self._free += dropped
+            self._filling = True
+            self._wake.notify()
 
 
 def _produce(run: _Run, source: Iterator[DocumentRef], handoff: _Handoff, errors: list[BaseException]) -> None:
@@ -550,7 +574,7 @@ async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
     loop = asyncio.get_running_loop()
     stop = _Stop()
     installed = _install_signals(loop, stop)
-    handoff = _Handoff(loop, capacity=config.concurrency * 2)
+    handoff = _Handoff(loop, capacity=config.concurrency * 2, refill=config.concurrency // 4)
     producer_errors: list[BaseException] = []
     producer = threading.Thread(
         target=_produce, args=(run, source, handoff, producer_errors), name="docpipe-prepare", daemon=True

@@ -66,3 +66,36 @@ def test_no_document_starts_after_a_stop() -> None:
         return [await handoff.get() for _ in range(3)]
 
     assert [_DONE, _DONE, _DONE] == asyncio.run(scenario())
+
+
+def test_a_full_queue_is_refilled_in_batches() -> None:
+    """Once the queue is full, the thread hands over nothing until `refill` slots are free, then fills them."""
+
+    async def scenario() -> tuple[int, int, int]:
+        handoff = _Handoff(asyncio.get_running_loop(), capacity=4, refill=2)
+        stop = threading.Event()
+
+        def produce() -> None:
+            for index in range(10):
+                if not handoff.put(index, stop):
+                    return
+            handoff.finish()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        await _wait_for(lambda: handoff._queue.qsize() == 4)
+        await handoff.get()
+        await asyncio.sleep(0.05)  # give a producer that refilled one slot at a time the time to do it
+        after_one = handoff._queue.qsize()
+        await handoff.get()
+        await _wait_for(lambda: handoff._queue.qsize() == 4)
+        refilled = handoff._queue.qsize()
+        stop.set()
+        handoff.drain()
+        await asyncio.to_thread(producer.join)
+        return after_one, refilled, handoff._free
+
+    after_one, refilled, free = asyncio.run(scenario())
+    assert 3 == after_one
+    assert 4 == refilled
+    assert 4 == free  # drain gave back every slot
