@@ -24,6 +24,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -207,6 +208,8 @@ class ResultWriter:
         self._rows: list[dict[str, Any]] = []
         self._wal: Any = None
         self._opened_at = time.monotonic()
+        self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docpipe-publish")
+        self._pending: Future[None] | None = None
         (out_dir / WAL_DIR).mkdir(parents=True, exist_ok=True)
 
     def _segment_name(self) -> str:
@@ -224,24 +227,48 @@ class ResultWriter:
         self._rows.append(row)
         self.rows_written += 1
         if len(self._rows) >= self.flush_rows or time.monotonic() - self._opened_at >= self.flush_s:
-            self.flush()
+            self._rotate()
 
     def flush(self) -> None:
-        """Publish the current segment's rows as a part file."""
+        """Publish every row added so far as part files; return once they are on disk."""
+        self._rotate()
+        self._wait()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._publisher.shutdown(wait=True)
+
+    def _rotate(self) -> None:
+        """Close the current segment and publish its rows on the publishing thread.
+
+        Building, compressing and fsyncing a part takes tens of milliseconds, which on the event
+        loop would hold back every response that arrives meanwhile. The rows are safe in their
+        closed segment until the part exists. One part is in flight at a time, so memory stays
+        bounded and a failed publish is raised here, at the next rotation, or by `close()`.
+        """
         if self._wal is None:
             return
         self._wal.close()
         self._wal = None
-        name = self._segment_name()
         # The rows leave memory first: if the part cannot be written, the closed segment still holds
         # them for recover(), and a later flush must not publish them a second time.
         rows, self._rows = self._rows, []
-        if rows:
-            _write_part(self.out_dir, name, _table(rows, self.schema))
-        (self.out_dir / WAL_DIR / f"{name}.jsonl").unlink()
+        self._wait()
+        self._pending = self._publisher.submit(_publish, self.out_dir, self._segment_name(), rows, self.schema)
 
-    def close(self) -> None:
-        self.flush()
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+
+def _publish(out_dir: Path, name: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
+    """A closed segment's rows as a part file; then the segment goes (see the module docstring)."""
+    if rows:
+        _write_part(out_dir, name, _table(rows, schema))
+    (out_dir / WAL_DIR / f"{name}.jsonl").unlink()
 
 
 @dataclass

@@ -285,17 +285,27 @@ def test_a_part_and_its_segment_share_a_name(tmp_path: Path) -> None:
 
 
 def test_flush_rows_publishes_a_part_every_n_rows(tmp_path: Path) -> None:
-    """With flush_rows=2, every second row publishes a part; close() publishes the remainder."""
+    """With flush_rows=2, every second row starts a new part; close() publishes the remainder."""
     job = _job()
     writer = ResultWriter(tmp_path, output_schema(job), "run-1", flush_rows=2)
-    counts = []
     for doc_id in ("a", "b", "c", "d", "e"):
         writer.add(_row(job, doc_id))
-        counts.append(len(list(tmp_path.glob("part-*.parquet"))))
     writer.close()
-    assert [0, 1, 1, 2, 2] == counts
-    assert 3 == len(list(tmp_path.glob("part-*.parquet")))
-    assert 5 == len(_all_rows(tmp_path))
+    parts = sorted(tmp_path.glob("part-*.parquet"))
+    assert [["a", "b"], ["c", "d"], ["e"]] == [pq.read_table(p).column("doc_id").to_pylist() for p in parts]
+    assert [] == list((tmp_path / "_wal").iterdir())
+
+
+def test_flush_returns_with_every_row_published(tmp_path: Path) -> None:
+    """flush() waits for the part being published in the background as well as the current segment."""
+    job = _job()
+    writer = ResultWriter(tmp_path, output_schema(job), "run-1", flush_rows=2)
+    for doc_id in ("a", "b", "c"):
+        writer.add(_row(job, doc_id))
+    writer.flush()
+    assert 3 == len(_all_rows(tmp_path))
+    assert [] == list((tmp_path / "_wal").iterdir())
+    writer.close()
 
 
 def test_close_without_rows_writes_nothing(tmp_path: Path) -> None:
@@ -346,6 +356,28 @@ def test_a_failed_part_write_never_duplicates_rows(tmp_path: Path, monkeypatch: 
     writer.add(_row(job, "b"))
     writer.close()
     assert 1 == recover(tmp_path, schema)
+    assert ["a", "b"] == sorted(row["doc_id"] for row in _all_rows(tmp_path))
+
+
+def test_a_part_that_fails_in_the_background_is_raised_by_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part published in the background after a rotation fails: close() raises, the rows stay recoverable."""
+    job = _job()
+    schema = output_schema(job)
+    real_write_table = pq.write_table
+
+    def failing_write_table(table: pa.Table, where: Any, **options: Any) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", failing_write_table)
+    writer = ResultWriter(tmp_path, schema, "run-1", flush_rows=2)
+    for doc_id in ("a", "b"):
+        writer.add(_row(job, doc_id))  # the second add rotates: the part is written on the publishing thread
+    with pytest.raises(OSError, match="No space"):
+        writer.close()
+    monkeypatch.setattr(pq, "write_table", real_write_table)
+    assert 2 == recover(tmp_path, schema)
     assert ["a", "b"] == sorted(row["doc_id"] for row in _all_rows(tmp_path))
 
 
