@@ -32,6 +32,7 @@ from typing import Any
 
 from .api import ApiClient, ApiResponse
 from .config import RunConfig
+from .descriptors import descriptors_needed, reserve_descriptors
 from .errors import (
     DocumentError,
     ExtractionError,
@@ -64,6 +65,7 @@ __all__ = ["RunSummary", "run"]
 
 RUNS_DIR = "_runs"
 OFFLINE_API_KEY = "sk-docpipe-offline"
+POOL_MARGIN = 8  # connections beyond --concurrency: a slow close need not hold up the next request
 EXIT_OK, EXIT_ERRORS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 3, 130
 _DONE = object()
 
@@ -648,7 +650,10 @@ async def _run_async(
     ledger = load_ledger(config.out_dir, job)
     limiter = RateLimiter(max_concurrency=config.concurrency, rpm=config.rpm, itpm=config.itpm, otpm=config.otpm)
     client = ApiClient(
-        api_key=api_key, base_url=base_url, max_connections=config.concurrency + 8, on_headers=limiter.observe_headers
+        api_key=api_key,
+        base_url=base_url,
+        max_connections=config.concurrency + POOL_MARGIN,
+        on_headers=limiter.observe_headers,
     )
     writer = ResultWriter(config.out_dir, schema, summary.run_id, flush_rows=config.flush_rows)
     run = _Run(config, client, limiter, writer, ledger, progress, summary)
@@ -682,6 +687,7 @@ def run(config: RunConfig, *, progress: Progress | None = None) -> RunSummary:
     from .emulator import Emulator, EmulatorConfig
 
     started = time.monotonic()
+    reserve_descriptors(descriptors_needed(config.concurrency + POOL_MARGIN, offline=config.offline))
     summary = RunSummary(
         run_id=new_run_id(),
         job=config.job.name,
