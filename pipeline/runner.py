@@ -479,9 +479,9 @@ class _Handoff:
             return False
         return True
 
-    def _release(self, count: int = 1) -> None:
+    def _release(self) -> None:
         with self._lock:
-            self._free += count
+            self._free += 1
             if not self._filling and self._free >= self._refill:
                 self._filling = True
                 self._wake.notify()
