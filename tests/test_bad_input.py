@@ -64,6 +64,18 @@ def failed(error_type: str, *fragments: str, before_api: bool = True) -> Outcome
     return Outcome(error_type, fragments, before_api)
 
 
+def run_manifest(
+    manifest: Path, lines: list[tuple[Any, str | None, Outcome]], out: Path, emulator: Emulator
+) -> pd.DataFrame:
+    """Run the triage job over `manifest` (one case per line): exit 1, each id's outcome, a request per ok row."""
+    expected = {doc_id: outcome for _, doc_id, outcome in lines if doc_id}
+    result = invoke(["run", str(TRIAGE), str(manifest), "--out", str(out)], emulator)
+    assert 1 == result.exit_code, result.output
+    rows = check_rows(out, expected)
+    assert needs_api(expected) == billed(emulator) == message_requests(emulator)
+    return rows
+
+
 def check_rows(out: Path, expected: dict[str, Outcome]) -> pd.DataFrame:
     """Exactly one row per expected document, each as expected; the rows, indexed by doc_id."""
     rows = pipeline.load_results(out, latest=False)
@@ -449,13 +461,8 @@ def test_bad_jsonl_manifest_rows_are_error_rows_and_the_rest_completes(
         for row, _, _ in lines:
             text = row if isinstance(row, str) else json.dumps(row)
             handle.write(text.encode("utf-8", "surrogateescape") + b"\n")
-    expected = {doc_id: outcome for _, doc_id, outcome in lines if doc_id}
     out = tmp_path / "out"
-    result = invoke(["run", str(TRIAGE), str(manifest), "--out", str(out)], emulator)
-
-    assert 1 == result.exit_code, result.output
-    rows = check_rows(out, expected)
-    assert needs_api(expected) == billed(emulator) == message_requests(emulator)
+    rows = run_manifest(manifest, lines, out, emulator)
     # Metadata keeps its type; a wrong-typed value is dropped from its row, not the column's type.
     assert {pa.int64()} == {pq.read_schema(part).field("priority").type for part in out.glob("part-*.parquet")}
     assert [1, 2, 5, 6] == rows.loc[["j-invoice", "j-inline", "j-latin1", "j-last"], "priority"].tolist()
@@ -520,13 +527,8 @@ def test_bad_csv_manifest_rows_are_error_rows_and_the_rest_completes(
     ]
     manifest = corpus.base / "m.csv"
     manifest.write_text("\n".join(line for line, _, _ in lines) + "\n", encoding="utf-8")
-    expected = {doc_id: outcome for _, doc_id, outcome in lines if doc_id}
     out = tmp_path / "out"
-    result = invoke(["run", str(TRIAGE), str(manifest), "--out", str(out)], emulator)
-
-    assert 1 == result.exit_code, result.output
-    rows = check_rows(out, expected)
-    assert needs_api(expected) == billed(emulator) == message_requests(emulator)
+    rows = run_manifest(manifest, lines, out, emulator)
     assert ["ops", "finance", "support"] == rows.loc[["c-notes", "c-inline", "c-last"], "team"].tolist()
     assert "m.csv:17" == rows.loc["c-multiline", "source"]
 
