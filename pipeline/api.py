@@ -6,7 +6,7 @@ exception is translated here into docpipe's tree, which is what the retry layer 
 reason about:
 
 - `TransientError`: worth another attempt (429 with its retry-after, 529, 5xx, a dropped
-  connection, a timeout, an error event in the middle of a stream);
+  connection, a timeout, an error event or a cut connection in the middle of a stream);
 - `RequestError`: this document's request will fail again as it is (400, 413...);
 - `FatalRunError`: every request will fail (401, 403, 402, an unknown model, a spend limit).
 
@@ -93,6 +93,19 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
     if isinstance(exc, anthropic.APIConnectionError):
         return TransientError(
             f"connection to the API failed: {exc.__cause__ or exc}",
+            error_type="connection_error",
+            document_id=document_id,
+        )
+    # Raised by the HTTP layer while a stream is being read: the SDK wraps only what happens before
+    # the response starts.
+    if isinstance(exc, httpx2.TimeoutException):
+        after = f" after {timeout_s:g} s" if timeout_s else ""
+        return TransientError(
+            f"the stream stalled{after} without a byte", error_type="timeout", document_id=document_id
+        )
+    if isinstance(exc, httpx2.TransportError):
+        return TransientError(
+            f"the connection dropped mid-stream: {type(exc).__name__}: {exc}",
             error_type="connection_error",
             document_id=document_id,
         )
@@ -264,7 +277,7 @@ class ApiClient:
         except anthropic.APIStatusError as exc:
             self._observe(exc.response.headers)
             raise translate_error(exc, document_id=document_id, timeout_s=timeout_s) from None
-        except anthropic.APIError as exc:
+        except (anthropic.APIError, httpx2.TransportError) as exc:
             raise translate_error(exc, document_id=document_id, timeout_s=timeout_s) from None
         finally:
             in_flight[shard] -= 1

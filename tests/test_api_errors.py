@@ -216,3 +216,19 @@ def test_no_message_contains_the_api_key(sdk: anthropic.Anthropic) -> None:
     for error in errors:
         assert KEY not in str(error)
         assert KEY not in repr(error)
+
+
+@pytest.mark.parametrize(
+    ("exc", "error_type", "fragment"),
+    [
+        (httpx2.ReadTimeout("timed out"), "timeout", "the stream stalled after 30 s"),
+        (httpx2.ReadError("connection reset"), "connection_error", "dropped mid-stream: ReadError: connection reset"),
+        (httpx2.RemoteProtocolError("peer closed"), "connection_error", "dropped mid-stream: RemoteProtocolError"),
+    ],
+)
+def test_http_errors_while_a_stream_is_read_are_transient(exc: Exception, error_type: str, fragment: str) -> None:
+    """The SDK leaves errors raised while a stream is iterated as httpx2's own; they are retried like drops."""
+    error = translate_error(exc, document_id="d1", timeout_s=30)
+    assert isinstance(error, TransientError)
+    assert error_type == error.error_type
+    assert fragment in error.message

@@ -126,3 +126,20 @@ def test_api_key_never_appears_in_any_output(tmp_path: Path) -> None:
     for path in [*out.rglob("*"), *(tmp_path / "other").rglob("*")]:
         if path.is_file():
             assert b"SECRET" not in path.read_bytes(), path
+
+
+def test_a_stream_cut_mid_response_is_retried(tmp_path: Path) -> None:
+    """A connection cut after the first deltas (an httpx2 error, not an SDK one) is retried like any drop."""
+    plan = FaultPlan.from_dict({"rules": [{"kind": "stream_disconnect", "times": 1}]}, seed=SEED)
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, faults=plan)) as emulator:
+        job = _resilient_job(tmp_path, stream="always")
+        result = invoke(["run", str(job), str(SAMPLE), "--out", str(out)], emulator)
+        journal = emulator.control.requests()
+    assert 0 == result.exit_code, result.output
+    frame = pipeline.load_results(out)
+    assert sample_files() == sorted(frame.doc_id)
+    assert {"ok"} == set(frame.status)
+    assert 1 == sum(entry.get("fault") == "stream_disconnect" for entry in journal)
+    assert [2] == frame.loc[frame.attempts > 1, "attempts"].tolist()
+    assert frame.streamed.all()

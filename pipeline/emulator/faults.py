@@ -33,6 +33,8 @@ from .engine import stable_hash
 
 __all__ = ["FAULT_KINDS", "FaultPlan", "FaultRule", "load_fault_plan"]
 
+STREAM_ONLY_KINDS = frozenset({"stream_error", "stream_disconnect"})
+
 FAULT_KINDS = frozenset(
     {
         "rate_limit",  # 429 rate_limit_error with retry-after
@@ -42,6 +44,7 @@ FAULT_KINDS = frozenset(
         "hang",  # no answer for `seconds`, then the normal response
         "slow_first_byte",  # `seconds` before the status line, then the normal response
         "stream_error",  # streamed requests: `event: error` after the first deltas
+        "stream_disconnect",  # streamed requests: the connection is cut after the first deltas
         "request_too_large",  # 413 with an HTML body, as the edge proxy sends it
         "refusal",  # 200 with stop_reason "refusal"
         "malformed_output",  # 200 whose text is not valid JSON
@@ -171,7 +174,7 @@ class FaultPlan:
         for index, rule in enumerate(self.rules):
             if endpoint not in rule.endpoints:
                 continue
-            if rule.kind == "stream_error" and not stream:
+            if rule.kind in STREAM_ONLY_KINDS and not stream:
                 continue
             if rule.match is not None and rule.match not in body_text:
                 continue

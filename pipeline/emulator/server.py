@@ -296,7 +296,7 @@ class _Api:
         occurrence = self.state.seen.get(body_hash, 0)
         self.state.seen[body_hash] = occurrence + 1
         fault = self.state.faults.decide(endpoint, text, body_hash, occurrence, stream=False)
-        if fault is None or fault.kind in ("stream_error", "refusal", "malformed_output"):
+        if fault is None or fault.kind in ("stream_error", "stream_disconnect", "refusal", "malformed_output"):
             return False
         if fault.kind == "disconnect":
             if request.transport is not None:
@@ -343,7 +343,7 @@ class _Api:
                         self._record(request, "messages", 499, request_id, key, fault=fault.kind, early=early)
                         return web.Response(status=499)
                     arrived = time.monotonic()
-                elif fault.kind not in ("stream_error", "refusal", "malformed_output"):
+                elif fault.kind not in ("stream_error", "stream_disconnect", "refusal", "malformed_output"):
                     raise self._fault_error(fault, key, body_hash, now_wall)
             spec = validate_messages(body, version)
             return await self._answer(request, body, spec, key, request_id, fault, body_hash, early, arrived)
@@ -557,6 +557,13 @@ class _Api:
                             )
                             self._record(request, "messages", 200, request_id, key, fault="stream_error", early=early)
                             await response.write_eof()
+                            return response
+                        if fault is not None and fault.kind == "stream_disconnect":
+                            self._record(
+                                request, "messages", 200, request_id, key, fault="stream_disconnect", early=early
+                            )
+                            if request.transport is not None:
+                                request.transport.abort()
                             return response
                 await send("content_block_stop", {"type": "content_block_stop", "index": index})
             await send(
