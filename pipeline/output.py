@@ -245,8 +245,9 @@ class ResultWriter:
 
         Building, compressing and fsyncing a part takes tens of milliseconds, which on the event
         loop would hold back every response that arrives meanwhile. The rows are safe in their
-        closed segment until the part exists. One part is in flight at a time, so memory stays
-        bounded and a failed publish is raised here, at the next rotation, or by `close()`.
+        closed segment until the part exists. This segment is queued before the previous one is
+        waited for: at most two segments' rows are in memory, and a previous publish's failure,
+        raised here, does not keep this one from being published.
         """
         if self._wal is None:
             return
@@ -255,8 +256,10 @@ class ResultWriter:
         # The rows leave memory first: if the part cannot be written, the closed segment still holds
         # them for recover(), and a later flush must not publish them a second time.
         rows, self._rows = self._rows, []
-        self._wait()
+        previous = self._pending
         self._pending = self._publisher.submit(_publish, self.out_dir, self._segment_name(), rows, self.schema)
+        if previous is not None:
+            previous.result()
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None

@@ -381,6 +381,35 @@ def test_a_part_that_fails_in_the_background_is_raised_by_close(
     assert ["a", "b"] == sorted(row["doc_id"] for row in _all_rows(tmp_path))
 
 
+def test_a_failed_background_part_does_not_hold_back_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first part fails on the publishing thread: the next segment is still published; recovery does the first."""
+    job = _job()
+    schema = output_schema(job)
+    real_write_table = pq.write_table
+    calls = []
+
+    def first_fails(table: pa.Table, where: Any, **options: Any) -> None:
+        calls.append(where)
+        if len(calls) == 1:
+            raise OSError("No space left on device")
+        real_write_table(table, where, **options)
+
+    monkeypatch.setattr(pq, "write_table", first_fails)
+    writer = ResultWriter(tmp_path, schema, "run-1", flush_rows=2)
+    writer.add(_row(job, "a"))
+    writer.add(_row(job, "b"))  # rotates: part 1 is written (and fails) on the publishing thread
+    writer.add(_row(job, "c"))
+    with pytest.raises(OSError, match="No space"):
+        writer.add(_row(job, "d"))  # rotates again: part 2 is queued, then part 1's failure is raised
+    writer.close()
+    assert ["c", "d"] == sorted(row["doc_id"] for row in _all_rows(tmp_path))
+    monkeypatch.setattr(pq, "write_table", real_write_table)
+    assert 2 == recover(tmp_path, schema)
+    assert ["a", "b", "c", "d"] == sorted(row["doc_id"] for row in _all_rows(tmp_path))
+
+
 def test_no_temporary_files_are_left(tmp_path: Path) -> None:
     """After writes, flushes and a recovery, no *.tmp file remains."""
     job = _job()
