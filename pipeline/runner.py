@@ -457,14 +457,14 @@ class _Handoff:
     def put(self, item: Any, stop_taking: threading.Event) -> bool:
         """From the thread: False when told to stop (while waiting for a slot or once it has one)."""
         with self._lock:
-            if self._free == 0:
-                self._filling = False
-            while not self._filling:
+            while True:
                 if stop_taking.is_set():
                     return False
+                if self._filling and self._free > 0:
+                    break
+                if self._free == 0:
+                    self._filling = False
                 self._wake.wait(timeout=0.2)
-            if stop_taking.is_set():
-                return False
             self._free -= 1
         return self._call(self._arrive, item)
 

@@ -83,7 +83,7 @@ def test_a_full_queue_is_refilled_in_batches() -> None:
 
         producer = threading.Thread(target=produce)
         producer.start()
-        await _wait_for(lambda: handoff._queue.qsize() == 4)
+        await _wait_for(lambda: handoff._queue.qsize() == 4 and not handoff._filling)  # full, the thread asleep
         await handoff.get()
         await asyncio.sleep(0.05)  # give a producer that refilled one slot at a time the time to do it
         after_one = handoff._queue.qsize()
