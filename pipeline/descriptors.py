@@ -41,24 +41,23 @@ def descriptors_needed(connections: int, *, offline: bool) -> int:
 def reserve_descriptors(needed: int) -> None:
     """Make `needed` descriptors available and grow the table to hold them.
 
-    Raises ConfigError when the hard limit is below `needed`.
+    Raises ConfigError, with the limits unchanged, when the soft limit cannot be raised to `needed`.
     """
     if resource is None or fcntl is None:  # pragma: no cover - Windows
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-        if soft < needed:
+        what = f"this run may hold about {needed:,} open files (sockets included), but may open only {soft:,}"
+        advice = "Lower --concurrency, or raise the limit before running docpipe"
+        if hard != resource.RLIM_INFINITY and hard < needed:
             raise ConfigError(
-                f"this run may hold about {needed:,} open files (sockets included), but the process may "
-                f"open only {soft:,} (`ulimit -n`; hard limit {hard:,}). Lower --concurrency, or raise the hard "
-                "limit (`ulimit -Hn` as root, `LimitNOFILE=` for a systemd service) before running docpipe."
+                f"{what} (`ulimit -n`), and at most {hard:,} (`ulimit -Hn`). {advice}: the hard limit as root, "
+                "or `LimitNOFILE=` for a systemd service."
             )
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        except (ValueError, OSError) as exc:  # e.g. above the system's per-process maximum
+            raise ConfigError(f"{what}, and raising it failed ({exc}). {advice}.") from None
     threading.Thread(target=_grow_table, args=(needed - 1,), name="docpipe-descriptors", daemon=True).start()
 
 
