@@ -310,13 +310,23 @@ def test_fatal_authentication_error_stops_the_run_with_exit_3(tmp_path: Path) ->
     assert TEST_KEY not in result.output
 
 
-def _spawn_run(emulator: Emulator, out: Path, *extra: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=emulator.base_url, DOCPIPE_PROGRESS="off")
+def spawn_run(
+    emulator: Emulator,
+    out: Path,
+    *extra: str,
+    input_path: Path = SAMPLE,
+    env: dict[str, str] | None = None,
+    stderr: int = subprocess.DEVNULL,
+) -> subprocess.Popen[str]:
+    """`docpipe run` of the triage job as a real subprocess against `emulator` (for signals and kills)."""
+    environment = dict(
+        os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=emulator.base_url, DOCPIPE_PROGRESS="off"
+    )
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", str(TRIAGE), str(SAMPLE), "--out", str(out), *extra],
-        env=env,
+        [sys.executable, "-m", "pipeline", "run", str(TRIAGE), str(input_path), "--out", str(out), *extra],
+        env=environment | (env or {}),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
     )
 
@@ -341,7 +351,7 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_duplicates_nothing(tmp_pat
     out = tmp_path / "out"
     concurrency = 3
     with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=150))) as emulator:
-        process = _spawn_run(emulator, out, "--concurrency", str(concurrency))
+        process = spawn_run(emulator, out, "--concurrency", str(concurrency))
         _wait_for(lambda: _rows_recorded(out) >= 10)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
@@ -364,7 +374,7 @@ def test_overlapping_run_exits_75(tmp_path: Path) -> None:
     """While one run holds --out, another exits at once with 75 and says why."""
     out = tmp_path / "out"
     with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=300))) as emulator:
-        first = _spawn_run(emulator, out, "--concurrency", "1")
+        first = spawn_run(emulator, out, "--concurrency", "1")
         _wait_for(lambda: (out / ".lock").exists() and (out / ".lock").read_text().strip() != "")
         second = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator)
         first.send_signal(signal.SIGKILL)

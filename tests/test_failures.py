@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from conftest import SEED, TEST_KEY
-from test_cli_run import TRIAGE, billed, invoke, message_requests
+from test_cli_run import TRIAGE, billed, invoke, message_requests, spawn_run
 
 import pipeline
 from pipeline.emulator import Emulator, EmulatorConfig, FaultPlan
@@ -277,30 +275,14 @@ def test_second_sigint_exits_at_once_and_the_rerun_completes_exactly_once(
     out = tmp_path / "out"
     plan = FaultPlan.from_dict({"rules": [{"kind": "hang", "match": SLOW_MARKER, "seconds": hang_s}]}, seed=SEED)
     with Emulator(EmulatorConfig(seed=SEED, faults=plan)) as emulator:
-        env = dict(
-            os.environ,
-            ANTHROPIC_API_KEY=TEST_KEY,
-            ANTHROPIC_BASE_URL=emulator.base_url,
-            DOCPIPE_PROGRESS="off",
-            DOCPIPE_GRACE_S=str(grace_s),
-        )
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline",
-                "run",
-                str(TRIAGE),
-                str(manifest),
-                "--out",
-                str(out),
-                "--concurrency",
-                str(concurrency),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
+        process = spawn_run(
+            emulator,
+            out,
+            "--concurrency",
+            str(concurrency),
+            input_path=manifest,
+            env={"DOCPIPE_GRACE_S": str(grace_s)},
             stderr=subprocess.PIPE,
-            text=True,
         )
         try:
             # Ready: the plain documents answered, and every worker holds a request the emulator is sitting on.

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from conftest import SEED
-from test_cli_run import SAMPLE, TRIAGE, _rows_recorded, _wait_for, invoke, sample_files
+from test_cli_run import SAMPLE, TRIAGE, _rows_recorded, _wait_for, invoke, sample_files, spawn_run
 
 import pipeline
 from pipeline.emulator import Emulator, EmulatorConfig, FaultPlan, LatencyModel
@@ -65,30 +63,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_the_rerun_resumes(tmp_path:
     """SIGTERM: stop taking documents, finish in-flight requests, flush, exit 130; a rerun completes exactly once."""
     out = tmp_path / "out"
     with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=400))) as emulator:
-        env = dict(
-            os.environ,
-            ANTHROPIC_API_KEY="sk-ant-test-sigterm",
-            ANTHROPIC_BASE_URL=emulator.base_url,
-            DOCPIPE_PROGRESS="off",
-        )
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline",
-                "run",
-                str(TRIAGE),
-                str(SAMPLE),
-                "--out",
-                str(out),
-                "--concurrency",
-                "3",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = spawn_run(emulator, out, "--concurrency", "3", stderr=subprocess.PIPE)
         _wait_for(lambda: _rows_recorded(out) >= 3)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)
