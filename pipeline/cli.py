@@ -10,17 +10,10 @@ import click
 
 from .config import resolve_config
 from .emulator import EmulatorConfig, FaultPlan, LatencyModel, Limits, load_fault_plan, serve
-from .errors import ConfigError, EmulatorError, FatalRunError, OutputLockedError, PipelineError
+from .errors import ConfigError, PipelineError
 from .jobs import load_job
 
 __all__ = ["entry", "main"]
-
-EXIT_OK = 0
-EXIT_DOCUMENT_ERRORS = 1
-EXIT_USAGE = 2
-EXIT_FATAL = 3
-EXIT_LOCKED = 75  # EX_TEMPFAIL: cron may simply try again later
-
 
 # A run allocates a few hundred short-lived objects per request (SDK, HTTP and row objects); at the
 # default threshold (700) the collector ran ~800 times over 2,000 requests and took a sixth of the
@@ -41,15 +34,8 @@ def _tune_gc() -> None:
 
 
 def _fail(error: PipelineError) -> None:
-    code = EXIT_USAGE
-    if isinstance(error, FatalRunError):
-        code = EXIT_FATAL
-    elif isinstance(error, OutputLockedError):
-        code = EXIT_LOCKED
-    elif not isinstance(error, (ConfigError, EmulatorError)):
-        code = EXIT_FATAL
     click.echo(f"docpipe: error: {error}", err=True)
-    sys.exit(code)
+    sys.exit(error.exit_code)
 
 
 def entry() -> None:

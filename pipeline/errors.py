@@ -12,9 +12,17 @@ a message and an exit code at the edge::
     │   ├── ResponseError         the API answered, but not usefully (refusal, schema mismatch)
     │   └── RequestError          the API refused or failed this document's request (400, 413...)
     │       └── TransientError    worth another attempt: 429, 529, 5xx, dropped connection, timeout
-    ├── FatalRunError             the whole run must stop: bad key, spend limit, unknown model (exit 3)
+    ├── FatalRunError             the whole run must stop: bad key, spend limit, unknown model,
+    │                             an API unreachable for good                          (exit 3)
+    ├── EnvironmentFailure        the machine around the run failed: the output directory cannot
+    │                             be written (disk full, read-only), holds a corrupt or foreign
+    │                             file, or an input became unreadable mid-run          (exit 4)
     ├── OutputLockedError         another run holds the output directory               (exit 75)
-    └── EmulatorError             the built-in API emulator was misconfigured or failed to start
+    └── EmulatorError             the built-in API emulator was misconfigured or failed to start (exit 2)
+
+Each class carries its exit code (`exit_code`); the codes are named once, here, for the CLI, the
+runner's summary and the README's table alike. Exit 1 is not an error class: it is a run that
+finished with some documents in error, which the next run retries.
 
 Exceptions carry the context a person needs to act: the document id and path, the request id, the
 file and key of a bad job. Their `str()` never contains an API key.
@@ -25,9 +33,17 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "EXIT_DOCUMENT_ERRORS",
+    "EXIT_ENVIRONMENT",
+    "EXIT_FATAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "ConfigError",
     "DocumentError",
     "EmulatorError",
+    "EnvironmentFailure",
     "ExtractionError",
     "FatalRunError",
     "JobError",
@@ -40,12 +56,25 @@ __all__ = [
 ]
 
 
+EXIT_OK = 0  # every document ok
+EXIT_DOCUMENT_ERRORS = 1  # finished; some documents in error, retried by the next run
+EXIT_USAGE = 2  # usage or configuration error: nothing was sent
+EXIT_FATAL = 3  # a fatal error stopped the run: bad key, spend limit, unknown model, API unreachable
+EXIT_ENVIRONMENT = 4  # the output directory, the disk or an input failed: a person must look
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the output directory; the next run catches up
+EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM; the next run resumes
+
+
 class PipelineError(Exception):
     """Root of every error docpipe raises on purpose."""
+
+    exit_code = EXIT_FATAL  # an error not given a code of its own stops the run
 
 
 class ConfigError(PipelineError):
     """Bad usage or configuration, found before any request is sent."""
+
+    exit_code = EXIT_USAGE
 
 
 class JobError(ConfigError):
@@ -158,9 +187,28 @@ class FatalRunError(PipelineError):
         super().__init__(message)
 
 
+class EnvironmentFailure(PipelineError):
+    """The machine around the run failed: names the path, the cause and what to do.
+
+    Disk full, a read-only or non-writable output directory, a corrupt or foreign Parquet file in
+    it, an input that became unreadable mid-run. Unlike a document error, rerunning will not help
+    until a person has acted, so it has an exit code of its own.
+    """
+
+    exit_code = EXIT_ENVIRONMENT
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        super().__init__(message)
+
+
 class OutputLockedError(PipelineError):
     """Another live run holds the lock on the output directory."""
+
+    exit_code = EXIT_LOCKED
 
 
 class EmulatorError(PipelineError):
     """The built-in emulator could not start, or its configuration (fault rules...) is invalid."""
+
+    exit_code = EXIT_USAGE

@@ -34,6 +34,10 @@ from .api import ApiClient, ApiResponse
 from .config import RunConfig
 from .descriptors import descriptors_needed, reserve_descriptors
 from .errors import (
+    EXIT_DOCUMENT_ERRORS,
+    EXIT_FATAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     DocumentError,
     ExtractionError,
     FatalRunError,
@@ -66,7 +70,6 @@ __all__ = ["RunSummary", "run"]
 RUNS_DIR = "_runs"
 OFFLINE_API_KEY = "sk-docpipe-offline"
 POOL_MARGIN = 8  # connections beyond --concurrency: a slow close need not hold up the next request
-EXIT_OK, EXIT_ERRORS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 3, 130
 _DONE = object()
 
 
@@ -711,7 +714,7 @@ def run(config: RunConfig, *, progress: Progress | None = None) -> RunSummary:
         elif summary.stopped == "interrupted":
             summary.exit_code = EXIT_INTERRUPTED
         else:
-            summary.exit_code = EXIT_ERRORS if summary.errors else EXIT_OK
+            summary.exit_code = EXIT_DOCUMENT_ERRORS if summary.errors else EXIT_OK
         _write_summary(config.out_dir, summary)
     return summary
 
