@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 from pathlib import Path
 
 import click
 
 from .config import resolve_config
-from .emulator import EmulatorConfig, FaultPlan, LatencyModel, Limits, load_fault_plan, serve
-from .errors import ConfigError, PipelineError
+from .errors import EXIT_INTERRUPTED, ConfigError, PipelineError
 from .jobs import load_job
 
 __all__ = ["entry", "main"]
@@ -38,11 +38,28 @@ def _fail(error: PipelineError) -> None:
     sys.exit(error.exit_code)
 
 
+INTERRUPTED_MESSAGE = "docpipe: interrupted; finished rows are kept, rerun to resume"
+
+
 def entry() -> None:
-    """The `docpipe` executable (and `python -m pipeline`): `main` in a process of its own."""
+    """The `docpipe` executable (and `python -m pipeline`): `main` in a process of its own.
+
+    From here until a run installs its own handlers (and again after it), SIGTERM is taken like
+    Ctrl-C, so a signal that lands during start-up or the final summary ends the process with
+    exit 130 and one line, never a traceback or the shell's 143.
+    """
     global _own_process
     _own_process = True
-    main()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        code = main.main(standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo(INTERRUPTED_MESSAGE, err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,6 +101,8 @@ def emulator(
     api_keys: tuple[str, ...],
 ) -> None:
     """Serve the Anthropic API emulator on loopback until interrupted."""
+    from .emulator import EmulatorConfig, FaultPlan, LatencyModel, Limits, load_fault_plan, serve
+
     try:
         plan = load_fault_plan(faults_path, seed=seed) if faults_path else FaultPlan(seed=seed)
         config = EmulatorConfig(
@@ -179,5 +198,8 @@ def run(
         _fail(exc)
         return
     click.echo(summary.describe(), err=True)
-    click.echo(f"docpipe: results in {out_dir}/ (summary: {out_dir}/_runs/{summary.run_id}.json)", err=True)
+    saved = f" (summary: {summary.saved_to})" if summary.saved_to else ""
+    click.echo(f"docpipe: results in {out_dir}/{saved}", err=True)
+    if summary.fatal_error:  # last, where a person reading a cron log looks first
+        click.echo(f"docpipe: error: {summary.fatal_error}", err=True)
     sys.exit(summary.exit_code)

@@ -30,6 +30,7 @@ file and key of a bad job. Their `str()` never contains an API key.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 __all__ = [
@@ -200,6 +201,26 @@ class EnvironmentFailure(PipelineError):
     def __init__(self, message: str, *, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else None
         super().__init__(message)
+
+    @classmethod
+    def from_os_error(
+        cls, exc: OSError, *, doing: str, path: Path | str, advice: str | None = None
+    ) -> EnvironmentFailure:
+        """One line from an OSError: what docpipe was doing, the path, the cause and what to do."""
+        where = exc.filename if isinstance(exc.filename, str) and exc.filename else str(path)
+        cause = exc.strerror or str(exc)
+        what_to_do = advice or _OS_ADVICE.get(exc.errno or 0, "check the path and its disk, then rerun")
+        return cls(f"cannot {doing} {where}: {cause}; {what_to_do}", path=where)
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "free space on its disk, then rerun: finished rows are kept and not paid for again",
+    errno.EDQUOT: "raise the disk quota or free space, then rerun: finished rows are kept and not paid for again",
+    errno.EROFS: "its file system is read-only: remount it read-write, or give another --out",
+    errno.EACCES: "this user may not write there: fix its permissions, or give another --out",
+    errno.EPERM: "this user may not write there: fix its permissions, or give another --out",
+    errno.EIO: "the disk reported an I/O error: check it, then rerun",
+}
 
 
 class OutputLockedError(PipelineError):

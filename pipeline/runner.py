@@ -15,6 +15,7 @@ second signal stops at once. Either way every finished row is flushed, and the n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -35,12 +36,13 @@ from .config import RunConfig
 from .descriptors import descriptors_needed, reserve_descriptors
 from .errors import (
     EXIT_DOCUMENT_ERRORS,
-    EXIT_FATAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     DocumentError,
+    EnvironmentFailure,
     ExtractionError,
     FatalRunError,
+    ManifestError,
     PipelineError,
     RequestError,
     ResponseError,
@@ -101,9 +103,11 @@ class RunSummary:
     concurrency_decreases: int = 0
     recovered_rows: int = 0
     skipped_files: dict[str, int] = field(default_factory=dict)  # folder files not of a document type, by extension
-    stopped: str | None = None  # "fatal", "interrupted" or None
+    stopped: str | None = None  # "fatal", "environment", "interrupted" or None
     fatal_error: str | None = None
     exit_code: int = EXIT_OK
+    saved_to: str | None = None  # where this summary was saved, None when the disk refused it
+    unsaved_reason: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -123,8 +127,8 @@ class RunSummary:
             lines.append(f"  errors by type: {kinds}")
         if self.skipped_files:
             lines.append(f"  {skipped_line(self.skipped_files)}")
-        if self.fatal_error:
-            lines.append(f"  fatal: {self.fatal_error}")
+        if self.saved_to is None and self.unsaved_reason:
+            lines.append(f"  this summary could not be saved: {self.unsaved_reason}")
         return "\n".join(lines)
 
 
@@ -243,7 +247,7 @@ class _Run:
         self.latencies_ms: list[float] = []
         self.errors_by_type: Counter[str] = Counter()
         self.stop_taking = threading.Event()
-        self.fatal: FatalRunError | None = None
+        self.fatal: FatalRunError | EnvironmentFailure | None = None
 
     # -- rows -----------------------------------------------------------------------------------
 
@@ -270,7 +274,12 @@ class _Run:
         return row
 
     def _record(self, row: dict[str, Any], usage: TokenUsage, cost: float | None) -> None:
-        self.writer.add(row)
+        try:
+            self.writer.add(row)
+        except OSError as exc:  # a full disk, a file system gone read-only: no row can be kept now
+            raise EnvironmentFailure.from_os_error(
+                exc, doing="record a finished row in", path=self.writer.out_dir
+            ) from None
         self.summary.documents += 1
         self.tally.done += 1
         self.summary.input_tokens += usage.input_tokens
@@ -522,8 +531,10 @@ class _Handoff:
 def _produce(run: _Run, source: Iterator[DocumentRef], handoff: _Handoff, errors: list[BaseException]) -> None:
     """Preparation thread: hand work to the workers, blocking while the queue is full, until told to stop."""
     queued = 0
+    read = 0
     try:
         for ref in source:
+            read += 1
             if run.stop_taking.is_set():
                 return
             work = run.preparer.prepare(ref)
@@ -534,10 +545,34 @@ def _produce(run: _Run, source: Iterator[DocumentRef], handoff: _Handoff, errors
             queued += 1
             if not handoff.put(work, run.stop_taking):
                 return
+    except (OSError, ManifestError) as exc:
+        errors.append(_input_failure(run.config.input_path, exc, read))
     except BaseException as exc:  # handed to the event loop, which decides
         errors.append(exc)
     finally:
         handoff.finish()
+
+
+def _input_failure(input_path: Path, exc: OSError | ManifestError, documents_read: int) -> PipelineError:
+    """An input that fails once documents are under way is the environment's failure, not a usage error.
+
+    Before the first document a bad manifest is a usage error (exit 2) as it was; after it, rows are
+    paid for and written, and what remains needs a person to look at the input (exit 4).
+    """
+    if isinstance(exc, ManifestError):
+        if documents_read == 0:
+            return exc
+        return EnvironmentFailure(
+            f"{exc}; the input became unreadable after {documents_read} document(s): repair or replace it, "
+            "then rerun: documents already done are not sent again",
+            path=exc.path,
+        )
+    return EnvironmentFailure.from_os_error(
+        exc,
+        doing=f"read the input after {documents_read} document(s),",
+        path=input_path,
+        advice="check the input and its disk, then rerun: documents already done are not sent again",
+    )
 
 
 async def _worker(run: _Run, handoff: _Handoff, stop: _Stop) -> None:
@@ -547,9 +582,9 @@ async def _worker(run: _Run, handoff: _Handoff, stop: _Stop) -> None:
             return
         try:
             await run.process(work)
-        except FatalRunError as exc:
+        except (FatalRunError, EnvironmentFailure) as exc:
             run.fatal = run.fatal or exc
-            stop.request("fatal")
+            stop.request("fatal" if isinstance(exc, FatalRunError) else "environment")
             return
 
 
@@ -561,17 +596,27 @@ async def _ticker(run: _Run) -> None:
         await asyncio.sleep(0.5)
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, stop: _Stop) -> list[int]:
-    installed: list[int] = []
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: _Stop) -> dict[int, Any]:
+    """The run's own SIGINT/SIGTERM handlers; returns the handlers they replace, to put back after."""
+    installed: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         return installed
     for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
         try:
             loop.add_signal_handler(signum, stop.on_signal)
-            installed.append(int(signum))
+            installed[int(signum)] = previous
         except (NotImplementedError, RuntimeError):
             pass
     return installed
+
+
+def _restore_signals(loop: asyncio.AbstractEventLoop, installed: Mapping[int, Any]) -> None:
+    """Back to the handlers from before the run (the CLI's: a late signal still exits 130 cleanly)."""
+    for signum, previous in installed.items():
+        loop.remove_signal_handler(signum)
+        if previous is not None:
+            signal.signal(signum, previous)
 
 
 async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
@@ -603,7 +648,7 @@ async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
         if stop.requested.is_set():
             run.stop_taking.set()
             handoff.drain()
-            if stop.reason == "fatal" or stop.signals >= 2:
+            if stop.reason in ("fatal", "environment") or stop.signals >= 2:
                 for task in workers:
                     task.cancel()
             else:
@@ -619,8 +664,7 @@ async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
     finally:
         run.stop_taking.set()
         ticker.cancel()
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+        _restore_signals(loop, installed)
         await asyncio.to_thread(producer.join, 5.0)
     if producer_errors:  # a manifest that became unusable mid-run, or a bug: surface it
         raise producer_errors[0]
@@ -636,11 +680,20 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def _write_summary(out_dir: Path, summary: RunSummary) -> None:
+    """Save the summary as `_runs/<run_id>.json`; on a failing disk, say where it could not go instead."""
     runs = out_dir / RUNS_DIR
-    runs.mkdir(parents=True, exist_ok=True)
+    final = runs / f"{summary.run_id}.json"
     temporary = runs / f".{summary.run_id}.json.tmp"
-    temporary.write_text(summary.to_json(), encoding="utf-8")
-    os.replace(temporary, runs / f"{summary.run_id}.json")
+    summary.saved_to = str(final)
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(summary.to_json(), encoding="utf-8")
+        os.replace(temporary, final)
+    except OSError as exc:
+        summary.saved_to = None
+        summary.unsaved_reason = f"{exc.strerror or exc} ({exc.filename or runs})"
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 async def _run_async(
@@ -649,8 +702,12 @@ async def _run_async(
     job = config.job
     metadata_columns = manifest_metadata_columns(config.input_path)
     schema = output_schema(job, metadata_columns)
-    summary.recovered_rows = recover(config.out_dir, schema)
-    ledger = load_ledger(config.out_dir, job)
+    try:
+        summary.recovered_rows = recover(config.out_dir, schema)
+        ledger = load_ledger(config.out_dir, job)
+        writer = ResultWriter(config.out_dir, schema, summary.run_id, flush_rows=config.flush_rows)
+    except OSError as exc:
+        raise EnvironmentFailure.from_os_error(exc, doing="prepare the output directory", path=config.out_dir) from None
     limiter = RateLimiter(max_concurrency=config.concurrency, rpm=config.rpm, itpm=config.itpm, otpm=config.otpm)
     client = ApiClient(
         api_key=api_key,
@@ -658,14 +715,13 @@ async def _run_async(
         max_connections=config.concurrency + POOL_MARGIN,
         on_headers=limiter.observe_headers,
     )
-    writer = ResultWriter(config.out_dir, schema, summary.run_id, flush_rows=config.flush_rows)
     run = _Run(config, client, limiter, writer, ledger, progress, summary)
     skipped: Counter[str] = Counter()
     source = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
     try:
         await _execute(run, source)
     finally:
-        writer.close()
+        _close_writer(run)
         await client.aclose()
         summary.already_done = run.preparer.already_done
         summary.skipped_files = dict(skipped)
@@ -677,15 +733,36 @@ async def _run_async(
         run.tally.skipped = run.preparer.already_done
         run.tally.done = summary.documents + run.preparer.already_done
         progress.close(run.tally)
-    if run.fatal is not None:
-        summary.fatal_error = str(run.fatal)
+        if run.fatal is not None:
+            summary.fatal_error = str(run.fatal)
+            summary.stopped = "fatal" if isinstance(run.fatal, FatalRunError) else "environment"
+
+
+def _close_writer(run: _Run) -> None:
+    """Publish what is left. On a failing disk, the rows stay in the journal for the next run's recovery."""
+    try:
+        run.writer.close()
+    except OSError as exc:
+        if run.fatal is None:  # the first failure is the one a person needs to read
+            run.fatal = EnvironmentFailure.from_os_error(
+                exc, doing="publish rows as Parquet in", path=run.writer.out_dir
+            )
+
+
+_EXIT_CODES = {
+    "fatal": FatalRunError.exit_code,
+    "environment": EnvironmentFailure.exit_code,
+    "interrupted": EXIT_INTERRUPTED,
+}
 
 
 def run(config: RunConfig, *, progress: Progress | None = None) -> RunSummary:
     """Run a job over its input to completion (or a stop); return the summary, also saved under `_runs/`.
 
     Exit codes in `summary.exit_code`: 0 every document ok, 1 some documents in error, 3 a fatal
-    error stopped the run, 130 interrupted.
+    error stopped the run, 4 the output directory, the disk or the input failed, 130 interrupted.
+    A failure found before the run could start (a locked, foreign or unusable output directory, a
+    usage error) is raised instead, and nothing is written.
     """
     from .emulator import Emulator, EmulatorConfig
 
@@ -698,28 +775,46 @@ def run(config: RunConfig, *, progress: Progress | None = None) -> RunSummary:
         backend=config.backend,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    with OutputLock(config.out_dir, run_id=summary.run_id):
+    try:
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+        lock = OutputLock(config.out_dir, run_id=summary.run_id).acquire()
+    except OSError as exc:
+        raise EnvironmentFailure.from_os_error(
+            exc, doing="create or lock the output directory", path=config.out_dir
+        ) from None
+    try:
         progress = progress or make_progress(
-            config.progress, count_documents(config.input_path), log_every_s=config.log_every_s
+            config.progress,
+            count_documents(config.input_path, include=config.include, exclude=config.exclude),
+            log_every_s=config.log_every_s,
         )
-        if config.offline:
-            with Emulator(EmulatorConfig()) as emulator:
-                asyncio.run(_run_async(config, summary, progress, emulator.base_url, OFFLINE_API_KEY))
-        else:
-            asyncio.run(_run_async(config, summary, progress, config.base_url, config.api_key))
+        try:
+            if config.offline:
+                with Emulator(EmulatorConfig()) as emulator:
+                    asyncio.run(_run_async(config, summary, progress, emulator.base_url, OFFLINE_API_KEY))
+            else:
+                asyncio.run(_run_async(config, summary, progress, config.base_url, config.api_key))
+        except KeyboardInterrupt:  # a signal before the run's own handlers were in place
+            summary.stopped = "interrupted"
+        except (EnvironmentFailure, OSError) as exc:
+            failure = exc if isinstance(exc, EnvironmentFailure) else _output_failure(exc, config.out_dir)
+            summary.stopped, summary.fatal_error = "environment", str(failure)
         summary.wall_s = round(time.monotonic() - started, 3)
-        if summary.stopped == "fatal":
-            summary.exit_code = EXIT_FATAL
-        elif summary.stopped == "interrupted":
-            summary.exit_code = EXIT_INTERRUPTED
+        if summary.stopped is not None:
+            summary.exit_code = _EXIT_CODES[summary.stopped]
         else:
             summary.exit_code = EXIT_DOCUMENT_ERRORS if summary.errors else EXIT_OK
         _write_summary(config.out_dir, summary)
+    finally:
+        lock.release()
     return summary
 
 
-def count_documents(input_path: Path) -> int | None:
+def _output_failure(exc: OSError, out_dir: Path) -> EnvironmentFailure:
+    return EnvironmentFailure.from_os_error(exc, doing="write the output directory", path=out_dir)
+
+
+def count_documents(input_path: Path, *, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> int | None:
     """A quick count of the input's documents for the progress bar (None when unknown).
 
     JSONL and CSV manifests are counted by their line breaks (a CSV cell with a line break makes it
@@ -735,7 +830,7 @@ def count_documents(input_path: Path) -> int | None:
                 while chunk := handle.read(1 << 20):
                     lines += chunk.count(b"\n")
             return max(0, lines - (1 if suffix == ".csv" else 0))
-        total: int | None = count(input_path)
+        total: int | None = count(input_path, include=include, exclude=exclude)
         return total
     except (OSError, PipelineError):
         return None

@@ -22,7 +22,8 @@ from pipeline.cli import main
 from pipeline.emulator import Emulator, EmulatorConfig, LatencyModel
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "sample_data"
+SAMPLE = ROOT / "sample_data" / "documents"
+MANIFEST = ROOT / "sample_data" / "manifest.jsonl"
 TRIAGE = ROOT / "jobs" / "triage.toml"
 
 
@@ -31,7 +32,7 @@ def sample_files() -> list[str]:
     return sorted(
         p.relative_to(SAMPLE).as_posix()
         for p in SAMPLE.rglob("*")
-        if p.is_file() and p.suffix in suffixes  # manifest.jsonl is not a document type; manifest.csv is a CSV
+        if p.is_file() and p.suffix in suffixes
     )
 
 
@@ -56,6 +57,7 @@ def test_sample_run_offline_writes_one_typed_row_per_document(tmp_path: Path) ->
     result = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out), "--offline"], ANTHROPIC_API_KEY="")
     assert 0 == result.exit_code, result.output
     frame = pipeline.load_results(out)
+    assert 44 == len(frame)  # the corpus, and only the corpus: no README, no manifest
     assert sample_files() == sorted(frame.doc_id)
     assert {"ok"} == set(frame.status)
     assert {"emulator"} == set(frame.backend)
@@ -168,10 +170,10 @@ def test_changed_document_is_reprocessed(emulator: Emulator, tmp_path: Path) -> 
 def test_manifest_metadata_passes_through_typed(emulator: Emulator, tmp_path: Path) -> None:
     """Manifest metadata columns reach the output with their types; inline text rows work."""
     out = tmp_path / "out"
-    result = invoke(["run", str(TRIAGE), str(SAMPLE / "manifest.jsonl"), "--out", str(out)], emulator)
+    result = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out)], emulator)
     assert 0 == result.exit_code, result.output
     frame = pipeline.load_results(out)
-    rows = [json.loads(line) for line in (SAMPLE / "manifest.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (MANIFEST).read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(frame.doc_id)
     assert "int64" == str(frame.priority.dtype)
     by_id = frame.set_index("doc_id")

@@ -1,6 +1,9 @@
-"""The public surface: `pipeline.__all__` is sorted, complete and importable."""
+"""The public surface: `pipeline.__all__` is sorted, complete and importable, and cheap to import."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pipeline
 
@@ -13,7 +16,17 @@ def test_all_is_sorted_and_importable() -> None:
 
 
 def test_every_public_member_is_exported() -> None:
-    """Every public name defined in pipeline/__init__ is in __all__ (nothing exported by accident)."""
-    public = {name for name in vars(pipeline) if not name.startswith("_")}
-    modules = {name for name, value in vars(pipeline).items() if type(value).__name__ == "module"}
-    assert set(pipeline.__all__) == public - modules - {"annotations"}
+    """Every public name the package resolves is in __all__ (nothing exported by accident)."""
+    public = {name for name in dir(pipeline) if not name.startswith("_")}
+    modules = {name for name in public if type(getattr(pipeline, name)).__name__ == "module"}
+    assert set(pipeline.__all__) == public - modules - {"annotations", "importlib", "TYPE_CHECKING", "Any"}
+
+
+def test_import_and_help_load_neither_the_sdk_nor_pyarrow() -> None:
+    """`import pipeline` and the CLI module leave the SDK, pyarrow and aiohttp unloaded until a command needs them."""
+    code = (
+        "import sys, pipeline, pipeline.cli; "
+        "print(sorted(m for m in ('anthropic', 'pyarrow', 'aiohttp', 'pandas') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "[]" == loaded.strip()

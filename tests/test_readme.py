@@ -20,7 +20,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 
 def test_main_command_runs_the_triage_job_offline_on_sample_data() -> None:
-    """The first README command runs jobs/triage.toml over sample_data/ with --offline."""
+    """The first README command runs jobs/triage.toml over sample_data/documents/ with --offline."""
     main_command = _bash_blocks()[0]
-    assert "docpipe run jobs/triage.toml sample_data" in main_command and "--offline" in main_command
-    assert (ROOT / "jobs" / "triage.toml").is_file() and (ROOT / "sample_data").is_dir()
+    assert "docpipe run jobs/triage.toml sample_data/documents " in main_command and "--offline" in main_command
+    assert (ROOT / "jobs" / "triage.toml").is_file() and (ROOT / "sample_data" / "documents").is_dir()
