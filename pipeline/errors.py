@@ -200,7 +200,7 @@ class EnvironmentFailure(PipelineError):
 
     def __init__(self, message: str, *, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else None
-        super().__init__(message)
+        super().__init__(" ".join(message.split()))  # one line, whatever a library's message held
 
     @classmethod
     def from_os_error(

@@ -827,7 +827,13 @@ def _read_parquet(path: Path) -> Iterator[DocumentRef]:
     rows = _Rows(path, "row")
     number = 0
     try:
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        # Row group by row group: a corrupt group fails after every row before it was read.
+        batches = (
+            batch
+            for group in range(parquet.metadata.num_row_groups)
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group])
+        )
+        for batch in batches:
             for row in batch.to_pylist():
                 number += 1
                 metadata = {name: row[name] for name in metadata_names}
