@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Protocol
 
@@ -45,13 +46,20 @@ def _describe(tally: Tally) -> str:
 
 
 class TqdmProgress:
-    """A bar over documents with errors, tokens and dollars so far; tqdm computes the ETA."""
+    """A bar over this run's documents with errors, tokens and dollars so far; tqdm computes the ETA.
 
-    def __init__(self, total: int | None, *, stream: IO[str] = sys.stderr) -> None:
-        self._bar = tqdm(total=total, unit="doc", file=stream, dynamic_ncols=True, smoothing=0.1)
+    Documents done by earlier runs are shown in the text (`done_before=`), not on the bar: they take
+    no time, and counted as progress they would make the rate, and so the ETA, far too optimistic.
+    """
+
+    def __init__(self, total: int | None, *, stream: IO[str] | None = None) -> None:
+        self._total = total
+        self._bar = tqdm(total=total, unit="doc", file=stream or sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
     def update(self, tally: Tally) -> None:
-        self._bar.n = tally.done
+        if self._total is not None:
+            self._bar.total = max(0, self._total - tally.skipped)
+        self._bar.n = tally.done - tally.skipped
         self._bar.set_postfix_str(_describe(tally), refresh=False)
         self._bar.refresh()
 
@@ -64,24 +72,31 @@ class LogProgress:
     """One plain line every `every_s` seconds: what a cron log wants."""
 
     def __init__(
-        self, total: int | None, *, every_s: float = DEFAULT_LOG_EVERY_S, stream: IO[str] = sys.stderr
+        self,
+        total: int | None,
+        *,
+        every_s: float = DEFAULT_LOG_EVERY_S,
+        stream: IO[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total = total
         self.every_s = every_s
-        self.stream = stream
-        self._started = time.monotonic()
+        self.stream = stream or sys.stderr  # the stderr of when the run starts, not of when this module loaded
+        self._clock = clock
+        self._started = clock()
         self._last = self._started
 
     def _line(self, tally: Tally) -> str:
-        elapsed = time.monotonic() - self._started
+        elapsed = self._clock() - self._started
         of_total = f"/{self.total}" if self.total is not None else ""
         eta = ""
-        if self.total and tally.done and tally.done < self.total:
-            eta = f" eta={elapsed / tally.done * (self.total - tally.done):.0f}s"
+        processed = tally.done - tally.skipped  # this run's own: documents done before take no time
+        if self.total and processed > 0 and tally.done < self.total:
+            eta = f" eta={elapsed / processed * (self.total - tally.done):.0f}s"
         return f"docpipe: progress {tally.done}{of_total} docs {_describe(tally)} elapsed={elapsed:.0f}s{eta}"
 
     def update(self, tally: Tally) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last >= self.every_s:
             self._last = now
             print(self._line(tally), file=self.stream, flush=True)
