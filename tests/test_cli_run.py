@@ -74,6 +74,9 @@ def test_sample_run_offline_writes_one_typed_row_per_document(tmp_path: Path) ->
     }
     assert isinstance(frame.category.dtype, pd.CategoricalDtype)
     assert frame.summary.map(lambda s: len(s.split()) <= 61).all()
+    markup = ("<document", "</document>", "<\\/document>")
+    answers = frame.summary.tolist() + [point for points in frame.key_points for point in points]
+    assert [] == [answer for answer in answers if any(tag in answer for tag in markup)]  # placeholders, never our fence
     assert (frame.cost_usd > 0).all()
     assert frame.needs_action.dtype == bool
     invoices = frame[frame.doc_id.str.startswith("invoices/")]

@@ -167,14 +167,19 @@ def _text_of(content: Any, *, skip_cached: bool) -> list[str]:
     return texts
 
 
+# A line that is nothing but an XML-style tag (`<document id="7">`, `</document>`): markup that fences
+# a document in the prompt, never words of it, so never part of an answer drawn from it.
+_TAG_LINE_RE = re.compile(r"^[ \t]*</?[A-Za-z][\w.-]*(?:\s[^<>]*)?>[ \t]*$", re.MULTILINE)
+
+
 def document_text(body: dict[str, Any]) -> str:
-    """The text the request is about: the last user turn, without its cached (shared) blocks."""
+    """The text the request is about: the last user turn, without its cached (shared) blocks or fence tags."""
     for message in reversed(body.get("messages") or []):
         if isinstance(message, dict) and message.get("role") == "user":
             texts = _text_of(message.get("content"), skip_cached=True)
             if not any(t.strip() for t in texts):
                 texts = _text_of(message.get("content"), skip_cached=False)
-            return "\n\n".join(texts)
+            return _TAG_LINE_RE.sub("", "\n\n".join(texts)).strip("\n")
     return ""
 
 
