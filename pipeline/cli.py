@@ -164,8 +164,9 @@ def run(
 
     \b
     Exit codes: 0 every document ok; 1 finished, some documents in error; 2 usage or
-    configuration error; 3 a fatal error stopped the run; 75 another run holds --out;
-    130 interrupted (rerun to resume).
+    configuration error; 3 a fatal error stopped the run; 4 the output directory or the
+    disk failed (the message says what to do); 75 another run holds --out; 130 interrupted
+    (rerun to resume).
     """
     from .runner import dry_run as plan_run
     from .runner import run as run_job

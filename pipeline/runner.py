@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -50,6 +51,7 @@ from .errors import (
 )
 from .extract import extract_text
 from .jobs import Job
+from .journal import JournalDamage
 from .limits import RateLimiter
 from .lock import OutputLock
 from .output import DoneLedger, ResultWriter, load_ledger, metadata_column_names, output_schema, recover
@@ -72,6 +74,7 @@ __all__ = ["RunSummary", "run"]
 RUNS_DIR = "_runs"
 OFFLINE_API_KEY = "sk-docpipe-offline"
 POOL_MARGIN = 8  # connections beyond --concurrency: a slow close need not hold up the next request
+JOURNAL_DAMAGE_LISTED = 20  # damaged journal lines named in the summary; all are counted
 _DONE = object()
 
 
@@ -89,6 +92,7 @@ class RunSummary:
     ok: int = 0
     errors: int = 0
     already_done: int = 0
+    errors_unchanged: int = 0  # manifest rows failing as the last run recorded: still in error, not written again
     errors_by_type: dict[str, int] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
@@ -102,6 +106,9 @@ class RunSummary:
     rate_limit_pauses: int = 0
     concurrency_decreases: int = 0
     recovered_rows: int = 0
+    journal_damaged_lines: int = 0  # journal lines recovery could not read (the first are in journal_damage)
+    journal_damage: list[str] = field(default_factory=list)  # "<segment> line <n>: <why>"
+    journal_quarantined: list[str] = field(default_factory=list)  # segments moved to _wal/quarantine/
     skipped_files: dict[str, int] = field(default_factory=dict)  # folder files not of a document type, by extension
     stopped: str | None = None  # "fatal", "environment", "interrupted" or None
     fatal_error: str | None = None
@@ -116,7 +123,8 @@ class RunSummary:
         lines = [
             f"docpipe: run {self.run_id} of job {self.job!r} ({self.backend}) "
             f"{'stopped: ' + self.stopped if self.stopped else 'finished'} in {self.wall_s:.1f} s",
-            f"  documents: {self.documents} seen, {self.ok} ok, {self.errors} errors, {self.already_done} already done",
+            f"  documents: {self.documents} seen, {self.ok} ok, {self.errors} errors, {self.already_done} already done"
+            + (f", {self.errors_unchanged} errors unchanged (not written again)" if self.errors_unchanged else ""),
             f"  tokens: {self.input_tokens:,} input, {self.output_tokens:,} output, {self.cache_read_tokens:,} "
             f"cache read, {self.cache_write_tokens:,} cache write; cost ${self.cost_usd:.4f}",
             f"  requests: {self.requests_sent} sent, {self.retries} retried; latency p50 "
@@ -127,6 +135,11 @@ class RunSummary:
             lines.append(f"  errors by type: {kinds}")
         if self.skipped_files:
             lines.append(f"  {skipped_line(self.skipped_files)}")
+        if self.recovered_rows:
+            lines.append(f"  recovered {self.recovered_rows} rows from the journal of an interrupted run")
+        if self.journal_damaged_lines:
+            lines += [f"  {damage_line(self.journal_damaged_lines, self.journal_quarantined)}"]
+            lines += [f"    {damage}" for damage in self.journal_damage]
         if self.saved_to is None and self.unsaved_reason:
             lines.append(f"  this summary could not be saved: {self.unsaved_reason}")
         return "\n".join(lines)
@@ -138,6 +151,48 @@ def skipped_line(skipped: Mapping[str, int]) -> str:
     kinds = ", ".join(f"{suffix}: {count}" for suffix, count in sorted(skipped.items()))
     files = f"{total} file{'s' if total != 1 else ''}"
     return f"skipped {files} docpipe does not read ({kinds}); --include takes a file of another type anyway"
+
+
+def journal_line(rows: int) -> str:
+    """What a dry run counted from the journal of an interrupted run (the next run publishes it)."""
+    counted = f"{rows} row{'s' if rows != 1 else ''}"
+    return f"{counted} in the journal of an interrupted run counted as written (the next run publishes them)"
+
+
+def unchanged_line(errors: int) -> str:
+    """Manifest rows that fail exactly as their last recorded row says."""
+    counted = f"{errors} error{'s' if errors != 1 else ''}"
+    return f"{counted} unchanged since last recorded (same manifest row, same job): not written again"
+
+
+def damage_line(damaged_lines: int, quarantined: list[str]) -> str:
+    """What recovery could not read, and where the damaged segments are kept."""
+    segments = ", ".join(quarantined)
+    return (
+        f"journal: {damaged_lines} damaged line{'s' if damaged_lines != 1 else ''} could not be recovered "
+        f"(the other lines were); kept for inspection in _wal/quarantine/: {segments}"
+    )
+
+
+def _report_damage(summary: RunSummary, damaged: list[JournalDamage]) -> None:
+    """Journal damage goes into the summary and, at once, to stderr: a person should look."""
+    summary.journal_damaged_lines = len(damaged)
+    summary.journal_damage = [str(damage) for damage in damaged[:JOURNAL_DAMAGE_LISTED]]
+    summary.journal_quarantined = sorted({damage.segment for damage in damaged})
+    print(f"docpipe: warning: {damage_line(len(damaged), summary.journal_quarantined)}", file=sys.stderr)
+    for damage in summary.journal_damage:
+        print(f"docpipe: warning:   {damage}", file=sys.stderr)
+    if len(damaged) > JOURNAL_DAMAGE_LISTED:
+        print(f"docpipe: warning:   ... and {len(damaged) - JOURNAL_DAMAGE_LISTED} more", file=sys.stderr)
+
+
+def _row_determined(error: DocumentError) -> bool:
+    """Whether a ref's error follows from its manifest row and the job alone (see sources.py).
+
+    A malformed row, a missing, bad or duplicate id, a column of the wrong type fail the same way
+    until the manifest changes; a file that cannot be reached (an `ExtractionError`) may appear.
+    """
+    return not isinstance(error, ExtractionError)
 
 
 def _ms(value: float | None) -> str:
@@ -178,10 +233,20 @@ class _Preparer:
         self.job = job
         self.ledger = ledger
         self.already_done = 0
+        self.errors_unchanged = 0
+
+    @property
+    def skipped(self) -> int:
+        """Documents that need no new row: already done, or failing as already recorded."""
+        return self.already_done + self.errors_unchanged
 
     def prepare(self, ref: DocumentRef) -> _Work | None:
         if ref.error is not None:
-            return _Work(ref, error=ref.error)
+            error = ref.error
+            if _row_determined(error) and self.ledger.same_error(ref.doc_id, error.error_type, error.message):
+                self.errors_unchanged += 1
+                return None
+            return _Work(ref, error=error)
         size = mtime_ns = None
         if ref.path is not None:
             try:
@@ -590,8 +655,8 @@ async def _worker(run: _Run, handoff: _Handoff, stop: _Stop) -> None:
 
 async def _ticker(run: _Run) -> None:
     while True:
-        run.tally.skipped = run.preparer.already_done
-        run.tally.done = run.summary.documents + run.preparer.already_done
+        run.tally.skipped = run.preparer.skipped
+        run.tally.done = run.summary.documents + run.preparer.skipped
         run.progress.update(run.tally)
         await asyncio.sleep(0.5)
 
@@ -703,8 +768,13 @@ async def _run_async(
     metadata_columns = manifest_metadata_columns(config.input_path)
     schema = output_schema(job, metadata_columns)
     try:
-        summary.recovered_rows = recover(config.out_dir, schema)
-        ledger = load_ledger(config.out_dir, job)
+        # Read-only, and first: another job's rows or a column changing type refuse the run before
+        # recovery or the writer touch anything. The ledger already counts the journal's rows.
+        ledger = load_ledger(config.out_dir, job, schema=schema)
+        damaged: list[JournalDamage] = []
+        summary.recovered_rows = recover(config.out_dir, schema, damaged=damaged)
+        if damaged:
+            _report_damage(summary, damaged)
         writer = ResultWriter(config.out_dir, schema, summary.run_id, flush_rows=config.flush_rows)
     except OSError as exc:
         raise EnvironmentFailure.from_os_error(exc, doing="prepare the output directory", path=config.out_dir) from None
@@ -724,14 +794,15 @@ async def _run_async(
         _close_writer(run)
         await client.aclose()
         summary.already_done = run.preparer.already_done
+        summary.errors_unchanged = run.preparer.errors_unchanged
         summary.skipped_files = dict(skipped)
         summary.errors_by_type = dict(run.errors_by_type)
         summary.latency_p50_ms = _percentile(run.latencies_ms, 50)
         summary.latency_p95_ms = _percentile(run.latencies_ms, 95)
         summary.rate_limit_pauses = limiter.pauses
         summary.concurrency_decreases = limiter.decreases
-        run.tally.skipped = run.preparer.already_done
-        run.tally.done = summary.documents + run.preparer.already_done
+        run.tally.skipped = run.preparer.skipped
+        run.tally.done = summary.documents + run.preparer.skipped
         progress.close(run.tally)
         if run.fatal is not None:
             summary.fatal_error = str(run.fatal)
@@ -803,7 +874,7 @@ def run(config: RunConfig, *, progress: Progress | None = None) -> RunSummary:
         if summary.stopped is not None:
             summary.exit_code = _EXIT_CODES[summary.stopped]
         else:
-            summary.exit_code = EXIT_DOCUMENT_ERRORS if summary.errors else EXIT_OK
+            summary.exit_code = EXIT_DOCUMENT_ERRORS if summary.errors or summary.errors_unchanged else EXIT_OK
         _write_summary(config.out_dir, summary)
     finally:
         lock.release()
@@ -839,8 +910,9 @@ def count_documents(input_path: Path, *, include: tuple[str, ...] = (), exclude:
 def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     """What a run would send and what is already done, as text; sends nothing, writes nothing."""
     job = config.job
-    manifest_metadata_columns(config.input_path)  # a bad manifest fails here, as it would in a run
-    ledger = load_ledger(config.out_dir, job) if config.out_dir.is_dir() else DoneLedger(job.fingerprint, {})
+    schema = output_schema(job, manifest_metadata_columns(config.input_path))  # a bad manifest fails here too
+    # The journal's rows count as done without being recovered: a dry run writes nothing.
+    ledger = load_ledger(config.out_dir, job, schema=schema)
     preparer = _Preparer(job, ledger)
     prefix = estimate_prefix_tokens(system_prompt(job), job.output_schema())
     listed: list[str] = []
@@ -871,6 +943,8 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
         f"  would send {to_send} request(s), ~{estimated_input:,} input tokens before caching; "
         f"cost at most ${ceiling or 0:.4f} if every answer used max_tokens",
         f"  {preparer.already_done} already done (same content, same job fingerprint): not sent again",
+        *([f"  {journal_line(ledger.journal_rows)}"] if ledger.journal_rows else []),
+        *([f"  {unchanged_line(preparer.errors_unchanged)}"] if preparer.errors_unchanged else []),
         *([f"  {skipped_line(skipped)}"] if skipped else []),
         f"  {errors} would be error rows before any request{shown}:" if errors else f"  no input errors{shown}:",
     ]

@@ -1,9 +1,8 @@
 """The Parquet output: typed columns, the write-ahead journal, recovery, the ledger and the readers."""
 
-
-
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -18,8 +17,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, EnvironmentFailure
 from pipeline.jobs import Job, parse_job
+from pipeline.journal import JournalDamage, encode_row
 from pipeline.output import ResultWriter, load_ledger, load_results, output_schema, recover
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -83,9 +83,8 @@ def _row(job: Job, doc_id: str, **changes: Any) -> dict[str, Any]:
 
 def _error_row(job: Job, doc_id: str, **changes: Any) -> dict[str, Any]:
     fields = {name: None for name in ("category", "summary", "due", "tags", "score", "pages")}
-    return _row(
-        job, doc_id, status="error", error_type="overloaded_error", error_message="try later", **fields, **changes
-    )
+    error = {"error_type": "overloaded_error", "error_message": "try later"}
+    return _row(job, doc_id, status="error", **fields, **(error | changes))
 
 
 def _write_rows(out: Path, job: Job, rows: list[dict[str, Any]], run_id: str = "run-1") -> None:
@@ -570,3 +569,373 @@ def test_parts_are_plain_zstd_parquet(busy_output: Path) -> None:
     metadata = pq.ParquetFile(part).metadata
     assert "ZSTD" == metadata.row_group(0).column(0).compression
     assert output_schema(_job()).names == pq.read_schema(part).names
+
+
+# -- the journal's header: a segment is published under the schema it was written with ------------
+
+
+def _segment(out: Path) -> Path:
+    segments = sorted((out / "_wal").glob("*.jsonl"))
+    assert 1 == len(segments)
+    return segments[0]
+
+
+def _snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `out`: its bytes and mtime (what 'nothing was touched' compares)."""
+    return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+
+
+def test_a_segment_opens_with_a_header_naming_the_job_and_its_schema(tmp_path: Path) -> None:
+    """The first journal line names the job, its fingerprint and the exact Arrow schema of the rows."""
+    job = _job()
+    schema = output_schema(job, {"priority": "int64"})
+    writer = ResultWriter(tmp_path, schema, "run-1")
+    writer.add(_row(job, "a", priority=1))
+    header = json.loads(_segment(tmp_path).read_bytes().splitlines()[0])
+    writer.close()
+    encoded = pa.py_buffer(base64.b64decode(header["schema"]))
+    assert (1, "triage", job.fingerprint) == (header["docpipe_journal"], header["job"], header["job_fingerprint"])
+    assert schema == pa.ipc.read_schema(encoded)
+    assert schema.metadata == pa.ipc.read_schema(encoded).metadata
+
+
+def test_recover_publishes_a_segment_under_its_own_schema(tmp_path: Path) -> None:
+    """A run whose job or manifest changed since the kill still publishes the old rows with all their columns."""
+    job = _job()
+    _killed_writer(tmp_path, job, ["a", "b"])
+    edited = parse_job(
+        {
+            "job": {"name": "triage", "instructions": "Only label it."},
+            "fields": [{"name": "label", "type": "string"}],
+        }
+    )
+    assert 2 == recover(tmp_path, output_schema(edited, {"owner": "string"}))
+    assert [_row(job, "a"), _row(job, "b")] == _all_rows(tmp_path)
+    assert output_schema(job) == pq.read_schema(next(tmp_path.glob("part-*.parquet")))
+
+
+def _old_segment(out: Path, rows: list[dict[str, Any]], name: str = "run-0-00001") -> Path:
+    """A segment as the version before journal headers wrote it: rows only."""
+    (out / "_wal").mkdir(parents=True, exist_ok=True)
+    path = out / "_wal" / f"{name}.jsonl"
+    path.write_bytes(b"".join(encode_row(row) for row in rows))
+    return path
+
+
+def test_a_segment_without_a_header_is_recovered_under_the_current_schema(tmp_path: Path) -> None:
+    """A journal left by the previous version (no header) is recovered when its rows are the same job's."""
+    job = _job()
+    _old_segment(tmp_path, [_row(job, "a"), _row(job, "b")])
+    assert 2 == recover(tmp_path, output_schema(job))
+    assert [_row(job, "a"), _row(job, "b")] == _all_rows(tmp_path)
+    assert [] == list((tmp_path / "_wal").iterdir())
+
+
+def test_rows_of_a_headerless_segment_that_do_not_fit_are_kept_in_quarantine(tmp_path: Path) -> None:
+    """An old segment whose rows carry columns the current schema lacks is not published short of them."""
+    job = _job()
+    segment = _old_segment(tmp_path, [_row(job, "a", priority=3), _row(job, "b", priority=4)])
+    damaged: list[JournalDamage] = []
+    assert 0 == recover(tmp_path, output_schema(job), damaged=damaged)
+    reasons = ["column 'priority' is not in the segment's schema"] * 2
+    assert [(segment.name, 1), (segment.name, 2)] == [(d.segment, d.line) for d in damaged]
+    assert reasons == [d.reason for d in damaged]
+    assert (tmp_path / "_wal" / "quarantine" / segment.name).read_bytes() == b"".join(
+        encode_row(_row(job, d, priority=p)) for d, p in (("a", 3), ("b", 4))
+    )
+
+
+@pytest.mark.parametrize("header", [True, False], ids=["with-header", "without-header"])
+def test_recover_refuses_another_jobs_journal_before_writing_anything(tmp_path: Path, header: bool) -> None:
+    """Job B never publishes job A's journal: ConfigError naming A, and the directory is left as it was."""
+    other = _job(name="contract_review")
+    if header:
+        _killed_writer(tmp_path, other, ["a", "b"])
+    else:
+        _old_segment(tmp_path, [_row(other, "a"), _row(other, "b")])
+    before = _snapshot(tmp_path)
+    with pytest.raises(ConfigError, match="holds results of job 'contract_review', not 'triage'"):
+        recover(tmp_path, output_schema(_job()))
+    with pytest.raises(ConfigError, match="holds results of job 'contract_review', not 'triage'"):
+        load_ledger(tmp_path, _job())
+    assert before == _snapshot(tmp_path)
+
+
+def test_ledger_refuses_another_jobs_journal_next_to_this_jobs_parts(tmp_path: Path) -> None:
+    """Parts of this job and a journal of another: refused all the same, naming the journal segment."""
+    job, other = _job(), _job(name="other")
+    _write_rows(tmp_path, job, [_row(job, "a")], run_id="run-1")
+    _killed_writer(tmp_path, other, ["b"], run_id="run-2")
+    with pytest.raises(ConfigError, match=r"job 'other', not 'triage' \(in its journal, _wal/run-2-00001.jsonl"):
+        load_ledger(tmp_path, job, schema=output_schema(job))
+
+
+# -- column types are fixed per output directory -------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["part", "journal"])
+def test_ledger_refuses_a_metadata_column_that_changed_type(tmp_path: Path, where: str) -> None:
+    """priority was int64 (in a part, or a killed run's journal) and is now a string: ConfigError, nothing touched."""
+    job = _job()
+    before_schema = output_schema(job, {"priority": "int64"})
+    writer = ResultWriter(tmp_path, before_schema, "run-1")
+    writer.add(_row(job, "a", priority=2))
+    if where == "part":
+        writer.close()
+    else:
+        writer._wal.close()  # killed
+    before = _snapshot(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        load_ledger(tmp_path, job, schema=output_schema(job, {"priority": "string"}))
+    message = str(refused.value)
+    assert "column 'priority' as int64" in message and "write it as string" in message
+    assert "new --out directory" in message and "give the manifest's 'priority' int64 values again" in message
+    assert before == _snapshot(tmp_path)
+
+
+def test_ledger_refuses_a_job_field_that_changed_type(tmp_path: Path) -> None:
+    """A job edit turning field `pages` from integer to string is refused, naming the field and both types."""
+    job = _job()
+    _write_rows(tmp_path, job, [_row(job, "a")])
+    data = {
+        "job": {"name": "triage", "instructions": "Sort it."},
+        "fields": [{"name": "pages", "type": "string"}],
+    }
+    edited = parse_job(data)
+    with pytest.raises(ConfigError, match=r"column 'pages' as int64 .* write it as string.* set field 'pages'"):
+        load_ledger(tmp_path, edited, schema=output_schema(edited))
+
+
+def test_ledger_accepts_metadata_columns_added_or_dropped(tmp_path: Path) -> None:
+    """A manifest with a new column, or without an old one, changes no column's type: accepted."""
+    job = _job()
+    writer = ResultWriter(tmp_path, output_schema(job, {"priority": "int64", "owner": "string"}), "run-1")
+    writer.add(_row(job, "a", priority=2, owner="ops"))
+    writer.close()
+    ledger = load_ledger(tmp_path, job, schema=output_schema(job, {"priority": "int64", "region": "string"}))
+    assert ["a"] == list(ledger.done)
+
+
+# -- damaged journals ------------------------------------------------------------------------------
+
+
+def _replace_line(segment: Path, number: int, content: bytes) -> None:
+    lines = segment.read_bytes().split(b"\n")
+    lines[number - 1] = content
+    segment.write_bytes(b"\n".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"doc_id": "c", "status": "ok", "summ', "not valid JSON"),
+        (b'{"doc_id": "c\xff\xfe", "status": "ok"}', "not valid UTF-8"),
+        (b"[1, 2, 3]", "not a JSON object"),
+        (b"", "not valid JSON"),
+        (b'{"hello": "world"}', "not a row: no doc_id"),
+        (None, "a value does not fit the schema: Could not convert 'many' with type str: tried to convert to int64"),
+        (None, "a date or timestamp that cannot be read"),
+    ],
+    ids=["torn-json", "bad-utf8", "not-an-object", "blank", "not-a-row", "wrong-type", "bad-date"],
+)
+def test_one_damaged_line_loses_that_line_only(tmp_path: Path, content: bytes | None, reason: str) -> None:
+    """Every other line of the segment is recovered; the damaged one is named; the segment is quarantined."""
+    job = _job()
+    doc_ids = [f"d{i}" for i in range(10)]
+    _killed_writer(tmp_path, job, doc_ids)
+    segment = _segment(tmp_path)
+    if content is None:
+        bad = {"input_tokens": "many"} if "fit" in reason else {"due": "the first of December"}
+        content = encode_row(_row(job, "d3", **bad)).rstrip(b"\n")
+    _replace_line(segment, 5, content)  # line 1 is the header: line 5 holds d3
+    journal = segment.read_bytes()
+    damaged: list[JournalDamage] = []
+    assert 9 == recover(tmp_path, output_schema(job), damaged=damaged)
+    assert [d for d in doc_ids if d != "d3"] == [row["doc_id"] for row in _all_rows(tmp_path)]
+    assert [f"{segment.name} line 5: {reason}"] == [str(d) for d in damaged]
+    assert not segment.exists()
+    assert journal == (tmp_path / "_wal" / "quarantine" / segment.name).read_bytes()
+    assert 0 == recover(tmp_path, output_schema(job))  # quarantined: never read again
+    assert 9 == len(_all_rows(tmp_path))
+
+
+def test_a_truncated_segment_recovers_everything_before_the_cut_silently(tmp_path: Path) -> None:
+    """Cut anywhere (the SIGKILL case): the whole lines are recovered, the torn one dropped without a report."""
+    job = _job()
+    _killed_writer(tmp_path, job, [f"d{i}" for i in range(6)])
+    segment = _segment(tmp_path)
+    journal = segment.read_bytes()
+    segment.write_bytes(journal[: journal.index(b'"d4"') + 10])
+    damaged: list[JournalDamage] = []
+    assert 4 == recover(tmp_path, output_schema(job), damaged=damaged)
+    assert ["d0", "d1", "d2", "d3"] == [row["doc_id"] for row in _all_rows(tmp_path)]
+    assert ([], []) == (damaged, list((tmp_path / "_wal").iterdir()))
+
+
+def test_a_damaged_header_falls_back_to_the_rows_job_and_the_current_schema(tmp_path: Path) -> None:
+    """An unreadable header is damage: the rows are still recovered, under the current schema, and kept."""
+    job = _job()
+    _killed_writer(tmp_path, job, ["a", "b"])
+    segment = _segment(tmp_path)
+    _replace_line(segment, 1, b'{"docpipe_journal": 1, "job": "triage", "job_fing')
+    damaged: list[JournalDamage] = []
+    assert 2 == recover(tmp_path, output_schema(job), damaged=damaged)
+    assert [_row(job, "a"), _row(job, "b")] == _all_rows(tmp_path)
+    assert [f"{segment.name} line 1: not valid JSON"] == [str(d) for d in damaged]
+    assert (tmp_path / "_wal" / "quarantine" / segment.name).exists()
+
+
+def test_a_damaged_segment_whose_part_exists_is_quarantined_not_deleted(tmp_path: Path) -> None:
+    """Killed after publishing a damaged segment's part but before moving it: the next recovery moves it."""
+    job = _job()
+    _killed_writer(tmp_path, job, ["a", "b"])
+    segment = _segment(tmp_path)
+    _replace_line(segment, 2, b"garbage")
+    journal = segment.read_bytes()
+    recover(tmp_path, output_schema(job))
+    (tmp_path / "_wal" / "quarantine" / segment.name).rename(segment)  # as if killed before the move
+    damaged: list[JournalDamage] = []
+    assert 0 == recover(tmp_path, output_schema(job), damaged=damaged)
+    assert ["b"] == [row["doc_id"] for row in _all_rows(tmp_path)]
+    assert journal == (tmp_path / "_wal" / "quarantine" / segment.name).read_bytes()
+
+
+# -- the ledger reads the journal too, without recovering it --------------------------------------
+
+
+def test_ledger_counts_ok_rows_still_in_the_journal_and_touches_nothing(tmp_path: Path) -> None:
+    """After a kill, the journal's ok rows are done; the ledger leaves the journal where it is."""
+    job = _job()
+    _write_rows(tmp_path, job, [_row(job, "a")], run_id="run-1")
+    writer = ResultWriter(tmp_path, output_schema(job), "run-2")
+    writer.add(_row(job, "b"))
+    writer.add(_error_row(job, "c"))
+    writer._wal.close()  # killed
+    before = _snapshot(tmp_path)
+    ledger = load_ledger(tmp_path, job, schema=output_schema(job))
+    assert (["a", "b"], 2) == (sorted(ledger.done), ledger.journal_rows)
+    assert before == _snapshot(tmp_path)
+
+
+def test_ledger_reads_parts_and_journal_in_the_order_they_were_written(tmp_path: Path) -> None:
+    """A journal segment older than a part (a publish that failed) does not override the part's newer answer."""
+    job = _job()
+    _old_segment(tmp_path, [_row(job, "a", doc_sha256="v1")], name="run-1-00001")
+    _write_rows(tmp_path, job, [_row(job, "a", doc_sha256="v2")], run_id="run-2")
+    assert {"a": ("v2", 10, 1_000)} == load_ledger(tmp_path, job).done
+
+
+# -- errors that cannot change are recorded once ---------------------------------------------------
+
+
+def test_ledger_remembers_each_documents_latest_error_under_this_fingerprint(tmp_path: Path) -> None:
+    """same_error: the latest row is this error under this fingerprint; an ok row or an edit of the job ends it."""
+    job = _job()
+    dup = "m.jsonl line 4: duplicate id 'a': an earlier row has the same id"
+    rows = [
+        _error_row(job, "m.jsonl:4", error_type="document_error", error_message=dup),
+        _error_row(job, "b", error_type="document_error", error_message="m.jsonl line 5: missing id"),
+        _error_row(job, "old", job_fingerprint="0123456789abcdef", error_type="document_error", error_message="x"),
+    ]
+    _write_rows(tmp_path, job, rows, run_id="run-1")
+    _write_rows(tmp_path, job, [_row(job, "b")], run_id="run-2")
+    ledger = load_ledger(tmp_path, job)
+    assert ["m.jsonl:4"] == list(ledger.errors)
+    assert (True, False, False, False) == (
+        ledger.same_error("m.jsonl:4", "document_error", dup),
+        ledger.same_error("m.jsonl:4", "document_error", dup.replace("'a'", "'b'")),
+        ledger.same_error("b", "document_error", "m.jsonl line 5: missing id"),
+        ledger.same_error("old", "document_error", "x"),
+    )
+    assert not load_ledger(tmp_path, _job(instructions="Sort it again.")).errors
+
+
+# -- part sizing -----------------------------------------------------------------------------------
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_a_slow_run_publishes_few_parts_and_its_first_rows_soon(tmp_path: Path) -> None:
+    """A row every 20 s for 2 h: a first part within 30 s, then parts at most 10 minutes apart, not 120 tiny ones."""
+    job = _job()
+    clock = _FakeClock()
+    writer = ResultWriter(tmp_path, output_schema(job), "run-1", flush_s=30, max_flush_s=600, clock=clock)
+    for index in range(360):
+        clock.now_s = index * 20.0
+        writer.add(_row(job, f"d{index:03d}", created_at=T0 + timedelta(seconds=clock.now_s)))
+        if index == 2:  # the row added at 40 s: the first rows have waited 30 s
+            writer._wait()
+            assert 1 == len(list(tmp_path.glob("part-*.parquet")))
+    writer.close()
+    spans_s = []
+    for part in sorted(tmp_path.glob("part-*.parquet")):
+        created = pq.read_table(part).column("created_at").to_pylist()
+        spans_s.append((max(created) - min(created)).total_seconds())
+    assert [40.0, 60.0, 120.0, 240.0, 480.0] == spans_s[:5]
+    assert all(span_s <= 600 for span_s in spans_s)
+    assert 15 == len(spans_s)
+    assert [f"d{index:03d}" for index in range(360)] == [row["doc_id"] for row in _all_rows(tmp_path)]
+
+
+def test_a_fast_run_publishes_a_part_every_flush_rows(tmp_path: Path) -> None:
+    """Rows arriving faster than the timer: parts of exactly flush_rows rows, the timer never cuts one short."""
+    job = _job()
+    clock = _FakeClock()
+    writer = ResultWriter(tmp_path, output_schema(job), "run-1", flush_rows=50, flush_s=30, clock=clock)
+    for index in range(200):
+        clock.now_s = index * 0.1
+        writer.add(_row(job, f"d{index:03d}"))
+    writer.close()
+    assert [50, 50, 50, 50] == [pq.read_metadata(p).num_rows for p in sorted(tmp_path.glob("part-*.parquet"))]
+
+
+# -- corrupt or foreign files among the parts ------------------------------------------------------
+
+
+def _corrupt(good: bytes, kind: str) -> bytes:
+    """A damaged copy of a good part's bytes, or a file that was never a docpipe part."""
+    if kind == "truncated":
+        return good[: len(good) // 2]
+    if kind == "garbled-footer":
+        return good[:-300] + bytes((37 + 7 * index) % 256 for index in range(292)) + good[-8:]
+    if kind == "garbled-pages":
+        return good[:4] + b"\xab" * (len(good) // 3) + good[4 + len(good) // 3 :]
+    if kind == "empty":
+        return b""
+    if kind == "not-parquet":
+        return b"doc_id,status\na,ok\n"
+    assert kind == "foreign-schema"
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"doc_id": [1, 2], "value": ["x", "y"]}), sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+CORRUPTIONS = ["truncated", "garbled-footer", "garbled-pages", "empty", "not-parquet", "foreign-schema"]
+
+
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+def test_a_corrupt_or_foreign_part_is_an_environment_failure_naming_it(tmp_path: Path, kind: str) -> None:
+    """load_ledger and load_results raise EnvironmentFailure: the file, the cause, the command that sets it aside."""
+    job = _job()
+    _write_rows(tmp_path, job, [_row(job, "a"), _row(job, "b")])
+    bad = tmp_path / "part-run-9-00001.parquet"
+    bad.write_bytes(_corrupt(next(tmp_path.glob("part-*.parquet")).read_bytes(), kind))
+    before = _snapshot(tmp_path)
+    command = f"mkdir -p {tmp_path}/_quarantine && mv {bad} {tmp_path}/_quarantine/"
+    for read in (lambda: load_ledger(tmp_path, job, schema=output_schema(job)), lambda: load_results(tmp_path)):
+        with pytest.raises(EnvironmentFailure) as failed:
+            read()
+        message = str(failed.value)
+        assert message.startswith(f"{bad} is not a readable docpipe part: ")
+        assert message.endswith(command) and "\n" not in message
+        assert bad == failed.value.path
+    assert before == _snapshot(tmp_path)
+    (tmp_path / "_quarantine").mkdir()
+    bad.rename(tmp_path / "_quarantine" / bad.name)
+    assert ["a", "b"] == sorted(load_results(tmp_path)["doc_id"])
