@@ -5,8 +5,9 @@
 exception is translated here into docpipe's tree, which is what the retry layer and the runner
 reason about:
 
-- `TransientError`: worth another attempt (429 with its retry-after, 529, 5xx, a dropped
-  connection, a timeout, an error event or a cut connection in the middle of a stream);
+- `TransientError`: worth another attempt (429 with its retry-after and rate-limit headers, 529,
+  5xx, a dropped connection, a timeout, an error event or a cut connection in the middle of a
+  stream), marked `no_response` when no HTTP response came at all;
 - `RequestError`: this document's request will fail again as it is (400, 413...);
 - `FatalRunError`: every request will fail (401, 403, 402, an unknown model, a spend limit).
 
@@ -73,6 +74,11 @@ def _retry_after_s(headers: Mapping[str, str]) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+def _rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The `anthropic-ratelimit-*` headers of a response, the rest left out."""
+    return {name.lower(): value for name, value in headers.items() if name.lower().startswith("anthropic-ratelimit-")}
+
+
 def _status_message(exc: anthropic.APIStatusError) -> str:
     """The API's own message; for a proxy's HTML page, its title: the raw markup helps nobody."""
     message = exc.api_message if isinstance(getattr(exc, "api_message", None), str) else None
@@ -92,11 +98,19 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
     """docpipe's exception for an SDK exception (see the module docstring)."""
     if isinstance(exc, anthropic.APITimeoutError):
         after = f" after {timeout_s:g} s" if timeout_s else ""
+        if isinstance(exc.__cause__, httpx2.ConnectTimeout):
+            return TransientError(
+                f"connecting to the API timed out{after}",
+                error_type="timeout",
+                no_response=True,
+                document_id=document_id,
+            )
         return TransientError(f"request timed out{after}", error_type="timeout", document_id=document_id)
     if isinstance(exc, anthropic.APIConnectionError):
         return TransientError(
             f"connection to the API failed: {exc.__cause__ or exc}",
             error_type="connection_error",
+            no_response=True,
             document_id=document_id,
         )
     # Raised by the HTTP layer while a stream is being read: the SDK wraps only what happens before
@@ -179,6 +193,7 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
             error_type=error_type or ("overloaded_error" if status == 529 else "api_error"),
             status=status,
             retry_after_s=_retry_after_s(headers),
+            rate_limit_headers=_rate_limit_headers(headers),
             document_id=document_id,
             request_id=request_id,
         )
@@ -305,6 +320,11 @@ class ApiClient:
             for _ in range(shards)
         ]
         self._in_flight = [0] * shards
+
+    @property
+    def base_url(self) -> str:
+        """Where requests go: `ANTHROPIC_BASE_URL`, the SDK's default, or the one given."""
+        return str(self._clients[0].base_url).rstrip("/")
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         if self._on_headers is not None:

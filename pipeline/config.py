@@ -21,6 +21,7 @@ from .progress import DEFAULT_LOG_EVERY_S
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_GRACE_S",
+    "DEFAULT_UNREACHABLE_S",
     "RunConfig",
     "resolve_config",
 ]
@@ -28,6 +29,8 @@ __all__ = [
 DEFAULT_CONCURRENCY = 16
 MAX_CONCURRENCY = 4096
 DEFAULT_GRACE_S = 30.0
+# How long every request may fail to connect, with no HTTP response in between, before the run stops (exit 3).
+DEFAULT_UNREACHABLE_S = 60.0
 PROGRESS_MODES = ("auto", "bar", "log", "off")
 
 
@@ -52,6 +55,7 @@ class RunConfig:
     progress: str = "auto"
     log_every_s: float = DEFAULT_LOG_EVERY_S
     grace_s: float = DEFAULT_GRACE_S
+    unreachable_s: float = DEFAULT_UNREACHABLE_S
     flush_rows: int = 1000
 
     def __repr__(self) -> str:
@@ -156,4 +160,5 @@ def resolve_config(
         progress=resolved_progress,
         log_every_s=_first_float(_env_float(env, "DOCPIPE_LOG_EVERY_S", allow_zero=False), DEFAULT_LOG_EVERY_S),
         grace_s=_first_float(grace_s, _env_float(env, "DOCPIPE_GRACE_S", allow_zero=True), DEFAULT_GRACE_S),
+        unreachable_s=_first_float(_env_float(env, "DOCPIPE_UNREACHABLE_S", allow_zero=False), DEFAULT_UNREACHABLE_S),
     )

@@ -13,7 +13,7 @@ a message and an exit code at the edge::
     │   └── RequestError          the API refused or failed this document's request (400, 413...)
     │       └── TransientError    worth another attempt: 429, 529, 5xx, dropped connection, timeout
     ├── FatalRunError             the whole run must stop: bad key, spend limit, unknown model,
-    │                             an API unreachable for good                          (exit 3)
+    │                             no response from the API for DOCPIPE_UNREACHABLE_S   (exit 3)
     ├── EnvironmentFailure        the machine around the run failed: the output directory cannot
     │                             be written (disk full, read-only), holds a corrupt or foreign
     │                             file, or an input became unreadable mid-run          (exit 4)
@@ -31,6 +31,7 @@ file and key of a bad job. Their `str()` never contains an API key.
 from __future__ import annotations
 
 import errno
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
@@ -164,7 +165,13 @@ class RequestError(DocumentError):
 
 
 class TransientError(RequestError):
-    """A failure worth retrying. `retry_after_s` is the server's instruction, when it gave one."""
+    """A failure worth retrying.
+
+    `retry_after_s` is the server's instruction, when it gave one; `rate_limit_headers` the
+    response's `anthropic-ratelimit-*` headers (a 429's say whether a bucket is really empty);
+    `no_response` is true when no HTTP response came at all (refused, reset before the status
+    line, a connect timeout): the API may be unreachable rather than unhappy with this request.
+    """
 
     def __init__(
         self,
@@ -173,15 +180,19 @@ class TransientError(RequestError):
         error_type: str,
         status: int | None = None,
         retry_after_s: float | None = None,
+        rate_limit_headers: Mapping[str, str] | None = None,
+        no_response: bool = False,
         document_id: str | None = None,
         request_id: str | None = None,
     ) -> None:
         super().__init__(message, error_type=error_type, status=status, document_id=document_id, request_id=request_id)
         self.retry_after_s = retry_after_s
+        self.rate_limit_headers: Mapping[str, str] = rate_limit_headers or {}
+        self.no_response = no_response
 
 
 class FatalRunError(PipelineError):
-    """An error that dooms every remaining document (401, 403, spend limit, unknown model)."""
+    """An error that dooms every remaining document (401, 403, spend limit, unknown model, an API unreachable)."""
 
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         self.request_id = request_id

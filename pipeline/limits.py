@@ -2,10 +2,15 @@
 
 Design. Every request passes one FIFO gate before it is sent. The gate holds it until
 
-1. no pause is in force: a 429 pauses *every* worker until its `retry-after`, not only the one
-   that received it;
-2. a concurrency slot is free: the limit starts at `--concurrency`, halves on a 529 (at most once
-   per second, so one burst of overload counts once) and climbs back by one per success (AIMD);
+1. no pause is in force. A 429 whose `anthropic-ratelimit-*` headers show a bucket too low for the
+   request (or show no bucket at all) pauses *every* worker until its `retry-after`: the account's
+   allowance is spent, for everyone. A 429 whose headers show room in every bucket contradicts
+   itself (a limit the headers do not describe, an overloaded edge): only its own request waits
+   out the `retry-after` (the retry layer does that), and concurrency is lowered as for a 529;
+2. a concurrency slot is free: the limit starts at `--concurrency`, halves on a 529 or a
+   contradicted 429 (at most once per second, so one burst counts once) and climbs back by one per
+   success (AIMD). Slots, not the runner's workers, bound the requests in flight: a document
+   sleeping out its `retry-after` holds no slot;
 3. the three token buckets can pay: one request, the estimated input tokens and `max_tokens` of
    output. Buckets hold one minute's worth and refill continuously, exactly like the API's. When the
    response arrives the reservation is settled against the real usage: unused output is given back
@@ -19,6 +24,14 @@ with no limits configured converges on the account's limit by itself.
 
 The estimate of input tokens is corrected too: a running ratio of counted to estimated prompt tokens
 scales every later estimate.
+
+Reachability. A request that gets no HTTP response at all (connection refused or reset, a connect
+timeout) starts a streak of unreachability, if none is running; any HTTP response, error or not,
+ends it. A request admitted while a streak was already running, that fails to connect too, failed
+because of the API, not of its document: `connection_failed()` says so, and such a failure spends
+none of the document's attempts. The runner ends the run once a streak has lasted its bound
+(`unreachable_for_s()`, `DOCPIPE_UNREACHABLE_S`): an API down for good stops the run (exit 3)
+without burning the documents as error rows, and a shorter outage is ridden through.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Permit", "RateLimiter"]
+__all__ = ["Permit", "RateLimiter", "bucket_exhausted"]
 
 DECREASE_COOLDOWN_S = 1.0
 DEFAULT_PAUSE_S = 1.0
@@ -68,11 +81,12 @@ class _Bucket:
 
 @dataclass(slots=True)
 class Permit:
-    """What one admitted request reserved; settle it with `RateLimiter.release()`."""
+    """What one admitted request reserved, and when; settle it with `RateLimiter.release()`."""
 
     input_tokens: float
     output_tokens: float
     estimated_tokens: int
+    admitted_at: float
     released: bool = False
 
 
@@ -101,6 +115,7 @@ class RateLimiter:
         self._released = asyncio.Event()  # a permit settled or a slot opened: waiters look again
         self._paused_until = 0.0
         self._last_decrease = -math.inf
+        self._unreachable_since: float | None = None
         self.estimate_ratio = INITIAL_ESTIMATE_RATIO
         self.pauses = 0
         self.decreases = 0
@@ -139,7 +154,7 @@ class RateLimiter:
                 if bucket is not None:
                     bucket.level -= min(amount, bucket.capacity)
             self.in_flight += 1
-        return Permit(input_tokens, float(max_output_tokens), estimated_input_tokens)
+        return Permit(input_tokens, float(max_output_tokens), estimated_input_tokens, self._clock())
 
     async def _refill_or_release(self, wait_s: float) -> None:
         """Sleep until the buckets' refill covers the need, or until a request gives back its reservation.
@@ -223,19 +238,33 @@ class RateLimiter:
                 with contextlib.suppress(ValueError):
                     bucket.level = min(bucket.level, float(raw_remaining))
 
-    def rate_limited(self, retry_after_s: float | None) -> None:
-        """A 429: pause every worker until the server's retry-after (or a default pause)."""
+    def rate_limited(
+        self, retry_after_s: float | None, *, headers: Mapping[str, str] | None = None, permit: Permit | None = None
+    ) -> bool:
+        """A 429: pause every worker until its retry-after (or a default pause), unless its headers contradict it.
+
+        The pause is taken when the headers show a bucket that cannot pay for the request
+        (`permit`), or show no bucket at all. When every bucket they show has room, nobody is
+        paused and concurrency is lowered instead, as for a 529. True when a pause was taken.
+        """
+        if bucket_exhausted(headers or {}, permit) is False:
+            self._decrease()
+            return False
         pause_s = retry_after_s if retry_after_s is not None else DEFAULT_PAUSE_S
         until = self._clock() + pause_s
         if until > self._paused_until:
             self._paused_until = until
             self.pauses += 1
+        return True
 
     def paused_for_s(self) -> float:
         return max(0.0, self._paused_until - self._clock())
 
     def overloaded(self) -> None:
         """A 529: halve the concurrency limit (once per cooldown)."""
+        self._decrease()
+
+    def _decrease(self) -> None:
         now = self._clock()
         if now - self._last_decrease >= DECREASE_COOLDOWN_S:
             self._last_decrease = now
@@ -245,7 +274,63 @@ class RateLimiter:
                 self.decreases += 1
 
     def succeeded(self) -> None:
-        """A success: climb back towards the configured concurrency, one slot at a time."""
+        """A success: the API is reachable; climb back towards the configured concurrency, one slot at a time."""
+        self.responded()
         if self.concurrency_limit < self.max_concurrency:
             self.concurrency_limit = min(float(self.max_concurrency), self.concurrency_limit + 1.0)
             self._released.set()
+
+    # -- reachability ---------------------------------------------------------------------------
+
+    def responded(self) -> None:
+        """An HTTP response, error or not: the API is reachable, any streak of failures to connect is over."""
+        self._unreachable_since = None
+
+    def connection_failed(self, permit: Permit) -> bool:
+        """A request got no HTTP response at all; a streak of unreachability starts, if none is running.
+
+        True when the streak was already running when the request was admitted: it was sent to an
+        API known to be unreachable, and the failure is the run's, not the document's.
+        """
+        if self._unreachable_since is None:
+            self._unreachable_since = self._clock()
+            return False
+        return self._unreachable_since <= permit.admitted_at
+
+    def unreachable_for_s(self) -> float:
+        """How long every request has failed to connect, with no response in between (0 when one came last)."""
+        if self._unreachable_since is None:
+            return 0.0
+        return max(0.0, self._clock() - self._unreachable_since)
+
+
+def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def bucket_exhausted(headers: Mapping[str, str], permit: Permit | None) -> bool | None:
+    """Whether a 429's `anthropic-ratelimit-*` headers show a bucket that cannot pay for the request.
+
+    A bucket cannot pay when its `remaining` is 0, or below the request's share (one request, the
+    reserved input and output tokens; capped at the bucket's limit, as the API caps it). The
+    combined `tokens` bucket is judged on 0 alone. None when the headers show no bucket.
+    """
+    needs = {"requests": 1.0, "input-tokens": 0.0, "output-tokens": 0.0, "tokens": 0.0}
+    if permit is not None:
+        needs["input-tokens"], needs["output-tokens"] = permit.input_tokens, permit.output_tokens
+    shown = False
+    for name, need in needs.items():
+        remaining = _header_number(headers, f"anthropic-ratelimit-{name}-remaining")
+        if remaining is None:
+            continue
+        shown = True
+        limit = _header_number(headers, f"anthropic-ratelimit-{name}-limit")
+        if remaining <= 0 or remaining < (min(need, limit) if limit is not None else need):
+            return True
+    return False if shown else None

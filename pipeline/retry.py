@@ -7,6 +7,10 @@ are both bounded (a wait that would end past `max_time_s` is not started), a ser
 is obeyed exactly, other waits are exponential with full jitter, and the last error is re-raised as
 it was.
 
+A failure the caller says the document does not answer for (`spends_attempt`: the runner's
+verdict on a request sent to an API already unreachable) is retried without spending an attempt or
+the time budget; the caller's own bound must end that (the runner's on an unreachable API).
+
 `RetrySettings(initial_backoff_s=0)` gives the zero-wait test mode; `retry-after` is still obeyed,
 since obeying it is a behaviour under test.
 """
@@ -17,7 +21,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay
 from tenacity.stop import stop_base
 
 from .errors import ResponseError, TransientError
@@ -48,18 +52,39 @@ def _wait(settings: RetrySettings) -> Callable[[RetryCallState], float]:
     return wait
 
 
-class _SchemaBudget(stop_base):
-    """Stop once the answer failed the schema more than `schema_retries` times."""
+class _Budget(stop_base):
+    """Stop once the document has spent `max_attempts`, `max_time_s`, or more than `schema_retries` bad answers.
 
-    def __init__(self, schema_retries: int) -> None:
+    A failure for which `spends_attempt` is false spends nothing and never stops.
+    """
+
+    def __init__(
+        self, settings: RetrySettings, schema_retries: int, spends_attempt: Callable[[BaseException], bool]
+    ) -> None:
+        self.max_attempts = settings.max_attempts
+        self.out_of_time = stop_before_delay(settings.max_time_s)
         self.schema_retries = schema_retries
-        self.failures = 0
+        self.spends_attempt = spends_attempt
+        self.attempts = 0
+        self.schema_failures = 0
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         outcome = retry_state.outcome
-        if outcome is not None and isinstance(outcome.exception(), ResponseError):
-            self.failures += 1
-        return self.failures > self.schema_retries
+        failure = outcome.exception() if outcome is not None else None
+        if failure is not None and not self.spends_attempt(failure):
+            return False
+        self.attempts += 1
+        if isinstance(failure, ResponseError):
+            self.schema_failures += 1
+        return (
+            self.attempts >= self.max_attempts
+            or self.schema_failures > self.schema_retries
+            or bool(self.out_of_time(retry_state))
+        )
+
+
+def _every_failure(failure: BaseException) -> bool:
+    return True
 
 
 async def with_retries(
@@ -67,13 +92,15 @@ async def with_retries(
     *,
     settings: RetrySettings,
     schema_retries: int,
+    spends_attempt: Callable[[BaseException], bool] = _every_failure,
 ) -> tuple[T, int]:
-    """Run `attempt(attempt_number)` until it succeeds or the budget is spent; return (result, attempts)."""
+    """Run `attempt(attempt_number)` until it succeeds or the budget is spent; return (result, attempts).
+
+    `attempts` counts every attempt made, those that spent nothing of the budget included.
+    """
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),
-        stop=stop_after_attempt(settings.max_attempts)
-        | stop_before_delay(settings.max_time_s)
-        | _SchemaBudget(schema_retries),
+        stop=_Budget(settings, schema_retries, spends_attempt),
         wait=_wait(settings),
         reraise=True,
     )

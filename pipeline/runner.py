@@ -3,13 +3,20 @@
 Design. One preparation thread walks the input lazily (a folder or a manifest of any size), extracts
 each document's text, hashes it and checks the done ledger; only documents that need work cross into
 the event loop, through a bounded queue, so memory stays flat however long the input is. A pool of
-`concurrency` workers takes from the queue; every request passes the shared `RateLimiter` and the one
-retry layer, and every finished document, ok or error, is handed to the `ResultWriter` at once.
+`2 x concurrency` workers takes from the queue; every request passes the shared `RateLimiter` and
+the one retry layer, and every finished document, ok or error, is handed to the `ResultWriter` at
+once. The limiter's `concurrency` slots bound the requests in flight; the second half of the pool
+keeps them busy while documents sleep out a `retry-after` or a backoff, which hold a worker, not a
+slot. Documents in hand stay bounded: the workers' and the queue's.
 
 Stopping. A fatal error (bad key, spend limit, unknown model) stops the run within seconds: the
-queue is drained, in-flight requests are cancelled, finished rows are kept. SIGINT or SIGTERM stops
-taking documents and lets requests in flight finish for `grace_s` seconds before abandoning them; a
-second signal stops at once. Either way every finished row is flushed, and the next run resumes.
+queue is drained, in-flight requests are cancelled, finished rows are kept. So does an API that
+gives no HTTP response at all for `unreachable_s` (`DOCPIPE_UNREACHABLE_S`, 60 s): from the first
+failure to connect of an unbroken streak, with no response in between (see `limits.py`), the
+documents still in hand are not written as error rows, and the next run sends them. SIGINT or
+SIGTERM stops taking documents and lets requests in flight finish for `grace_s` seconds before
+abandoning them; a second signal stops at once. Either way every finished row is flushed, and the
+next run resumes.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ RUNS_DIR = "_runs"
 OFFLINE_API_KEY = "sk-docpipe-offline"
 POOL_MARGIN = 8  # connections beyond --concurrency: a slow close need not hold up the next request
 JOURNAL_DAMAGE_LISTED = 20  # damaged journal lines named in the summary; all are counted
+WORKERS_PER_SLOT = 2  # documents in hand per request in flight: the spare ones cover documents waiting to retry
 _DONE = object()
 
 
@@ -219,6 +227,11 @@ class _Tracker:
     attempts: int = 0
     spent: TokenUsage = field(default_factory=TokenUsage)
     request_id: str | None = None
+    unreachable: bool = False  # the last attempt was sent to an API already unreachable: not the document's failure
+
+
+class _NotSent(Exception):
+    """A document admitted after a fatal error or a stop: no request, no row; the next run sends it."""
 
 
 def new_run_id() -> str:
@@ -313,6 +326,7 @@ class _Run:
         self.errors_by_type: Counter[str] = Counter()
         self.stop_taking = threading.Event()
         self.fatal: FatalRunError | EnvironmentFailure | None = None
+        self.connection_failure: str | None = None  # the last request's failure to connect, for the fatal message
 
     # -- rows -----------------------------------------------------------------------------------
 
@@ -402,11 +416,16 @@ class _Run:
         tracker = _Tracker()
 
         async def attempt(number: int) -> tuple[ApiResponse, Any, float]:
+            permit = await self.limiter.acquire(estimate, self.job.max_tokens)
+            # Nothing is sent after a fatal error, and no document is started after a stop: the next run sends it.
+            if self.fatal is not None or (number == 1 and self.stop_taking.is_set()):
+                self.limiter.release(permit)
+                raise _NotSent(doc_id)
             tracker.attempts = number
+            tracker.unreachable = False
             self.summary.requests_sent += 1
             if number > 1:
                 self.summary.retries += 1
-            permit = await self.limiter.acquire(estimate, self.job.max_tokens)
             started = time.perf_counter()
             try:
                 response = await self.client.create(
@@ -415,14 +434,20 @@ class _Run:
             except TransientError as exc:
                 self.limiter.release(permit)
                 tracker.request_id = exc.request_id
+                if exc.no_response:
+                    tracker.unreachable = self.limiter.connection_failed(permit)
+                    self.connection_failure = exc.message
+                else:
+                    self.limiter.responded()
                 if exc.status == 429:
-                    self.limiter.rate_limited(exc.retry_after_s)
+                    self.limiter.rate_limited(exc.retry_after_s, headers=exc.rate_limit_headers, permit=permit)
                 elif exc.status == 529 or exc.error_type == "overloaded_error":
                     self.limiter.overloaded()
                 raise
             except BaseException as exc:
                 self.limiter.release(permit)
                 if isinstance(exc, RequestError):
+                    self.limiter.responded()
                     tracker.request_id = exc.request_id
                 raise
             latency_ms = (time.perf_counter() - started) * 1000.0
@@ -441,11 +466,16 @@ class _Run:
 
         try:
             (response, answer, latency_ms), attempts = await with_retries(
-                attempt, settings=self.job.retry, schema_retries=self.job.schema_retries
+                attempt,
+                settings=self.job.retry,
+                schema_retries=self.job.schema_retries,
+                spends_attempt=lambda failure: not tracker.unreachable,
             )
         except (RequestError, ResponseError) as exc:
             exc.request_id = exc.request_id or tracker.request_id
             self.record_error(work, exc, usage=tracker.spent, attempts=tracker.attempts, streamed=self.stream)
+            return
+        except _NotSent:
             return
         usage = tracker.spent
         cost = cost_usd(self.job.model, usage)
@@ -653,6 +683,19 @@ async def _worker(run: _Run, handoff: _Handoff, stop: _Stop) -> None:
             return
 
 
+async def _watch_reachability(run: _Run, stop: _Stop) -> None:
+    """Stop the run (fatal) once every request has failed to connect for `unreachable_s`, no response in between."""
+    bound_s = run.config.unreachable_s
+    while (unreachable_s := run.limiter.unreachable_for_s()) < bound_s:
+        await asyncio.sleep(bound_s - unreachable_s)
+    run.fatal = run.fatal or FatalRunError(
+        f"no response from the API at {run.client.base_url} for {unreachable_s:.0f} s: every request failed to "
+        f"connect (last: {run.connection_failure}). Check ANTHROPIC_BASE_URL, the network and any proxy, then "
+        "rerun: the documents not done are sent then (DOCPIPE_UNREACHABLE_S sets how long to wait)"
+    )
+    stop.request("fatal")
+
+
 async def _ticker(run: _Run) -> None:
     while True:
         run.tally.skipped = run.preparer.skipped
@@ -697,9 +740,10 @@ async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
     workers: list[asyncio.Task[None]] = []
     stop.tasks = workers
     ticker = asyncio.create_task(_ticker(run))
+    watchdog = asyncio.create_task(_watch_reachability(run, stop))
     producer.start()
     try:
-        for _ in range(config.concurrency):
+        for _ in range(config.concurrency * WORKERS_PER_SLOT):
             # One more worker per turn of the event loop: started all at once, hundreds of cold
             # requests advance in lockstep and the first reaches the wire only when the last does.
             if stop.requested.is_set():
@@ -729,6 +773,7 @@ async def _execute(run: _Run, source: Iterator[DocumentRef]) -> None:
     finally:
         run.stop_taking.set()
         ticker.cancel()
+        watchdog.cancel()
         _restore_signals(loop, installed)
         await asyncio.to_thread(producer.join, 5.0)
     if producer_errors:  # a manifest that became unusable mid-run, or a bug: surface it

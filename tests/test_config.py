@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import DEFAULT_CONCURRENCY, DEFAULT_GRACE_S, RunConfig, resolve_config
+from pipeline.config import DEFAULT_CONCURRENCY, DEFAULT_GRACE_S, DEFAULT_UNREACHABLE_S, RunConfig, resolve_config
 from pipeline.errors import ConfigError
 from pipeline.jobs import Job, parse_job
 
@@ -97,10 +97,12 @@ def test_progress_and_grace_precedence(tmp_path: Path, options: dict[str, Any], 
         ("DOCPIPE_GRACE_S", "0", "grace_s", 0.0),
         ("DOCPIPE_GRACE_S", "2.5", "grace_s", 2.5),
         ("DOCPIPE_LOG_EVERY_S", "5", "log_every_s", 5.0),
+        ("DOCPIPE_UNREACHABLE_S", "2.5", "unreachable_s", 2.5),
+        ("DOCPIPE_UNREACHABLE_S", "", "unreachable_s", DEFAULT_UNREACHABLE_S),
     ],
 )
 def test_float_settings_from_env(tmp_path: Path, name: str, value: str, field: str, expected: float) -> None:
-    """DOCPIPE_GRACE_S (zero allowed: stop at once) and DOCPIPE_LOG_EVERY_S are read as seconds."""
+    """DOCPIPE_GRACE_S (zero allowed: stop at once), DOCPIPE_LOG_EVERY_S and DOCPIPE_UNREACHABLE_S are seconds."""
     assert expected == getattr(_resolve(tmp_path, env={**WITH_KEY, name: value}), field)
 
 
@@ -161,6 +163,8 @@ def test_repr_never_shows_the_key(tmp_path: Path) -> None:
         ("DOCPIPE_LOG_EVERY_S", "often"),
         ("DOCPIPE_LOG_EVERY_S", "0"),
         ("DOCPIPE_LOG_EVERY_S", "inf"),
+        ("DOCPIPE_UNREACHABLE_S", "0"),
+        ("DOCPIPE_UNREACHABLE_S", "a minute"),
     ],
 )
 def test_bad_env_values_are_config_errors(tmp_path: Path, name: str, value: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pipeline.limits import RateLimiter
+from pipeline.limits import RateLimiter, bucket_exhausted
 
 T = TypeVar("T")
 
@@ -451,3 +451,129 @@ def test_scaled_estimate_drives_the_reservation(clock: FakeClock) -> None:
 
     _run(clock, body, itpm=2040)
     assert pytest.approx(30.0) == sum(clock.sleeps)
+
+
+def _room(requests: int = 3_999, input_tokens: int = 1_999_000, output_tokens: int = 399_000) -> dict[str, str]:
+    """A 429's rate-limit headers showing each bucket's remaining allowance (limits 4,000 / 2M / 400k)."""
+    return {
+        **_headers("requests", 4_000, remaining=requests),
+        **_headers("input-tokens", 2_000_000, remaining=input_tokens),
+        **_headers("output-tokens", 400_000, remaining=output_tokens),
+    }
+
+
+def test_a_429_whose_headers_show_room_pauses_nobody_and_lowers_concurrency(clock: FakeClock) -> None:
+    """A 429 contradicted by its headers: no pause for the others, the concurrency limit halves as for a 529."""
+
+    async def body(limiter: RateLimiter) -> tuple[bool, float, int, float, int]:
+        permit = await limiter.acquire(1_000, 500)
+        limiter.release(permit)
+        paused = limiter.rate_limited(2.0, headers=_room(), permit=permit)
+        await limiter.acquire(1_000, 500)
+        return paused, limiter.paused_for_s(), limiter.pauses, limiter.concurrency_limit, limiter.decreases
+
+    assert (False, 0.0, 0, 32.0, 1) == _run(clock, body, max_concurrency=64)
+    assert [] == clock.sleeps
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(_room(requests=0), id="requests-at-0"),
+        pytest.param(_room(input_tokens=1_000), id="input-below-the-request"),
+        pytest.param(_room(output_tokens=499), id="output-below-max-tokens"),
+        pytest.param({**_room(), **_headers("tokens", 400_000, remaining=0)}, id="tokens-at-0"),
+        pytest.param({}, id="no-headers"),
+    ],
+)
+def test_a_429_whose_headers_show_a_bucket_exhausted_pauses_everyone(
+    clock: FakeClock, headers: dict[str, str]
+) -> None:
+    """A bucket too low for the request (or headers that say nothing): every acquire waits out the retry-after."""
+
+    async def body(limiter: RateLimiter) -> tuple[bool, int, float]:
+        permit = await limiter.acquire(1_000, 500)  # reserves 1,020 input tokens and 500 output tokens
+        limiter.release(permit)
+        paused = limiter.rate_limited(2.0, headers=headers, permit=permit)
+        await limiter.acquire(1_000, 500)
+        return paused, limiter.pauses, limiter.concurrency_limit
+
+    assert (True, 1, 64.0) == _run(clock, body, max_concurrency=64)
+    assert pytest.approx(2.0) == sum(clock.sleeps)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param(_room(), False, id="room-everywhere"),
+        pytest.param(_room(input_tokens=1_020), False, id="exactly-enough"),
+        pytest.param(_room(input_tokens=1_019), True, id="one-token-short"),
+        pytest.param(_headers("output-tokens", 300, remaining=300), False, id="a-request-larger-than-the-bucket"),
+        pytest.param(_headers("requests", 4_000, remaining="lots"), None, id="unparseable"),
+        pytest.param({"retry-after": "2"}, None, id="no-bucket-shown"),
+    ],
+)
+def test_bucket_exhausted_compares_remaining_with_the_requests_share(
+    clock: FakeClock, headers: dict[str, str], expected: bool | None
+) -> None:
+    """remaining below the request's share (capped at the bucket's limit) is exhausted; no bucket shown is unknown."""
+
+    async def body(limiter: RateLimiter) -> bool | None:
+        permit = await limiter.acquire(1_000, 500)
+        return bucket_exhausted(headers, permit)
+
+    assert expected == _run(clock, body)
+
+
+def test_contradicted_429s_and_529s_share_one_decrease_per_second(clock: FakeClock) -> None:
+    """A burst of 529s and contradicted 429s halves concurrency once per second, not once per answer."""
+    limiter = RateLimiter(max_concurrency=64, clock=clock)
+    limits = []
+    for step_s in (0.0, 0.1, 0.1, 0.9, 0.1):
+        clock.now += step_s
+        limiter.overloaded()
+        limiter.rate_limited(2.0, headers=_room())
+        limits.append(limiter.concurrency_limit)
+    assert ([32.0, 32.0, 32.0, 16.0, 16.0], 0) == (limits, limiter.pauses)
+
+
+def test_a_failure_to_connect_starts_a_streak_that_any_response_ends(clock: FakeClock) -> None:
+    """unreachable_for_s counts from the first failure to connect; a response (or a success) resets it."""
+
+    async def body(limiter: RateLimiter) -> list[float]:
+        seen = [limiter.unreachable_for_s()]
+        permit = await limiter.acquire(0, 0)
+        clock.now += 1.0
+        limiter.connection_failed(permit)
+        clock.now += 5.0
+        limiter.connection_failed(await limiter.acquire(0, 0))
+        seen.append(limiter.unreachable_for_s())
+        limiter.responded()
+        seen.append(limiter.unreachable_for_s())
+        limiter.connection_failed(await limiter.acquire(0, 0))
+        clock.now += 2.0
+        seen.append(limiter.unreachable_for_s())
+        limiter.succeeded()
+        seen.append(limiter.unreachable_for_s())
+        return seen
+
+    assert [0.0, 5.0, 0.0, 2.0, 0.0] == _run(clock, body)
+
+
+def test_only_a_request_sent_into_a_running_streak_fails_because_of_the_api(clock: FakeClock) -> None:
+    """A failure that starts a streak, or of a request admitted before it, is the document's; later ones are not."""
+
+    async def body(limiter: RateLimiter) -> list[bool]:
+        before = await limiter.acquire(0, 0)
+        clock.now += 0.5
+        first = await limiter.acquire(0, 0)
+        clock.now += 0.5
+        verdicts = [limiter.connection_failed(first), limiter.connection_failed(before)]
+        clock.now += 0.5
+        sent_into_the_streak = await limiter.acquire(0, 0)
+        verdicts.append(limiter.connection_failed(sent_into_the_streak))
+        limiter.responded()
+        verdicts.append(limiter.connection_failed(await limiter.acquire(0, 0)))
+        return verdicts
+
+    assert [False, False, True, False] == _run(clock, body)

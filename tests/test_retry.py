@@ -223,3 +223,36 @@ def test_schema_mismatch_is_retried_without_waiting() -> None:
 def test_is_retryable_names_the_allowlist(error: BaseException, expected: bool) -> None:
     """Only transient errors and schema mismatches are retryable."""
     assert expected == is_retryable(error)
+
+
+def _unreachable() -> TransientError:
+    return TransientError("connection to the API failed", error_type="connection_error", no_response=True)
+
+
+def test_failures_that_spend_no_attempt_are_retried_past_max_attempts() -> None:
+    """Failures the caller does not charge to the document (an unreachable API) leave max_attempts untouched."""
+    script = Script([*_errors(_unreachable, 10), _transient(), _transient(), "done"])
+    result = asyncio.run(
+        with_retries(
+            script,
+            settings=RetrySettings(max_attempts=3, initial_backoff_s=0.0),
+            schema_retries=2,
+            spends_attempt=lambda failure: not (isinstance(failure, TransientError) and failure.no_response),
+        )
+    )
+    assert ("done", 13) == result
+
+
+def test_failures_that_spend_no_attempt_ignore_the_time_budget() -> None:
+    """A spent time budget stops a charged failure at once, never an uncharged one."""
+    script = Script([*_errors(_unreachable, 4), _transient(), "done"])
+    with pytest.raises(TransientError, match="529"):
+        asyncio.run(
+            with_retries(
+                script,
+                settings=RetrySettings(max_attempts=10, max_time_s=0.0, initial_backoff_s=0.0),
+                schema_retries=2,
+                spends_attempt=lambda failure: not (isinstance(failure, TransientError) and failure.no_response),
+            )
+        )
+    assert [1, 2, 3, 4, 5] == script.calls
