@@ -25,7 +25,9 @@ runner's summary and the README's table alike. Exit 1 is not an error class: it 
 finished with some documents in error, which the next run retries.
 
 Exceptions carry the context a person needs to act: the document id and path, the request id, the
-file and key of a bad job. Their `str()` never contains an API key.
+file and key of a bad job. Their `str()` never contains an API key. A document error's message
+becomes a row's `error_message`, so it is always text UTF-8 can encode: a file name's undecodable
+byte or a lone surrogate in it is shown escaped (`pipeline.surrogates`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from __future__ import annotations
 import errno
 from collections.abc import Mapping
 from pathlib import Path
+
+from .surrogates import escape_surrogates
 
 __all__ = [
     "EXIT_DOCUMENT_ERRORS",
@@ -116,6 +120,7 @@ class DocumentError(PipelineError):
         path: Path | str | None = None,
         request_id: str | None = None,
     ) -> None:
+        message = escape_surrogates(message)
         self.message = message
         self.document_id = document_id
         self.path = str(path) if path is not None else None

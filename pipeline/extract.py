@@ -2,7 +2,8 @@
 
 Every failure is an `ExtractionError` whose message says what is wrong and, where there is one,
 what to do about it; the runner turns it into an error row and carries on. Nothing here raises
-anything else on bad input, and nothing emits Python warnings.
+anything else on bad input, and nothing emits Python warnings. The text returned can always be
+encoded as UTF-8: text holding a lone surrogate (from a JSON `\\ud800` escape, say) is refused.
 
 Text files are decoded in this order: a UTF-32/UTF-16/UTF-8 byte-order mark, then strict UTF-8,
 then charset-normalizer's guess, except that Windows-1252 (a superset of Latin-1 for text) wins
@@ -24,6 +25,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from .errors import ExtractionError
+from .surrogates import utf8_problem
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -140,6 +143,7 @@ def extract_bytes(
         raise fail("empty document")
     if kind == "pdf":
         text, pages = _pdf_text(data, fail)
+        _check_unicode(text, fail)
         return ExtractedText(text=text, kind=kind, encoding=None, pages=pages)
     decoded, encoding = _decode(data, fail)
     if kind == "html":
@@ -152,7 +156,15 @@ def extract_bytes(
         text = _plain_text(decoded)
     if not text.strip():
         raise fail("empty document")
+    _check_unicode(text, fail)
     return ExtractedText(text=text, kind=kind, encoding=encoding, pages=None)
+
+
+def _check_unicode(text: str, fail: _Fail) -> None:
+    """Refuse text UTF-8 cannot encode: a JSON `\\ud800` escape or a PDF's text map can yield a lone surrogate."""
+    problem = utf8_problem(text)
+    if problem is not None:
+        raise fail(f"undecodable text: it holds {problem}; re-save the file with valid text")
 
 
 # -- formats and sizes -----------------------------------------------------------------------------
@@ -334,6 +346,8 @@ def _json_text(text: str, fail: _Fail) -> str:
         raise fail(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise fail("invalid JSON: nested too deeply to read") from None
+    except ValueError:  # int() refuses a number longer than sys.get_int_max_str_digits()
+        raise fail(f"invalid JSON: a number has more than {sys.get_int_max_str_digits():,} digits") from None
     lines: list[str] = []
     stack: list[tuple[str, Any]] = [("", document)]
     while stack:

@@ -165,6 +165,13 @@ def output_schema(job: Job, metadata_columns: Mapping[str, str] | None = None) -
         fields.append(pa.field(columns[name], METADATA_TYPES.get(kind, pa.string())))
     fields += [pa.field(field.name, FIELD_TYPES[field.type]) for field in job.fields]
     fields += [pa.field(name, kind) for name, kind, _ in TRAILING_COLUMNS]
+    names = [field.name for field in fields]
+    if len(set(names)) != len(names):  # readers refuse a Parquet file with two columns of one name
+        twice = next(name for name in names if names.count(name) > 1)
+        raise ConfigError(
+            f"two output columns would be named {twice!r}: rename the manifest column that becomes it "
+            "(a manifest column named like one of docpipe's or the job's is prefixed meta_)"
+        )
     return pa.schema(fields, metadata={JOB_KEY: job.name, FINGERPRINT_KEY: job.fingerprint})
 
 

@@ -3,11 +3,13 @@
 Pure functions over plain data. The shared prefix of every request (the instructions and the field
 definitions) sits in one system block marked with `cache_control`, so after the first request it is
 read from the prompt cache. The document follows in the user turn, fenced, and the system prompt
-tells the model it is data, never instructions.
+tells the model it is data, never instructions. The fence names the document by its id, shortened
+when long: the id is the row's business, and the prompt only needs to tell documents apart.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -17,14 +19,18 @@ from typing import Any
 
 from .errors import ResponseError
 from .jobs import Field, Job
+from .surrogates import escape_surrogates, utf8_problem
 
 __all__ = [
+    "FENCE_ID_MAX_CHARS",
     "NON_STREAMING_MAX_TOKENS",
     "Answer",
     "build_params",
+    "estimate_document_tokens",
     "estimate_prefix_tokens",
     "estimate_tokens",
     "fence_document",
+    "fence_id",
     "fit_document",
     "parse_answer",
     "should_stream",
@@ -35,6 +41,11 @@ __all__ = [
 NON_STREAMING_MAX_TOKENS = 21_333
 BYTES_PER_TOKEN_ESTIMATE = 3.5  # conservative: real tokenizers average ~4 bytes per token on English
 TRUNCATION_MARK = "\n\n[... document truncated by docpipe ...]"
+# An id longer than this is shown in the fence as its start, "...", and a hash of the whole id.
+FENCE_ID_MAX_CHARS = 128
+FENCE_ID_HASH_BYTES = 8
+# The request's framing around the fenced document: request, message and content block overheads.
+FRAMING_TOKENS_ESTIMATE = 8
 # A closing tag inside the text would end the fence early and let what follows pass for instructions.
 _FENCE_CLOSE = re.compile(r"</(document\s*)>", re.IGNORECASE)
 
@@ -63,6 +74,11 @@ def estimate_tokens(text: str) -> int:
     """A conservative (high) estimate of the tokens of `text`, used before the API has counted."""
     size = len(text) if text.isascii() else len(text.encode("utf-8"))
     return math.ceil(size / BYTES_PER_TOKEN_ESTIMATE)
+
+
+def estimate_document_tokens(document_id: str, text: str) -> int:
+    """The estimate of what a request sends besides the job's shared prefix: the fenced document, framed."""
+    return estimate_tokens(text) + estimate_tokens(fence_document(document_id, "")) + FRAMING_TOKENS_ESTIMATE
 
 
 def estimate_prefix_tokens(system: str, schema: dict[str, Any]) -> int:
@@ -117,9 +133,25 @@ def build_params(
 
 
 def fence_document(document_id: str, text: str) -> str:
-    """The document between <document> tags; a closing tag inside it is defused (as `<\\/document>`)."""
+    """The document between <document> tags; a closing tag inside it is defused (as `<\\/document>`).
+
+    The id in the fence is at most `FENCE_ID_MAX_CHARS` long (see `fence_id`).
+    """
     body = _FENCE_CLOSE.sub(r"<\\/\1>", text)
-    return f'<document id="{_attr(document_id)}">\n{body}\n</document>'
+    return f'<document id="{_attr(fence_id(document_id))}">\n{body}\n</document>'
+
+
+def fence_id(document_id: str) -> str:
+    """The id as the prompt shows it: whole up to `FENCE_ID_MAX_CHARS`, else its start and a hash of it all.
+
+    Two long ids sharing their first hundred characters stay distinct. A surrogate, which only a
+    caller other than docpipe's sources could pass, is shown escaped.
+    """
+    if len(document_id) > FENCE_ID_MAX_CHARS:
+        digest = hashlib.blake2b(document_id.encode("utf-8", "surrogatepass"), digest_size=FENCE_ID_HASH_BYTES)
+        keep = FENCE_ID_MAX_CHARS - 3 - 2 * FENCE_ID_HASH_BYTES
+        document_id = f"{document_id[:keep]}...{digest.hexdigest()}"
+    return escape_surrogates(document_id)
 
 
 def _attr(value: str) -> str:
@@ -131,6 +163,13 @@ class Answer:
     """The job's fields as parsed and checked from one response."""
 
     values: dict[str, Any]
+
+
+def _check_text(field: Field, value: str) -> None:
+    """A `\\ud800` escape in an answer decodes to a lone surrogate, which no row can store."""
+    problem = utf8_problem(value)
+    if problem is not None:
+        raise ValueError(f"field '{field.name}' is not valid Unicode text: it holds {problem}")
 
 
 def _check_value(field: Field, value: Any) -> Any:
@@ -147,6 +186,7 @@ def _check_value(field: Field, value: Any) -> Any:
     if kind == "string":
         if not isinstance(value, str):
             raise ValueError(f"field '{field.name}' should be a string")
+        _check_text(field, value)
         return value
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -170,6 +210,8 @@ def _check_value(field: Field, value: Any) -> Any:
     if kind == "list":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ValueError(f"field '{field.name}' should be a list of strings")
+        for item in value:
+            _check_text(field, item)
         return value
     raise ValueError(f"field '{field.name}' has unknown type {kind}")
 

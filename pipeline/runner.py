@@ -66,6 +66,7 @@ from .pricing import TokenUsage, cost_usd
 from .progress import Progress, Tally, make_progress
 from .requests import (
     build_params,
+    estimate_document_tokens,
     estimate_prefix_tokens,
     estimate_tokens,
     fit_document,
@@ -412,7 +413,7 @@ class _Run:
         assert work.text is not None
         doc_id = work.ref.doc_id
         params = build_params(self.job, doc_id, work.text, system=self.system, schema=self.schema)
-        estimate = self.prefix_estimate + estimate_tokens(work.text) + 16
+        estimate = self.prefix_estimate + estimate_document_tokens(doc_id, work.text)
         tracker = _Tracker()
 
         async def attempt(number: int) -> tuple[ApiResponse, Any, float]:
@@ -974,7 +975,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
             line = f"  error  {work.ref.doc_id}: {work.error.message}"
         else:
             to_send += 1
-            tokens = prefix + estimate_tokens(work.text or "")
+            tokens = prefix + estimate_document_tokens(work.ref.doc_id, work.text or "")
             estimated_input += tokens
             line = f"  send   {work.ref.doc_id}  ~{tokens:,} input tokens{'  (truncated)' if work.truncated else ''}"
         if len(listed) < max_listed:

@@ -21,6 +21,24 @@ error ref's `doc_id` is the row's id when it is valid and seen for the first tim
 Manifest metadata (every column but `id`, `path` and `text`) is typed so the Parquet writer can fix
 its schema before the first row: Parquet keeps its own types, CSV is all strings, and in JSONL each
 column's type is set by its first non-null value (see `manifest_metadata_columns`).
+
+Text that UTF-8 cannot encode. Every string a ref carries (id, source, text, metadata) can be sent
+to the API and written to the journal and to Parquet: no lone surrogate (`pipeline.surrogates`).
+Such strings reach docpipe as JSON `\ud800` escapes (JSONL), as Parquet strings whose bytes are
+not UTF-8, and as file names whose bytes are not UTF-8 (CSV manifests are decoded strictly, and a
+non-UTF-8 line is a `ManifestError`). The rule, field by field:
+
+- a manifest `id` that is not valid text, or longer than `MAX_ID_CHARS`, is refused: an error ref
+  under `<manifest name>:<line>`. Repairing it could make it collide with another id, or change
+  between releases, and the id is what makes a document done;
+- inline `text` and metadata values that are not valid text make the row an error ref under its
+  id (a bad metadata value is left out of the row); a JSONL first row whose column name is not
+  valid text is a `ManifestError`, as it would be an output column;
+- a file name (a folder walk, or a manifest `path`) with bytes that are not UTF-8 is read under its
+  real name and shown, in `doc_id` and `source`, with each such byte escaped: `caf\xe9.txt`.
+  Should the escaped form name another file too, a short hash of the real name is appended. A
+  manifest `path` holding any other surrogate names no file: an error ref;
+- error messages show any surrogate escaped (`DocumentError`).
 """
 
 from __future__ import annotations
@@ -43,12 +61,14 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigError, DocumentError, ExtractionError, ManifestError
 from .extract import SUPPORTED_SUFFIXES
+from .surrogates import escape_surrogates, is_utf8, utf8_problem
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
 
 __all__ = [
     "MANIFEST_SUFFIXES",
+    "MAX_ID_CHARS",
     "DocumentRef",
     "count_documents",
     "manifest_metadata_columns",
@@ -69,6 +89,10 @@ CSV_DELIMITERS = (",", ";", "\t")
 SPECIAL_FILE = "(not a regular file)"  # how a folder walk counts FIFOs, sockets and devices it leaves out
 CSV_FIELD_LIMIT = 2**31 - 1  # the largest a C long holds on every platform
 RESERVED_COLUMNS = ("id", "path", "text")
+# An id names a document; one longer than a path may be (PATH_MAX) is most likely a text column read
+# as the id. The prompt shows long ids shortened in any case (`requests.fence_document`).
+MAX_ID_CHARS = 4096
+ID_SHOWN_CHARS = 60  # how much of a refused id an error message quotes
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _KIND_NAMES = {"string": "string", "int64": "integer", "float64": "float", "bool": "boolean"}
 _NEWLINES = re.compile(r"\r\n?")
@@ -179,7 +203,8 @@ class _FolderWalk:
                     yield from self._enter(entry.path, rel, stack)
             elif entry.is_file(follow_symlinks=False):
                 if self._selected(rel, entry.name):
-                    yield DocumentRef(doc_id=rel, source=rel, path=Path(entry.path), text=None, metadata={})
+                    shown = self._shown(rel)
+                    yield DocumentRef(doc_id=shown, source=shown, path=Path(entry.path), text=None, metadata={})
                 elif self.skipped is not None and self._left_for_its_type(rel, entry.name):
                     self.skipped[os.path.splitext(entry.name)[1].lower() or "(no extension)"] += 1
             elif self.skipped is not None and self._selected(rel, entry.name, any_type=True):
@@ -234,7 +259,8 @@ class _FolderWalk:
         if not _inside(real, self.real_root):
             yield self._error(rel, f"symlink points outside the input folder: {rel} -> {real}", entry.path)
         elif not is_folder:
-            yield DocumentRef(doc_id=rel, source=rel, path=Path(real), text=None, metadata={})
+            shown = self._shown(rel)
+            yield DocumentRef(doc_id=shown, source=shown, path=Path(real), text=None, metadata={})
         elif not self._walked_anyway(real):
             self.followed.add(real)
             yield from self._enter(real, rel, stack)
@@ -271,8 +297,18 @@ class _FolderWalk:
         return _matches(self.excludes, rel, name)
 
     def _error(self, rel: str, message: str, path: str) -> DocumentRef:
-        error = ExtractionError(message, document_id=rel, path=path)
-        return DocumentRef(doc_id=rel, source=rel, path=None, text=None, metadata={}, error=error)
+        shown = self._shown(rel)
+        error = ExtractionError(message, document_id=shown, path=path)
+        return DocumentRef(doc_id=shown, source=shown, path=None, text=None, metadata={}, error=error)
+
+    def _shown(self, rel: str) -> str:
+        """`rel` as a document id: each byte of a name that is not UTF-8 escaped (see the module docstring)."""
+        if is_utf8(rel):
+            return rel
+        shown = escape_surrogates(rel)
+        if os.path.lexists(os.path.join(self.root, shown)):  # a real file is named like the escape
+            shown += "#" + hashlib.blake2b(rel.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+        return shown
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
@@ -415,7 +451,7 @@ class _Rows:
 
     def __init__(self, manifest: Path, unit: str) -> None:
         self.manifest = Path(os.path.abspath(manifest))
-        self.name = manifest.name
+        self.name = escape_surrogates(manifest.name)  # part of error refs' ids and of inline text's source
         self.unit = unit  # "line" or "row"
         self.folder = str(self.manifest.parent)
         self.real_folder = os.path.realpath(self.folder)
@@ -429,7 +465,7 @@ class _Rows:
         """The ref for one parsed row; `problem` is a metadata problem found by the format's reader."""
         raw_id = fields.get("id")
         doc_id: str | None
-        if type(raw_id) is str and raw_id and not raw_id.isspace():
+        if type(raw_id) is str and raw_id.isascii() and 0 < len(raw_id) <= MAX_ID_CHARS and not raw_id.isspace():
             doc_id, id_problem = raw_id, None  # the common case, kept fast
         else:
             doc_id, id_problem = _check_id(raw_id)
@@ -454,6 +490,9 @@ class _Rows:
             if not isinstance(text, str):
                 reason = f"text must be a string, got {_type_name(text)}"
                 return self._error(number, reason, doc_id, unique=True, metadata=metadata)
+            if not text.isascii() and (text_problem := utf8_problem(text)) is not None:
+                reason = f"text is not valid Unicode text: it holds {text_problem}; fix the manifest"
+                return self._error(number, reason, doc_id, unique=True, metadata=metadata)
             source = f"{self.name}:{number}"
             return DocumentRef(doc_id, source, None, _NEWLINES.sub("\n", text) if "\r" in text else text, metadata)
         if not isinstance(raw_path, str):
@@ -464,6 +503,9 @@ class _Rows:
     def _file_ref(self, number: int, doc_id: str, raw_path: str, metadata: dict[str, Any]) -> DocumentRef:
         if "\x00" in raw_path:
             return self._error(number, "path contains a NUL character", doc_id, unique=True, metadata=metadata)
+        if not raw_path.isascii() and not _is_file_name(raw_path):
+            reason = f"path is not a valid file name: it holds {utf8_problem(raw_path)}"
+            return self._error(number, reason, doc_id, unique=True, metadata=metadata)
         joined = os.path.join(self.folder, raw_path)
         real = os.path.realpath(joined)
         if not _inside(real, self.real_folder):
@@ -476,7 +518,7 @@ class _Rows:
             source = Path(os.path.relpath(real, self.real_folder)).as_posix()
         else:
             source = Path(os.path.normpath(raw_path)).as_posix()
-        return DocumentRef(doc_id, source, path=Path(real), text=None, metadata=metadata)
+        return DocumentRef(doc_id, escape_surrogates(source), path=Path(real), text=None, metadata=metadata)
 
     def _error(
         self,
@@ -497,7 +539,8 @@ class _Rows:
             error = ExtractionError(message, document_id=doc_id, path=path)
         location = f"{self.name}:{number}"
         ref_id = doc_id if unique and doc_id is not None else location
-        return DocumentRef(ref_id, source or location, path=None, text=None, metadata=metadata or {}, error=error)
+        source = escape_surrogates(source) if source else location
+        return DocumentRef(ref_id, source, path=None, text=None, metadata=metadata or {}, error=error)
 
 
 def _missing_reason(joined: str, raw_path: str) -> str:
@@ -524,10 +567,34 @@ def _check_id(value: Any) -> tuple[str | None, str | None]:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, "missing id"
     if isinstance(value, str):
+        if len(value) > MAX_ID_CHARS:
+            return None, (
+                f"id {_quoted(value)} is {len(value):,} characters long, over the {MAX_ID_CHARS:,} allowed; "
+                "is the document's text in the id column?"
+            )
+        problem = utf8_problem(value)
+        if problem is not None:
+            return None, f"id {_quoted(value)} is not valid Unicode text: it holds {problem}; fix the manifest"
         return value, None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value), None
     return None, f"id must be a string, got {_type_name(value)}"
+
+
+def _quoted(value: str) -> str:
+    """A refused value for a message: quoted, escaped, and cut short."""
+    if len(value) <= ID_SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:ID_SHOWN_CHARS]!r}..."
+
+
+def _is_file_name(path: str) -> bool:
+    """Whether `path` can name a file: UTF-8, or bytes that are not UTF-8 decoded as surrogates."""
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _type_name(value: Any) -> str:
@@ -592,6 +659,9 @@ class _JsonlSchema:
             if kind == "int64" and type(value) is int and not INT64_MIN <= value <= INT64_MAX:
                 problem = problem or f"column {name!r}: {value} does not fit a 64-bit integer"
                 value = None
+            elif type(value) is str and not value.isascii() and (text_problem := utf8_problem(value)) is not None:
+                problem = problem or f"column {name!r} is not valid Unicode text: it holds {text_problem}"
+                value = None
             metadata[name] = value
         return metadata, problem
 
@@ -620,6 +690,8 @@ def _jsonl_lines(handle: IO[bytes]) -> Iterator[tuple[int, Any]]:
         except json.JSONDecodeError as exc:
             column = min(exc.pos, len(exc.doc.rstrip("\r\n"))) + 1
             parsed = _Malformed(f"malformed JSON: {exc.msg} (column {column})")
+        except ValueError:  # int() refuses a number longer than sys.get_int_max_str_digits()
+            parsed = _Malformed(f"a number has more than {sys.get_int_max_str_digits():,} digits")
         except RecursionError:
             parsed = _Malformed("malformed JSON: nested too deeply")
         yield number, parsed
@@ -643,6 +715,14 @@ def _jsonl_first_row(path: Path, lines: Iterator[tuple[int, Any]]) -> tuple[int,
         raise ManifestError(f"the first row must be a JSON object, got {_type_name(row)}", path=path, line=number)
     if "id" not in row:
         raise ManifestError("the first row has no 'id' field; every row needs an id", path=path, line=number)
+    for key in row:
+        if not is_utf8(key):
+            raise ManifestError(
+                f"column name {key!r} is not valid Unicode text: it holds {utf8_problem(key)}; the first row "
+                "sets the output's columns",
+                path=path,
+                line=number,
+            )
     return number, _JsonlSchema(row), row
 
 
@@ -818,12 +898,12 @@ def _read_parquet(path: Path) -> Iterator[DocumentRef]:
 
     parquet = _parquet_file(path)
     _parquet_check_schema(path, parquet)
-    string_columns = [
-        field.name
-        for field in parquet.schema_arrow
-        if field.name not in RESERVED_COLUMNS and _arrow_kind(field.type) == "string"
-    ]
-    metadata_names = [name for name in parquet.schema_arrow.names if name not in RESERVED_COLUMNS]
+    schema = parquet.schema_arrow
+    metadata_fields = [field for field in schema if field.name not in RESERVED_COLUMNS]
+    string_columns = [field.name for field in metadata_fields if _arrow_kind(field.type) == "string"]
+    # The output holds integers as int64: an unsigned 64-bit value may not fit.
+    unsigned_columns = [field.name for field in metadata_fields if pa.types.is_uint64(field.type)]
+    metadata_names = [field.name for field in metadata_fields]
     rows = _Rows(path, "row")
     number = 0
     try:
@@ -834,11 +914,58 @@ def _read_parquet(path: Path) -> Iterator[DocumentRef]:
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group])
         )
         for batch in batches:
-            for row in batch.to_pylist():
+            batch_rows, unreadable = _batch_rows(batch)
+            for index, row in enumerate(batch_rows):
                 number += 1
                 metadata = {name: row[name] for name in metadata_names}
                 for name in string_columns:
                     metadata[name] = _as_string(metadata[name])
-                yield rows.ref(number, row, metadata, None)
+                problem: str | None = None
+                if index in unreadable:
+                    column, problem = unreadable[index]
+                    if column == "id":
+                        yield rows.failed(number, problem)
+                        continue
+                for name in unsigned_columns:
+                    if (value := metadata[name]) is not None and value > INT64_MAX:
+                        problem = problem or f"column {name!r}: {value} does not fit a 64-bit integer"
+                        metadata[name] = None
+                yield rows.ref(number, row, metadata, problem)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise ManifestError(f"cannot read the Parquet file after row {number}: {exc}", path=path) from None
+
+
+def _batch_rows(batch: Any) -> tuple[list[dict[str, Any]], dict[int, tuple[str, str]]]:
+    """A Parquet batch's rows, and for each row holding a value Python cannot hold: (its column, why).
+
+    Such a value (a string whose bytes are not UTF-8, a date past the year 9999) fails the conversion
+    of its whole batch; only then is the batch converted column by column, and a failing column value
+    by value, so that the value costs its row alone and the common path stays one call per batch.
+    """
+    try:
+        return batch.to_pylist(), {}
+    except (ValueError, ArithmeticError):
+        pass
+    unreadable: dict[int, tuple[str, str]] = {}
+    columns: list[list[Any]] = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            columns.append(column.to_pylist())
+            continue
+        except (ValueError, ArithmeticError):
+            pass
+        values: list[Any] = []
+        for index in range(len(column)):
+            try:
+                values.append(column[index].as_py())
+            except (ValueError, ArithmeticError) as exc:
+                values.append(None)
+                reason = (
+                    "is not valid Unicode text: its bytes are not UTF-8"
+                    if isinstance(exc, UnicodeDecodeError)
+                    else f"holds a value docpipe cannot read ({exc})"
+                )
+                unreadable.setdefault(index, (name, f"column {name!r} {reason}"))
+        columns.append(values)
+    names = batch.schema.names
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)], unreadable

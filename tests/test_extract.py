@@ -402,6 +402,23 @@ def test_json_deeply_nested(tmp_path: Path) -> None:
     assert message.startswith("invalid JSON")
 
 
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            '{"note": "caf\\ud800 cr\u00e8me"}',
+            "undecodable text: it holds a lone surrogate U+D800 (half of a UTF-16 pair, not a character) at "
+            "character 10; re-save the file with valid text",
+        ),
+        ('{"n": ' + "9" * 5000 + "}", "invalid JSON: a number has more than 4,300 digits"),
+    ],
+    ids=["lone-surrogate", "long-number"],
+)
+def test_json_python_reads_but_cannot_encode_or_hold(tmp_path: Path, document: str, message: str) -> None:
+    """A JSON document whose text UTF-8 cannot encode, or with a number Python refuses, is an extraction error."""
+    assert message == str(extraction_error(write(tmp_path, "odd.json", document)))
+
+
 # -- CSV -------------------------------------------------------------------------------------------
 
 

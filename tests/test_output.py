@@ -195,6 +195,17 @@ def test_metadata_names_that_clash_get_a_meta_prefix() -> None:
     assert len(schema.names) == len(set(schema.names))
 
 
+def test_metadata_names_that_would_share_an_output_column_are_refused() -> None:
+    """`status` and `meta_status` would both be `meta_status`; readers refuse such a file, so the run does."""
+    with pytest.raises(ConfigError) as caught:
+        output_schema(_job(), {"status": "string", "meta_status": "string"})
+    expected = (
+        "two output columns would be named 'meta_status': rename the manifest column that becomes it "
+        "(a manifest column named like one of docpipe's or the job's is prefixed meta_)"
+    )
+    assert expected == str(caught.value)
+
+
 def test_output_schema_records_the_job_and_fingerprint() -> None:
     """The Parquet schema metadata names the job and its fingerprint."""
     job = _job()

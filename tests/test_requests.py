@@ -13,7 +13,17 @@ import pytest
 
 from pipeline.errors import ResponseError
 from pipeline.jobs import Job, parse_job
-from pipeline.requests import TRUNCATION_MARK, build_params, fit_document, parse_answer, should_stream
+from pipeline.requests import (
+    FENCE_ID_MAX_CHARS,
+    TRUNCATION_MARK,
+    build_params,
+    estimate_document_tokens,
+    estimate_tokens,
+    fence_id,
+    fit_document,
+    parse_answer,
+    should_stream,
+)
 
 
 def _job(**job_keys: Any) -> Job:
@@ -104,6 +114,26 @@ def test_document_is_fenced_with_an_escaped_id(document_id: str, attribute: str)
         }
     ]
     assert expected == params["messages"]
+
+
+def test_a_long_id_is_shortened_in_the_fence_and_two_long_ids_stay_distinct() -> None:
+    """A 100,000-character id is not sent whole: the fence shows its start, "...", and a hash of all of it."""
+    first, second = "A" * 100_000, "A" * 99_999 + "B"
+    fenced = [build_params(_job(), doc_id, "Text.")["messages"][0]["content"][0]["text"] for doc_id in (first, second)]
+    shown = [text.split('"')[1] for text in fenced]
+    assert [FENCE_ID_MAX_CHARS, FENCE_ID_MAX_CHARS] == [len(shown[0]), len(shown[1])]
+    assert all(text.startswith("A" * 109 + "...") for text in shown)
+    assert shown[0] != shown[1]
+    assert shown[0] == fence_id(first)  # the same id, the same fence, run after run
+    assert "A" * FENCE_ID_MAX_CHARS == fence_id("A" * FENCE_ID_MAX_CHARS)
+
+
+def test_the_token_estimate_counts_the_fenced_id_as_sent() -> None:
+    """The estimate covers the whole user turn as sent (id included), and a huge id adds only its shortened form."""
+    for doc_id in ("d", "x" * FENCE_ID_MAX_CHARS, "x" * 100_000):
+        sent = build_params(_job(), doc_id, "Some text.")["messages"][0]["content"][0]["text"]
+        assert estimate_tokens(sent) < estimate_document_tokens(doc_id, "Some text.") < estimate_tokens(sent) + 10
+    assert estimate_document_tokens("x" * 100_000, "Some text.") == estimate_document_tokens("y" * 200, "Some text.")
 
 
 def test_params_carry_model_max_tokens_and_the_json_schema_format() -> None:
@@ -234,6 +264,8 @@ SCHEMA_MISMATCHES = [
     pytest.param(_with(due="2026-02-30"), id="date-impossible"),
     pytest.param(_with(due=20260331), id="date-given-number"),
     pytest.param(_with(tags="acme"), id="list-given-string"),
+    pytest.param(_with(summary="caf\ud800"), id="string-lone-surrogate"),
+    pytest.param(_with(tags=["acme", "\udc00"]), id="list-item-lone-surrogate"),
     pytest.param(_with(tags=["acme", 3]), id="list-with-number"),
     pytest.param(_with(summary=None), id="required-null"),
 ]

@@ -638,3 +638,160 @@ def test_large_manifest_bounded_memory(tmp_path: Path) -> None:
     assert peak_bytes < 40 * 1024 * 1024, f"peak {peak_bytes / 1e6:.1f} MB"
     # About 3 s of CPU under tracemalloc; the bound only catches a super-linear regression.
     assert cpu_s < 15.0, f"took {cpu_s:.1f} s of CPU"
+
+
+# -- text UTF-8 cannot encode, and absurd ids ------------------------------------------------------
+
+
+def encodable(ref: DocumentRef) -> bool:
+    """Whether every string a ref carries (error message included) can be written as UTF-8."""
+    strings = [ref.doc_id, ref.source, ref.text or "", *ref.metadata]
+    strings += [value for value in ref.metadata.values() if isinstance(value, str)]
+    strings += [ref.error.message] if ref.error is not None else []
+    try:
+        for string in strings:
+            string.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def not_utf8_name(folder: Path, name: bytes, content: bytes = b"Bonjour, une facture.") -> Path:
+    """A file whose name holds bytes that are not UTF-8; its Path (Python decodes them as surrogates)."""
+    with open(os.path.join(os.fsencode(folder), name), "wb") as handle:
+        handle.write(content)
+    return folder / os.fsdecode(name)
+
+
+def test_jsonl_fields_utf8_cannot_encode_are_error_rows(tmp_path: Path) -> None:
+    """A lone surrogate (a JSON \\ud800 escape) in any field, or an absurd id, costs its row alone."""
+    long_id = "x" * (sources.MAX_ID_CHARS + 1)
+    manifest = write_jsonl(
+        tmp_path / "m.jsonl",
+        [
+            {"id": "good1", "text": "fine", "dept": "ops"},  # 1
+            {"id": "bad\udc00id", "text": "fine", "dept": "ops"},  # 2
+            {"id": "text", "text": "caf\ud800 cr\u00e8me", "dept": "ops"},  # 3
+            {"id": "meta", "text": "fine", "dept": "\udfff"},  # 4
+            {"id": "nested", "text": "fine", "dept": {"k\ud83d": 1}},  # 5
+            {"id": "path", "path": "a\ud800.txt", "dept": "ops"},  # 6
+            {"id": long_id, "text": "fine", "dept": "ops"},  # 7
+            {"id": "x" * sources.MAX_ID_CHARS, "text": "fine", "dept": "ops"},  # 8
+            {"id": "good2", "text": "caf\u00e9 \U0001f600", "dept": "caf\u00e9"},  # 9
+        ],
+    )
+    lone = "it holds a lone surrogate U+{} (half of a UTF-16 pair, not a character) at character {}"
+    fix = "fix the manifest"
+    expected = [
+        ("good1", None),
+        ("m.jsonl:2", f"m.jsonl line 2: id 'bad\\udc00id' is not valid Unicode text: {lone.format('DC00', 4)}; {fix}"),
+        ("text", f"m.jsonl line 3: text is not valid Unicode text: {lone.format('D800', 4)}; {fix}"),
+        ("meta", f"m.jsonl line 4: column 'dept' is not valid Unicode text: {lone.format('DFFF', 1)}"),
+        ("nested", f"m.jsonl line 5: column 'dept' is not valid Unicode text: {lone.format('D83D', 4)}"),
+        ("path", f"m.jsonl line 6: path is not a valid file name: {lone.format('D800', 2)}"),
+        ("m.jsonl:7", f"m.jsonl line 7: id {'x' * 60!r}... is 4,097 characters long, over the 4,096 allowed; "
+         "is the document's text in the id column?"),
+        ("x" * sources.MAX_ID_CHARS, None),
+        ("good2", None),
+    ]
+    refs = list(read_manifest(manifest))
+    assert expected == errors(iter(refs))
+    assert all(encodable(ref) for ref in refs)
+    assert [{"dept": None}, {"dept": None}] == [refs[3].metadata, refs[4].metadata]
+
+
+def test_jsonl_first_row_column_name_utf8_cannot_encode_is_a_manifest_error(tmp_path: Path) -> None:
+    """The first row's keys become output columns: one that is not valid text stops the manifest, naming it."""
+    manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "text": "x", "de\udc80pt": "ops"}])
+    with pytest.raises(ManifestError) as caught:
+        list(read_manifest(manifest))
+    expected = (
+        f"{manifest}, line 1: column name 'de\\udc80pt' is not valid Unicode text: it holds a byte that is not "
+        "UTF-8 (0x80) at character 3; the first row sets the output's columns"
+    )
+    assert expected == str(caught.value)
+    with pytest.raises(ManifestError):
+        manifest_metadata_columns(manifest)
+
+
+def test_jsonl_number_too_long_for_python_is_one_malformed_row(tmp_path: Path) -> None:
+    """A number Python refuses to read (over 4,300 digits) makes its line malformed, not the run crash."""
+    manifest = write_jsonl(
+        tmp_path / "m.jsonl", [{"id": "a", "text": "x"}, '{"id": "b", "text": "x", "n": ' + "9" * 5000 + "}"]
+    )
+    expected = [("a", None), ("m.jsonl:2", "m.jsonl line 2: a number has more than 4,300 digits")]
+    assert expected == errors(read_manifest(manifest))
+
+
+def test_manifest_path_with_bytes_not_utf8_reads_the_real_file(tmp_path: Path) -> None:
+    """A manifest path naming a file whose bytes are not UTF-8 (as Python writes it: \\udce9) is read, shown escaped."""
+    real = not_utf8_name(tmp_path, b"caf\xe9.txt")
+    manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "path": "caf\udce9.txt"}, {"id": "b", "path": "\udce8"}])
+    refs = list(read_manifest(manifest))
+    assert DocumentRef("a", "caf\\xe9.txt", real, None, {}) == refs[0]
+    missing = ("b", "\\xe8", "m.jsonl line 2: file not found: \\xe8")
+    assert missing == (refs[1].doc_id, refs[1].source, str(refs[1].error))
+    assert all(encodable(ref) for ref in refs)
+
+
+def test_manifest_named_with_bytes_not_utf8_gives_encodable_locations(tmp_path: Path) -> None:
+    """The manifest's own name is part of error ids and inline sources: shown escaped."""
+    manifest = not_utf8_name(tmp_path, b"m\xe9.jsonl", b'{"id": "a", "text": "x"}\n[]\n')
+    refs = list(read_manifest(manifest))
+    assert [("a", "m\\xe9.jsonl:1"), ("m\\xe9.jsonl:2", "m\\xe9.jsonl:2")] == [(ref.doc_id, ref.source) for ref in refs]
+    assert "m\\xe9.jsonl line 2: not a JSON object (got array)" == str(refs[1].error)
+
+
+def test_walk_file_names_not_utf8_are_escaped_and_read_under_their_real_name(tmp_path: Path) -> None:
+    """A folder file named with bytes that are not UTF-8 keeps a stable, distinct, encodable id; it is still read."""
+    make_tree(tmp_path, ["ok.txt"])
+    latin = not_utf8_name(tmp_path, b"caf\xe9.txt")
+    grave = not_utf8_name(tmp_path, b"caf\xe8.txt")
+    (tmp_path / "caf\\xe8.txt").write_text("A file really named with a backslash.")  # the escape of `grave`
+    os.symlink(b"nowhere", os.path.join(os.fsencode(tmp_path), b"link\xff.txt"))
+    refs = list(walk_folder(tmp_path))
+    expected = [
+        ("caf\\xe8.txt", "caf\\xe8.txt", tmp_path / "caf\\xe8.txt"),
+        ("caf\\xe8.txt#2e25b3a6", "caf\\xe8.txt#2e25b3a6", grave),
+        ("caf\\xe9.txt", "caf\\xe9.txt", latin),
+        ("link\\xff.txt", "link\\xff.txt", None),
+        ("ok.txt", "ok.txt", tmp_path / "ok.txt"),
+    ]
+    assert expected == [(ref.doc_id, ref.source, ref.path) for ref in refs]
+    assert "broken symlink: link\\xff.txt points to nowhere, which does not exist" == str(refs[3].error)
+    assert all(encodable(ref) for ref in refs)
+
+
+def not_utf8_strings(values: list[bytes | None]) -> pa.Array:
+    """A Parquet string column holding the given bytes as they are, valid UTF-8 or not (pyarrow does not check)."""
+    binary = pa.array(values, pa.binary())
+    return pa.Array.from_buffers(pa.string(), len(binary), binary.buffers(), null_count=binary.null_count)
+
+
+def test_parquet_values_python_cannot_hold_cost_their_row_alone(tmp_path: Path) -> None:
+    """Strings whose bytes are not UTF-8, dates out of Python's range, unsigned ints over int64: one error row each."""
+    table = pa.table(
+        {
+            "id": not_utf8_strings([b"a", b"b\xff", b"c", b"d", b"e", b"f", b"g"]),
+            "text": not_utf8_strings([b"x", b"x", b"caf\xe9", b"x", b"x", b"x", b"x"]),
+            "dept": not_utf8_strings([b"ops", b"ops", b"ops", b"\xed\xa0\x80", b"ops", b"ops", b"ops"]),
+            "seen": pa.array([0, 0, 0, 0, 10**13, 0, 0], pa.timestamp("s")),
+            "big": pa.array([1, 1, 1, 1, 1, 2**63, 2**64 - 1], pa.uint64()),
+        }
+    )
+    manifest = tmp_path / "m.parquet"
+    pq.write_table(table, manifest)
+    expected = [
+        ("a", None),
+        ("m.parquet:2", "m.parquet row 2: column 'id' is not valid Unicode text: its bytes are not UTF-8"),
+        ("c", "m.parquet row 3: column 'text' is not valid Unicode text: its bytes are not UTF-8"),
+        ("d", "m.parquet row 4: column 'dept' is not valid Unicode text: its bytes are not UTF-8"),
+        ("e", "m.parquet row 5: column 'seen' holds a value docpipe cannot read (date value out of range)"),
+        ("f", f"m.parquet row 6: column 'big': {2**63} does not fit a 64-bit integer"),
+        ("g", f"m.parquet row 7: column 'big': {2**64 - 1} does not fit a 64-bit integer"),
+    ]
+    refs = list(read_manifest(manifest))
+    assert expected == errors(iter(refs))
+    assert {"dept": "ops", "seen": "1970-01-01T00:00:00", "big": 1} == refs[0].metadata
+    assert [None, None, None] == [refs[3].metadata["dept"], refs[4].metadata["seen"], refs[5].metadata["big"]]
+    assert all(encodable(ref) for ref in refs)
