@@ -146,7 +146,7 @@ def test_an_api_down_for_good_stops_the_run_with_exit_3_and_burns_no_document(tm
     assert ("fatal", 3, 0, 0) == (summary["stopped"], summary["exit_code"], summary["ok"], summary["errors"])
     for fragment in (f"no response from the API at {base_url} for 2 s", "DOCPIPE_UNREACHABLE_S", "rerun"):
         assert fragment in summary["fatal_error"] and fragment in result.stderr
-    assert 1 == len([line for line in result.stderr.splitlines() if "fatal:" in line])
+    assert f"docpipe: error: {summary['fatal_error']}" == result.stderr.splitlines()[-1]  # one line, last
     assert not list(out.glob("part-*.parquet"))
     with Emulator(EmulatorConfig(seed=SEED)) as emulator:
         rerun = invoke(args, emulator)
