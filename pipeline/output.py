@@ -268,7 +268,8 @@ def _read_segment(path: Path, current: pa.Schema) -> _Segment:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise EnvironmentFailure(f"cannot read the journal segment {path}: {exc.strerror or exc}", path=path) from None
+        message = f"cannot read the journal segment {path}: {exc.strerror or exc}; make it readable"
+        raise EnvironmentFailure(message, path=path) from None
     schema = _header_schema(segment.header) if segment.header is not None else None
     if segment.header is not None and (schema is None or _schema_problem(schema) is not None):
         segment.damaged(1, "the header's schema cannot be decoded")
