@@ -864,6 +864,9 @@ def _parquet_check_schema(path: Path, parquet: Any) -> None:
     names = list(parquet.schema_arrow.names)
     if "id" not in names:
         raise ManifestError(f"no 'id' column in the Parquet schema (columns: {', '.join(names)})", path=path)
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:  # a row holds one value per name: which column's would be a guess
+        raise ManifestError(f"column {duplicates[0]!r} appears twice in the Parquet schema", path=path)
     if parquet.metadata.num_rows == 0:
         raise ManifestError("empty manifest: no rows", path=path)
 

@@ -538,11 +538,12 @@ def test_manifest_errors(tmp_path: Path, name: str, content: str | bytes | None,
     [
         pa.table({"name": ["a"], "text": ["x"]}),
         pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())}),
+        pa.Table.from_arrays([pa.array(["a"]), pa.array(["x"]), pa.array([1])], names=["id", "dept", "dept"]),
     ],
-    ids=["no-id", "empty"],
+    ids=["no-id", "empty", "duplicate-column"],
 )
 def test_parquet_manifest_errors(tmp_path: Path, table: pa.Table) -> None:
-    """A Parquet manifest without an id column, or without rows, raises ManifestError."""
+    """A Parquet manifest without an id column, without rows, or with two columns of one name raises ManifestError."""
     path = tmp_path / "m.parquet"
     pq.write_table(table, path)
     with pytest.raises(ManifestError):
