@@ -144,8 +144,8 @@ def fence_document(document_id: str, text: str) -> str:
 def fence_id(document_id: str) -> str:
     """The id as the prompt shows it: whole up to `FENCE_ID_MAX_CHARS`, else its start and a hash of it all.
 
-    Two long ids sharing their first hundred characters stay distinct. A surrogate, which only a
-    caller other than docpipe's sources could pass, is shown escaped.
+    Two long ids that share their start stay distinct, and an id is shown the same way run after run.
+    A lone surrogate, which only a caller other than docpipe's sources could pass, is shown escaped.
     """
     if len(document_id) > FENCE_ID_MAX_CHARS:
         digest = hashlib.blake2b(document_id.encode("utf-8", "surrogatepass"), digest_size=FENCE_ID_HASH_BYTES)

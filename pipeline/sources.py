@@ -10,8 +10,8 @@ Problems come in two sizes:
 - the whole input is unusable (missing, unreadable, no `id` column, empty): `ManifestError`, or
   `ConfigError` for a missing folder, raised when iteration starts, before any document;
 - one document is unusable (a malformed line, a duplicate id, a missing file, a symlink leaving the
-  input folder): a `DocumentRef` whose `error` is set. The runner records an error row for it and
-  goes on; such a ref never has a `path` or `text` to read.
+  input folder, a value Python or the output cannot hold): a `DocumentRef` whose `error` is set.
+  The runner records an error row for it and goes on; such a ref never has a `path` or `text`.
 
 Row problems are `DocumentError`s naming the manifest and its line (`manifest.jsonl line 4: ...`);
 problems reaching a file (not found, escaping the folder, broken symlink) are `ExtractionError`s. An
@@ -864,6 +864,9 @@ def _parquet_check_schema(path: Path, parquet: Any) -> None:
     names = list(parquet.schema_arrow.names)
     if "id" not in names:
         raise ManifestError(f"no 'id' column in the Parquet schema (columns: {', '.join(names)})", path=path)
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:  # a row holds one value per name: which column's would be a guess
+        raise ManifestError(f"column {duplicates[0]!r} appears twice in the Parquet schema", path=path)
     if parquet.metadata.num_rows == 0:
         raise ManifestError("empty manifest: no rows", path=path)
 
@@ -965,7 +968,8 @@ def _batch_rows(batch: Any) -> tuple[list[dict[str, Any]], dict[int, tuple[str, 
                     if isinstance(exc, UnicodeDecodeError)
                     else f"holds a value docpipe cannot read ({exc})"
                 )
-                unreadable.setdefault(index, (name, f"column {name!r} {reason}"))
+                if name == "id" or index not in unreadable:  # an unreadable id decides how the row is named
+                    unreadable[index] = (name, f"column {name!r} {reason}")
         columns.append(values)
     names = batch.schema.names
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)], unreadable

@@ -538,11 +538,12 @@ def test_manifest_errors(tmp_path: Path, name: str, content: str | bytes | None,
     [
         pa.table({"name": ["a"], "text": ["x"]}),
         pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())}),
+        pa.Table.from_arrays([pa.array(["a"]), pa.array(["x"]), pa.array([1])], names=["id", "dept", "dept"]),
     ],
-    ids=["no-id", "empty"],
+    ids=["no-id", "empty", "duplicate-column"],
 )
 def test_parquet_manifest_errors(tmp_path: Path, table: pa.Table) -> None:
-    """A Parquet manifest without an id column, or without rows, raises ManifestError."""
+    """A Parquet manifest without an id column, without rows, or with two columns of one name raises ManifestError."""
     path = tmp_path / "m.parquet"
     pq.write_table(table, path)
     with pytest.raises(ManifestError):
@@ -772,8 +773,8 @@ def test_parquet_values_python_cannot_hold_cost_their_row_alone(tmp_path: Path) 
     """Strings whose bytes are not UTF-8, dates out of Python's range, unsigned ints over int64: one error row each."""
     table = pa.table(
         {
+            "text": not_utf8_strings([b"x", b"x\xff", b"caf\xe9", b"x", b"x", b"x", b"x"]),
             "id": not_utf8_strings([b"a", b"b\xff", b"c", b"d", b"e", b"f", b"g"]),
-            "text": not_utf8_strings([b"x", b"x", b"caf\xe9", b"x", b"x", b"x", b"x"]),
             "dept": not_utf8_strings([b"ops", b"ops", b"ops", b"\xed\xa0\x80", b"ops", b"ops", b"ops"]),
             "seen": pa.array([0, 0, 0, 0, 10**13, 0, 0], pa.timestamp("s")),
             "big": pa.array([1, 1, 1, 1, 1, 2**63, 2**64 - 1], pa.uint64()),

@@ -1,0 +1,498 @@
+"""Hostile input: generated manifest rows (hypothesis) and two end-to-end runs. A clear error or a row, never a crash.
+
+The generated manifests hold any Unicode (lone surrogates too, where the format can carry them),
+control characters, NULs, byte-order marks, CRLF, duplicate keys, nested objects, odd types, huge
+and empty values and very long ids. The property: reading yields exactly one ref per row, or a
+`ManifestError` before any row; every string a ref carries can be written as UTF-8; the rows the
+runner would make of the refs go into the journal and into Parquet; and the request built for any
+ref is a body the SDK sends.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import duckdb
+import httpx2 as httpx
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import TEST_KEY
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_bad_input import OK, Outcome, failed, run_manifest
+from test_cli_run import TRIAGE, billed, invoke
+from test_sources import encodable, not_utf8_name, not_utf8_strings
+
+import pipeline
+from pipeline.emulator import Emulator
+from pipeline.errors import ManifestError
+from pipeline.jobs import load_job
+from pipeline.output import metadata_column_names, output_schema
+from pipeline.requests import FENCE_ID_MAX_CHARS, build_params, estimate_document_tokens, estimate_tokens
+from pipeline.sources import MAX_ID_CHARS, DocumentRef, manifest_metadata_columns, read_manifest
+
+JOB = load_job(TRIAGE)
+HOSTILE = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+LONE_SURROGATES = ["\ud800", "\udbff", "\udc00", "\udce9", "\udfff"]
+SPECIAL_CHARACTERS = ["\x00", "\r", "\n", "\t", '"', "'", ",", ";", "\\", "\ufeff", "\u2028", "\x85", "\x1b"]
+
+# -- strategies ------------------------------------------------------------------------------------
+
+
+def mostly(common: st.SearchStrategy[Any], hostile: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Usually `common`, now and then `hostile`: hostile values among rows good enough to be read further."""
+    return st.one_of(common, common, hostile)
+
+
+def text_of(*, surrogates: bool, max_size: int) -> st.SearchStrategy[str]:
+    """Short text of any characters (lone surrogates when asked), empty, blank, or very long."""
+    characters = [st.characters(codec=None if surrogates else "utf-8"), st.sampled_from(SPECIAL_CHARACTERS)]
+    if surrogates:
+        characters.append(st.sampled_from(LONE_SURROGATES))
+    short = st.text(st.one_of(*characters), max_size=max_size)
+    long = st.sampled_from([MAX_ID_CHARS, MAX_ID_CHARS + 1, 100_000]).map(lambda size: "x" * size)
+    return st.one_of(short, short, short, short, st.sampled_from(["", " ", "</document>"]), long)
+
+
+HOSTILE_TEXT = text_of(surrogates=True, max_size=12)
+HOSTILE_KEYS = text_of(surrogates=True, max_size=4)
+VALID_TEXT = text_of(surrogates=False, max_size=12)  # what a CSV or Parquet file can hold
+VALID_KEYS = text_of(surrogates=False, max_size=4)
+PLAIN_TEXT = st.sampled_from(["Invoice 7 from Acme.", "Please call me back.", "Contract renewal, signed."])
+PLAIN_IDS = st.integers(0, 50).map(lambda number: f"doc-{number}")
+BIG_NUMBER = "\x00big number\x00"  # stands for a number Python refuses to read: replaced in the JSON text
+
+
+def json_values(*, big_numbers: bool) -> st.SearchStrategy[Any]:
+    """Any JSON value: nested, with hostile text, huge integers, NaN and infinities (and, if asked, BIG_NUMBER)."""
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.sampled_from([2**63, -(2**63) - 1, 2**70]),
+        st.floats(allow_nan=True, allow_infinity=True),
+        HOSTILE_TEXT,
+        st.just(BIG_NUMBER if big_numbers else ""),
+    )
+
+    def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.lists(children, max_size=3) | st.dictionaries(HOSTILE_KEYS, children, max_size=3)
+
+    return st.recursive(scalars, containers, max_leaves=4)
+
+
+JSON_VALUES = json_values(big_numbers=True)
+ROW_FIELDS = {
+    "id": mostly(PLAIN_IDS, JSON_VALUES),
+    "body": mostly(PLAIN_TEXT, JSON_VALUES),
+    "dept": mostly(st.sampled_from(["ops", "legal", None]), JSON_VALUES),
+    "n": mostly(st.integers(0, 9), JSON_VALUES),
+    "extra": st.lists(st.tuples(HOSTILE_KEYS, JSON_VALUES), max_size=1),  # an unknown or a duplicate key
+}
+FIRST_ROW_EXTRAS = st.dictionaries(
+    mostly(st.sampled_from(["status", "doc_id"]), HOSTILE_KEYS), json_values(big_numbers=False), max_size=2
+)
+
+
+def json_text(value: Any, *, ascii_only: bool) -> bytes:
+    """JSON for a value: surrogates as \\u escapes (ascii_only) or as their bytes, which are not UTF-8."""
+    text = json.dumps(value, ensure_ascii=ascii_only).replace(json.dumps(BIG_NUMBER), "9" * 5000)
+    return text.encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def jsonl_rows(draw: st.DrawFn) -> bytes:
+    """A row as a JSON object: usually well formed, with hostile keys, values and duplicate keys now and then."""
+    body = draw(st.sampled_from(["text", "path"]))
+    pairs = [(name if name != "body" else body, draw(ROW_FIELDS[name])) for name in ("id", "body", "dept", "n")]
+    for extra in draw(ROW_FIELDS["extra"]):
+        pairs.insert(draw(st.integers(0, len(pairs))), extra)
+    ascii_only = draw(mostly(st.just(True), st.just(False)))  # False: a surrogate is written as its bytes
+    members = [json_text(key, ascii_only=ascii_only) + b": " + json_text(value, ascii_only=ascii_only)
+               for key, value in pairs]
+    return b"{" + b", ".join(members) + b"}"
+
+
+JSONL_LINES = st.tuples(
+    st.sampled_from([b"", b"", b"\xef\xbb\xbf", b" "]),
+    mostly(
+        jsonl_rows(),
+        st.one_of(
+            JSON_VALUES.map(lambda value: json_text(value, ascii_only=True)),
+            st.binary(max_size=20).map(lambda junk: junk.replace(b"\n", b"")),
+            st.sampled_from([b"", b"  ", b"\t\r"]),
+        ),
+    ),
+    st.sampled_from([b"\n", b"\r\n"]),
+).map(b"".join)
+
+
+@st.composite
+def jsonl_manifests(draw: st.DrawFn) -> bytes:
+    """A JSONL manifest, mostly with a usable first row (it sets the columns) so the rows after it are reached."""
+    first = {"id": "first", "text": "A first document.", "dept": "ops", "n": 1} | draw(FIRST_ROW_EXTRAS)
+    head = draw(mostly(st.just(json_text(first, ascii_only=True) + b"\n"), JSONL_LINES))
+    return head + b"".join(draw(st.lists(JSONL_LINES, max_size=8)))
+
+
+CSV_FIELDS = {"id": PLAIN_IDS, "text": PLAIN_TEXT, "path": st.just(""), "dept": st.just("ops")}
+CSV_HOSTILE = st.one_of(VALID_TEXT, st.just(""))
+
+
+@st.composite
+def csv_rows(draw: st.DrawFn, header: list[str]) -> list[str]:
+    """A good row, one with a hostile field, or one of hostile fields and the wrong length."""
+    row = [draw(CSV_FIELDS.get(name, VALID_TEXT)) for name in header]
+    kind = draw(st.sampled_from(["good", "good", "one hostile field", "hostile row"]))
+    if kind == "one hostile field":
+        row[draw(st.integers(0, len(row) - 1))] = draw(CSV_HOSTILE)
+    elif kind == "hostile row":
+        row = draw(st.lists(CSV_HOSTILE, min_size=1, max_size=len(header) + 1))
+    return row
+
+
+@st.composite
+def csv_manifests(draw: st.DrawFn) -> tuple[bytes, int]:
+    """A CSV manifest written by the csv module with hostile names and fields, and its number of records."""
+    names = ["id", "text", *draw(st.lists(st.just("path"), max_size=1)), "dept"]
+    names += draw(mostly(st.just([]), st.lists(VALID_KEYS, max_size=1)))
+    header = draw(st.permutations(names))
+    rows = draw(st.lists(csv_rows(header), max_size=8))
+    buffer = io.StringIO()
+    terminator = draw(st.sampled_from(["\n", "\r\n"]))
+    # The csv module quotes a bare "\r" only when it is part of the line terminator.
+    quoting = csv.QUOTE_MINIMAL if terminator == "\r\n" else csv.QUOTE_ALL
+    delimiter = draw(st.sampled_from([",", ";", "\t"]))
+    csv.writer(buffer, delimiter=delimiter, lineterminator=terminator, quoting=quoting).writerows([header, *rows])
+    return draw(st.sampled_from([b"", b"\xef\xbb\xbf"])) + buffer.getvalue().encode("utf-8"), len(rows)
+
+
+PARQUET_ROWS = 5
+PARQUET_KINDS = ["string", "bad_string", "int64", "uint64", "float64", "bool", "binary", "timestamp", "date", "list",
+                 "struct", "decimal", "null"]
+
+
+def parquet_array(kind: str, data: st.DataObject) -> pa.Array:
+    """A column of `PARQUET_ROWS` generated values of one kind: valid, odd, or that Python cannot hold."""
+
+    def values(strategy: st.SearchStrategy[Any]) -> list[Any]:
+        return data.draw(st.lists(strategy, min_size=PARQUET_ROWS, max_size=PARQUET_ROWS))
+
+    if kind == "string":
+        return pa.array(values(st.none() | mostly(PLAIN_IDS, VALID_TEXT)), pa.string())
+    if kind == "bad_string":
+        raw = st.none() | st.binary(max_size=6) | st.sampled_from([b"caf\xe9", b"\xed\xa0\x80", b"doc-1"])
+        return not_utf8_strings(values(raw))
+    if kind == "int64":
+        return pa.array(values(st.integers(-(2**63), 2**63 - 1)), pa.int64())
+    if kind == "uint64":
+        return pa.array(values(st.integers(0, 2**64 - 1)), pa.uint64())
+    if kind == "float64":
+        return pa.array(values(st.floats()), pa.float64())
+    if kind == "bool":
+        return pa.array(values(st.none() | st.booleans()), pa.bool_())
+    if kind == "binary":
+        return pa.array(values(st.binary(max_size=6)), pa.binary())
+    if kind == "timestamp":  # seconds far past Python's years 1 to 9999 either way
+        return pa.array(values(st.integers(-(2**40), 2**40)), pa.timestamp("s"))
+    if kind == "date":
+        return pa.array(values(st.integers(-(2**31), 2**31 - 1)), pa.date32())
+    if kind == "list":
+        return pa.array(values(st.lists(st.none() | VALID_KEYS, max_size=3)), pa.list_(pa.string()))
+    if kind == "struct":
+        return pa.array(values(st.fixed_dictionaries({"a": st.integers(0, 9), "b": VALID_TEXT})))
+    if kind == "decimal":
+        return pa.array([Decimal("12.5")] * PARQUET_ROWS, pa.decimal128(38, 4))
+    return pa.nulls(PARQUET_ROWS)
+
+
+# -- the property ----------------------------------------------------------------------------------
+
+
+class SentBodies:
+    """The real SDK on a transport that keeps each request body and answers a minimal message."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.client = anthropic.Anthropic(
+            api_key=TEST_KEY,
+            base_url="http://docpipe.test",
+            max_retries=0,
+            http_client=httpx.Client(transport=httpx.MockTransport(self.answer)),
+        )
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(request.content)
+        usage = {"input_tokens": 1, "output_tokens": 1}
+        message = {"id": "msg_1", "type": "message", "role": "assistant", "model": JOB.model, "content": [],
+                   "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+        return httpx.Response(200, json=message)
+
+
+@pytest.fixture(scope="module")
+def sdk() -> Iterator[SentBodies]:
+    """One SDK client for every generated example."""
+    bodies = SentBodies()
+    with bodies.client:
+        yield bodies
+
+
+def write_manifest(tmp_path_factory: pytest.TempPathFactory, name: str, data: bytes) -> Path:
+    """A manifest in a folder of its own per example (the CSV reader remembers files it found to be UTF-8)."""
+    path = tmp_path_factory.mktemp("example") / name
+    path.write_bytes(data)
+    return path
+
+
+def read_all(path: Path) -> list[DocumentRef] | None:
+    """Every ref of a manifest, or None for a ManifestError, which must come before any ref."""
+    refs: list[DocumentRef] = []
+    try:
+        refs.extend(read_manifest(path))
+    except ManifestError:
+        assert [] == refs
+        return None
+    return refs
+
+
+def check_refs(path: Path, refs: list[DocumentRef], sdk: SentBodies) -> None:
+    """Refs are writable (journal and Parquet), distinct, bounded, errors name their row; requests are sent."""
+    assert all(encodable(ref) for ref in refs)
+    assert len(refs) == len({ref.doc_id for ref in refs})
+    assert all(len(ref.doc_id) <= MAX_ID_CHARS for ref in refs if ref.error is None)
+    assert all(ref.error.message.startswith(f"{path.name} ") for ref in refs if ref.error is not None)
+    schema = output_schema(JOB, manifest_metadata_columns(path))
+    columns = metadata_column_names([field for ref in refs for field in ref.metadata], JOB)
+    rows = []
+    for ref in refs:
+        row = {"doc_id": ref.doc_id, "source": ref.source, "status": "ok" if ref.error is None else "error"}
+        row["error_message"] = ref.error.message if ref.error is not None else None
+        row |= {columns[name]: value for name, value in ref.metadata.items()}
+        json.dumps(row, ensure_ascii=False).encode("utf-8")  # what ResultWriter.add journals
+        rows.append(row)
+    pa.Table.from_pylist(rows, schema=schema)  # what a part is made of
+    for ref in refs:
+        if ref.error is None:
+            check_request(ref.doc_id, ref.text or "The text of a file.", sdk)
+
+
+def check_request(document_id: str, text: str, sdk: SentBodies) -> None:
+    """The params for a document: JSON the journal's rule accepts, sent as such by the SDK, the id bounded."""
+    params = build_params(JOB, document_id, text)
+    body = json.dumps(params, ensure_ascii=False).encode("utf-8")
+    sdk.client.messages.create(**params)
+    assert json.loads(body) == json.loads(sdk.bodies.pop())
+    sent = params["messages"][0]["content"][0]["text"]
+    shown_id = sent[len('<document id="') : sent.index('">')]
+    assert len(shown_id) <= 6 * FENCE_ID_MAX_CHARS  # each character at most one 6-character escape
+    assert estimate_tokens(sent) < estimate_document_tokens(document_id, text)
+
+
+@HOSTILE
+@given(data=jsonl_manifests())
+def test_any_jsonl_manifest_gives_one_writable_ref_per_row(
+    tmp_path_factory: pytest.TempPathFactory, sdk: SentBodies, data: bytes
+) -> None:
+    """A generated JSONL manifest: one ref per non-blank line, or a ManifestError before any; every ref writable."""
+    path = write_manifest(tmp_path_factory, "m.jsonl", data)
+    refs = read_all(path)
+    if refs is not None:
+        assert sum(1 for raw in io.BytesIO(data) if not raw.isspace()) == len(refs)
+        check_refs(path, refs, sdk)
+
+
+@HOSTILE
+@given(manifest=csv_manifests())
+def test_any_csv_manifest_gives_one_writable_ref_per_record(
+    tmp_path_factory: pytest.TempPathFactory, sdk: SentBodies, manifest: tuple[bytes, int]
+) -> None:
+    """A generated CSV manifest: one ref per record, or a ManifestError (the header) before any; every ref writable."""
+    data, records = manifest
+    path = write_manifest(tmp_path_factory, "m.csv", data)
+    refs = read_all(path)
+    if refs is not None:
+        assert records == len(refs)
+        check_refs(path, refs, sdk)
+
+
+@HOSTILE
+@given(data=st.binary(max_size=200) | st.text(max_size=200).map(lambda text: text.encode("utf-8")))
+def test_any_bytes_as_a_csv_manifest_give_writable_refs_or_a_manifest_error(
+    tmp_path_factory: pytest.TempPathFactory, sdk: SentBodies, data: bytes
+) -> None:
+    """Arbitrary bytes (unbalanced quotes, NULs, stray bytes) read as a CSV manifest never crash the reader."""
+    path = write_manifest(tmp_path_factory, "m.csv", b"id,text,dept\n" + data)
+    refs = read_all(path)
+    if refs is not None:
+        check_refs(path, refs, sdk)
+
+
+PARQUET_NAMES = VALID_KEYS.filter(lambda name: name not in ("id", "text", "dept"))
+PARQUET_ANY_KIND = st.sampled_from(PARQUET_KINDS)
+PARQUET_ID_KINDS = mostly(st.just("string"), PARQUET_ANY_KIND)
+
+
+@HOSTILE
+@given(data=st.data())
+def test_any_parquet_manifest_gives_one_writable_ref_per_row(
+    tmp_path_factory: pytest.TempPathFactory, sdk: SentBodies, data: st.DataObject
+) -> None:
+    """A generated Parquet manifest (unreadable strings, out-of-range values, odd types): one ref per row."""
+    names = ["id", "text", "dept", *data.draw(st.lists(PARQUET_NAMES, unique=True, max_size=2))]
+    names = data.draw(st.permutations(data.draw(st.sampled_from([names, names, names, names[1:]]))))
+    kinds = [data.draw(PARQUET_ID_KINDS if name in ("id", "text") else PARQUET_ANY_KIND) for name in names]
+    rows = data.draw(st.sampled_from([PARQUET_ROWS, PARQUET_ROWS, PARQUET_ROWS, 0]))
+    arrays = [parquet_array(kind, data).slice(0, rows) for kind in kinds]
+    path = tmp_path_factory.mktemp("example") / "m.parquet"
+    pq.write_table(pa.Table.from_arrays(arrays, names=names), path)
+    refs = read_all(path)
+    if refs is None:
+        assert "id" not in names or rows == 0
+    else:
+        assert rows == len(refs)
+        check_refs(path, refs, sdk)
+
+
+@HOSTILE
+@given(document_id=HOSTILE_TEXT, text=VALID_TEXT)
+def test_any_id_and_text_build_a_body_the_sdk_sends(sdk: SentBodies, document_id: str, text: str) -> None:
+    """Any id (lone surrogates and 100,000 characters included) and any valid text build a sendable body."""
+    check_request(document_id, text, sdk)
+
+
+# -- end to end ------------------------------------------------------------------------------------
+
+
+def hostile_rows(folder: Path) -> list[tuple[bytes, str, Outcome]]:
+    """(a manifest line, the row's doc_id, its outcome): hostile rows between good ones."""
+    not_utf8_name(folder, b"facture-\xe9t\xe9.txt", b"Facture 12: 300 EUR dus le 1er mai.")
+    (folder / "note.json").write_text('{"note": "caf\\ud800 cr\\u00e8me"}', encoding="utf-8")
+    long_ok = "long-" * 800  # 4,000 characters: allowed, but shortened in the prompt
+    lone = "a lone surrogate U+{} (half of a UTF-16 pair, not a character) at character {}"
+
+    def line(row: dict[str, Any]) -> bytes:
+        return json.dumps(row).encode("utf-8")
+
+    return [
+        (line({"id": "good-1", "text": "Invoice 7 from Acme: 120 EUR due in May.", "team": "ops"}), "good-1", OK),
+        (
+            line({"id": "bad-\udc00-id", "text": "Fine text.", "team": "ops"}),
+            "h.jsonl:2",
+            failed("document_error", "line 2: id 'bad-\\udc00-id' is not valid Unicode text", lone.format("DC00", 5)),
+        ),
+        (
+            line({"id": "bad-text", "text": "Emoji cut in half: \ud83d!", "team": "ops"}),
+            "bad-text",
+            failed("document_error", "h.jsonl line 3: text is not valid Unicode text", lone.format("D83D", 20)),
+        ),
+        (
+            line({"id": "bad-team", "text": "Fine text.", "team": {"k\udfff": 1}}),
+            "bad-team",
+            failed("document_error", "h.jsonl line 4: column 'team' is not valid Unicode text", lone.format("DFFF", 4)),
+        ),
+        (
+            line({"id": "bad-path", "path": "x\ud800.txt"}),
+            "bad-path",
+            failed("document_error", "h.jsonl line 5: path is not a valid file name", lone.format("D800", 2)),
+        ),
+        (line({"id": "latin-name", "path": "facture-\udce9t\udce9.txt", "team": "fr"}), "latin-name", OK),
+        (
+            line({"id": "z" * 100_000, "text": "The id column holds a text.", "team": "ops"}),
+            "h.jsonl:7",
+            failed("document_error", "h.jsonl line 7: id 'zzz", "is 100,000 characters long, over the 4,096 allowed"),
+        ),
+        (line({"id": long_ok, "text": "Complaint: the pallet arrived damaged.", "team": "ops"}), long_ok, OK),
+        (
+            b'{"id": "long-number", "text": "x", "team": ' + b"9" * 5000 + b"}",
+            "h.jsonl:9",
+            failed("document_error", "h.jsonl line 9: a number has more than 4,300 digits"),
+        ),
+        (
+            line({"id": "bad-json-doc", "path": "note.json"}),
+            "bad-json-doc",
+            failed("extraction_error", "undecodable text: it holds", lone.format("D800", 10)),
+        ),
+        (b"\xef\xbb\xbf" + line({"id": "bom", "text": "x"}), "h.jsonl:11", failed("document_error", "malformed JSON")),
+        (line({"id": "good-2", "text": "Please reset my password.\r\nThanks.", "team": "it"}), "good-2", OK),
+    ]
+
+
+def test_a_manifest_of_hostile_rows_runs_to_the_end_and_reruns(emulator: Emulator, tmp_path: Path) -> None:
+    """Each hostile row is one error row with its reason; good rows are ok once; a rerun adds none; readers read it."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    lines = hostile_rows(folder)
+    manifest = folder / "h.jsonl"
+    manifest.write_bytes(b"".join(raw + b"\r\n" for raw, _, _ in lines))
+    out = tmp_path / "out"
+    rows = run_manifest(manifest, [(None, doc_id, outcome) for _, doc_id, outcome in lines], out, emulator)
+    assert "facture-\\xe9t\\xe9.txt" == rows.loc["latin-name", "source"]
+    assert "invoice" == rows.loc["good-1", "category"]
+    long_id = next(doc_id for _, doc_id, _ in lines if doc_id.startswith("long-"))
+    assert rows.loc[long_id, "input_tokens"] < 100  # its 4,000 characters would be 1,000 tokens in the prompt
+    sent_before = billed(emulator)
+
+    rerun = invoke(["run", str(TRIAGE), str(manifest), "--out", str(out)], emulator)
+    assert 1 == rerun.exit_code, rerun.output
+    assert sent_before == billed(emulator)  # every row still failing fails before the API
+    frame = pd.read_parquet(out)
+    ok_ids = sorted(doc_id for _, doc_id, outcome in lines if outcome.error_type is None)
+    assert ok_ids == sorted(frame[frame.status == "ok"].doc_id)  # one ok row each, over both runs
+    errors_twice = sorted(2 * [doc_id for _, doc_id, outcome in lines if outcome.error_type is not None])
+    assert errors_twice == sorted(frame[frame.status == "error"].doc_id)
+    counted = duckdb.sql(f"select status, count(*) from read_parquet('{out}/part-*.parquet') group by 1 order by 1")
+    assert [("error", len(errors_twice)), ("ok", len(ok_ids))] == counted.fetchall()
+
+
+def not_utf8_folder(folder: Path) -> dict[str, Outcome]:
+    """A folder of documents, some named with bytes that are not UTF-8; doc_id -> outcome."""
+    folder.mkdir()
+    (folder / "good.txt").write_text("Support ticket 4: the printer on floor 2 is jammed again.")
+    not_utf8_name(folder, b"caf\xe9.txt", "Invoice 12 from Café Rouge: 80 EUR due Friday.".encode())
+    not_utf8_name(folder, b"caf\xe8.txt", b"Contract renewal for Cafe Noir, signed in March.")
+    not_utf8_name(folder, b"vide-\xff.txt", b"")
+    not_utf8_name(folder, b"note-\xfe.json", b'{"note": "\\udfff"}')
+    return {
+        "caf\\xe8.txt": OK,
+        "caf\\xe9.txt": OK,
+        "good.txt": OK,
+        "note-\\xfe.json": failed("extraction_error", "undecodable text: it holds a lone surrogate U+DFFF"),
+        "vide-\\xff.txt": failed("extraction_error", "empty document"),
+    }
+
+
+def test_a_folder_with_file_names_not_utf8_runs_to_the_end_and_reruns(emulator: Emulator, tmp_path: Path) -> None:
+    """Files named with bytes that are not UTF-8 are read, recorded under escaped ids, and done on a rerun."""
+    folder = tmp_path / "inbox"
+    expected = not_utf8_folder(folder)
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(folder), "--out", str(out)], emulator)
+    assert 1 == result.exit_code, result.output
+    frame = pipeline.load_results(out).set_index("doc_id")
+    assert sorted(expected) == sorted(frame.index)
+    for doc_id, outcome in expected.items():
+        assert (outcome.error_type or "ok") == (frame.loc[doc_id, "error_type"] if outcome.error_type else "ok")
+        assert all(fragment in str(frame.loc[doc_id, "error_message"]) for fragment in outcome.fragments)
+    assert "caf\\xe9.txt" == frame.loc["caf\\xe9.txt", "source"]
+    sent_before = billed(emulator)
+    rerun = invoke(["run", str(TRIAGE), str(folder), "--out", str(out)], emulator)
+    assert 1 == rerun.exit_code, rerun.output
+    assert sent_before == billed(emulator)
+    ok_rows = duckdb.sql(f"select doc_id from read_parquet('{out}/part-*.parquet') where status = 'ok' order by 1")
+    assert [("caf\\xe8.txt",), ("caf\\xe9.txt",), ("good.txt",)] == ok_rows.fetchall()
+    assert 3 == int((pd.read_parquet(out).status == "ok").sum())
