@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -577,3 +578,28 @@ def test_only_a_request_sent_into_a_running_streak_fails_because_of_the_api(cloc
         return verdicts
 
     assert [False, False, True, False] == _run(clock, body)
+
+
+def test_the_standard_fault_profile_keeps_concurrency_near_its_maximum(clock: FakeClock) -> None:
+    """5% 529s and 10% contradicted 429s at C=64, 500 ms latency: over 30 s the limit averages above 85% of 64.
+
+    Answers arrive one every latency / limit seconds. The limit halves at most once a second however
+    many answers ask for it, and each success gives a slot back, so a halving is undone within a
+    fraction of a second instead of collapsing concurrency.
+    """
+    limiter = RateLimiter(max_concurrency=64, clock=clock)
+    draws = random.Random(7)
+    elapsed_s = slot_seconds = 0.0
+    while elapsed_s < 30.0:
+        step_s = 0.5 / limiter.concurrency_limit
+        slot_seconds += limiter.concurrency_limit * step_s
+        elapsed_s += step_s
+        clock.now += step_s
+        draw = draws.random()
+        if draw < 0.05:
+            limiter.overloaded()
+        elif draw < 0.15:
+            limiter.rate_limited(2.0, headers=_room())
+        else:
+            limiter.succeeded()
+    assert slot_seconds / elapsed_s > 0.85 * 64
