@@ -453,10 +453,18 @@ def test_a_manifest_of_hostile_rows_runs_to_the_end_and_reruns(emulator: Emulato
     frame = pd.read_parquet(out)
     ok_ids = sorted(doc_id for _, doc_id, outcome in lines if outcome.error_type is None)
     assert ok_ids == sorted(frame[frame.status == "ok"].doc_id)  # one ok row each, over both runs
-    errors_twice = sorted(2 * [doc_id for _, doc_id, outcome in lines if outcome.error_type is not None])
-    assert errors_twice == sorted(frame[frame.status == "error"].doc_id)
+    # A row's own error (a pure function of the manifest line) is recorded once; an error reading the
+    # file it names may change by itself, so each run records it again.
+    errors = sorted(
+        doc_id
+        for _, doc_id, outcome in lines
+        if outcome.error_type is not None
+        for _ in range(2 if outcome.error_type == "extraction_error" else 1)
+    )
+    assert errors == sorted(frame[frame.status == "error"].doc_id)
+    assert "7 errors unchanged (not written again)" in rerun.output
     counted = duckdb.sql(f"select status, count(*) from read_parquet('{out}/part-*.parquet') group by 1 order by 1")
-    assert [("error", len(errors_twice)), ("ok", len(ok_ids))] == counted.fetchall()
+    assert [("error", len(errors)), ("ok", len(ok_ids))] == counted.fetchall()
 
 
 def not_utf8_folder(folder: Path) -> dict[str, Outcome]:
