@@ -8,7 +8,7 @@ What notebooks and scripts call::
     job = pipeline.load_job(Path("jobs/triage.toml"))
     summary = pipeline.run(pipeline.resolve_config(job, Path("inbox"), Path("results/triage")))
 
-Names are imported when first used (PEP 562): `import pipeline` and `docpipe --help` load neither
+Names other than the errors are imported when first used (PEP 562): `import pipeline` and `docpipe --help` load neither
 the SDK nor pyarrow, and a signal during start-up reaches docpipe's own handlers within
 milliseconds instead of after a second of imports.
 """
@@ -18,46 +18,31 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .errors import (  # light: no third-party imports
+    ConfigError,
+    DocumentError,
+    EmulatorError,
+    EnvironmentFailure,
+    ExtractionError,
+    FatalRunError,
+    JobError,
+    ManifestError,
+    OutputLockedError,
+    PipelineError,
+    RequestError,
+    ResponseError,
+    TransientError,
+)
+
 if TYPE_CHECKING:
     from .config import RunConfig, resolve_config
     from .emulator import Emulator, EmulatorConfig
-    from .errors import (
-        ConfigError,
-        DocumentError,
-        EmulatorError,
-        EnvironmentFailure,
-        ExtractionError,
-        FatalRunError,
-        JobError,
-        ManifestError,
-        OutputLockedError,
-        PipelineError,
-        RequestError,
-        ResponseError,
-        TransientError,
-    )
     from .jobs import Field, Job, load_job
     from .output import load_results
     from .runner import RunSummary, dry_run, run
 
-_ERRORS = (
-    "ConfigError",
-    "DocumentError",
-    "EmulatorError",
-    "EnvironmentFailure",
-    "ExtractionError",
-    "FatalRunError",
-    "JobError",
-    "ManifestError",
-    "OutputLockedError",
-    "PipelineError",
-    "RequestError",
-    "ResponseError",
-    "TransientError",
-)
-# public name -> the module that defines it
+# public name -> the module that defines it, imported on first use
 _HOMES: dict[str, str] = {
-    **dict.fromkeys(_ERRORS, ".errors"),
     "Emulator": ".emulator",
     "EmulatorConfig": ".emulator",
     "Field": ".jobs",
