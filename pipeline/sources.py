@@ -644,6 +644,9 @@ class _JsonlSchema:
             kind = _JSON_KINDS.get(type(value), "nested")
             if kind == "nested":
                 kind, value = "string", json.dumps(value, ensure_ascii=False, sort_keys=True)
+            if type(value) is str and not value.isascii() and (text_problem := utf8_problem(value)) is not None:
+                problem = problem or f"column {name!r} is not valid Unicode text: it holds {text_problem}"
+                kind = value = None  # left out, as a null would be: it sets no type and breaks none
             if kind is None or kind == established:
                 pass
             elif established is None:
@@ -658,9 +661,6 @@ class _JsonlSchema:
                 value = None
             if kind == "int64" and type(value) is int and not INT64_MIN <= value <= INT64_MAX:
                 problem = problem or f"column {name!r}: {value} does not fit a 64-bit integer"
-                value = None
-            elif type(value) is str and not value.isascii() and (text_problem := utf8_problem(value)) is not None:
-                problem = problem or f"column {name!r} is not valid Unicode text: it holds {text_problem}"
                 value = None
             metadata[name] = value
         return metadata, problem

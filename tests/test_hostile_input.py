@@ -28,11 +28,10 @@ import pytest
 from conftest import TEST_KEY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bad_input import OK, Outcome, failed, run_manifest
+from test_bad_input import OK, Outcome, check_rows, failed, run_manifest
 from test_cli_run import TRIAGE, billed, invoke
 from test_sources import encodable, not_utf8_name, not_utf8_strings
 
-import pipeline
 from pipeline.emulator import Emulator
 from pipeline.errors import ManifestError
 from pipeline.jobs import load_job
@@ -440,6 +439,9 @@ def test_a_manifest_of_hostile_rows_runs_to_the_end_and_reruns(emulator: Emulato
     manifest = folder / "h.jsonl"
     manifest.write_bytes(b"".join(raw + b"\r\n" for raw, _, _ in lines))
     out = tmp_path / "out"
+    first_dry = invoke(["run", str(TRIAGE), str(manifest), "--out", str(out), "--dry-run"], emulator)
+    assert 0 == first_dry.exit_code, first_dry.output
+    assert "  error  h.jsonl:2: h.jsonl line 2: id 'bad-\\udc00-id' is not valid Unicode text" in first_dry.output
     rows = run_manifest(manifest, [(None, doc_id, outcome) for _, doc_id, outcome in lines], out, emulator)
     assert "facture-\\xe9t\\xe9.txt" == rows.loc["latin-name", "source"]
     assert "invoice" == rows.loc["good-1", "category"]
@@ -465,6 +467,10 @@ def test_a_manifest_of_hostile_rows_runs_to_the_end_and_reruns(emulator: Emulato
     assert "7 errors unchanged (not written again)" in rerun.output
     counted = duckdb.sql(f"select status, count(*) from read_parquet('{out}/part-*.parquet') group by 1 order by 1")
     assert [("error", len(errors)), ("ok", len(ok_ids))] == counted.fetchall()
+    dry = invoke(["run", str(TRIAGE), str(manifest), "--out", str(out), "--dry-run"], emulator)
+    assert 0 == dry.exit_code, dry.output
+    assert "  7 errors unchanged since last recorded (same manifest row, same job): not written again" in dry.output
+    assert "  error  bad-json-doc: undecodable text: it holds a lone surrogate U+D800" in dry.output
 
 
 def not_utf8_folder(folder: Path) -> dict[str, Outcome]:
@@ -491,12 +497,8 @@ def test_a_folder_with_file_names_not_utf8_runs_to_the_end_and_reruns(emulator: 
     out = tmp_path / "out"
     result = invoke(["run", str(TRIAGE), str(folder), "--out", str(out)], emulator)
     assert 1 == result.exit_code, result.output
-    frame = pipeline.load_results(out).set_index("doc_id")
-    assert sorted(expected) == sorted(frame.index)
-    for doc_id, outcome in expected.items():
-        assert (outcome.error_type or "ok") == (frame.loc[doc_id, "error_type"] if outcome.error_type else "ok")
-        assert all(fragment in str(frame.loc[doc_id, "error_message"]) for fragment in outcome.fragments)
-    assert "caf\\xe9.txt" == frame.loc["caf\\xe9.txt", "source"]
+    rows = check_rows(out, expected)
+    assert "caf\\xe9.txt" == rows.loc["caf\\xe9.txt", "source"]
     sent_before = billed(emulator)
     rerun = invoke(["run", str(TRIAGE), str(folder), "--out", str(out)], emulator)
     assert 1 == rerun.exit_code, rerun.output

@@ -701,6 +701,16 @@ def test_jsonl_fields_utf8_cannot_encode_are_error_rows(tmp_path: Path) -> None:
     assert [{"dept": None}, {"dept": None}] == [refs[3].metadata, refs[4].metadata]
 
 
+def test_jsonl_value_utf8_cannot_encode_sets_no_column_type(tmp_path: Path) -> None:
+    """A refused value counts as a null: the column takes its type from the next value, which is not refused."""
+    rows: list[dict[str, Any] | str] = [{"id": "a", "text": "x", "n": "\ud800"}, {"id": "b", "text": "x", "n": 5}]
+    manifest = write_jsonl(tmp_path / "m.jsonl", rows)
+    assert {"n": "int64"} == manifest_metadata_columns(manifest)
+    problem = "a lone surrogate U+D800 (half of a UTF-16 pair, not a character) at character 1"
+    expected = [("a", f"m.jsonl line 1: column 'n' is not valid Unicode text: it holds {problem}"), ("b", None)]
+    assert expected == errors(read_manifest(manifest))
+
+
 def test_jsonl_first_row_column_name_utf8_cannot_encode_is_a_manifest_error(tmp_path: Path) -> None:
     """The first row's keys become output columns: one that is not valid text stops the manifest, naming it."""
     manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "text": "x", "de\udc80pt": "ops"}])
