@@ -37,6 +37,7 @@ from .errors import FatalRunError, PipelineError, RequestError, TransientError
 __all__ = ["ApiClient", "ApiResponse", "HeadersObserver", "translate_error"]
 
 HeadersObserver = Callable[[Mapping[str, str]], None]
+ConnectedObserver = Callable[[], None]
 SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached", "spend_limit_reached", "workspace_spend_limit_reached"})
 # Connections are spread over several clients of at most this many: at 512 connections one client
 # (one connection pool) did measurably worse than 32 small ones, with httpcore's pool (which scans
@@ -255,7 +256,26 @@ class _AioHttpClient(anthropic.DefaultAioHttpClient):
     request goes out, from its `client` factory when it has one; the factory given here builds the
     same connector (pool size, keepalive expiry, TLS context) with a socket factory added.
     Transports for proxies from the environment are left as the SDK makes them.
+
+    The session also reports every new connection (`on_connected`): a connection the API accepted
+    proves it reachable, even while the answers on it are minutes away.
     """
+
+    def __init__(self, *args: Any, on_connected: ConnectedObserver | None = None, **kwargs: Any) -> None:
+        self._on_connected = on_connected
+        super().__init__(*args, **kwargs)
+
+    def _trace_configs(self) -> list[aiohttp.TraceConfig]:
+        observer = self._on_connected
+        if observer is None:
+            return []
+
+        async def connected(*_: Any) -> None:
+            observer()
+
+        tracing = aiohttp.TraceConfig()
+        tracing.on_connection_create_end.append(connected)
+        return [tracing]
 
     def _init_transport(self, *args: Any, **kwargs: Any) -> httpx2.AsyncBaseTransport:
         transport = super()._init_transport(*args, **kwargs)
@@ -269,7 +289,7 @@ class _AioHttpClient(anthropic.DefaultAioHttpClient):
                     ssl=tls if tls is not None else True,
                     socket_factory=_keepalive_socket,
                 )
-                return aiohttp.ClientSession(connector=connector)
+                return aiohttp.ClientSession(connector=connector, trace_configs=self._trace_configs())
 
             transport.client = session  # type: ignore[attr-defined]
         return transport
@@ -301,7 +321,9 @@ class ApiClient:
         base_url: str | None = None,
         max_connections: int = 256,
         on_headers: HeadersObserver | None = None,
+        on_connected: ConnectedObserver | None = None,
     ) -> None:
+        """`on_headers` sees every response's headers; `on_connected` hears of every connection the API accepts."""
         self._on_headers = on_headers
         shards = max(1, -(-max_connections // CONNECTIONS_PER_SHARD))
         per_shard = -(-max_connections // shards)
@@ -314,7 +336,9 @@ class ApiClient:
                 max_retries=0,
                 open_telemetry=tracing,
                 http_client=_AioHttpClient(
-                    verify=tls, limits=httpx2.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
+                    verify=tls,
+                    limits=httpx2.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
+                    on_connected=on_connected,
                 ),
             )
             for _ in range(shards)

@@ -54,12 +54,22 @@ def entry() -> None:
     try:
         code = main.main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        _ignore_late_signals()
         click.echo(INTERRUPTED_MESSAGE, err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        code = EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
+    finally:  # also as a command's own sys.exit() passes
+        _ignore_late_signals()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _ignore_late_signals() -> None:
+    """The exit code is decided: a signal now (the interpreter restores the default handlers as it
+    shuts down) must not turn it into death by signal, 143."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -27,17 +27,18 @@ scales every later estimate.
 
 Reachability. A request that gets no HTTP response at all (connection refused or reset, a connect
 timeout) starts a streak of unreachability, if none is running; any HTTP response, error or not,
-ends it. A request admitted while a streak was already running, that fails to connect too, failed
-because of the API, not of its document: `connection_failed()` says so, and such a failure spends
-none of the document's attempts. The runner ends the run once a streak has lasted its bound
-(`unreachable_for_s()`, `DOCPIPE_UNREACHABLE_S`): an API down for good stops the run (exit 3)
-without burning the documents as error rows, and a shorter outage is ridden through.
+ends it, and so does any new connection the API accepts (`responded()` is called for both): one
+dropped connection among requests whose answers take minutes is not an outage. A request admitted
+while a streak was already running, that fails to connect too, failed because of the API, not of
+its document: `connection_failed()` says so, and such a failure spends none of the document's
+attempts. The runner ends the run once a streak has lasted its bound (`unreachable_for_s()`,
+`DOCPIPE_UNREACHABLE_S`): an API down for good stops the run (exit 3) without burning the
+documents as error rows, and a shorter outage is ridden through.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -217,12 +218,8 @@ class RateLimiter:
         """Learn limits and remaining allowance from `anthropic-ratelimit-*` response headers."""
         now = self._clock()
         for name in ("requests", "input-tokens", "output-tokens"):
-            raw_limit = headers.get(f"anthropic-ratelimit-{name}-limit")
-            if raw_limit is None:
-                continue
-            try:
-                server_limit = float(raw_limit)
-            except ValueError:
+            server_limit = _header_number(headers, f"anthropic-ratelimit-{name}-limit")
+            if server_limit is None or server_limit <= 0:  # a limit of nothing would stall every request
                 continue
             configured = self.configured[name]
             limit = min(server_limit, configured) if configured else server_limit
@@ -233,10 +230,9 @@ class RateLimiter:
             else:
                 bucket.refill(now)
                 bucket.resize(limit)
-            raw_remaining = headers.get(f"anthropic-ratelimit-{name}-remaining")
-            if raw_remaining is not None:
-                with contextlib.suppress(ValueError):
-                    bucket.level = min(bucket.level, float(raw_remaining))
+            remaining = _header_number(headers, f"anthropic-ratelimit-{name}-remaining")
+            if remaining is not None:
+                bucket.level = min(bucket.level, remaining)
 
     def rate_limited(
         self, retry_after_s: float | None, *, headers: Mapping[str, str] | None = None, permit: Permit | None = None
@@ -283,7 +279,7 @@ class RateLimiter:
     # -- reachability ---------------------------------------------------------------------------
 
     def responded(self) -> None:
-        """An HTTP response, error or not: the API is reachable, any streak of failures to connect is over."""
+        """An HTTP response or an accepted connection: the API is reachable, any streak of failures is over."""
         self._unreachable_since = None
 
     def connection_failed(self, permit: Permit) -> bool:
@@ -305,13 +301,15 @@ class RateLimiter:
 
 
 def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+    """A header's finite number; None when absent or not one (`nan`, `inf` and garbage say nothing)."""
     raw = headers.get(name)
     if raw is None:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def bucket_exhausted(headers: Mapping[str, str], permit: Permit | None) -> bool | None:

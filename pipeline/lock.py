@@ -35,7 +35,8 @@ class OutputLock:
 
     def acquire(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
+        # The contents only tell a person who holds the lock: bytes that are not UTF-8 must not stop a run.
+        handle = open(self.path, "a+", encoding="utf-8", errors="replace")  # noqa: SIM115
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -40,6 +40,7 @@ __all__ = [
 # The SDK refuses non-streaming requests that may exceed 10 minutes: 3600 * max_tokens / 128000 > 600.
 NON_STREAMING_MAX_TOKENS = 21_333
 BYTES_PER_TOKEN_ESTIMATE = 3.5  # conservative: real tokenizers average ~4 bytes per token on English
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 TRUNCATION_MARK = "\n\n[... document truncated by docpipe ...]"
 # An id longer than this is shown in the fence as its start, "...", and a hash of the whole id.
 FENCE_ID_MAX_CHARS = 128
@@ -191,10 +192,15 @@ def _check_value(field: Field, value: Any) -> Any:
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"field '{field.name}' should be a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"field '{field.name}' is a number too large for a 64-bit float") from None
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"field '{field.name}' should be an integer")
+        if not INT64_MIN <= value <= INT64_MAX:  # the column is int64: such a row could never be written
+            raise ValueError(f"field '{field.name}' is an integer outside the 64-bit range")
         return value
     if kind == "boolean":
         if not isinstance(value, bool):

@@ -830,6 +830,7 @@ async def _run_async(
         base_url=base_url,
         max_connections=config.concurrency + POOL_MARGIN,
         on_headers=limiter.observe_headers,
+        on_connected=limiter.responded,
     )
     run = _Run(config, client, limiter, writer, ledger, progress, summary)
     skipped: Counter[str] = Counter()

@@ -653,14 +653,21 @@ class _JsonlSchema:
                 self.established[name] = kind
                 self.pending -= 1
             elif kind == "int64" and established == "float64" and isinstance(value, int):
-                value = float(value)
+                whole: int = value
+                try:
+                    value = float(whole)
+                except OverflowError:
+                    bits = whole.bit_length()
+                    problem = problem or f"column {name!r}: an integer of {bits} bits does not fit a float"
+                    value = None
             else:
                 problem = problem or (
                     f"column {name!r} should be {_KIND_NAMES[established]} like earlier rows, got {_KIND_NAMES[kind]}"
                 )
                 value = None
             if kind == "int64" and type(value) is int and not INT64_MIN <= value <= INT64_MAX:
-                problem = problem or f"column {name!r}: {value} does not fit a 64-bit integer"
+                shown = str(value) if value.bit_length() <= 256 else f"an integer of {value.bit_length()} bits"
+                problem = problem or f"column {name!r}: {shown} does not fit a 64-bit integer"
                 value = None
             metadata[name] = value
         return metadata, problem

@@ -325,3 +325,31 @@ def test_second_sigint_exits_at_once_and_the_rerun_completes_exactly_once(
     assert _doc_ids(documents) == sorted(ok.doc_id)  # each document exactly one ok row
     assert len(frame) == len(ok)
     assert documents == total_billed  # the abandoned requests were never answered, so never billed
+
+
+def test_an_integer_answer_beyond_64_bits_is_one_error_row_run_after_run(emulator: Emulator, tmp_path: Path) -> None:
+    """An answer whose integer no int64 column can hold: a schema_mismatch row, never a crash or a re-paid loop."""
+    job = tmp_path / "invoice_total.toml"
+    job.write_text(
+        '[job]\nname = "invoice_total"\nmodel = "claude-haiku-5-5"\nmax_tokens = 256\nschema_retries = 0\n'
+        'instructions = "Extract the invoice total."\n\n[[fields]]\nname = "total"\ntype = "integer"\n'
+        'description = "The amount due, in whole units."\n'
+    )
+    manifest = tmp_path / "m.jsonl"
+    amounts = ["99999999999999999999999" if n == 7 else str(100 + n) for n in range(10)]
+    manifest.write_text(
+        "".join(
+            json.dumps({"id": f"inv-{n}", "text": f"Invoice number {chr(65 + n)}. Total due: {a} EUR."}) + "\n"
+            for n, a in enumerate(amounts)
+        )
+    )
+    out = tmp_path / "out"
+    for _ in range(2):
+        result = invoke(["run", str(job), str(manifest), "--out", str(out)], emulator)
+        assert 1 == result.exit_code, result.output
+        assert "Traceback" not in result.output
+    rows = pipeline.load_results(out)
+    assert ["inv-7"] == rows[rows.status == "error"].doc_id.tolist()
+    [message] = rows[rows.status == "error"].error_message.tolist()
+    assert "field 'total' is an integer outside the 64-bit range" in message
+    assert 11 == billed(emulator)  # ten documents, and inv-7 once more on the rerun: errors are retried

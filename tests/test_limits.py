@@ -603,3 +603,25 @@ def test_the_standard_fault_profile_keeps_concurrency_near_its_maximum(clock: Fa
         else:
             limiter.succeeded()
     assert slot_seconds / elapsed_s > 0.85 * 64
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "nan", "inf"])
+def test_a_limit_header_that_allows_nothing_or_is_no_number_is_ignored(limit: str) -> None:
+    """A requests limit of 0, below 0 or not finite says nothing usable: requests are admitted, nothing divides by 0."""
+
+    async def admitted() -> float | None:
+        limiter = RateLimiter(max_concurrency=4, clock=lambda: 100.0)
+        limiter.observe_headers(
+            {"anthropic-ratelimit-requests-limit": limit, "anthropic-ratelimit-requests-remaining": "0"}
+        )
+        await asyncio.wait_for(limiter.acquire(100, 100), timeout=1.0)
+        return limiter.limit("requests")
+
+    assert None is asyncio.run(admitted())
+
+
+@pytest.mark.parametrize("remaining", ["nan", "NaN", "inf", "-inf"])
+def test_a_429_whose_remaining_is_no_finite_number_shows_no_room(remaining: str) -> None:
+    """`remaining: nan` is no evidence of room: the 429 is not judged contradicted on the strength of it."""
+    headers = {"anthropic-ratelimit-requests-remaining": remaining, "anthropic-ratelimit-requests-limit": "50"}
+    assert bucket_exhausted(headers, None) is None

@@ -109,3 +109,14 @@ def test_a_killed_holders_lock_is_taken_over(tmp_path: Path, holder: subprocess.
         assert lock.took_over_stale is True
         info = json.loads((tmp_path / "out" / ".lock").read_text(encoding="utf-8"))
     assert (os.getpid(), "run-new") == (info["pid"], info["run_id"])
+
+
+def test_a_lock_file_of_bytes_that_are_not_text_is_taken_over(tmp_path: Path) -> None:
+    """The lock's contents only inform a person: garbage in them never stops the next run."""
+    (tmp_path / ".lock").write_bytes(b"\xff\xfe\x00garbage\x80")
+    lock = OutputLock(tmp_path, run_id="run-2").acquire()
+    try:
+        assert lock.took_over_stale
+        assert "run-2" == json.loads((tmp_path / ".lock").read_text())["run_id"]
+    finally:
+        lock.release()

@@ -204,3 +204,19 @@ def test_an_api_gone_for_a_moment_is_ridden_through(tmp_path: Path) -> None:
     assert {"ok"} == set(frame.status)
     assert documents <= total_billed <= documents + concurrency  # at most the requests cut by the stop re-paid
     assert _summary(out)["requests_sent"] > answered  # requests were sent into the outage, and failed
+
+
+def test_one_dropped_connection_among_slow_healthy_answers_is_no_outage(tmp_path: Path) -> None:
+    """A single dropped connection, then answers that take longer than the bound: the run ends 0, not 3."""
+    plan = FaultPlan.from_dict(
+        {"rules": [{"kind": "disconnect", "times": 1}, {"kind": "hang", "seconds": 4}]}, seed=SEED
+    )
+    manifest = _manifest(tmp_path / "m.jsonl", 6)
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, faults=plan)) as emulator:
+        args = ["run", str(TRIAGE), str(manifest), "--out", str(out), "--concurrency", "4"]
+        result = invoke(args, emulator, DOCPIPE_UNREACHABLE_S="2")
+        journal = emulator.control.requests()
+    assert 0 == result.exit_code, result.output
+    assert 1 == sum(entry.get("fault") == "disconnect" for entry in journal)
+    assert _doc_ids(6) == sorted(pipeline.load_results(out).doc_id)

@@ -268,6 +268,9 @@ SCHEMA_MISMATCHES = [
     pytest.param(_with(tags=["acme", "\udc00"]), id="list-item-lone-surrogate"),
     pytest.param(_with(tags=["acme", 3]), id="list-with-number"),
     pytest.param(_with(summary=None), id="required-null"),
+    pytest.param(_with(pages=2**63), id="integer-beyond-int64"),  # a row the int64 column could never hold
+    pytest.param(_with(pages=-(2**63) - 1), id="integer-below-int64"),
+    pytest.param(_with(score=10**400), id="number-beyond-float"),
 ]
 
 

@@ -690,8 +690,11 @@ def test_jsonl_fields_utf8_cannot_encode_are_error_rows(tmp_path: Path) -> None:
         ("meta", f"m.jsonl line 4: column 'dept' is not valid Unicode text: {lone.format('DFFF', 1)}"),
         ("nested", f"m.jsonl line 5: column 'dept' is not valid Unicode text: {lone.format('D83D', 4)}"),
         ("path", f"m.jsonl line 6: path is not a valid file name: {lone.format('D800', 2)}"),
-        ("m.jsonl:7", f"m.jsonl line 7: id {'x' * 60!r}... is 4,097 characters long, over the 4,096 allowed; "
-         "is the document's text in the id column?"),
+        (
+            "m.jsonl:7",
+            f"m.jsonl line 7: id {'x' * 60!r}... is 4,097 characters long, over the 4,096 allowed; "
+            "is the document's text in the id column?",
+        ),
         ("x" * sources.MAX_ID_CHARS, None),
         ("good2", None),
     ]
@@ -806,3 +809,19 @@ def test_parquet_values_python_cannot_hold_cost_their_row_alone(tmp_path: Path) 
     assert {"dept": "ops", "seen": "1970-01-01T00:00:00", "big": 1} == refs[0].metadata
     assert [None, None, None] == [refs[3].metadata["dept"], refs[4].metadata["seen"], refs[5].metadata["big"]]
     assert all(encodable(ref) for ref in refs)
+
+
+def test_a_float_column_meeting_an_integer_too_large_for_a_float_fails_that_row_only(tmp_path: Path) -> None:
+    """A JSONL float column, then a 401-digit integer: that row's error, the rows around it untouched."""
+    manifest = tmp_path / "m.jsonl"
+    rows = [
+        {"id": "a", "text": "x", "score": 1.5},
+        {"id": "b", "text": "y", "score": 10**400},
+        {"id": "c", "text": "z"},
+    ]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    refs = list(read_manifest(manifest))
+    assert ["a", "b", "c"] == [ref.doc_id for ref in refs]
+    assert refs[1].error is not None
+    assert "column 'score': an integer of 1329 bits does not fit a float" in str(refs[1].error)
+    assert (1.5, None) == (refs[0].metadata["score"], refs[2].metadata["score"])
