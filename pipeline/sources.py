@@ -465,7 +465,7 @@ class _Rows:
         """The ref for one parsed row; `problem` is a metadata problem found by the format's reader."""
         raw_id = fields.get("id")
         doc_id: str | None
-        if type(raw_id) is str and raw_id.isascii() and 0 < len(raw_id) <= MAX_ID_CHARS and not raw_id.isspace():
+        if type(raw_id) is str and raw_id and raw_id.isascii() and len(raw_id) <= MAX_ID_CHARS and not raw_id.isspace():
             doc_id, id_problem = raw_id, None  # the common case, kept fast
         else:
             doc_id, id_problem = _check_id(raw_id)
