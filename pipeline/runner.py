@@ -915,7 +915,11 @@ def run(config: RunConfig, *, progress: Progress | None = None) -> RunSummary:
         except KeyboardInterrupt:  # a signal before the run's own handlers were in place
             summary.stopped = "interrupted"
         except (EnvironmentFailure, OSError) as exc:
-            failure = exc if isinstance(exc, EnvironmentFailure) else _output_failure(exc, config.out_dir)
+            failure = (
+                exc
+                if isinstance(exc, EnvironmentFailure)
+                else EnvironmentFailure.from_os_error(exc, doing="write the output directory", path=config.out_dir)
+            )
             summary.stopped, summary.fatal_error = "environment", str(failure)
         summary.wall_s = round(time.monotonic() - started, 3)
         if summary.stopped is not None:
@@ -926,10 +930,6 @@ def run(config: RunConfig, *, progress: Progress | None = None) -> RunSummary:
     finally:
         lock.release()
     return summary
-
-
-def _output_failure(exc: OSError, out_dir: Path) -> EnvironmentFailure:
-    return EnvironmentFailure.from_os_error(exc, doing="write the output directory", path=out_dir)
 
 
 def count_documents(input_path: Path, *, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> int | None:
