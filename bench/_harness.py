@@ -60,6 +60,11 @@ class EmulatorProcess:
         with urllib.request.urlopen(f"{self.base_url}/_emulator/stats", timeout=5) as response:
             return dict(json.loads(response.read()))
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The emulator's request journal, oldest first."""
+        with urllib.request.urlopen(f"{self.base_url}/_emulator/requests", timeout=30) as response:
+            return list(json.loads(response.read())["data"])
+
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
             self.process.terminate()

@@ -14,6 +14,18 @@ retries the emulator saw come back before the `retry-after` their 429 gave them.
 Targets: the fault run within 1.3x the clean run, every document ok, 0 retries before their
 `retry-after`.
 
+The floor. The fault draws are fixed per document and attempt (the emulator draws them from the
+request body and how often it has seen it), so each document meets the same chain of answers in
+every run: say a 429, then a 529, then a 200. No scheduler that obeys every `retry-after` can finish
+a document sooner than its chain allows from its first send, and no scheduler can send the j-th
+document sooner than its place allows (`j // concurrency` rounds of `latency`). `floor_s` is the
+largest of those sums over the documents, read from the emulator's journal of the fault run, in the
+order the documents were first sent; its ratio to the clean run's ideal (`ceil(n / concurrency)`
+rounds) says how far any scheduler that keeps the waits this run took could get. The backoffs after
+a 529 or 500 are this run's own (random, full jitter), so that floor moves a little between runs;
+`floor_without_backoff_s` drops them (every 529 and 500 retried at once) and keeps only what no
+scheduler may skip: each 429's `retry-after` and the latency of the answer that succeeds.
+
     python bench/faults.py [--documents 1000] [--concurrency 64] [--latency-ms 500] [--seed 7]
 """
 
@@ -21,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -53,12 +66,17 @@ def measure(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             base_url=emulator.base_url,
         )
         stats = emulator.stats()
+        journal = emulator.requests() if mode == "faults" else []
     summaries = list((out / "_runs").glob("*.json"))
     if len(summaries) != 1:
         raise SystemExit(f"docpipe exited {code} without a run summary:\n{stderr[-2000:]}")
     summary = json.loads(summaries[0].read_text())
     by_status = stats["requests"]["by_status"]
-    return {
+    floor = {}
+    if journal:
+        lived, bare = floors_s(journal, args.concurrency, args.latency_ms / 1000.0)
+        floor = {"floor_s": round(lived, 3), "floor_without_backoff_s": round(bare, 3)}
+    return floor | {
         "run": mode,
         "exit_code": code,
         "run_wall_s": summary["wall_s"],
@@ -76,6 +94,32 @@ def measure(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
     }
 
 
+def floors_s(journal: list[dict[str, Any]], concurrency: int, latency_s: float) -> tuple[float, float]:
+    """The soonest the fault run could end in the order it sent the documents (see the module docstring).
+
+    Two floors: with each document's chain as this run lived it (its backoffs included), and with
+    only what no scheduler may skip: each 429's `retry-after` and the latency of the answer that
+    succeeded (every 529 and 500 retried at once). A 200 is journaled when its answer leaves,
+    `latency_s` after it arrived; an error as it arrives.
+    """
+    retry_after_s = next(rule["retry_after_s"] for rule in FAULT_PROFILE if rule["kind"] == "rate_limit")
+    chains: dict[str, list[float]] = {}  # body -> [first arrival, last answer, 429s]
+    for entry in journal:
+        if entry.get("endpoint") != "messages" or "body" not in entry:
+            continue
+        arrived = entry["t"] - (latency_s if entry["status"] == 200 else 0.0)
+        done = entry["t"] if entry["status"] == 200 else entry["t"] + latency_s
+        chain = chains.setdefault(entry["body"], [arrived, done, 0])
+        chain[0], chain[1] = min(chain[0], arrived), max(chain[1], done)
+        chain[2] += entry["status"] == 429
+    by_first_send = sorted(chains.values())
+    lived = max((place // concurrency) * latency_s + (done - arrived)
+                for place, (arrived, done, _) in enumerate(by_first_send))
+    bare = max((place // concurrency) * latency_s + told_to_wait * retry_after_s + latency_s
+               for place, (_, _, told_to_wait) in enumerate(by_first_send))
+    return lived, bare
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--documents", type=int, default=1000)
@@ -89,6 +133,7 @@ def main() -> None:
         faults = measure("faults", args, Path(tmp))
         print(json.dumps(faults), file=sys.stderr)
     ratio = faults["run_wall_s"] / clean["run_wall_s"]
+    clean_ideal_s = math.ceil(args.documents / args.concurrency) * args.latency_ms / 1000.0
     print(json.dumps({
         "benchmark": "faults",
         "documents": args.documents,
@@ -98,6 +143,10 @@ def main() -> None:
         "results": [clean, faults],
         "fault_over_clean": round(ratio, 3),
         "fault_over_clean_with_interpreter_start": round(faults["process_wall_s"] / clean["process_wall_s"], 3),
+        "clean_ideal_s": clean_ideal_s,
+        "floor_over_clean_ideal": round(faults["floor_s"] / clean_ideal_s, 3),
+        "floor_without_backoff_over_clean_ideal": round(faults["floor_without_backoff_s"] / clean_ideal_s, 3),
+        "fault_over_floor": round(faults["run_wall_s"] / faults["floor_s"], 3),
         "target": TARGET_RATIO,
         "meets_target": (
             ratio <= TARGET_RATIO and faults["documents_ok"] == args.documents and faults["early_retries"] == 0

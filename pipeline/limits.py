@@ -1,6 +1,9 @@
 """Client-side admission: the API's three rate-limit buckets, a shared pause, adaptive concurrency.
 
-Design. Every request passes one FIFO gate before it is sent. The gate holds it until
+Design. Every request passes one gate before it is sent: retries of documents already started
+enter before first attempts, and each class in arrival order, so a document that has been told to
+wait does not queue again behind every fresh document (a run's tail is its longest chain of
+retries). The gate holds a request until
 
 1. no pause is in force. A 429 whose `anthropic-ratelimit-*` headers show a bucket too low for the
    request (or show no bucket at all) pauses *every* worker until its `retry-after`: the account's
@@ -39,14 +42,19 @@ documents as error rows, and a shorter outage is ridden through.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 __all__ = ["Permit", "RateLimiter", "bucket_exhausted"]
 
 DECREASE_COOLDOWN_S = 1.0
+FIRST_PRIORITY = 0
+RETRY_PRIORITY = 1
 DEFAULT_PAUSE_S = 1.0
 ESTIMATE_SMOOTHING = 0.2
 INITIAL_ESTIMATE_RATIO = 1.0
@@ -91,6 +99,52 @@ class Permit:
     released: bool = False
 
 
+class _PriorityGate:
+    """A lock whose waiters enter by priority (higher first), then in arrival order.
+
+    `asyncio.Lock` is arrival order only. Release hands the lock straight to the best live waiter,
+    so it is never free while someone waits; a waiter cancelled in the queue is skipped, and one
+    cancelled just after being handed the lock passes it on.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    def locked(self) -> bool:
+        return self._held
+
+    @asynccontextmanager
+    async def entry(self, priority: int) -> AsyncIterator[None]:
+        await self._acquire(priority)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, priority: int) -> None:
+        if not self._held:
+            self._held = True
+            return
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (-priority, next(self._arrivals), handed))
+        try:
+            await handed
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():
+                self._release()
+            raise
+
+    def _release(self) -> None:
+        while self._waiters:
+            _, _, handed = heapq.heappop(self._waiters)
+            if not handed.done():
+                handed.set_result(None)
+                return
+        self._held = False
+
+
 class RateLimiter:
     """Admission control shared by every worker of a run (see the module docstring)."""
 
@@ -112,7 +166,7 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket | None] = {
             name: _Bucket(float(limit), now) if limit else None for name, limit in self.configured.items()
         }
-        self._gate = asyncio.Lock()
+        self._gate = _PriorityGate()
         self._released = asyncio.Event()  # a permit settled or a slot opened: waiters look again
         self._paused_until = 0.0
         self._last_decrease = -math.inf
@@ -140,11 +194,14 @@ class RateLimiter:
                 wait = max(wait, bucket.wait_s(amount))
         return wait
 
-    async def acquire(self, estimated_input_tokens: int, max_output_tokens: int) -> Permit:
-        """Wait until the request may be sent, reserve its share, and return the permit."""
+    async def acquire(self, estimated_input_tokens: int, max_output_tokens: int, *, retry: bool = False) -> Permit:
+        """Wait until the request may be sent, reserve its share, and return the permit.
+
+        `retry`: the document has been sent before; it enters ahead of every first attempt waiting.
+        """
         input_tokens = self.scaled_estimate(estimated_input_tokens)
         needs = {"requests": 1.0, "input-tokens": input_tokens, "output-tokens": float(max_output_tokens)}
-        async with self._gate:
+        async with self._gate.entry(RETRY_PRIORITY if retry else FIRST_PRIORITY):
             while self.in_flight >= int(self.concurrency_limit):
                 self._released.clear()
                 await self._released.wait()

@@ -417,7 +417,7 @@ class _Run:
         tracker = _Tracker()
 
         async def attempt(number: int) -> tuple[ApiResponse, Any, float]:
-            permit = await self.limiter.acquire(estimate, self.job.max_tokens)
+            permit = await self.limiter.acquire(estimate, self.job.max_tokens, retry=number > 1)
             # Nothing is sent after a fatal error, and no document is started after a stop: the next run sends it.
             if self.fatal is not None or (number == 1 and self.stop_taking.is_set()):
                 self.limiter.release(permit)

@@ -400,6 +400,67 @@ def test_concurrency_waiters_are_admitted_one_per_release() -> None:
     assert ["released holder", "a", "released a", "b"] == asyncio.run(main())
 
 
+def test_a_retry_enters_ahead_of_first_attempts_that_queued_before_it() -> None:
+    """Behind a full limit of 1: two first attempts queue, then a retry; the retry is admitted first,
+    and the first attempts keep their arrival order."""
+
+    async def main() -> list[str]:
+        limiter = RateLimiter(max_concurrency=1)
+        held = await limiter.acquire(0, 0)
+        order: list[str] = []
+
+        async def worker(name: str, retry: bool) -> None:
+            permit = await limiter.acquire(0, 0, retry=retry)
+            order.append(name)
+            await _yield_to_other_tasks()
+            limiter.release(permit)
+
+        tasks = []
+        for name, retry in (("first-a", False), ("first-b", False), ("retry", True)):
+            tasks.append(asyncio.create_task(worker(name, retry)))
+            await _yield_to_other_tasks()
+        limiter.release(held)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+        return order
+
+    assert ["first-a", "retry", "first-b"] == asyncio.run(main())
+
+
+def test_a_waiter_cancelled_in_the_queue_or_as_it_is_admitted_blocks_nobody() -> None:
+    """A cancelled waiter is skipped; one cancelled in the instant it was handed the gate passes it on."""
+
+    async def main() -> list[str]:
+        limiter = RateLimiter(max_concurrency=1)
+        held = await limiter.acquire(0, 0)
+        order: list[str] = []
+
+        async def worker(name: str, retry: bool = False) -> None:
+            permit = await limiter.acquire(0, 0, retry=retry)
+            order.append(name)
+            limiter.release(permit)
+
+        inside = asyncio.create_task(worker("inside"))  # takes the gate, waits for the slot
+        await _yield_to_other_tasks()
+        gone = asyncio.create_task(worker("gone", retry=True))
+        handed = asyncio.create_task(worker("handed", retry=True))
+        later = asyncio.create_task(worker("later"))
+        await _yield_to_other_tasks()
+        gone.cancel()  # cancelled while queued: skipped
+        await _yield_to_other_tasks()
+        inside.cancel()
+        await asyncio.sleep(0)  # `inside` leaves the gate and hands it to `handed`, which has not run yet
+        handed.cancel()  # cancelled holding the gate: must pass it on to `later`
+        limiter.release(held)
+        await asyncio.wait_for(later, timeout=5)
+        for task in (gone, handed, inside):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await asyncio.wait_for(worker("after"), timeout=5)
+        return order
+
+    assert ["later", "after"] == asyncio.run(main())
+
+
 def test_a_halved_limit_blocks_until_success_climbs_back() -> None:
     """After a 529 halves the limit below in-flight, a waiter is admitted once successes raise it."""
 
