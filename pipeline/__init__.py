@@ -36,10 +36,12 @@ from .errors import (  # light: no third-party imports
 
 if TYPE_CHECKING:
     from .config import RunConfig, resolve_config
+    from .dryrun import dry_run
     from .emulator import Emulator, EmulatorConfig
     from .jobs import Field, Job, load_job
     from .output import load_results
-    from .runner import RunSummary, dry_run, run
+    from .runner import run
+    from .summary import RunSummary
 
 # public name -> the module that defines it, imported on first use
 _HOMES: dict[str, str] = {
@@ -51,8 +53,8 @@ _HOMES: dict[str, str] = {
     "RunConfig": ".config",
     "resolve_config": ".config",
     "load_results": ".output",
-    "RunSummary": ".runner",
-    "dry_run": ".runner",
+    "RunSummary": ".summary",
+    "dry_run": ".dryrun",
     "run": ".runner",
 }
 

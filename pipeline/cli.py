@@ -178,7 +178,7 @@ def run(
     disk failed (the message says what to do); 75 another run holds --out; 130 interrupted
     (rerun to resume).
     """
-    from .runner import dry_run as plan_run
+    from .dryrun import dry_run as plan_run
     from .runner import run as run_job
 
     try:

@@ -59,7 +59,7 @@ from datetime import date, datetime, time
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-from .errors import ConfigError, DocumentError, ExtractionError, ManifestError
+from .errors import ConfigError, DocumentError, ExtractionError, ManifestError, PipelineError
 from .extract import SUPPORTED_SUFFIXES
 from .surrogates import escape_surrogates, is_utf8, utf8_problem
 
@@ -131,11 +131,24 @@ def open_source(
     return read_manifest(input_path)
 
 
-def count_documents(input_path: Path, *, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> int:
-    """How many refs `open_source` will yield (for a progress bar); streams, so it costs one pass."""
-    if not input_path.is_dir() and _manifest_suffix(input_path) == ".parquet":
-        return int(_parquet_file(input_path).metadata.num_rows)
-    return sum(1 for _ in open_source(input_path, include=include, exclude=exclude))
+def count_documents(input_path: Path, *, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> int | None:
+    """How many refs `open_source` will yield, quickly, for a progress bar's total (None when unknown).
+
+    A folder is walked and a Parquet manifest's metadata read, exactly. JSONL and CSV manifests are
+    counted by their non-blank lines, without parsing (that would cost as much as a run over done
+    documents): a CSV cell holding a line break makes the count a little high.
+    """
+    try:
+        suffix = None if input_path.is_dir() else _manifest_suffix(input_path)
+        if suffix == ".parquet":
+            return int(_parquet_file(input_path).metadata.num_rows)
+        if suffix in (".jsonl", ".ndjson", ".csv"):
+            with open(input_path, "rb") as handle:
+                lines = sum(1 for line in handle if not line.isspace())
+            return max(0, lines - (1 if suffix == ".csv" else 0))
+        return sum(1 for _ in open_source(input_path, include=include, exclude=exclude))
+    except (OSError, PipelineError):
+        return None
 
 
 # -- folders ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from pipeline.runner import _DONE, _Handoff
+from pipeline.handoff import DONE, Handoff
 
 
 async def _wait_for(condition: object, timeout_s: float = 5.0) -> None:
@@ -18,7 +18,7 @@ async def _wait_for(condition: object, timeout_s: float = 5.0) -> None:
 
 def test_items_flow_in_order_and_the_queue_is_bounded() -> None:
     async def scenario() -> tuple[list[int], int]:
-        handoff = _Handoff(asyncio.get_running_loop(), capacity=3)
+        handoff = Handoff(asyncio.get_running_loop(), capacity=3)
         stop = threading.Event()
 
         def produce() -> None:
@@ -32,7 +32,7 @@ def test_items_flow_in_order_and_the_queue_is_bounded() -> None:
         await asyncio.sleep(0.05)  # give a producer that ignored the bound the time to overrun it
         held = handoff._queue.qsize()
         taken = []
-        while (item := await handoff.get()) is not _DONE:
+        while (item := await handoff.get()) is not DONE:
             taken.append(item)
         await asyncio.to_thread(producer.join)
         return taken, held
@@ -43,10 +43,10 @@ def test_items_flow_in_order_and_the_queue_is_bounded() -> None:
 
 
 def test_no_document_starts_after_a_stop() -> None:
-    """A producer blocked on a full queue when the run stops hands over nothing more, and workers get _DONE."""
+    """A producer blocked on a full queue when the run stops hands over nothing more, and workers get DONE."""
 
     async def scenario() -> list[object]:
-        handoff = _Handoff(asyncio.get_running_loop(), capacity=2)
+        handoff = Handoff(asyncio.get_running_loop(), capacity=2)
         stop = threading.Event()
 
         def produce() -> None:
@@ -65,14 +65,14 @@ def test_no_document_starts_after_a_stop() -> None:
             await asyncio.sleep(0)  # let any hand-over the producer scheduled arrive
         return [await handoff.get() for _ in range(3)]
 
-    assert [_DONE, _DONE, _DONE] == asyncio.run(scenario())
+    assert [DONE, DONE, DONE] == asyncio.run(scenario())
 
 
 def test_a_full_queue_is_refilled_in_batches() -> None:
     """Once the queue is full, the thread hands over nothing until `refill` slots are free, then fills them."""
 
     async def scenario() -> tuple[int, int, int]:
-        handoff = _Handoff(asyncio.get_running_loop(), capacity=4, refill=2)
+        handoff = Handoff(asyncio.get_running_loop(), capacity=4, refill=2)
         stop = threading.Event()
 
         def produce() -> None:

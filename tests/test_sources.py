@@ -592,7 +592,8 @@ def test_open_source_filters_only_for_folders(tmp_path: Path) -> None:
 
 
 def test_count_documents(tmp_path: Path) -> None:
-    """count_documents matches what open_source yields, for folders and every manifest format."""
+    """count_documents matches what open_source yields, for folders and every manifest format; a CSV
+    cell holding a line break counts one more (the count reads lines, it does not parse)."""
     make_tree(tmp_path, ["docs/a.txt", "docs/b.pdf", "docs/.hidden"])
     write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "text": "x"}, "", "not json", {"id": "b", "text": "y"}])
     (tmp_path / "m.csv").write_text('id,text\na,"multi\nline"\nb,y\n', encoding="utf-8")
@@ -604,7 +605,8 @@ def test_count_documents(tmp_path: Path) -> None:
         count_documents(tmp_path / "m.csv"),
         count_documents(tmp_path / "m.parquet"),
     ]
-    assert counts == [2, 1, 3, 2, 3]
+    assert counts == [2, 1, 3, 3, 3]
+    assert count_documents(tmp_path / "missing.jsonl") is None
 
 
 # -- streaming ---------------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""The dry run: what a run would send and what is already done, as text; sends nothing, writes nothing."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .config import RunConfig
+from .output import load_ledger, output_schema
+from .prepare import Preparer
+from .pricing import TokenUsage, cost_usd
+from .requests import estimate_document_tokens, estimate_prefix_tokens, should_stream, system_prompt
+from .sources import manifest_metadata_columns, open_source
+from .summary import journal_line, skipped_line, unchanged_line
+
+__all__ = ["dry_run"]
+
+
+def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
+    """What a run would send and what is already done, as text; sends nothing, writes nothing."""
+    job = config.job
+    schema = output_schema(job, manifest_metadata_columns(config.input_path))  # a bad manifest fails here too
+    # The journal's rows count as done without being recovered: a dry run writes nothing.
+    ledger = load_ledger(config.out_dir, job, schema=schema)
+    preparer = Preparer(job, ledger)
+    prefix = estimate_prefix_tokens(system_prompt(job), job.output_schema())
+    listed: list[str] = []
+    to_send = errors = estimated_input = 0
+    skipped: Counter[str] = Counter()
+    for ref in open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped):
+        work = preparer.prepare(ref)
+        if work is None:
+            continue
+        if config.limit is not None and to_send + errors >= config.limit:
+            break
+        if work.error is not None:
+            errors += 1
+            line = f"  error  {work.ref.doc_id}: {work.error.message}"
+        else:
+            to_send += 1
+            tokens = prefix + estimate_document_tokens(work.ref.doc_id, work.text or "")
+            estimated_input += tokens
+            line = f"  send   {work.ref.doc_id}  ~{tokens:,} input tokens{'  (truncated)' if work.truncated else ''}"
+        if len(listed) < max_listed:
+            listed.append(line)
+    ceiling = cost_usd(job.model, TokenUsage(input_tokens=estimated_input, output_tokens=to_send * job.max_tokens))
+    shown = f" (first {max_listed} listed)" if to_send + errors > max_listed else ""
+    header = [
+        f"docpipe: dry run of job {job.name!r} (fingerprint {job.fingerprint}) over {config.input_path}",
+        f"  model {job.model}, max_tokens {job.max_tokens}, {'streamed' if should_stream(job) else 'non-streaming'}, "
+        f"fields: {', '.join(f.name for f in job.fields)}",
+        f"  would send {to_send} request(s), ~{estimated_input:,} input tokens before caching; "
+        f"cost at most ${ceiling or 0:.4f} if every answer used max_tokens",
+        f"  {preparer.already_done} already done (same content, same job fingerprint): not sent again",
+        *([f"  {journal_line(ledger.journal_rows)}"] if ledger.journal_rows else []),
+        *([f"  {unchanged_line(preparer.errors_unchanged)}"] if preparer.errors_unchanged else []),
+        *([f"  {skipped_line(skipped)}"] if skipped else []),
+        f"  {errors} would be error rows before any request{shown}:" if errors else f"  no input errors{shown}:",
+    ]
+    return "\n".join(header + listed)

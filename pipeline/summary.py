@@ -1,0 +1,164 @@
+"""The run summary: what a run did, for people (printed) and for monitoring (`<out>/_runs/<run_id>.json`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import EXIT_OK
+from .journal import JournalDamage
+
+__all__ = ["RunSummary", "new_run_id", "percentile", "report_damage", "write_summary"]
+
+RUNS_DIR = "_runs"
+JOURNAL_DAMAGE_LISTED = 20  # damaged journal lines named in the summary; all are counted
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for people (printed) and monitoring (`<out>/_runs/<run_id>.json`)."""
+
+    run_id: str
+    job: str
+    job_fingerprint: str
+    backend: str
+    started_at: str
+    wall_s: float = 0.0
+    documents: int = 0
+    ok: int = 0
+    errors: int = 0
+    already_done: int = 0
+    errors_unchanged: int = 0  # manifest rows failing as the last run recorded: still in error, not written again
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    requests_sent: int = 0
+    retries: int = 0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    rate_limit_pauses: int = 0
+    concurrency_decreases: int = 0
+    recovered_rows: int = 0
+    journal_damaged_lines: int = 0  # journal lines recovery could not read (the first are in journal_damage)
+    journal_damage: list[str] = field(default_factory=list)  # "<segment> line <n>: <why>"
+    journal_quarantined: list[str] = field(default_factory=list)  # segments moved to _wal/quarantine/
+    skipped_files: dict[str, int] = field(default_factory=dict)  # folder files not of a document type, by extension
+    stopped: str | None = None  # "fatal", "environment", "interrupted" or None
+    fatal_error: str | None = None
+    exit_code: int = EXIT_OK
+    saved_to: str | None = None  # where this summary was saved, None when the disk refused it
+    unsaved_reason: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def describe(self) -> str:
+        lines = [
+            f"docpipe: run {self.run_id} of job {self.job!r} ({self.backend}) "
+            f"{'stopped: ' + self.stopped if self.stopped else 'finished'} in {self.wall_s:.1f} s",
+            f"  documents: {self.documents} seen, {self.ok} ok, {self.errors} errors, {self.already_done} already done"
+            + (f", {self.errors_unchanged} errors unchanged (not written again)" if self.errors_unchanged else ""),
+            f"  tokens: {self.input_tokens:,} input, {self.output_tokens:,} output, {self.cache_read_tokens:,} "
+            f"cache read, {self.cache_write_tokens:,} cache write; cost ${self.cost_usd:.4f}",
+            f"  requests: {self.requests_sent} sent, {self.retries} retried; latency p50 "
+            f"{_ms(self.latency_p50_ms)}, p95 {_ms(self.latency_p95_ms)}",
+        ]
+        if self.errors_by_type:
+            kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(self.errors_by_type.items()))
+            lines.append(f"  errors by type: {kinds}")
+        if self.skipped_files:
+            lines.append(f"  {skipped_line(self.skipped_files)}")
+        if self.recovered_rows:
+            lines.append(f"  recovered {self.recovered_rows} rows from the journal of an interrupted run")
+        if self.journal_damaged_lines:
+            lines += [f"  {damage_line(self.journal_damaged_lines, self.journal_quarantined)}"]
+            lines += [f"    {damage}" for damage in self.journal_damage]
+        if self.saved_to is None and self.unsaved_reason:
+            lines.append(f"  this summary could not be saved: {self.unsaved_reason}")
+        return "\n".join(lines)
+
+
+def skipped_line(skipped: Mapping[str, int]) -> str:
+    """The files a folder walk left out for their type, and how to take them."""
+    total = sum(skipped.values())
+    kinds = ", ".join(f"{suffix}: {count}" for suffix, count in sorted(skipped.items()))
+    files = f"{total} file{'s' if total != 1 else ''}"
+    return f"skipped {files} docpipe does not read ({kinds}); --include takes a file of another type anyway"
+
+
+def journal_line(rows: int) -> str:
+    """What a dry run counted from the journal of an interrupted run (the next run publishes it)."""
+    counted = f"{rows} row{'s' if rows != 1 else ''}"
+    return f"{counted} in the journal of an interrupted run counted as written (the next run publishes them)"
+
+
+def unchanged_line(errors: int) -> str:
+    """Manifest rows that fail exactly as their last recorded row says."""
+    counted = f"{errors} error{'s' if errors != 1 else ''}"
+    return f"{counted} unchanged since last recorded (same manifest row, same job): not written again"
+
+
+def damage_line(damaged_lines: int, quarantined: list[str]) -> str:
+    """What recovery could not read, and where the damaged segments are kept."""
+    segments = ", ".join(quarantined)
+    return (
+        f"journal: {damaged_lines} damaged line{'s' if damaged_lines != 1 else ''} could not be recovered "
+        f"(the other lines were); kept for inspection in _wal/quarantine/: {segments}"
+    )
+
+
+def report_damage(summary: RunSummary, damaged: list[JournalDamage]) -> None:
+    """Journal damage goes into the summary and, at once, to stderr: a person should look."""
+    summary.journal_damaged_lines = len(damaged)
+    summary.journal_damage = [str(damage) for damage in damaged[:JOURNAL_DAMAGE_LISTED]]
+    summary.journal_quarantined = sorted({damage.segment for damage in damaged})
+    print(f"docpipe: warning: {damage_line(len(damaged), summary.journal_quarantined)}", file=sys.stderr)
+    for damage in summary.journal_damage:
+        print(f"docpipe: warning:   {damage}", file=sys.stderr)
+    if len(damaged) > JOURNAL_DAMAGE_LISTED:
+        print(f"docpipe: warning:   ... and {len(damaged) - JOURNAL_DAMAGE_LISTED} more", file=sys.stderr)
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.0f} ms" if value is not None else "n/a"
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 1)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 1)
+
+
+def write_summary(out_dir: Path, summary: RunSummary) -> None:
+    """Save the summary as `_runs/<run_id>.json`; on a failing disk, say where it could not go instead."""
+    runs = out_dir / RUNS_DIR
+    final = runs / f"{summary.run_id}.json"
+    temporary = runs / f".{summary.run_id}.json.tmp"
+    summary.saved_to = str(final)
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(summary.to_json(), encoding="utf-8")
+        os.replace(temporary, final)
+    except OSError as exc:
+        summary.saved_to = None
+        summary.unsaved_reason = f"{exc.strerror or exc} ({exc.filename or runs})"
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
