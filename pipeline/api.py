@@ -1,4 +1,4 @@
-"""The one seam to Claude's API: the only module that imports `anthropic`.
+"""The transport to Claude's API through the official SDK: the only module that imports `anthropic`.
 
 `ApiClient.create()` sends one request, non-streaming or streamed (`messages.stream()` and
 `get_final_message()`, same result either way), and returns the message as plain data. Every SDK
@@ -23,8 +23,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import aiohttp
@@ -33,11 +32,10 @@ import httpx2
 from opentelemetry import trace
 
 from .errors import FatalRunError, PipelineError, RequestError, TransientError
+from .transport import ApiResponse, ConnectedObserver, HeadersObserver
 
 __all__ = ["ApiClient", "ApiResponse", "HeadersObserver", "translate_error"]
 
-HeadersObserver = Callable[[Mapping[str, str]], None]
-ConnectedObserver = Callable[[], None]
 SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached", "spend_limit_reached", "workspace_spend_limit_reached"})
 # Connections are spread over several clients of at most this many: at 512 connections one client
 # (one connection pool) did measurably worse than 32 small ones, with httpcore's pool (which scans
@@ -46,15 +44,6 @@ SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached", "spend_limit_reac
 CONNECTIONS_PER_SHARD = 16
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HTML_TAG = re.compile(r"<[^>]*>")
-
-
-@dataclass(frozen=True, slots=True)
-class ApiResponse:
-    """One successful response as plain data."""
-
-    message: dict[str, Any]
-    request_id: str | None
-    streamed: bool
 
 
 def _retry_after_s(headers: Mapping[str, str]) -> float | None:

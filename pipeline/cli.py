@@ -180,6 +180,7 @@ def run(
     """
     from .dryrun import dry_run as plan_run
     from .runner import run as run_job
+    from .transport import transport_for
 
     try:
         job = load_job(job_file)
@@ -204,7 +205,7 @@ def run(
             click.echo(plan_run(config))
             return
         _tune_gc()
-        summary = run_job(config)
+        summary = run_job(config, transport=transport_for(config))
     except PipelineError as exc:
         _fail(exc)
         return

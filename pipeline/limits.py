@@ -46,7 +46,7 @@ import heapq
 import itertools
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -156,12 +156,15 @@ class RateLimiter:
         itpm: int | None = None,
         otpm: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`clock` and `sleep` are time as the limiter sees it: a test passes its own and drives them."""
         self.max_concurrency = max(1, max_concurrency)
         self.concurrency_limit = float(self.max_concurrency)
         self.in_flight = 0
         self.configured = {"requests": rpm, "input-tokens": itpm, "output-tokens": otpm}
         self._clock = clock
+        self._sleep = sleep
         now = clock()
         self._buckets: dict[str, _Bucket | None] = {
             name: _Bucket(float(limit), now) if limit else None for name, limit in self.configured.items()
@@ -222,7 +225,7 @@ class RateLimiter:
         the refill, so the head of the queue must not sleep through it.
         """
         self._released.clear()
-        refill = asyncio.ensure_future(asyncio.sleep(wait_s))
+        refill = asyncio.ensure_future(self._sleep(wait_s))
         released = asyncio.ensure_future(self._released.wait())
         try:
             await asyncio.wait((refill, released), return_when=asyncio.FIRST_COMPLETED)

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-from tqdm import tqdm
-
 __all__ = ["LogProgress", "NullProgress", "Progress", "Tally", "TqdmProgress", "make_progress"]
 
 DEFAULT_LOG_EVERY_S = 30.0
@@ -54,6 +52,8 @@ class TqdmProgress:
 
     def __init__(self, total: int | None, *, stream: IO[str] | None = None) -> None:
         self._total = total
+        from tqdm import tqdm  # paid by a run on a terminal only
+
         self._bar = tqdm(total=total, unit="doc", file=stream or sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
     def update(self, tally: Tally) -> None:

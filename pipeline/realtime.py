@@ -23,18 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .api import ApiClient, ApiResponse
+from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
 from .errors import (
-    DocumentError,
     EnvironmentFailure,
     FatalRunError,
     ManifestError,
@@ -44,26 +40,24 @@ from .errors import (
     TransientError,
 )
 from .handoff import DONE, Handoff
-from .limits import RateLimiter
-from .output import DoneLedger, ResultWriter, metadata_column_names
+from .limits import Permit, RateLimiter
+from .output import ResultWriter
+from .plans import Planner, RequestSpec
 from .prepare import Preparer, Work
-from .pricing import TokenUsage, cost_usd
-from .progress import Progress, Tally
-from .requests import (
-    build_params,
-    estimate_document_tokens,
-    estimate_prefix_tokens,
-    parse_answer,
-    should_stream,
-    system_prompt,
-)
+from .pricing import TokenUsage
+from .progress import Progress
+from .records import RecordContext, error_row, ok_row
+from .requests import Answer, parse_answer
 from .retry import with_retries
 from .sources import DocumentRef
 from .stopping import Stop, install_signals, restore_signals
-from .summary import RunSummary
+from .summary import RunSummary, percentile
+from .transport import ApiResponse, Transport, TransportFactory, TransportOptions
 
-__all__ = ["RealtimeRun", "execute"]
+__all__ = ["RealtimeRun", "execute", "run_realtime"]
 
+PROGRESS_EVERY_S = 0.5
+POOL_MARGIN = 8  # connections beyond --concurrency: a slow close need not hold up the next request
 WORKERS_PER_SLOT = 2  # documents in hand per request in flight: the spare ones cover documents waiting to retry
 
 
@@ -82,211 +76,136 @@ class _NotSent(Exception):
 
 
 class RealtimeRun:
-    """One run's state: config, collaborators, tallies."""
+    """One realtime run's state: its collaborators, what it has spent, and whether it must stop."""
 
     def __init__(
         self,
         config: RunConfig,
-        client: ApiClient,
+        *,
+        transport: Transport,
         limiter: RateLimiter,
         writer: ResultWriter,
-        ledger: DoneLedger,
+        preparer: Preparer,
         progress: Progress,
         summary: RunSummary,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
         self.job = config.job
-        self.client = client
+        self.transport = transport
         self.limiter = limiter
         self.writer = writer
+        self.preparer = preparer
         self.progress = progress
         self.summary = summary
-        self.preparer = Preparer(config.job, ledger)
-        self.system = system_prompt(config.job)
-        self.schema = config.job.output_schema()  # one dict shared by every request: nothing may mutate params
-        self.fingerprint = config.job.fingerprint
-        self.prefix_estimate = estimate_prefix_tokens(self.system, self.schema)
-        self.stream = should_stream(config.job)
-        self.metadata_columns: dict[str, str] = {}  # manifest column -> output column, filled as seen
-        self.tally = Tally()
+        self.clock = clock
+        self.planner = Planner(config.job)
+        self.records = RecordContext(config.job, summary.run_id, config.backend)
         self.latencies_ms: list[float] = []
-        self.errors_by_type: Counter[str] = Counter()
         self.stop_taking = threading.Event()
         self.fatal: FatalRunError | EnvironmentFailure | None = None
         self.connection_failure: str | None = None  # the last request's failure to connect, for the fatal message
 
-    # -- rows -----------------------------------------------------------------------------------
+    def show_progress(self) -> None:
+        self.progress.update(self.summary.tally(self.preparer.skipped))
 
-    def _base_row(self, work: Work) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "doc_id": work.ref.doc_id,
-            "source": work.ref.source,
-            "doc_sha256": work.sha256,
-            "job": self.job.name,
-            "job_fingerprint": self.fingerprint,
-            "run_id": self.summary.run_id,
-            "backend": self.config.backend,
-            "created_at": datetime.now(UTC),
-            "truncated": work.truncated,
-            "source_size": work.size,
-            "source_mtime_ns": work.mtime_ns,
-            "model": self.job.model,
-        }
-        for name, value in work.ref.metadata.items():
-            column = self.metadata_columns.get(name)
-            if column is None:
-                column = self.metadata_columns[name] = metadata_column_names([name], self.job)[name]
-            row[column] = value
-        return row
-
-    def _record(self, row: dict[str, Any], usage: TokenUsage, cost: float | None) -> None:
+    def write(self, row: dict[str, Any]) -> None:
         try:
             self.writer.add(row)
         except OSError as exc:  # a full disk, a file system gone read-only: no row can be kept now
             raise EnvironmentFailure.from_os_error(
                 exc, doing="record a finished row in", path=self.writer.out_dir
             ) from None
-        self.summary.documents += 1
-        self.tally.done += 1
-        self.summary.input_tokens += usage.input_tokens
-        self.summary.output_tokens += usage.output_tokens
-        self.summary.cache_read_tokens += usage.cache_read_tokens
-        self.summary.cache_write_tokens += usage.cache_write_tokens
-        self.summary.cost_usd += cost or 0.0
-        self.tally.tokens += usage.prompt_tokens + usage.output_tokens
-        self.tally.cost_usd = self.summary.cost_usd
-        if row["status"] == "ok":
-            self.summary.ok += 1
-            self.tally.ok += 1
-        else:
-            self.summary.errors += 1
-            self.tally.errors += 1
-            self.errors_by_type[str(row["error_type"])] += 1
-        self.progress.update(self.tally)
-
-    def record_error(
-        self,
-        work: Work,
-        error: DocumentError,
-        *,
-        usage: TokenUsage | None = None,
-        attempts: int = 0,
-        streamed: bool | None = None,
-    ) -> None:
-        usage = usage or TokenUsage()
-        cost = cost_usd(self.job.model, usage) if usage.prompt_tokens or usage.output_tokens else None
-        row = self._base_row(work) | {
-            "status": "error",
-            "error_type": getattr(error, "error_type", "document_error"),
-            "error_message": error.message,
-            "request_id": error.request_id,
-            "attempts": attempts,
-            "streamed": streamed,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-            "cost_usd": cost,
-        }
-        self._record(row, usage, cost)
+        self.summary.count(row)
+        self.show_progress()
 
     # -- one document ---------------------------------------------------------------------------
 
     async def process(self, work: Work) -> None:
         if work.error is not None:
-            self.record_error(work, work.error)
+            self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
             return
         assert work.text is not None
-        doc_id = work.ref.doc_id
-        params = build_params(self.job, doc_id, work.text, system=self.system, schema=self.schema)
-        estimate = self.prefix_estimate + estimate_document_tokens(doc_id, work.text)
+        (spec,) = self.planner.plan(work.ref.doc_id, work.text)
         tracker = _Tracker()
-
-        async def attempt(number: int) -> tuple[ApiResponse, Any, float]:
-            permit = await self.limiter.acquire(estimate, self.job.max_tokens, retry=number > 1)
-            # Nothing is sent after a fatal error, and no document is started after a stop: the next run sends it.
-            if self.fatal is not None or (number == 1 and self.stop_taking.is_set()):
-                self.limiter.release(permit)
-                raise _NotSent(doc_id)
-            tracker.attempts = number
-            tracker.unreachable = False
-            self.summary.requests_sent += 1
-            if number > 1:
-                self.summary.retries += 1
-            started = time.perf_counter()
-            try:
-                response = await self.client.create(
-                    params, stream=self.stream, timeout_s=self.job.timeout_s, document_id=doc_id
-                )
-            except TransientError as exc:
-                self.limiter.release(permit)
-                tracker.request_id = exc.request_id
-                if exc.no_response:
-                    tracker.unreachable = self.limiter.connection_failed(permit)
-                    self.connection_failure = exc.message
-                else:
-                    self.limiter.responded()
-                if exc.status == 429:
-                    self.limiter.rate_limited(exc.retry_after_s, headers=exc.rate_limit_headers, permit=permit)
-                elif exc.status == 529 or exc.error_type == "overloaded_error":
-                    self.limiter.overloaded()
-                raise
-            except BaseException as exc:
-                self.limiter.release(permit)
-                if isinstance(exc, RequestError):
-                    self.limiter.responded()
-                    tracker.request_id = exc.request_id
-                raise
-            latency_ms = (time.perf_counter() - started) * 1000.0
-            usage = TokenUsage.from_usage(response.message.get("usage") or {})
-            self.limiter.release(
-                permit,
-                counted_input_tokens=usage.input_tokens + usage.cache_write_tokens,
-                cache_read_tokens=usage.cache_read_tokens,
-                output_tokens=usage.output_tokens,
-            )
-            self.limiter.succeeded()
-            tracker.spent = tracker.spent + usage
-            tracker.request_id = response.request_id
-            answer = parse_answer(self.job, response.message, document_id=doc_id, request_id=response.request_id)
-            return response, answer, latency_ms
-
         try:
             (response, answer, latency_ms), attempts = await with_retries(
-                attempt,
+                lambda number: self._attempt(spec, number, tracker),
                 settings=self.job.retry,
                 schema_retries=self.job.schema_retries,
                 spends_attempt=lambda failure: not tracker.unreachable,
+                sleep=self.clock.sleep,
             )
         except (RequestError, ResponseError) as exc:
             exc.request_id = exc.request_id or tracker.request_id
-            self.record_error(work, exc, usage=tracker.spent, attempts=tracker.attempts, streamed=self.stream)
+            row = error_row(
+                self.records, work, exc, created_at=self.clock.wall(),
+                usage=tracker.spent, attempts=tracker.attempts, streamed=spec.stream,
+            )
+            self.write(row)
             return
         except _NotSent:
             return
-        usage = tracker.spent
-        cost = cost_usd(self.job.model, usage)
-        message = response.message
-        row = (
-            self._base_row(work)
-            | answer.values
-            | {
-                "status": "ok",
-                "model": message.get("model") or self.job.model,
-                "stop_reason": message.get("stop_reason"),
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cache_read_tokens": usage.cache_read_tokens,
-                "cache_write_tokens": usage.cache_write_tokens,
-                "cost_usd": cost,
-                "latency_ms": round(latency_ms, 1),
-                "attempts": attempts,
-                "request_id": response.request_id,
-                "streamed": response.streamed,
-            }
-        )
         self.latencies_ms.append(latency_ms)
-        self._record(row, usage, cost)
+        row = ok_row(
+            self.records, work, answer.values, response.message, created_at=self.clock.wall(),
+            usage=tracker.spent, latency_ms=latency_ms, attempts=attempts,
+            request_id=response.request_id, streamed=response.streamed,
+        )
+        self.write(row)
+
+    async def _attempt(self, spec: RequestSpec, number: int, tracker: _Tracker) -> tuple[ApiResponse, Answer, float]:
+        """One attempt at one request: admission, the call, and what its outcome tells the limiter."""
+        permit = await self.limiter.acquire(spec.estimated_input_tokens, spec.max_output_tokens, retry=number > 1)
+        # Nothing is sent after a fatal error, and no document is started after a stop: the next run sends it.
+        if self.fatal is not None or (number == 1 and self.stop_taking.is_set()):
+            self.limiter.release(permit)
+            raise _NotSent(spec.document_id)
+        tracker.attempts = number
+        tracker.unreachable = False
+        self.summary.requests_sent += 1
+        if number > 1:
+            self.summary.retries += 1
+        started = self.clock.monotonic()
+        try:
+            response = await self.transport.create(
+                spec.params, stream=spec.stream, timeout_s=spec.timeout_s, document_id=spec.document_id
+            )
+        except TransientError as exc:
+            self.limiter.release(permit)
+            tracker.request_id = exc.request_id
+            self._heard_failure(exc, permit, tracker)
+            raise
+        except BaseException as exc:
+            self.limiter.release(permit)
+            if isinstance(exc, RequestError):
+                self.limiter.responded()
+                tracker.request_id = exc.request_id
+            raise
+        latency_ms = (self.clock.monotonic() - started) * 1000.0
+        usage = TokenUsage.from_usage(response.message.get("usage") or {})
+        self.limiter.release(
+            permit,
+            counted_input_tokens=usage.input_tokens + usage.cache_write_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            output_tokens=usage.output_tokens,
+        )
+        self.limiter.succeeded()
+        tracker.spent = tracker.spent + usage
+        tracker.request_id = response.request_id
+        answer = parse_answer(self.job, response.message, document_id=spec.document_id, request_id=response.request_id)
+        return response, answer, latency_ms
+
+    def _heard_failure(self, exc: TransientError, permit: Permit, tracker: _Tracker) -> None:
+        if exc.no_response:
+            tracker.unreachable = self.limiter.connection_failed(permit)
+            self.connection_failure = exc.message
+        else:
+            self.limiter.responded()
+        if exc.status == 429:
+            self.limiter.rate_limited(exc.retry_after_s, headers=exc.rate_limit_headers, permit=permit)
+        elif exc.status == 529 or exc.error_type == "overloaded_error":
+            self.limiter.overloaded()
 
 
 def _produce(run: RealtimeRun, source: Iterator[DocumentRef], handoff: Handoff, errors: list[BaseException]) -> None:
@@ -353,9 +272,9 @@ async def _watch_reachability(run: RealtimeRun, stop: Stop) -> None:
     """Stop the run (fatal) once every request has failed to connect for `unreachable_s`, no response in between."""
     bound_s = run.config.unreachable_s
     while (unreachable_s := run.limiter.unreachable_for_s()) < bound_s:
-        await asyncio.sleep(bound_s - unreachable_s)
+        await run.clock.sleep(bound_s - unreachable_s)
     run.fatal = run.fatal or FatalRunError(
-        f"no response from the API at {run.client.base_url} for {unreachable_s:.0f} s: every request failed to "
+        f"no response from the API at {run.transport.base_url} for {unreachable_s:.0f} s: every request failed to "
         f"connect (last: {run.connection_failure}). Check ANTHROPIC_BASE_URL, the network and any proxy, then "
         "rerun: the documents not done are sent then (DOCPIPE_UNREACHABLE_S sets how long to wait)"
     )
@@ -364,10 +283,8 @@ async def _watch_reachability(run: RealtimeRun, stop: Stop) -> None:
 
 async def _ticker(run: RealtimeRun) -> None:
     while True:
-        run.tally.skipped = run.preparer.skipped
-        run.tally.done = run.summary.documents + run.preparer.skipped
-        run.progress.update(run.tally)
-        await asyncio.sleep(0.5)
+        run.show_progress()
+        await run.clock.sleep(PROGRESS_EVERY_S)
 
 
 async def execute(run: RealtimeRun, source: Iterator[DocumentRef]) -> None:
@@ -422,3 +339,47 @@ async def execute(run: RealtimeRun, source: Iterator[DocumentRef]) -> None:
     if producer_errors:  # a manifest that became unusable mid-run, or a bug: surface it
         raise producer_errors[0]
     run.summary.stopped = stop.reason
+
+
+async def run_realtime(
+    config: RunConfig,
+    source: Iterator[DocumentRef],
+    *,
+    transport: TransportFactory,
+    writer: ResultWriter,
+    preparer: Preparer,
+    progress: Progress,
+    summary: RunSummary,
+    clock: Clock = SYSTEM_CLOCK,
+) -> FatalRunError | EnvironmentFailure | None:
+    """Send every document of `source` that needs it; return the error that stopped the run, if one did.
+
+    Opens the transport (and closes it, whatever happens) with a limiter that hears its headers,
+    and leaves in `summary` what the executor alone knows: latencies, pauses, why it stopped.
+    """
+    limiter = RateLimiter(
+        max_concurrency=config.concurrency,
+        rpm=config.rpm,
+        itpm=config.itpm,
+        otpm=config.otpm,
+        clock=clock.monotonic,
+        sleep=clock.sleep,
+    )
+    options = TransportOptions(
+        max_connections=config.concurrency + POOL_MARGIN,
+        on_headers=limiter.observe_headers,
+        on_connected=limiter.responded,
+    )
+    run = RealtimeRun(
+        config, transport=transport(options), limiter=limiter, writer=writer, preparer=preparer,
+        progress=progress, summary=summary, clock=clock,
+    )
+    try:
+        await execute(run, source)
+    finally:
+        await run.transport.aclose()
+        summary.latency_p50_ms = percentile(run.latencies_ms, 50)
+        summary.latency_p95_ms = percentile(run.latencies_ms, 95)
+        summary.rate_limit_pauses = limiter.pauses
+        summary.concurrency_decreases = limiter.decreases
+    return run.fatal

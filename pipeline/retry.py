@@ -17,6 +17,7 @@ since obeying it is a behaviour under test.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -39,7 +40,7 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and exc.error_type == "schema_mismatch"
 
 
-def _wait(settings: RetrySettings) -> Callable[[RetryCallState], float]:
+def _wait(settings: RetrySettings, jitter: Callable[[float, float], float]) -> Callable[[RetryCallState], float]:
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, TransientError) and exc.retry_after_s is not None:
@@ -47,7 +48,7 @@ def _wait(settings: RetrySettings) -> Callable[[RetryCallState], float]:
         if isinstance(exc, ResponseError):
             return 0.0  # a fresh answer, not a recovering server
         ceiling = min(settings.max_backoff_s, settings.initial_backoff_s * 2 ** (state.attempt_number - 1))
-        return random.uniform(0.0, ceiling)
+        return jitter(0.0, ceiling)
 
     return wait
 
@@ -93,15 +94,19 @@ async def with_retries(
     settings: RetrySettings,
     schema_retries: int,
     spends_attempt: Callable[[BaseException], bool] = _every_failure,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    jitter: Callable[[float, float], float] = random.uniform,
 ) -> tuple[T, int]:
     """Run `attempt(attempt_number)` until it succeeds or the budget is spent; return (result, attempts).
 
-    `attempts` counts every attempt made, those that spent nothing of the budget included.
+    `attempts` counts every attempt made, those that spent nothing of the budget included. `sleep`
+    takes every wait and `jitter(low, high)` draws every backoff: a test passes its own.
     """
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),
         stop=_Budget(settings, schema_retries, spends_attempt),
-        wait=_wait(settings),
+        wait=_wait(settings, jitter),
+        sleep=sleep,
         reraise=True,
     )
     async for attempt_state in retrying:

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .errors import EXIT_OK
 from .journal import JournalDamage
+from .progress import Tally
 
 __all__ = ["RunSummary", "new_run_id", "percentile", "report_damage", "write_summary"]
 
@@ -59,6 +61,33 @@ class RunSummary:
     exit_code: int = EXIT_OK
     saved_to: str | None = None  # where this summary was saved, None when the disk refused it
     unsaved_reason: str | None = None
+
+    def count(self, row: Mapping[str, Any]) -> None:
+        """Fold one written row into the totals: the summary is what the rows say, nothing kept beside them."""
+        self.documents += 1
+        self.input_tokens += row.get("input_tokens") or 0
+        self.output_tokens += row.get("output_tokens") or 0
+        self.cache_read_tokens += row.get("cache_read_tokens") or 0
+        self.cache_write_tokens += row.get("cache_write_tokens") or 0
+        self.cost_usd += row.get("cost_usd") or 0.0
+        if row["status"] == "ok":
+            self.ok += 1
+        else:
+            self.errors += 1
+            kind = str(row.get("error_type"))
+            self.errors_by_type[kind] = self.errors_by_type.get(kind, 0) + 1
+
+    def tally(self, skipped: int) -> Tally:
+        """What the progress display shows: this run's rows, and `skipped` documents done before."""
+        tokens = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.output_tokens
+        return Tally(
+            done=self.documents + skipped,
+            ok=self.ok,
+            errors=self.errors,
+            skipped=skipped,
+            tokens=tokens,
+            cost_usd=self.cost_usd,
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

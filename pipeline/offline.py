@@ -1,0 +1,52 @@
+"""`--offline`: the run's transport is docpipe's emulator on loopback, booted when the run opens it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .transport import ApiResponse, Transport, TransportFactory, TransportOptions, api_transport
+
+__all__ = ["OFFLINE_API_KEY", "offline_transport"]
+
+OFFLINE_API_KEY = "sk-docpipe-offline"
+
+
+class _EmulatedApi:
+    """A transport to an emulator it owns: closing it stops the emulator too."""
+
+    def __init__(self, transport: Transport, emulator: Any) -> None:
+        self._transport = transport
+        self._emulator = emulator
+
+    @property
+    def base_url(self) -> str:
+        return self._transport.base_url
+
+    async def create(
+        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+    ) -> ApiResponse:
+        return await self._transport.create(params, stream=stream, timeout_s=timeout_s, document_id=document_id)
+
+    async def aclose(self) -> None:
+        try:
+            await self._transport.aclose()
+        finally:
+            await asyncio.to_thread(self._emulator.stop)
+
+
+def offline_transport() -> TransportFactory:
+    """The emulator with its default configuration, one per run, answering through the real SDK."""
+
+    def open_transport(options: TransportOptions) -> Transport:
+        from .emulator import Emulator, EmulatorConfig
+
+        emulator = Emulator(EmulatorConfig()).start()
+        try:
+            transport = api_transport(api_key=OFFLINE_API_KEY, base_url=emulator.base_url)(options)
+        except BaseException:
+            emulator.stop()
+            raise
+        return _EmulatedApi(transport, emulator)
+
+    return open_transport

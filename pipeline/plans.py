@@ -1,0 +1,56 @@
+"""Plans: a prepared document becomes the requests it needs, as plain data.
+
+Pure: no I/O, no clock. Today every document needs exactly one Messages request built from its
+text. A long document split into pieces and a reduce step, or a PDF sent as a `document` block, are
+plans of several specs or of another payload; the executors send whatever specs they are given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .jobs import Job
+from .requests import build_params, estimate_document_tokens, estimate_prefix_tokens, should_stream, system_prompt
+
+__all__ = ["Planner", "RequestSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """One request to send: its params (shared parts are shared, never mutated) and what it may cost."""
+
+    document_id: str
+    params: dict[str, Any]
+    estimated_input_tokens: int  # for the rate limiter and the dry run's estimate
+    max_output_tokens: int
+    stream: bool
+    timeout_s: float
+
+
+class Planner:
+    """The requests a job needs per document; what every request shares is built once."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.system = system_prompt(job)
+        self.schema = job.output_schema()  # one dict shared by every request: nothing may mutate params
+        self.prefix_estimate = estimate_prefix_tokens(self.system, self.schema)
+        self.stream = should_stream(job)
+
+    def estimate(self, document_id: str, text: str) -> int:
+        """Input tokens one document's request is estimated to send, its shared prefix included."""
+        return self.prefix_estimate + estimate_document_tokens(document_id, text)
+
+    def plan(self, document_id: str, text: str) -> list[RequestSpec]:
+        params = build_params(self.job, document_id, text, system=self.system, schema=self.schema)
+        return [
+            RequestSpec(
+                document_id=document_id,
+                params=params,
+                estimated_input_tokens=self.estimate(document_id, text),
+                max_output_tokens=self.job.max_tokens,
+                stream=self.stream,
+                timeout_s=self.job.timeout_s,
+            )
+        ]

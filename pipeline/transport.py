@@ -1,0 +1,105 @@
+"""What docpipe asks of Claude's API, as a protocol: the seam every executor sends through.
+
+An executor never builds an API client. It is handed a `TransportFactory` and opens the transport
+with its own options (how many connections, who hears the response headers and new connections),
+so the run decides *what* is sent and the factory decides *where*:
+
+- `api_transport(api_key=..., base_url=...)`: the API through the official SDK (`api.ApiClient`,
+  the only module that imports `anthropic`). The SDK is imported when the run opens the transport,
+  after the output directory's lock is taken, so a run that must leave at once does not pay it.
+- `offline.offline_transport()`: the same client against docpipe's emulator, booted on loopback
+  when the transport opens and stopped when it closes (`--offline`).
+- Tests pass their own factory, or one of these pointed at an emulator they control.
+
+The protocol holds what the executors use today: one Messages request, non-streamed or streamed,
+answered as plain data, and its errors translated into docpipe's tree (`TransientError`,
+`RequestError`, `FatalRunError`). Message Batches, token counting and the Files API join it with the
+executors that need them (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+
+__all__ = [
+    "ApiResponse",
+    "ConnectedObserver",
+    "HeadersObserver",
+    "Transport",
+    "TransportFactory",
+    "TransportOptions",
+    "api_transport",
+    "transport_for",
+]
+
+HeadersObserver = Callable[[Mapping[str, str]], None]
+ConnectedObserver = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """One successful response as plain data."""
+
+    message: dict[str, Any]
+    request_id: str | None
+    streamed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """What the executor needs of a transport it opens."""
+
+    max_connections: int
+    on_headers: HeadersObserver | None = None  # sees every response's headers (rate-limit feedback)
+    on_connected: ConnectedObserver | None = None  # hears of every connection the API accepts (reachability)
+
+
+class Transport(Protocol):
+    """An open connection to the API (or something that answers like it)."""
+
+    @property
+    def base_url(self) -> str:
+        """Where requests go, for messages that must name it."""
+        ...
+
+    async def create(
+        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+    ) -> ApiResponse:
+        """Send one Messages request; raise TransientError, RequestError or FatalRunError on failure."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+TransportFactory = Callable[[TransportOptions], Transport]
+
+
+def api_transport(*, api_key: str | None, base_url: str | None) -> TransportFactory:
+    """The API through the official SDK; `ANTHROPIC_BASE_URL` applies when `base_url` is None."""
+
+    def open_transport(options: TransportOptions) -> Transport:
+        from .api import ApiClient
+
+        return ApiClient(
+            api_key=api_key,
+            base_url=base_url,
+            max_connections=options.max_connections,
+            on_headers=options.on_headers,
+            on_connected=options.on_connected,
+        )
+
+    return open_transport
+
+
+def transport_for(config: RunConfig) -> TransportFactory:
+    """The transport a configuration names: docpipe's emulator with `--offline`, else the API."""
+    if config.offline:
+        from .offline import offline_transport
+
+        return offline_transport()
+    return api_transport(api_key=config.api_key, base_url=config.base_url)
