@@ -14,16 +14,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from types import TracebackType
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EmulatorError
 from .config import EmulatorConfig, LatencyModel
 from .control import EmulatorControl
 from .faults import FaultPlan, FaultRule, load_fault_plan
 from .ratelimit import Limits
-from .server import EmulatorState, build_app
+from .state import EmulatorState
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = [
     "Emulator",
@@ -49,6 +50,10 @@ def _check_loopback(host: str) -> None:
 
 
 async def _start(state: EmulatorState, host: str, port: int) -> tuple[web.AppRunner, int]:
+    from aiohttp import web  # the server loads when an emulator starts, not when the package is imported
+
+    from .server import build_app
+
     runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
