@@ -1,8 +1,10 @@
 """What one emulator remembers: caches, limits, journal, batches, fault counters, ids.
 
 Every piece of mutable state lives on an `EmulatorState`, never in a module, so two emulators in
-one process (one per test, say) keep apart. `reset()` forgets it all but the configuration. No
-aiohttp here: the HTTP layer (`server.py` and the `http_*` modules) works over this object.
+one process (one per test, say) keep apart, even when built from one configuration: the fault
+plan in an `EmulatorConfig` is a template, and each state counts its scripted rules afresh.
+`reset()` forgets it all but the configuration. No aiohttp here: the HTTP layer (`server.py` and
+the `http_*` modules) works over this object.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class EmulatorState:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.faults: FaultPlan = config.faults
+        self.faults = _unfired(config.faults)  # the configuration's plan is a template: it never counts
         self.cache = PromptCache()
         self.limiter = RateLimiter(config.limits)
         self.journal = Journal(config.journal_size)
@@ -51,7 +53,7 @@ class EmulatorState:
         self.batches.clear()
         self.seen.clear()
         self.counter = 0
-        self.faults = FaultPlan(rules=self.faults.rules, seed=self.faults.seed)
+        self.faults = _unfired(self.faults)
 
     def new_id(self, prefix: str, *salt: object) -> str:
         self.counter += 1
@@ -73,3 +75,8 @@ class EmulatorState:
         return message_json(
             self.new_id("msg"), spec.id, generation.content, generation.stop_reason, generation.stop_sequence, usage
         )
+
+
+def _unfired(plan: FaultPlan) -> FaultPlan:
+    """The same rules and seed, no rule fired yet."""
+    return FaultPlan(rules=plan.rules, seed=plan.seed)
