@@ -7,11 +7,13 @@ Start it from the command line (`docpipe emulator --port 8765`) or in-process::
 
 The in-process emulator runs its own event loop in a background thread, binds a free loopback port
 and stops cleanly on exit. `docs/emulator.md` lists what is emulated and what is not.
+
+Importing the package is cheap: asyncio, aiohttp and the HTTP server are imported when an
+emulator starts, not before.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,8 @@ from .ratelimit import Limits
 from .state import EmulatorState
 
 if TYPE_CHECKING:
+    import asyncio
+
     from aiohttp import web
 
 __all__ = [
@@ -87,6 +91,8 @@ class Emulator:
         return EmulatorControl(self.base_url)
 
     def _run(self) -> None:
+        import asyncio
+
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
@@ -137,6 +143,7 @@ class Emulator:
 def serve(config: EmulatorConfig, *, host: str = LOOPBACK, port: int = 8765, on_ready: Any = None) -> None:
     """Run the emulator in the foreground until interrupted (the `docpipe emulator` command)."""
     _check_loopback(host)
+    import asyncio
 
     async def main() -> None:
         runner, bound = await _start(EmulatorState(config), host, port)
