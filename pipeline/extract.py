@@ -1,5 +1,9 @@
 """Text from one document file: plain text, Markdown, HTML, JSON, CSV or PDF.
 
+This module chooses the format by suffix and reads the text formats itself (plain text, Markdown,
+JSON, CSV); HTML is read in `extract_html.py` and PDF in `extract_pdf.py`, each loaded with the
+first file of its kind. The helpers those modules share (`Fail`, `reason`) live here.
+
 Every failure is an `ExtractionError` whose message says what is wrong and, where there is one,
 what to do about it; the runner turns it into an error row and carries on. Nothing here raises
 anything else on bad input, and nothing emits Python warnings. The text returned can always be
@@ -20,16 +24,12 @@ import codecs
 import csv
 import io
 import json
-import logging
 import os
 import re
 import stat
-import struct
 import sys
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -66,7 +66,6 @@ CP1252_MESS_TOLERANCE = 0.1
 MESS_SAMPLE_CHARS = 100_000
 CSV_DELIMITERS = (",", ";", "\t")
 CSV_SNIFF_ROWS = 20
-PDF_HEADER_WINDOW = 1024
 PASSWORD_REQUIRED = "encrypted PDF: password required; save an unprotected copy to process it"
 REASON_MAX_CHARS = 200
 
@@ -80,9 +79,9 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 # Encodings a detector proposes for short Western text that are never what a business file is in.
 # UTF-16/32 without a byte-order mark and EBCDIC code pages are not guessed.
 _IMPLAUSIBLE_GUESSES = frozenset({"cp037", "cp273", "cp424", "cp500", "cp875", "cp1006", "cp1026", "cp1140"})
-_Fail: TypeAlias = Callable[[str], ExtractionError]  # builds the error for the document at hand
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_NEWLINES = re.compile(r"\r\n?")
+Fail: TypeAlias = Callable[[str], ExtractionError]  # builds the error for the document at hand
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+NEWLINES = re.compile(r"\r\n?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +141,16 @@ def extract_bytes(
     if not data.strip():
         raise fail("empty document")
     if kind == "pdf":
-        text, pages = _pdf_text(data, fail)
+        from .extract_pdf import pdf_text  # pypdf and the PDF module load with the first PDF
+
+        text, pages = pdf_text(data, fail)
         _check_unicode(text, fail)
         return ExtractedText(text=text, kind=kind, encoding=None, pages=pages)
     decoded, encoding = _decode(data, fail)
     if kind == "html":
-        text = _html_text(decoded, fail)
+        from .extract_html import html_text
+
+        text = html_text(decoded, fail)
     elif kind == "json":
         text = _json_text(decoded, fail)
     elif kind == "csv":
@@ -160,7 +163,7 @@ def extract_bytes(
     return ExtractedText(text=text, kind=kind, encoding=encoding, pages=None)
 
 
-def _check_unicode(text: str, fail: _Fail) -> None:
+def _check_unicode(text: str, fail: Fail) -> None:
     """Refuse text UTF-8 cannot encode: a JSON `\\ud800` escape or a PDF's text map can yield a lone surrogate."""
     problem = utf8_problem(text)
     if problem is not None:
@@ -170,7 +173,7 @@ def _check_unicode(text: str, fail: _Fail) -> None:
 # -- formats and sizes -----------------------------------------------------------------------------
 
 
-def _kind_for(suffix: str, fail: _Fail) -> str:
+def _kind_for(suffix: str, fail: Fail) -> str:
     normalised = suffix.lower()
     if normalised and not normalised.startswith("."):
         normalised = "." + normalised
@@ -191,7 +194,7 @@ def _too_large(size_bytes: int) -> str:
 # -- decoding --------------------------------------------------------------------------------------
 
 
-def _decode(data: bytes, fail: _Fail) -> tuple[str, str]:
+def _decode(data: bytes, fail: Fail) -> tuple[str, str]:
     """Decode text bytes, refusing binary content; newlines normalised to "\\n"."""
     for bom, codec in _BOMS:
         if data.startswith(bom):
@@ -210,12 +213,12 @@ def _decode(data: bytes, fail: _Fail) -> tuple[str, str]:
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             text, encoding = _guess_decode(data, fail)
-    if "\x00" in text or sum(1 for _ in _CONTROL_CHARS.finditer(text)) > MAX_CONTROL_SHARE * len(text):
+    if "\x00" in text or sum(1 for _ in CONTROL_CHARS.finditer(text)) > MAX_CONTROL_SHARE * len(text):
         raise fail("binary content in a text file (control characters); check the file type")
-    return _NEWLINES.sub("\n", text), encoding
+    return NEWLINES.sub("\n", text), encoding
 
 
-def _guess_decode(data: bytes, fail: _Fail) -> tuple[str, str]:
+def _guess_decode(data: bytes, fail: Fail) -> tuple[str, str]:
     import charset_normalizer
     from charset_normalizer.md import mess_ratio
 
@@ -241,105 +244,10 @@ def _plain_text(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.lstrip("\n").rstrip().split("\n"))
 
 
-# -- HTML ------------------------------------------------------------------------------------------
-
-
-class _VisibleText(HTMLParser):
-    """Collects the visible text of an HTML page: the title first, then one line per block."""
-
-    HIDDEN = frozenset({"script", "style", "head", "template", "noscript"})
-    BLOCKS = frozenset(
-        {
-            "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "dialog", "div",
-            "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
-            "h6", "header", "hr", "legend", "li", "main", "nav", "ol", "p", "section", "summary", "table",
-            "tbody", "tfoot", "thead", "tr", "ul",
-        }
-    )  # fmt: skip
-    CELLS = frozenset({"td", "th"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        # <title> counts as hidden too: its text is kept apart, as the first line, and only the first
-        # one is kept (a later <title>, as in an inline SVG, is a tooltip).
-        self.hidden_depth: dict[str, int] = dict.fromkeys((*self.HIDDEN, "title"), 0)
-        self.in_title = False
-        self.pre_depth = 0
-        self.title: list[str] = []
-        self.lines: list[str] = []
-        self.current: list[str] = []
-        self.cells_in_row = 0
-
-    @property
-    def hidden(self) -> bool:
-        return any(self.hidden_depth.values())
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self.in_title = not self.title
-        elif tag == "body":
-            self.hidden_depth["head"] = 0  # a page that never closes <head>
-        if tag in self.hidden_depth:
-            self.hidden_depth[tag] += 1
-        elif tag in self.BLOCKS:
-            self.break_line()
-            if tag == "tr":
-                self.cells_in_row = 0
-        elif tag in self.CELLS:
-            if self.cells_in_row and not self.hidden:
-                self.current.append(" | ")
-            self.cells_in_row += 1
-        elif tag == "pre":
-            self.break_line()
-            self.pre_depth += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self.in_title = False
-        if tag in self.hidden_depth:
-            self.hidden_depth[tag] = max(0, self.hidden_depth[tag] - 1)
-        elif tag in self.BLOCKS:
-            self.break_line()
-        elif tag == "pre":
-            self.break_line()
-            self.pre_depth = max(0, self.pre_depth - 1)
-
-    def handle_data(self, data: str) -> None:
-        if self.in_title:
-            self.title.append(data)
-        elif not self.hidden:
-            self.current.append(data)
-
-    def break_line(self) -> None:
-        joined = "".join(self.current)
-        self.current = []
-        if self.pre_depth:
-            self.lines.extend(line.rstrip() for line in joined.strip("\n").split("\n") if line.strip())
-        else:
-            line = " ".join(joined.split())
-            if line.strip(" |"):
-                self.lines.append(line)
-
-    def text(self) -> str:
-        self.break_line()
-        title = " ".join("".join(self.title).split())
-        return "\n".join([title, *self.lines] if title else self.lines)
-
-
-def _html_text(html: str, fail: _Fail) -> str:
-    parser = _VisibleText()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (AssertionError, ValueError) as exc:  # _markupbase raises these on broken declarations
-        raise fail(f"malformed HTML: {_reason(exc)}") from None
-    return parser.text()
-
-
 # -- JSON ------------------------------------------------------------------------------------------
 
 
-def _json_text(text: str, fail: _Fail) -> str:
+def _json_text(text: str, fail: Fail) -> str:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -392,7 +300,7 @@ def _csv_delimiter(text: str) -> str:
     return best
 
 
-def _csv_text(text: str, fail: _Fail) -> str:
+def _csv_text(text: str, fail: Fail) -> str:
     reader = csv.reader(io.StringIO(text), delimiter=_csv_delimiter(text), strict=True)
     blocks: list[str] = []
     header: list[str] | None = None
@@ -415,83 +323,11 @@ def _csv_text(text: str, fail: _Fail) -> str:
     return "\n\n".join(blocks)
 
 
-# -- PDF -------------------------------------------------------------------------------------------
-
-# pypdf raises a wide range of exception types on malformed files; each of them means "corrupt".
-_PDF_FAILURES: tuple[type[BaseException], ...] = (
-    ArithmeticError,
-    AssertionError,
-    AttributeError,
-    IndexError,
-    KeyError,
-    OSError,
-    RecursionError,
-    TypeError,
-    ValueError,
-    struct.error,
-    zlib.error,
-)
-_pypdf_quietened = False
+# -- shared by the format modules ------------------------------------------------------------------
 
 
-def _quieten_pypdf() -> None:
-    """pypdf logs a warning for every file it repairs; a pipeline reports failures as rows instead."""
-    global _pypdf_quietened
-    if not _pypdf_quietened:
-        logger = logging.getLogger("pypdf")
-        if logger.level == logging.NOTSET:  # leave a logger the application configured alone
-            logger.setLevel(logging.ERROR)
-        _pypdf_quietened = True
-
-
-def _pdf_text(data: bytes, fail: _Fail) -> tuple[str, int]:
-    import pypdf
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
-
-    _quieten_pypdf()
-    failures: tuple[type[BaseException], ...] = (PyPdfError, *_PDF_FAILURES)
-
-    def missing_dependency(exc: DependencyError) -> ExtractionError:
-        if "AES" in str(exc):  # pypdf needs `cryptography` for AES, even to try the empty password
-            return fail(f"encrypted PDF: cannot decrypt it ({_reason(exc)})")
-        return fail(f"unsupported PDF: {_reason(exc)}")
-
-    if b"%PDF-" not in data[:PDF_HEADER_WINDOW]:
-        raise fail("corrupt PDF: no %PDF header, so this is not a PDF file; check the file type")
-    try:
-        reader = pypdf.PdfReader(io.BytesIO(data))  # an encrypted file is tried with "" here already
-        encrypted = reader.is_encrypted
-    except DependencyError as exc:
-        raise missing_dependency(exc) from None
-    except failures as exc:
-        raise fail(f"corrupt PDF: {_reason(exc)}") from None
-    if encrypted:
-        try:
-            decrypted = reader.decrypt("") != pypdf.PasswordType.NOT_DECRYPTED
-        except DependencyError as exc:
-            raise missing_dependency(exc) from None
-        except failures as exc:
-            raise fail(f"encrypted PDF: cannot decrypt it ({_reason(exc)})") from None
-        if not decrypted:
-            raise fail(PASSWORD_REQUIRED)
-    try:
-        page_texts = [page.extract_text() or "" for page in reader.pages]
-    except FileNotDecryptedError:
-        raise fail(PASSWORD_REQUIRED) from None
-    except DependencyError as exc:
-        raise missing_dependency(exc) from None
-    except failures as exc:
-        raise fail(f"corrupt PDF: {_reason(exc)}") from None
-    if not page_texts:
-        raise fail("corrupt PDF: it has no pages")
-    cleaned = [_CONTROL_CHARS.sub("", _NEWLINES.sub("\n", text)).strip() for text in page_texts]
-    if not any(cleaned):
-        raise fail("PDF has no text layer (scanned image?); OCR is not supported")
-    return "\n\f\n".join(cleaned), len(cleaned)
-
-
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     """A short, one-line reason from an exception, without a traceback."""
     lines = str(exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc).__name__
-    return reason if len(reason) <= REASON_MAX_CHARS else reason[: REASON_MAX_CHARS - 3] + "..."
+    first = lines[0] if lines else type(exc).__name__
+    return first if len(first) <= REASON_MAX_CHARS else first[: REASON_MAX_CHARS - 3] + "..."

@@ -178,3 +178,15 @@ def test_cli_missing_fault_profile_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("--port", "0", "--faults", str(tmp_path / "absent.toml"))
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_importing_the_emulator_loads_no_server_and_pipeline_loads_no_emulator() -> None:
+    """`import pipeline` leaves the emulator unloaded; `import pipeline.emulator` leaves aiohttp and pypdf unloaded."""
+    code = (
+        "import sys, pipeline; "
+        "print(any(m.startswith('pipeline.emulator') for m in sys.modules)); "
+        "import pipeline.emulator; "
+        "print(sorted(m for m in ('aiohttp', 'asyncio', 'pypdf', 'pipeline.emulator.server') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert ["False", "[]"] == loaded.split()

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from conftest import SEED, TEST_KEY
 
-from pipeline.emulator import Emulator, Limits
+from pipeline.emulator import Emulator, EmulatorConfig, FaultPlan, Limits
 from pipeline.models import MODELS
 
 MODEL = "claude-haiku-5-5"
@@ -230,6 +230,16 @@ def test_times_limits_how_often_a_rule_fires(emulator: Emulator, client: anthrop
     """A rule with `times = 3` fails exactly the first three requests."""
     emulator.control.set_faults([{"kind": "overloaded", "times": 3}])
     assert [outcome(client, f"Request {index}.") for index in range(5)] == [529, 529, 529, 200, 200]
+
+
+def test_emulators_from_one_configuration_count_fault_rules_apart(make_client: Any) -> None:
+    """Two emulators built from one configuration each fire a `times = 1` rule once: the counts are per emulator."""
+    plan = FaultPlan.from_dict({"rules": [{"kind": "overloaded", "times": 1}]}, seed=SEED)
+    config = EmulatorConfig(seed=SEED, faults=plan)
+    for _ in range(2):
+        with Emulator(config) as emulator:
+            client = make_client(emulator)
+            assert [outcome(client, f"Request {index}.") for index in range(2)] == [529, 200]
 
 
 def test_match_limits_a_rule_to_matching_requests(emulator: Emulator, client: anthropic.Anthropic) -> None:

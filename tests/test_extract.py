@@ -10,7 +10,7 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from pipeline import extract
+from pipeline import extract, extract_pdf
 from pipeline.errors import ExtractionError
 from pipeline.extract import MAX_FILE_BYTES, SUPPORTED_SUFFIXES, ExtractedText, extract_bytes, extract_text
 
@@ -521,3 +521,42 @@ def test_pdf_problems_are_not_logged(tmp_path: Path, caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.WARNING):
         extraction_error(path)
     assert [record for record in caplog.records if record.name.startswith("pypdf")] == []
+
+
+def repaired_pdf() -> bytes:
+    """A PDF whose `startxref` points nowhere: pypdf repairs it, logging warnings as it does."""
+    return make_pdf(["Hello world"]).replace(b"startxref\n", b"startxref\n9")
+
+
+def test_pypdf_logging_is_left_as_found(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """After docpipe reads a PDF, the caller's own pypdf calls log as before: the quieting ends with the extraction."""
+    data = repaired_pdf()
+    with caplog.at_level(logging.WARNING):
+        assert "Hello world" == extract_text(write(tmp_path, "repaired.pdf", data)).text
+        assert [] == [record for record in caplog.records if record.name.startswith("pypdf")]
+        pypdf.PdfReader(io.BytesIO(data))
+    assert logging.NOTSET == logging.getLogger("pypdf").level
+    assert any(record.name.startswith("pypdf") for record in caplog.records)
+
+
+def test_pypdf_logger_the_application_configured_is_left_alone(tmp_path: Path) -> None:
+    """A level the application gave the pypdf logger is kept during and after an extraction."""
+    logger = logging.getLogger("pypdf")
+    logger.setLevel(logging.INFO)
+    try:
+        with extract_pdf.quiet_pypdf():
+            assert logging.INFO == logger.level
+        extract_text(write(tmp_path, "repaired.pdf", repaired_pdf()))
+        assert logging.INFO == logger.level
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
+def test_pypdf_quieting_lasts_until_the_last_extraction_ends() -> None:
+    """Overlapping extractions share the quieting; the logger is restored when the last one ends."""
+    logger = logging.getLogger("pypdf")
+    with extract_pdf.quiet_pypdf():
+        with extract_pdf.quiet_pypdf():
+            assert logging.ERROR == logger.level
+        assert logging.ERROR == logger.level
+    assert logging.NOTSET == logger.level

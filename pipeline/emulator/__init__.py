@@ -7,23 +7,28 @@ Start it from the command line (`docpipe emulator --port 8765`) or in-process::
 
 The in-process emulator runs its own event loop in a background thread, binds a free loopback port
 and stops cleanly on exit. `docs/emulator.md` lists what is emulated and what is not.
+
+Importing the package is cheap: asyncio, aiohttp and the HTTP server are imported when an
+emulator starts, not before.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from types import TracebackType
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EmulatorError
 from .config import EmulatorConfig, LatencyModel
 from .control import EmulatorControl
 from .faults import FaultPlan, FaultRule, load_fault_plan
 from .ratelimit import Limits
-from .server import EmulatorState, build_app
+from .state import EmulatorState
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from aiohttp import web
 
 __all__ = [
     "Emulator",
@@ -49,6 +54,10 @@ def _check_loopback(host: str) -> None:
 
 
 async def _start(state: EmulatorState, host: str, port: int) -> tuple[web.AppRunner, int]:
+    from aiohttp import web  # the server loads when an emulator starts, not when the package is imported
+
+    from .server import build_app
+
     runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
@@ -82,6 +91,8 @@ class Emulator:
         return EmulatorControl(self.base_url)
 
     def _run(self) -> None:
+        import asyncio
+
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
@@ -132,6 +143,7 @@ class Emulator:
 def serve(config: EmulatorConfig, *, host: str = LOOPBACK, port: int = 8765, on_ready: Any = None) -> None:
     """Run the emulator in the foreground until interrupted (the `docpipe emulator` command)."""
     _check_loopback(host)
+    import asyncio
 
     async def main() -> None:
         runner, bound = await _start(EmulatorState(config), host, port)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .engine import stable_hash
+from .hashing import stable_hash
 from .validation import ApiError
 
 __all__ = ["Batch", "BatchStore"]

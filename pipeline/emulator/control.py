@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from typing import Any
 
 __all__ = ["EmulatorControl"]
@@ -17,6 +16,8 @@ class EmulatorControl:
         self.timeout_s = timeout_s
 
     def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        import urllib.request  # with its http.client and ssl: paid by the first control call, not the import
+
         data = json.dumps(payload).encode("utf-8") if payload is not None else None
         request = urllib.request.Request(
             f"{self.base_url}{path}", data=data, method=method, headers={"content-type": "application/json"}

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EmulatorError
-from .engine import stable_hash
+from .hashing import stable_hash
 
 __all__ = ["FAULT_KINDS", "FaultPlan", "FaultRule", "load_fault_plan"]
 

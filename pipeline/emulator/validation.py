@@ -36,63 +36,26 @@ CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 MESSAGE_FIELDS = frozenset(
     {
-        "model",
-        "max_tokens",
-        "messages",
-        "system",
-        "stop_sequences",
-        "tools",
-        "tool_choice",
-        "metadata",
-        "cache_control",
-        "thinking",
-        "output_config",
-        "service_tier",
-        "speed",
-        "inference_geo",
-        "container",
-        "diagnostics",
-        "stream",
+        "model", "max_tokens", "messages", "system", "stop_sequences", "tools", "tool_choice", "metadata",
+        "cache_control", "thinking", "output_config", "service_tier", "speed", "inference_geo", "container",
+        "diagnostics", "stream",
     }
-)
+)  # fmt: skip
 COUNT_TOKENS_FIELDS = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config", "speed"}
 )
 INPUT_BLOCK_TYPES = frozenset(
     {
-        "text",
-        "image",
-        "document",
-        "tool_use",
-        "tool_result",
-        "search_result",
-        "thinking",
-        "redacted_thinking",
-        "server_tool_use",
-        "web_search_tool_result",
-        "container_upload",
+        "text", "image", "document", "tool_use", "tool_result", "search_result", "thinking",
+        "redacted_thinking", "server_tool_use", "web_search_tool_result", "container_upload",
     }
-)
+)  # fmt: skip
 SCHEMA_KEYS = frozenset(
     {
-        "type",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "enum",
-        "const",
-        "anyOf",
-        "allOf",
-        "$ref",
-        "$defs",
-        "description",
-        "title",
-        "format",
-        "minItems",
-        "default",
+        "type", "properties", "required", "additionalProperties", "items", "enum", "const", "anyOf", "allOf",
+        "$ref", "$defs", "description", "title", "format", "minItems", "default",
     }
-)
+)  # fmt: skip
 STRING_FORMATS = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid", "text"}
 )
@@ -270,6 +233,28 @@ def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
     if not messages:
         raise invalid("messages: at least one message is required")
     breakpoints = _count_cache_control(body) if "cache_control" in body else 0
+    breakpoints += _check_messages(messages, spec, version)
+    breakpoints += _check_system(body.get("system"))
+    breakpoints += _check_tools(body.get("tools"))
+    if breakpoints > MAX_CACHE_BREAKPOINTS:
+        raise invalid(
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {breakpoints}."
+        )
+    _check_tool_choice(body.get("tool_choice"), spec)
+    thinking = body.get("thinking")
+    if thinking is not None:
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if kind not in ("adaptive", "enabled", "disabled", "between_tools"):
+            raise invalid("thinking.type: Input should be 'adaptive', 'enabled', 'disabled' or 'between_tools'")
+        if spec.adaptive_thinking and kind in ("enabled", "disabled"):
+            raise invalid(f'"thinking.type.{kind}" is not supported for this model.')
+    if "output_config" in body:
+        _check_output_config(body["output_config"])
+
+
+def _check_messages(messages: list[Any], spec: ModelSpec, version: str) -> int:
+    """Check the turns; return how many cache breakpoints they carry."""
+    breakpoints = 0
     for index, message in enumerate(messages):
         where = f"messages.{index}"
         if not isinstance(message, dict):
@@ -286,7 +271,12 @@ def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
         raise invalid(
             "This model does not support assistant message prefill. The conversation must end with a user message."
         )
-    system = body.get("system")
+    return breakpoints
+
+
+def _check_system(system: Any) -> int:
+    """Check the system prompt; return how many cache breakpoints it carries."""
+    breakpoints = 0
     if system is not None:
         if isinstance(system, list):
             for index, block in enumerate(system):
@@ -295,7 +285,12 @@ def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
                 breakpoints += _count_cache_control(block)
         elif not isinstance(system, str):
             raise invalid("system: Input should be a valid string or list of text blocks")
-    tools = body.get("tools")
+    return breakpoints
+
+
+def _check_tools(tools: Any) -> int:
+    """Check the tool definitions; return how many cache breakpoints they carry."""
+    breakpoints = 0
     if tools is not None:
         if not isinstance(tools, list):
             raise invalid("tools: Input should be a valid list")
@@ -303,11 +298,10 @@ def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
             if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
                 raise invalid(f"tools.{index}.name: Field required")
             breakpoints += _count_cache_control(tool)
-    if breakpoints > MAX_CACHE_BREAKPOINTS:
-        raise invalid(
-            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {breakpoints}."
-        )
-    tool_choice = body.get("tool_choice")
+    return breakpoints
+
+
+def _check_tool_choice(tool_choice: Any, spec: ModelSpec) -> None:
     if tool_choice is not None:
         if not isinstance(tool_choice, dict) or tool_choice.get("type") not in ("auto", "any", "tool", "none"):
             raise invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
@@ -316,15 +310,6 @@ def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
                 f"tool_choice: forced tool use is not supported for {spec.id}; "
                 'use tool_choice {"type": "auto"} or structured outputs (output_config.format)'
             )
-    thinking = body.get("thinking")
-    if thinking is not None:
-        kind = thinking.get("type") if isinstance(thinking, dict) else None
-        if kind not in ("adaptive", "enabled", "disabled", "between_tools"):
-            raise invalid("thinking.type: Input should be 'adaptive', 'enabled', 'disabled' or 'between_tools'")
-        if spec.adaptive_thinking and kind in ("enabled", "disabled"):
-            raise invalid(f'"thinking.type.{kind}" is not supported for this model.')
-    if "output_config" in body:
-        _check_output_config(body["output_config"])
 
 
 def validate_messages(body: Any, version: str) -> ModelSpec:

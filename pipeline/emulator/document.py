@@ -1,0 +1,215 @@
+"""What the emulator's model reads in a request: the document, the instructions, and their words.
+
+A request's document is the text of its last user turn, without the blocks it shares with other
+requests (those carry `cache_control`) and without the tags that fence it in the prompt. Everything
+an answer says is drawn from it: sentences for extractive strings and summaries, words and their
+stems for choosing enum values, dates, amounts, e-mail addresses and URLs where the text has them.
+
+`analyse` is cached: it is a pure function of the text, and the cached value is read-only, so the
+same text gives the same analysis in every request and every emulator of the process.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "Doc",
+    "analyse",
+    "document_text",
+    "extract",
+    "find_date",
+    "find_number",
+    "instructions_text",
+    "keywords",
+    "length_limit",
+    "stem_hits",
+]
+
+WORD_RE = re.compile(r"[a-zA-ZÀ-ÿ]{3,}")
+SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n{2,}|\n(?=[-*#\d])")
+NUMBER_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:[,\s]\d{3})+|\d+)(?:\.(\d+))?(?![\w])")
+ISO_DATE_RE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+WRITTEN_DATE_RE = re.compile(
+    r"\b(\d{1,2})\s+(January|February|March|April|May|June|July|August|September|October|November|December)"
+    r"\s+(\d{4})\b|\b(January|February|March|April|May|June|July|August|September|October|November|December)"
+    r"\s+(\d{1,2}),?\s+(\d{4})\b"
+)
+EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+URL_RE = re.compile(r"https?://[^\s)\"'<>]+")
+LENGTH_RE = re.compile(r"(\d+)\s*(words?|sentences?)", re.IGNORECASE)
+MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+MONTHS: Mapping[str, int] = MappingProxyType({name: index for index, name in enumerate(MONTH_NAMES, start=1)})
+STOPWORDS = frozenset(
+    {
+        "the", "and", "for", "with", "that", "this", "from", "are", "was", "were", "will", "have", "has", "had",
+        "not", "but", "any", "all", "can", "our", "your", "their", "they", "them", "you", "one", "two", "its",
+        "per", "into", "out", "about", "over", "under", "more", "most", "such", "than", "then", "there", "these",
+        "those", "which", "who", "whom", "what", "when", "where", "why", "how", "also", "each", "other", "some",
+        "only", "own", "same", "very", "just", "should", "would", "could", "may", "might", "must", "shall",
+        "been", "being", "does", "did", "done", "use", "used", "using",
+    }
+)  # fmt: skip
+STEM_CHARS = 5  # a keyword longer than this also counts words sharing its first STEM_CHARS letters
+ANALYSIS_CACHE_SIZE = 256
+# A line that is nothing but an XML-style tag (`<document id="7">`, `</document>`): markup that fences
+# a document in the prompt, never words of it, so never part of an answer drawn from it.
+_TAG_LINE_RE = re.compile(r"^[ \t]*</?[A-Za-z][\w.-]*(?:\s[^<>]*)?>[ \t]*$", re.MULTILINE)
+
+
+def _text_of(content: Any, *, skip_cached: bool) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    texts: list[str] = []
+    if isinstance(content, list):
+        for block in content:
+            if not isinstance(block, dict) or (skip_cached and block.get("cache_control")):
+                continue
+            if block.get("type") == "text":
+                texts.append(str(block.get("text", "")))
+            elif block.get("type") == "document":
+                source = block.get("source") or {}
+                if source.get("type") == "text":
+                    texts.append(str(source.get("data", "")))
+                elif source.get("type") == "content" and isinstance(source.get("content"), str):
+                    texts.append(source["content"])
+    return texts
+
+
+def document_text(body: dict[str, Any]) -> str:
+    """The text the request is about: the last user turn, without its cached (shared) blocks or fence tags."""
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            texts = _text_of(message.get("content"), skip_cached=True)
+            if not any(t.strip() for t in texts):
+                texts = _text_of(message.get("content"), skip_cached=False)
+            return _TAG_LINE_RE.sub("", "\n\n".join(texts)).strip("\n")
+    return ""
+
+
+def instructions_text(body: dict[str, Any]) -> str:
+    """Everything the request says that is not the document: system and cached user blocks."""
+    system = body.get("system")
+    parts = [system] if isinstance(system, str) else _text_of(system, skip_cached=False)
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                parts += [
+                    str(b.get("text", ""))
+                    for b in content
+                    if isinstance(b, dict) and b.get("cache_control") and b.get("type") == "text"
+                ]
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Doc:
+    """A text read once: its sentences, and its words counted whole and by stem (read-only)."""
+
+    text: str
+    sentences: tuple[str, ...]
+    words: Mapping[str, int] = field(compare=False)
+    stems: Mapping[str, int] = field(compare=False)  # words counted by their first STEM_CHARS letters
+
+
+@lru_cache(maxsize=ANALYSIS_CACHE_SIZE)
+def analyse(text: str) -> Doc:
+    """The sentences and word counts of `text` (pure, so cached; the result is shared and read-only)."""
+    sentences = []
+    for raw in SENTENCE_SPLIT_RE.split(text):
+        sentence = " ".join(raw.split())
+        if len(sentence.split()) >= 4 and any(c.isalpha() for c in sentence):
+            sentences.append(sentence)
+    if not sentences and text.strip():
+        sentences = [" ".join(text.split())]
+    words = Counter(w.lower() for w in WORD_RE.findall(text))
+    stems: Counter[str] = Counter()
+    for word, count in words.items():
+        if len(word) >= STEM_CHARS:
+            stems[word[:STEM_CHARS]] += count
+    return Doc(text, tuple(sentences), MappingProxyType(words), MappingProxyType(stems))
+
+
+def keywords(text: str) -> set[str]:
+    """The words of a name or description that can say what a value is about (no stopwords)."""
+    return {w.lower() for w in WORD_RE.findall(text.replace("_", " ").replace("-", " "))} - STOPWORDS
+
+
+def stem_hits(doc: Doc, focus: set[str]) -> float:
+    """How often the document uses the keywords (a stem stands in for a long word), five at most each."""
+    score = 0.0
+    for keyword in focus:
+        hits = doc.words.get(keyword, 0)
+        if not hits and len(keyword) > STEM_CHARS:
+            hits = doc.stems.get(keyword[:STEM_CHARS], 0)
+        score += min(hits, 5)
+    return score
+
+
+def length_limit(*texts: str, default_words: int) -> tuple[int, str]:
+    """The first "N words" or "N sentences" the texts ask for, or `default_words` words."""
+    for text in texts:
+        match = LENGTH_RE.search(text or "")
+        if match:
+            unit = "sentences" if match.group(2).lower().startswith("sentence") else "words"
+            return max(1, int(match.group(1))), unit
+    return default_words, "words"
+
+
+def extract(doc: Doc, limit: int, unit: str, *, focus: set[str] | None = None, skip: int = 0) -> str:
+    """The document's first `limit` words or sentences; with `focus`, its sentences about those words first."""
+    sentences = list(doc.sentences)
+    if focus:
+        ranked = sorted(range(len(sentences)), key=lambda i: (-stem_hits(analyse(sentences[i]), focus), i))
+        sentences = [sentences[i] for i in ranked]
+    sentences = sentences[skip:] or sentences
+    if not sentences:
+        return ""
+    if unit == "sentences":
+        return " ".join(sentences[:limit])
+    words: list[str] = []
+    for sentence in sentences:
+        words.extend(sentence.split())
+        if len(words) >= limit:
+            break
+    text = " ".join(words[:limit])
+    return text if len(words) <= limit else text.rstrip(",;:") + "…"
+
+
+def find_date(doc: Doc) -> str | None:
+    """The document's first ISO or written date, as an ISO date (days past the 28th become the 28th)."""
+    match = ISO_DATE_RE.search(doc.text)
+    if match:
+        return match.group(0)
+    written = WRITTEN_DATE_RE.search(doc.text)
+    if written:
+        if written.group(1):
+            day, month, year = int(written.group(1)), MONTHS[written.group(2)], int(written.group(3))
+        else:
+            month, day, year = MONTHS[written.group(4)], int(written.group(5)), int(written.group(6))
+        return f"{year:04d}-{month:02d}-{min(day, 28):02d}"
+    return None
+
+
+def find_number(doc: Doc, salt: int) -> float | None:
+    """An amount from the document (its largest or its first, by `salt`), years left out."""
+    amounts = []
+    for match in NUMBER_RE.finditer(doc.text):
+        whole = re.sub(r"[,\s]", "", match.group(1))
+        value = float(f"{whole}.{match.group(2)}") if match.group(2) else float(whole)
+        if 1900 <= value <= 2100 and not match.group(2):
+            continue  # most likely a year
+        amounts.append(value)
+    if not amounts:
+        return None
+    return max(amounts) if salt % 2 == 0 else amounts[0]

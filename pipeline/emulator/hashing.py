@@ -1,0 +1,30 @@
+"""The emulator's determinism: one seed, hashed with what a value is about, gives every id and draw.
+
+Nothing here keeps state: the same parts give the same number on every run and machine, which is
+what lets a seeded emulator answer a request the same way twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+
+__all__ = ["spelled_id", "stable_hash"]
+
+BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+ID_DIGITS = 22
+
+
+def stable_hash(*parts: object) -> int:
+    """A 64-bit hash of `parts` that is the same on every run and machine."""
+    digest = hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def spelled_id(prefix: str, number: int) -> str:
+    """An id in the API's shape (`msg_01` and 22 base-62 digits) spelling the low digits of `number`."""
+    chars = []
+    for _ in range(ID_DIGITS):
+        number, digit = divmod(number, 62)
+        chars.append(BASE62[digit])
+    return f"{prefix}_01{''.join(chars)}"

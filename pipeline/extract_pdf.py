@@ -1,0 +1,128 @@
+"""Text from a PDF's text layer, with pypdf; every failure an `ExtractionError` (see `extract.py`).
+
+pypdf logs a warning for every file it repairs; a pipeline reports failures as rows instead, so an
+extraction quietens the `pypdf` logger while it runs and leaves it as it found it. The quieting is
+counted, not flagged: concurrent extractions share it, the last one out restores the level, and a
+logger the application configured (any level but NOTSET) is never touched. Outside an extraction,
+a notebook's own pypdf calls log exactly as they would without docpipe.
+
+pypdf is imported on the first PDF, not with the pipeline.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .errors import ExtractionError
+from .extract import CONTROL_CHARS, NEWLINES, PASSWORD_REQUIRED, Fail, reason
+
+__all__ = ["pdf_text", "quiet_pypdf"]
+
+PDF_HEADER_WINDOW = 1024
+PYPDF_LOGGER = "pypdf"
+QUIET_LEVEL = logging.ERROR
+
+# pypdf raises a wide range of exception types on malformed files; each of them means "corrupt".
+_PDF_FAILURES: tuple[type[BaseException], ...] = (
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    OSError,
+    RecursionError,
+    TypeError,
+    ValueError,
+    struct.error,
+    zlib.error,
+)
+
+
+class _LoggerQuieting:
+    """How many extractions are quietening the pypdf logger now, and whether it was ours to quieten."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = 0
+        self.lowered = False  # the level was NOTSET when the first active extraction began
+
+
+_QUIETING = _LoggerQuieting()  # zero active extractions at rest: the logger is as the application left it
+
+
+@contextmanager
+def quiet_pypdf() -> Iterator[None]:
+    """pypdf's repair warnings are not logged while the block runs; the logger is restored after it."""
+    logger = logging.getLogger(PYPDF_LOGGER)
+    with _QUIETING.lock:
+        if _QUIETING.active == 0:
+            _QUIETING.lowered = logger.level == logging.NOTSET  # leave a logger the application configured alone
+            if _QUIETING.lowered:
+                logger.setLevel(QUIET_LEVEL)
+        _QUIETING.active += 1
+    try:
+        yield
+    finally:
+        with _QUIETING.lock:
+            _QUIETING.active -= 1
+            if _QUIETING.active == 0 and _QUIETING.lowered:
+                _QUIETING.lowered = False
+                if logger.level == QUIET_LEVEL:  # unless the application set a level meanwhile
+                    logger.setLevel(logging.NOTSET)
+
+
+def pdf_text(data: bytes, fail: Fail) -> tuple[str, int]:
+    """The text of every page, pages joined by a form feed line, and the page count."""
+    with quiet_pypdf():
+        return _pdf_text(data, fail)
+
+
+def _pdf_text(data: bytes, fail: Fail) -> tuple[str, int]:
+    import pypdf
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
+
+    failures: tuple[type[BaseException], ...] = (PyPdfError, *_PDF_FAILURES)
+
+    def missing_dependency(exc: DependencyError) -> ExtractionError:
+        if "AES" in str(exc):  # pypdf needs `cryptography` for AES, even to try the empty password
+            return fail(f"encrypted PDF: cannot decrypt it ({reason(exc)})")
+        return fail(f"unsupported PDF: {reason(exc)}")
+
+    if b"%PDF-" not in data[:PDF_HEADER_WINDOW]:
+        raise fail("corrupt PDF: no %PDF header, so this is not a PDF file; check the file type")
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))  # an encrypted file is tried with "" here already
+        encrypted = reader.is_encrypted
+    except DependencyError as exc:
+        raise missing_dependency(exc) from None
+    except failures as exc:
+        raise fail(f"corrupt PDF: {reason(exc)}") from None
+    if encrypted:
+        try:
+            decrypted = reader.decrypt("") != pypdf.PasswordType.NOT_DECRYPTED
+        except DependencyError as exc:
+            raise missing_dependency(exc) from None
+        except failures as exc:
+            raise fail(f"encrypted PDF: cannot decrypt it ({reason(exc)})") from None
+        if not decrypted:
+            raise fail(PASSWORD_REQUIRED)
+    try:
+        page_texts = [page.extract_text() or "" for page in reader.pages]
+    except FileNotDecryptedError:
+        raise fail(PASSWORD_REQUIRED) from None
+    except DependencyError as exc:
+        raise missing_dependency(exc) from None
+    except failures as exc:
+        raise fail(f"corrupt PDF: {reason(exc)}") from None
+    if not page_texts:
+        raise fail("corrupt PDF: it has no pages")
+    cleaned = [CONTROL_CHARS.sub("", NEWLINES.sub("\n", text)).strip() for text in page_texts]
+    if not any(cleaned):
+        raise fail("PDF has no text layer (scanned image?); OCR is not supported")
+    return "\n\f\n".join(cleaned), len(cleaned)
