@@ -11,6 +11,10 @@ reason about:
 - `RequestError`: this document's request will fail again as it is (400, 413...);
 - `FatalRunError`: every request will fail (401, 403, 402, an unknown model, a spend limit).
 
+Retrying is an allowlist: only the failures named above are a `TransientError`. An exception the
+translation does not know (a response the SDK could not validate, a bug) is a `RequestError` of
+type `client_error`: the document is recorded in error, not retried, and the next run tries it.
+
 The SDK's own retries are off (`max_retries=0`): retrying is the job of `retry.py` alone.
 """
 
@@ -37,6 +41,8 @@ from .transport import ApiResponse, ConnectedObserver, HeadersObserver
 __all__ = ["ApiClient", "ApiResponse", "HeadersObserver", "translate_error"]
 
 SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached", "spend_limit_reached", "workspace_spend_limit_reached"})
+# Retried besides every 5xx (529 overloaded included): request timeout, conflict, rate limit.
+RETRIED_STATUSES = frozenset({408, 409, 429})
 # Connections are spread over several clients of at most this many: at 512 connections one client
 # (one connection pool) did measurably worse than 32 small ones, with httpcore's pool (which scans
 # every connection on each send and close) and, less so, with aiohttp's. The clients share one TLS
@@ -85,9 +91,15 @@ def _status_message(exc: anthropic.APIStatusError) -> str:
 
 
 def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s: float | None = None) -> PipelineError:
-    """docpipe's exception for an SDK exception (see the module docstring)."""
+    """docpipe's exception for an SDK exception (see the module docstring).
+
+    Only the failures named here are a `TransientError`; an exception this function does not know
+    is a `RequestError` (`client_error`), which the retry layer does not retry.
+    """
+    if isinstance(exc, anthropic.APIStatusError):
+        return _translate_status(exc, document_id=document_id)
+    after = f" after {timeout_s:g} s" if timeout_s else ""
     if isinstance(exc, anthropic.APITimeoutError):
-        after = f" after {timeout_s:g} s" if timeout_s else ""
         if isinstance(exc.__cause__, httpx2.ConnectTimeout):
             return TransientError(
                 f"connecting to the API timed out{after}",
@@ -106,7 +118,6 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
     # Raised by the HTTP layer while a stream is being read: the SDK wraps only what happens before
     # the response starts.
     if isinstance(exc, httpx2.TimeoutException):
-        after = f" after {timeout_s:g} s" if timeout_s else ""
         return TransientError(
             f"the stream stalled{after} without a byte", error_type="timeout", document_id=document_id
         )
@@ -116,24 +127,19 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
             error_type="connection_error",
             document_id=document_id,
         )
-    if not isinstance(exc, anthropic.APIStatusError):
-        return TransientError(
-            f"unexpected client error: {type(exc).__name__}: {exc}", error_type="client_error", document_id=document_id
-        )
-    status = exc.status_code
-    request_id = exc.request_id
-    error_type = exc.type if isinstance(getattr(exc, "type", None), str) else None
-    message = _status_message(exc)
-    error_code = getattr(exc, "error_code", None)
-    headers = exc.response.headers
-    if status == 200:  # an `event: error` in the middle of a stream
-        return TransientError(
-            f"the stream failed mid-way: {error_type or 'error'}: {message}",
-            error_type=error_type or "stream_error",
-            status=status,
-            document_id=document_id,
-            request_id=request_id,
-        )
+    # Not on the list: retrying what nobody named could repeat a billed request or hide a bug. The
+    # document is recorded in error, and the next run tries it again.
+    return RequestError(
+        f"unexpected client error, not retried: {type(exc).__name__}: {exc}",
+        error_type="client_error",
+        document_id=document_id,
+    )
+
+
+def _fatal_status(
+    status: int, error_type: str | None, error_code: object, message: str, request_id: str | None
+) -> FatalRunError | None:
+    """The run-stopping errors: every request will fail the same way (401, 402, 403, 404, a spend limit)."""
     if status == 401:
         return FatalRunError(
             f"the API rejected the API key (401 {error_type or 'authentication_error'}: {message}). "
@@ -158,6 +164,27 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
             "Raise the limit in the Console, then rerun: finished documents are not paid for again.",
             request_id=request_id,
         )
+    return None
+
+
+def _translate_status(exc: anthropic.APIStatusError, *, document_id: str | None) -> PipelineError:
+    """An HTTP error response (or an error event mid-stream): fatal, retried, or this document's."""
+    status = exc.status_code
+    request_id = exc.request_id
+    error_type = exc.type if isinstance(getattr(exc, "type", None), str) else None
+    message = _status_message(exc)
+    headers = exc.response.headers
+    if status == 200:  # an `event: error` in the middle of a stream
+        return TransientError(
+            f"the stream failed mid-way: {error_type or 'error'}: {message}",
+            error_type=error_type or "stream_error",
+            status=status,
+            document_id=document_id,
+            request_id=request_id,
+        )
+    fatal = _fatal_status(status, error_type, getattr(exc, "error_code", None), message, request_id)
+    if fatal is not None:
+        return fatal
 
     def request_error(text: str, kind: str) -> RequestError:
         """This document's request will fail again as it is."""
@@ -175,7 +202,7 @@ def translate_error(exc: Exception, *, document_id: str | None = None, timeout_s
             "request_too_large",
         )
     should_retry = headers.get("x-should-retry")
-    if status in (408, 409, 429) or status >= 500 or should_retry == "true":
+    if status in RETRIED_STATUSES or status >= 500 or should_retry == "true":
         if should_retry == "false":
             return request_error(f"{status} {error_type or 'error'}: {message}", error_type or str(status))
         return TransientError(

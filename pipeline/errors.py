@@ -20,8 +20,9 @@ a message and an exit code at the edge::
     ├── OutputLockedError         another run holds the output directory               (exit 75)
     └── EmulatorError             the built-in API emulator was misconfigured or failed to start (exit 2)
 
-Each class carries its exit code (`exit_code`); the codes are named once, here, for the CLI, the
-runner's summary and the README's table alike. Exit 1 is not an error class: it is a run that
+Each class carries its exit code (`exit_code`); the codes are named once, here (`EXIT_*`), for the
+CLI, the runner's summary and the README's table alike; `tests/test_errors.py` holds this drawing,
+`docpipe run --help` and the README's table to them. Exit 1 is not an error class: it is a run that
 finished with some documents in error, which the next run retries.
 
 Exceptions carry the context a person needs to act: the document id and path, the request id, the

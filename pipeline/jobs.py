@@ -2,9 +2,9 @@
 
 A job file (TOML) names the model, the instructions and the output fields. The fields become both
 the structured-output JSON schema sent with every request and the typed columns of the Parquet
-output, so the two cannot drift apart. Everything that changes the answer goes into the job's
-fingerprint, which every row carries: a job edit re-processes every document, a rerun of the same
-job never does.
+output, so the two cannot drift apart; what each type of field means is in `fields.py`. Everything
+that changes the answer goes into the job's fingerprint, which every row carries: a job edit
+re-processes every document, a rerun of the same job never does.
 
     [job]
     name = "triage"
@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .columns import RESERVED_COLUMNS
 from .errors import JobError
-from .models import DEFAULT_MODEL, MODELS
+from .fields import FIELD_OPTIONS, FIELD_TYPES, LIST_ITEM_TYPES, Field, FieldType, enum_values, types_taking
+from .models import DEFAULT_MODEL, MODELS, ModelSpec
 
 __all__ = [
     "FIELD_TYPES",
@@ -41,40 +43,10 @@ __all__ = [
     "parse_job",
 ]
 
-FIELD_TYPES = ("string", "enum", "number", "integer", "boolean", "date", "list")
 STREAM_MODES = ("auto", "always", "never")
 TOO_LONG_POLICIES = ("truncate", "error")
 CACHE_TTLS = ("5m", "1h")
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
-RESERVED_COLUMNS = frozenset(
-    {
-        "doc_id",
-        "source",
-        "doc_sha256",
-        "status",
-        "error_type",
-        "error_message",
-        "model",
-        "stop_reason",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "cost_usd",
-        "latency_ms",
-        "attempts",
-        "request_id",
-        "job",
-        "job_fingerprint",
-        "run_id",
-        "backend",
-        "created_at",
-        "streamed",
-        "truncated",
-        "source_size",
-        "source_mtime_ns",
-    }
-)
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_TIMEOUT_S = 120.0
@@ -97,48 +69,9 @@ JOB_KEYS = frozenset(
         "schema_retries",
     }
 )
-FIELD_KEYS = frozenset({"name", "type", "description", "values", "max_words", "max_items", "items", "required"})
+FIELD_KEYS = frozenset({"name", "type", "description", "required", *FIELD_OPTIONS})
 RETRY_KEYS = frozenset({"max_attempts", "max_time_s", "initial_backoff_s", "max_backoff_s"})
 LIMIT_KEYS = frozenset({"rpm", "itpm", "otpm"})
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One output field: a JSON-schema property and a typed Parquet column."""
-
-    name: str
-    type: str
-    description: str = ""
-    values: tuple[tuple[str, str], ...] = ()  # enum: (value, description)
-    max_words: int | None = None  # string
-    max_items: int | None = None  # list
-    required: bool = True
-
-    def json_schema(self) -> dict[str, Any]:
-        description = self.description
-        schema: dict[str, Any]
-        if self.type == "enum":
-            lines = "\n".join(f"- {value}: {text}" if text else f"- {value}" for value, text in self.values)
-            description = f"{description}\nOne of:\n{lines}".strip()
-            schema = {"type": "string", "enum": [value for value, _ in self.values]}
-        elif self.type == "string":
-            if self.max_words:
-                description = f"{description} At most {self.max_words} words.".strip()
-            schema = {"type": "string"}
-        elif self.type == "date":
-            schema = {"type": "string", "format": "date"}
-            description = f"{description} An ISO 8601 date (YYYY-MM-DD).".strip()
-        elif self.type == "list":
-            if self.max_items:
-                description = f"{description} At most {self.max_items} items.".strip()
-            schema = {"type": "array", "items": {"type": "string"}}
-        else:
-            schema = {"type": self.type}
-        if description:
-            schema["description"] = description
-        if not self.required:
-            return {"anyOf": [schema, {"type": "null"}]}
-        return schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,15 +183,8 @@ def _choice(
     return str(value)
 
 
-def _parse_field(raw: Any, index: int, path: Path | None) -> Field:
-    where = f"fields[{index}]."
-    if not isinstance(raw, dict):
-        raise JobError("expected a table with name and type", path=path, key=f"fields[{index}]")
-    _check_keys(raw, FIELD_KEYS, where, path)
-    for key in ("name", "type"):
-        if key not in raw:
-            raise JobError("missing required key", path=path, key=f"{where}{key}")
-    name = _expect(raw, "name", str, where, path, "a field name")
+def _field_name(raw: dict[str, Any], where: str, path: Path | None) -> str:
+    name: str = _expect(raw, "name", str, where, path, "a field name")
     if not NAME_RE.match(name):
         raise JobError(
             f"field name {name!r} must be lower_snake_case (letters, digits, underscores)",
@@ -267,51 +193,64 @@ def _parse_field(raw: Any, index: int, path: Path | None) -> Field:
         )
     if name in RESERVED_COLUMNS:
         raise JobError(f"field name {name!r} is reserved for a docpipe column", path=path, key=f"{where}name")
-    kind = raw["type"]
-    if kind not in FIELD_TYPES:
-        raise JobError(f"expected one of {', '.join(FIELD_TYPES)}, got {kind!r}", path=path, key=f"{where}type")
-    description = _expect(raw, "description", str, where, path, "a string") if "description" in raw else ""
+    return name
+
+
+def _field_options(
+    raw: dict[str, Any], kind: FieldType, where: str, path: Path | None
+) -> tuple[tuple[tuple[str, str], ...], int | None, int | None]:
+    """The entry's per-type keys (values, max_words, max_items), each refused on a type that does not take it."""
     values: tuple[tuple[str, str], ...] = ()
-    if kind == "enum":
-        if "values" not in raw:
-            raise JobError(
-                'an enum field needs values = { value = "description", ... }', path=path, key=f"{where}values"
-            )
-        raw_values = raw["values"]
-        if isinstance(raw_values, list) and all(isinstance(v, str) for v in raw_values):
-            values = tuple((v, "") for v in raw_values)
-        elif isinstance(raw_values, dict) and all(isinstance(v, str) for v in raw_values.values()):
-            values = tuple((str(k), str(v)) for k, v in raw_values.items())
-        else:
-            raise JobError(
-                'expected a table of value = "description" (or a list of strings)', path=path, key=f"{where}values"
-            )
-        if len(values) < 2:
-            raise JobError("an enum needs at least two values", path=path, key=f"{where}values")
-        if len({value for value, _ in values}) != len(values):
-            raise JobError("enum values must be distinct", path=path, key=f"{where}values")
+    if "values" in kind.options:
+        try:
+            values = enum_values(raw.get("values"))
+        except ValueError as exc:
+            raise JobError(str(exc), path=path, key=f"{where}values") from None
     elif "values" in raw:
-        raise JobError(f"'values' applies to enum fields only, not {kind}", path=path, key=f"{where}values")
-    if "items" in raw and (kind != "list" or raw["items"] != "string"):
-        raise JobError('only list fields take items, and only items = "string"', path=path, key=f"{where}items")
-    max_words = _positive_int(raw, "max_words", where, path)
-    if max_words is not None and kind != "string":
-        raise JobError(f"'max_words' applies to string fields only, not {kind}", path=path, key=f"{where}max_words")
-    max_items = _positive_int(raw, "max_items", where, path)
-    if max_items is not None and kind != "list":
-        raise JobError(f"'max_items' applies to list fields only, not {kind}", path=path, key=f"{where}max_items")
+        raise JobError(
+            f"'values' applies to {types_taking('values')} fields only, not {kind.name}",
+            path=path,
+            key=f"{where}values",
+        )
+    if "items" in raw and ("items" not in kind.options or raw["items"] not in LIST_ITEM_TYPES):
+        raise JobError(
+            f"only {types_taking('items')} fields take items, and only "
+            + " or ".join(f'items = "{item}"' for item in LIST_ITEM_TYPES),
+            path=path,
+            key=f"{where}items",
+        )
+    limits = []
+    for key in ("max_words", "max_items"):
+        limit = _positive_int(raw, key, where, path)
+        if limit is not None and key not in kind.options:
+            raise JobError(
+                f"'{key}' applies to {types_taking(key)} fields only, not {kind.name}", path=path, key=f"{where}{key}"
+            )
+        limits.append(limit)
+    return values, limits[0], limits[1]
+
+
+def _parse_field(raw: Any, index: int, path: Path | None) -> Field:
+    where = f"fields[{index}]."
+    if not isinstance(raw, dict):
+        raise JobError("expected a table with name and type", path=path, key=f"fields[{index}]")
+    _check_keys(raw, FIELD_KEYS, where, path)
+    for key in ("name", "type"):
+        if key not in raw:
+            raise JobError("missing required key", path=path, key=f"{where}{key}")
+    name = _field_name(raw, where, path)
+    type_name = raw["type"]
+    kind = FIELD_TYPES.get(type_name) if isinstance(type_name, str) else None  # a TOML array is not hashable
+    if kind is None:
+        raise JobError(f"expected one of {', '.join(FIELD_TYPES)}, got {type_name!r}", path=path, key=f"{where}type")
+    description = _expect(raw, "description", str, where, path, "a string") if "description" in raw else ""
+    values, max_words, max_items = _field_options(raw, kind, where, path)
     required = _expect(raw, "required", bool, where, path, "true or false") if "required" in raw else True
-    return Field(name, kind, description.strip(), values, max_words, max_items, required)
+    return Field(name, kind.name, description.strip(), values, max_words, max_items, required)
 
 
-def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: str = "job") -> Job:
-    """Validate a parsed job document; every problem names the file and the key."""
-    _check_keys(data, frozenset({"job", "fields", "retry", "limits"}), "", path)
-    table = data.get("job")
-    if not isinstance(table, dict):
-        raise JobError("missing [job] table", path=path, key="job")
-    _check_keys(table, JOB_KEYS, "job.", path)
-    name = _expect(table, "name", str, "job.", path, "a string") if "name" in table else default_name
+def _model(table: dict[str, Any], path: Path | None) -> tuple[str, ModelSpec, int]:
+    """The job's model, its spec, and the job's max_tokens, checked against the model's maximum output."""
     model = _expect(table, "model", str, "job.", path, "a model id") if "model" in table else DEFAULT_MODEL
     spec = MODELS.get(model)
     if spec is None:
@@ -325,13 +264,21 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
             path=path,
             key="job.max_tokens",
         )
+    return model, spec, max_tokens
+
+
+def _instructions(table: dict[str, Any], path: Path | None) -> str:
     if "instructions" not in table:
         raise JobError(
             "missing required key: what the model should do with each document", path=path, key="job.instructions"
         )
-    instructions = _expect(table, "instructions", str, "job.", path, "a string").strip()
+    instructions = str(_expect(table, "instructions", str, "job.", path, "a string")).strip()
     if not instructions:
         raise JobError("must not be empty", path=path, key="job.instructions")
+    return instructions
+
+
+def _fields(data: dict[str, Any], path: Path | None) -> tuple[Field, ...]:
     raw_fields = data.get("fields")
     if not isinstance(raw_fields, list) or not raw_fields:
         raise JobError("a job needs at least one [[fields]] entry", path=path, key="fields")
@@ -341,6 +288,10 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         if field.name in seen:
             raise JobError(f"duplicate field name {field.name!r}", path=path, key=f"fields[{index}].name")
         seen.add(field.name)
+    return fields
+
+
+def _timeout_s(table: dict[str, Any], path: Path | None) -> float:
     timeout_s = (
         float(_expect(table, "timeout_s", (int, float), "job.", path, "a number of seconds"))
         if "timeout_s" in table
@@ -348,23 +299,39 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
     )
     if timeout_s <= 0:
         raise JobError("expected a positive number of seconds", path=path, key="job.timeout_s")
+    return timeout_s
+
+
+def _schema_retries(table: dict[str, Any], path: Path | None) -> int:
     schema_retries = (
         int(_expect(table, "schema_retries", int, "job.", path, "an integer >= 0")) if "schema_retries" in table else 2
     )
     if schema_retries < 0:
         raise JobError("expected an integer >= 0", path=path, key="job.schema_retries")
-    effort = _choice(table, "effort", EFFORTS, "", "job.", path) or None
-    retry_table = data.get("retry", {})
-    if not isinstance(retry_table, dict):
-        raise JobError("expected a [retry] table", path=path, key="retry")
-    _check_keys(retry_table, RETRY_KEYS, "retry.", path)
+    return schema_retries
+
+
+def _subtable(data: dict[str, Any], name: str, allowed: frozenset[str], path: Path | None) -> dict[str, Any]:
+    """An optional table (`[retry]`, `[limits]`), empty when absent, its keys checked."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise JobError(f"expected a [{name}] table", path=path, key=name)
+    _check_keys(table, allowed, f"{name}.", path)
+    return table
+
+
+def _retry_settings(data: dict[str, Any], path: Path | None) -> RetrySettings:
+    table = _subtable(data, "retry", RETRY_KEYS, path)
     defaults = RetrySettings()
-    retry = RetrySettings(
-        max_attempts=_positive_int(retry_table, "max_attempts", "retry.", path) or defaults.max_attempts,
-        max_time_s=_seconds(retry_table, "max_time_s", defaults.max_time_s, "retry.", path),
-        initial_backoff_s=_seconds(retry_table, "initial_backoff_s", defaults.initial_backoff_s, "retry.", path),
-        max_backoff_s=_seconds(retry_table, "max_backoff_s", defaults.max_backoff_s, "retry.", path),
+    return RetrySettings(
+        max_attempts=_positive_int(table, "max_attempts", "retry.", path) or defaults.max_attempts,
+        max_time_s=_seconds(table, "max_time_s", defaults.max_time_s, "retry.", path),
+        initial_backoff_s=_seconds(table, "initial_backoff_s", defaults.initial_backoff_s, "retry.", path),
+        max_backoff_s=_seconds(table, "max_backoff_s", defaults.max_backoff_s, "retry.", path),
     )
+
+
+def _max_document_tokens(table: dict[str, Any], model: str, spec: ModelSpec, max_tokens: int, path: Path | None) -> int:
     max_document_tokens = _positive_int(table, "max_document_tokens", "job.", path) or DEFAULT_MAX_DOCUMENT_TOKENS
     if max_document_tokens + max_tokens > spec.max_input_tokens:
         raise JobError(
@@ -373,10 +340,26 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
             path=path,
             key="job.max_document_tokens",
         )
-    limits_table = data.get("limits", {})
-    if not isinstance(limits_table, dict):
-        raise JobError("expected a [limits] table", path=path, key="limits")
-    _check_keys(limits_table, LIMIT_KEYS, "limits.", path)
+    return max_document_tokens
+
+
+def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: str = "job") -> Job:
+    """Validate a parsed job document; every problem names the file and the key."""
+    _check_keys(data, frozenset({"job", "fields", "retry", "limits"}), "", path)
+    table = data.get("job")
+    if not isinstance(table, dict):
+        raise JobError("missing [job] table", path=path, key="job")
+    _check_keys(table, JOB_KEYS, "job.", path)
+    name = _expect(table, "name", str, "job.", path, "a string") if "name" in table else default_name
+    model, spec, max_tokens = _model(table, path)
+    instructions = _instructions(table, path)
+    fields = _fields(data, path)
+    timeout_s = _timeout_s(table, path)
+    schema_retries = _schema_retries(table, path)
+    effort = _choice(table, "effort", EFFORTS, "", "job.", path) or None
+    retry = _retry_settings(data, path)
+    max_document_tokens = _max_document_tokens(table, model, spec, max_tokens, path)
+    limits_table = _subtable(data, "limits", LIMIT_KEYS, path)
     return Job(
         name=name,
         path=path,

@@ -50,6 +50,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from .buckets import TokenBucket
+
 __all__ = ["Permit", "RateLimiter", "bucket_exhausted"]
 
 DECREASE_COOLDOWN_S = 1.0
@@ -61,31 +63,6 @@ INITIAL_ESTIMATE_RATIO = 1.0
 # Shorter waits are float round-off of a refill, not a shortfall: an exact clock would never satisfy them.
 MIN_WAIT_S = 1e-6
 SAFETY_MARGIN = 1.02
-
-
-class _Bucket:
-    """A per-minute allowance refilled continuously (capacity = one minute's worth)."""
-
-    __slots__ = ("capacity", "level", "updated")
-
-    def __init__(self, per_minute: float, now: float) -> None:
-        self.capacity = per_minute
-        self.level = per_minute
-        self.updated = now
-
-    def refill(self, now: float) -> None:
-        if now > self.updated:
-            self.level = min(self.capacity, self.level + (now - self.updated) * self.capacity / 60.0)
-            self.updated = now
-
-    def wait_s(self, amount: float) -> float:
-        need = min(amount, self.capacity) - self.level
-        return max(0.0, need * 60.0 / self.capacity)
-
-    def resize(self, per_minute: float) -> None:
-        if per_minute != self.capacity:
-            self.level = min(self.level, per_minute)
-            self.capacity = per_minute
 
 
 @dataclass(slots=True)
@@ -166,8 +143,8 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         now = clock()
-        self._buckets: dict[str, _Bucket | None] = {
-            name: _Bucket(float(limit), now) if limit else None for name, limit in self.configured.items()
+        self._buckets: dict[str, TokenBucket | None] = {
+            name: TokenBucket(float(limit), now) if limit else None for name, limit in self.configured.items()
         }
         self._gate = _PriorityGate()
         self._released = asyncio.Event()  # a permit settled or a slot opened: waiters look again
@@ -285,7 +262,7 @@ class RateLimiter:
             limit = min(server_limit, configured) if configured else server_limit
             bucket = self._buckets[name]
             if bucket is None:
-                bucket = _Bucket(limit, now)
+                bucket = TokenBucket(limit, now)
                 self._buckets[name] = bucket
             else:
                 bucket.refill(now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "get_model"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "Prices", "get_model"]
 
 DEFAULT_MODEL = "claude-haiku-5-5"
 
@@ -42,6 +42,18 @@ class ModelSpec:
     batch_discount: float = 0.5
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prices:
+    """A model's list prices in USD per million tokens, each by name (the names of `ModelSpec` and of
+    `DOCPIPE_PRICES`), so that a price cannot land in another's place unseen."""
+
+    input_usd: float
+    output_usd: float
+    cache_read_usd: float
+    cache_write_5m_usd: float
+    cache_write_1h_usd: float
+
+
 def _spec(
     model_id: str,
     name: str,
@@ -49,11 +61,10 @@ def _spec(
     released: str,
     context: int,
     max_out: int,
-    prices: tuple[float, float, float, float, float],
+    prices: Prices,
     cache_min: int,
     **flags: object,
 ) -> ModelSpec:
-    input_usd, output_usd, write_5m, write_1h, read = prices
     return ModelSpec(
         id=model_id,
         display_name=name,
@@ -61,11 +72,11 @@ def _spec(
         released=released,
         max_input_tokens=context,
         max_output_tokens=max_out,
-        input_usd=input_usd,
-        output_usd=output_usd,
-        cache_write_5m_usd=write_5m,
-        cache_write_1h_usd=write_1h,
-        cache_read_usd=read,
+        input_usd=prices.input_usd,
+        output_usd=prices.output_usd,
+        cache_write_5m_usd=prices.cache_write_5m_usd,
+        cache_write_1h_usd=prices.cache_write_1h_usd,
+        cache_read_usd=prices.cache_read_usd,
         cache_min_tokens=cache_min,
         **flags,  # type: ignore[arg-type]
     )
@@ -82,7 +93,9 @@ MODELS: dict[str, ModelSpec] = {
             "2026-11-09",
             _M,
             128_000,
-            (8.0, 40.0, 10.0, 16.0, 0.20),
+            Prices(
+                input_usd=8.0, output_usd=40.0, cache_read_usd=0.20, cache_write_5m_usd=10.0, cache_write_1h_usd=16.0
+            ),
             512,
             adaptive_thinking=True,
             rejects_forced_tool_use=True,
@@ -94,7 +107,9 @@ MODELS: dict[str, ModelSpec] = {
             "2026-09-01",
             _M,
             128_000,
-            (10.0, 50.0, 12.5, 20.0, 0.25),
+            Prices(
+                input_usd=10.0, output_usd=50.0, cache_read_usd=0.25, cache_write_5m_usd=12.5, cache_write_1h_usd=20.0
+            ),
             512,
             adaptive_thinking=True,
             rejects_forced_tool_use=True,
@@ -106,7 +121,9 @@ MODELS: dict[str, ModelSpec] = {
             "2026-06-09",
             _M,
             128_000,
-            (10.0, 50.0, 12.5, 20.0, 1.0),
+            Prices(
+                input_usd=10.0, output_usd=50.0, cache_read_usd=1.0, cache_write_5m_usd=12.5, cache_write_1h_usd=20.0
+            ),
             512,
             adaptive_thinking=True,
         ),
@@ -117,14 +134,34 @@ MODELS: dict[str, ModelSpec] = {
             "2026-09-22",
             _M,
             128_000,
-            (4.0, 20.0, 5.0, 8.0, 0.20),
+            Prices(input_usd=4.0, output_usd=20.0, cache_read_usd=0.20, cache_write_5m_usd=5.0, cache_write_1h_usd=8.0),
             512,
             adaptive_thinking=True,
             rejects_forced_tool_use=True,
         ),
-        _spec("claude-opus-5", "Claude Opus 5", "opus", "2026-07-24", _M, 128_000, (5.0, 25.0, 6.25, 10.0, 0.50), 512),
         _spec(
-            "claude-opus-4-8", "Claude Opus 4.8", "opus", "2026-05-01", _M, 128_000, (5.0, 25.0, 6.25, 10.0, 0.50), 1024
+            "claude-opus-5",
+            "Claude Opus 5",
+            "opus",
+            "2026-07-24",
+            _M,
+            128_000,
+            Prices(
+                input_usd=5.0, output_usd=25.0, cache_read_usd=0.50, cache_write_5m_usd=6.25, cache_write_1h_usd=10.0
+            ),
+            512,
+        ),
+        _spec(
+            "claude-opus-4-8",
+            "Claude Opus 4.8",
+            "opus",
+            "2026-05-01",
+            _M,
+            128_000,
+            Prices(
+                input_usd=5.0, output_usd=25.0, cache_read_usd=0.50, cache_write_5m_usd=6.25, cache_write_1h_usd=10.0
+            ),
+            1024,
         ),
         _spec(
             "claude-sonnet-5-5",
@@ -133,12 +170,19 @@ MODELS: dict[str, ModelSpec] = {
             "2026-09-28",
             _M,
             128_000,
-            (2.0, 10.0, 2.5, 4.0, 0.10),
+            Prices(input_usd=2.0, output_usd=10.0, cache_read_usd=0.10, cache_write_5m_usd=2.5, cache_write_1h_usd=4.0),
             512,
             rejects_forced_tool_use=True,
         ),
         _spec(
-            "claude-sonnet-5", "Claude Sonnet 5", "sonnet", "2026-06-01", _M, 128_000, (2.0, 10.0, 2.5, 4.0, 0.20), 1024
+            "claude-sonnet-5",
+            "Claude Sonnet 5",
+            "sonnet",
+            "2026-06-01",
+            _M,
+            128_000,
+            Prices(input_usd=2.0, output_usd=10.0, cache_read_usd=0.20, cache_write_5m_usd=2.5, cache_write_1h_usd=4.0),
+            1024,
         ),
         _spec(
             "claude-sonnet-4-6",
@@ -147,7 +191,9 @@ MODELS: dict[str, ModelSpec] = {
             "2026-02-17",
             _M,
             64_000,
-            (3.0, 15.0, 3.75, 6.0, 0.30),
+            Prices(
+                input_usd=3.0, output_usd=15.0, cache_read_usd=0.30, cache_write_5m_usd=3.75, cache_write_1h_usd=6.0
+            ),
             1024,
         ),
         _spec(
@@ -157,7 +203,9 @@ MODELS: dict[str, ModelSpec] = {
             "2026-10-07",
             _M,
             128_000,
-            (0.10, 0.50, 0.125, 0.20, 0.01),
+            Prices(
+                input_usd=0.10, output_usd=0.50, cache_read_usd=0.01, cache_write_5m_usd=0.125, cache_write_1h_usd=0.20
+            ),
             512,
             long_prompt_threshold_tokens=100_000,
             long_prompt_multiplier=5.0,
@@ -169,7 +217,7 @@ MODELS: dict[str, ModelSpec] = {
             "2025-10-15",
             200_000,
             64_000,
-            (1.0, 5.0, 1.25, 2.0, 0.10),
+            Prices(input_usd=1.0, output_usd=5.0, cache_read_usd=0.10, cache_write_5m_usd=1.25, cache_write_1h_usd=2.0),
             4096,
             supports_prefill=True,
         ),

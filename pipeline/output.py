@@ -45,12 +45,14 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,6 +61,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from . import columns as row_columns
 from .errors import ConfigError, EnvironmentFailure
 from .jobs import Job
 from .journal import (
@@ -103,53 +106,35 @@ JOB_KEY, FINGERPRINT_KEY = b"docpipe.job", b"docpipe.job_fingerprint"
 _ARROW_ERRORS = (pa.ArrowException, OSError)
 _CONVERSION_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
 
-FIELD_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "enum": pa.dictionary(pa.int32(), pa.string()),
-    "number": pa.float64(),
-    "integer": pa.int64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "list": pa.list_(pa.string()),
-}
 METADATA_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
     "int64": pa.int64(),
     "float64": pa.float64(),
     "bool": pa.bool_(),
 }
-TIMESTAMP = pa.timestamp("us", tz="UTC")
+_COMPOSITE_TYPE = re.compile(r"^(list|dictionary)<(.+)>$")
+_TIMESTAMP_TYPE = re.compile(r"^timestamp\[(\w+), tz=([\w/+-]+)\]$")
 
-# (name, type, description) of the columns every row has, in order. Job fields and manifest
-# metadata columns come between `doc_sha256` and `status`.
-BASE_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
-    ("doc_id", pa.string(), "the document's id (manifest `id`, or path relative to the input folder)"),
-    ("source", pa.string(), "where the document came from (relative path, or manifest:line for inline text)"),
-    ("doc_sha256", pa.string(), "SHA-256 of the extracted text: what 'the same document' means"),
+
+@cache
+def arrow_type(name: str) -> pa.DataType:
+    """The Arrow type named in `columns.py` or `fields.py`: a pyarrow alias (`string`, `int64`, `date32`...),
+    `list<T>`, `dictionary<T>` (int32 indices) or `timestamp[unit, tz=Z]`."""
+    if composite := _COMPOSITE_TYPE.match(name):
+        outer, inner = composite.groups()
+        return pa.list_(arrow_type(inner)) if outer == "list" else pa.dictionary(pa.int32(), arrow_type(inner))
+    if timestamp := _TIMESTAMP_TYPE.match(name):
+        return pa.timestamp(timestamp.group(1), tz=timestamp.group(2))
+    return pa.type_for_alias(name)
+
+
+# (name, type, description) of the columns every row has, in order (`columns.py`). Job fields and
+# manifest metadata columns come between `doc_sha256` and `status`.
+BASE_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = tuple(
+    (name, arrow_type(kind), text) for name, kind, text in row_columns.BASE_COLUMNS
 )
-TRAILING_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
-    ("status", pa.dictionary(pa.int32(), pa.string()), "ok or error"),
-    ("error_type", pa.string(), "why it failed: extraction_error, refusal, schema_mismatch, overloaded_error..."),
-    ("error_message", pa.string(), "what went wrong and what to do, for a person"),
-    ("model", pa.string(), "the model that answered"),
-    ("stop_reason", pa.string(), "the API's stop_reason"),
-    ("input_tokens", pa.int64(), "uncached input tokens billed"),
-    ("output_tokens", pa.int64(), "output tokens billed (thinking included)"),
-    ("cache_read_tokens", pa.int64(), "input tokens read from the prompt cache"),
-    ("cache_write_tokens", pa.int64(), "input tokens written to the prompt cache"),
-    ("cost_usd", pa.float64(), "list-price cost of the successful response"),
-    ("latency_ms", pa.float64(), "wall time of the successful attempt"),
-    ("attempts", pa.int32(), "attempts made, retries included"),
-    ("request_id", pa.string(), "the API's request-id of the last attempt"),
-    ("streamed", pa.bool_(), "whether the response was streamed"),
-    ("truncated", pa.bool_(), "whether the document was cut to job.max_document_tokens"),
-    ("job", pa.string(), "the job's name"),
-    ("job_fingerprint", pa.string(), "hash of everything in the job that changes the answer"),
-    ("run_id", pa.string(), "the run that wrote the row"),
-    ("backend", pa.string(), "api or emulator"),
-    ("created_at", TIMESTAMP, "when the row was written (UTC)"),
-    ("source_size", pa.int64(), "size in bytes of the source file (quick change check)"),
-    ("source_mtime_ns", pa.int64(), "modification time of the source file (quick change check)"),
+TRAILING_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = tuple(
+    (name, arrow_type(kind), text) for name, kind, text in row_columns.TRAILING_COLUMNS
 )
 # A docpipe part has at least these columns, of these types: how a foreign Parquet file is told apart.
 _PART_COLUMN_TYPES: dict[str, pa.DataType] = {
@@ -163,7 +148,7 @@ def output_schema(job: Job, metadata_columns: Mapping[str, str] | None = None) -
     columns = metadata_column_names(metadata_columns or {}, job)
     for name, kind in (metadata_columns or {}).items():
         fields.append(pa.field(columns[name], METADATA_TYPES.get(kind, pa.string())))
-    fields += [pa.field(field.name, FIELD_TYPES[field.type]) for field in job.fields]
+    fields += [pa.field(field.name, arrow_type(field.arrow_type)) for field in job.fields]
     fields += [pa.field(name, kind) for name, kind, _ in TRAILING_COLUMNS]
     names = [field.name for field in fields]
     if len(set(names)) != len(names):  # readers refuse a Parquet file with two columns of one name

@@ -1,7 +1,9 @@
 """What a response cost, in USD, from its usage and the model's list prices.
 
 Prices come from `models.py`; `DOCPIPE_PRICES` may name a JSON file that overrides any of them,
-e.g. `{"claude-haiku-5-5": {"input_usd": 0.12}}`, so a price change needs no release.
+e.g. `{"claude-haiku-5-5": {"input_usd": 0.12}}`, so a price change needs no release. The file is
+read again whenever the variable names another file or the file changes (its modification time,
+size or inode), so a price edited in a notebook applies to the next cost computed, without a restart.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from .errors import ConfigError
@@ -72,8 +73,27 @@ class TokenUsage:
         )
 
 
-@cache
+# The last overrides read: the file's identity when it was read (path, mtime, size, inode), and its prices.
+_last_read: tuple[tuple[str, int, int, int], dict[str, dict[str, float]]] | None = None
+
+
 def _overrides(path: str) -> dict[str, dict[str, float]]:
+    """The overrides in the file at `path`, read again when the path or the file has changed since the last read."""
+    global _last_read
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"{PRICES_ENV}={path}: cannot read price overrides: {exc}") from None
+    identity = (path, stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    last = _last_read
+    if last is not None and last[0] == identity:
+        return last[1]
+    prices = _read_overrides(path)
+    _last_read = (identity, prices)
+    return prices
+
+
+def _read_overrides(path: str) -> dict[str, dict[str, float]]:
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

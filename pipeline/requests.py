@@ -14,12 +14,11 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from .errors import ResponseError
-from .jobs import Field, Job
-from .surrogates import escape_surrogates, utf8_problem
+from .jobs import Job
+from .surrogates import escape_surrogates
 
 __all__ = [
     "FENCE_ID_MAX_CHARS",
@@ -40,7 +39,6 @@ __all__ = [
 # The SDK refuses non-streaming requests that may exceed 10 minutes: 3600 * max_tokens / 128000 > 600.
 NON_STREAMING_MAX_TOKENS = 21_333
 BYTES_PER_TOKEN_ESTIMATE = 3.5  # conservative: real tokenizers average ~4 bytes per token on English
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 TRUNCATION_MARK = "\n\n[... document truncated by docpipe ...]"
 # An id longer than this is shown in the fence as its start, "...", and a hash of the whole id.
 FENCE_ID_MAX_CHARS = 128
@@ -58,16 +56,10 @@ Answer with a single JSON object matching the required schema, and nothing else.
 
 
 def system_prompt(job: Job) -> str:
-    """The shared, cacheable prefix: preamble, the job's instructions and every field's meaning."""
+    """The shared, cacheable prefix: preamble, the job's instructions and every field's meaning (`fields.py`)."""
     lines = [SYSTEM_PREAMBLE, "", "## Task", job.instructions, "", "## Output fields"]
     for field in job.fields:
-        lines.append(f"- {field.name} ({field.type}){': ' + field.description if field.description else ''}")
-        for value, text in field.values:
-            lines.append(f"    - {value}: {text}" if text else f"    - {value}")
-        if field.max_words:
-            lines.append(f"    At most {field.max_words} words.")
-        if field.max_items:
-            lines.append(f"    At most {field.max_items} items.")
+        lines += field.prompt_lines()
     return "\n".join(lines)
 
 
@@ -166,62 +158,6 @@ class Answer:
     values: dict[str, Any]
 
 
-def _check_text(field: Field, value: str) -> None:
-    """A `\\ud800` escape in an answer decodes to a lone surrogate, which no row can store."""
-    problem = utf8_problem(value)
-    if problem is not None:
-        raise ValueError(f"field '{field.name}' is not valid Unicode text: it holds {problem}")
-
-
-def _check_value(field: Field, value: Any) -> Any:
-    if value is None:
-        if field.required:
-            raise ValueError(f"field '{field.name}' is null but required")
-        return None
-    kind = field.type
-    if kind == "enum":
-        allowed = [v for v, _ in field.values]
-        if value not in allowed:
-            raise ValueError(f"field '{field.name}' is {value!r}, not one of {allowed}")
-        return value
-    if kind == "string":
-        if not isinstance(value, str):
-            raise ValueError(f"field '{field.name}' should be a string")
-        _check_text(field, value)
-        return value
-    if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"field '{field.name}' should be a number")
-        try:
-            return float(value)
-        except OverflowError:
-            raise ValueError(f"field '{field.name}' is a number too large for a 64-bit float") from None
-    if kind == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"field '{field.name}' should be an integer")
-        if not INT64_MIN <= value <= INT64_MAX:  # the column is int64: such a row could never be written
-            raise ValueError(f"field '{field.name}' is an integer outside the 64-bit range")
-        return value
-    if kind == "boolean":
-        if not isinstance(value, bool):
-            raise ValueError(f"field '{field.name}' should be true or false")
-        return value
-    if kind == "date":
-        if not isinstance(value, str):
-            raise ValueError(f"field '{field.name}' should be an ISO date string")
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"field '{field.name}' is {value!r}, not an ISO date (YYYY-MM-DD)") from None
-    if kind == "list":
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ValueError(f"field '{field.name}' should be a list of strings")
-        for item in value:
-            _check_text(field, item)
-        return value
-    raise ValueError(f"field '{field.name}' has unknown type {kind}")
-
-
 def parse_answer(job: Job, message: dict[str, Any], *, document_id: str, request_id: str | None) -> Answer:
     """Check a Messages response against the job; raise ResponseError with a reason a person can act on.
 
@@ -271,7 +207,7 @@ def parse_answer(job: Job, message: dict[str, Any], *, document_id: str, request
         for field in job.fields:
             if field.name not in data:
                 raise ValueError(f"field '{field.name}' is missing")
-            values[field.name] = _check_value(field, data[field.name])
+            values[field.name] = field.convert(data[field.name])
     except ValueError as exc:
         raise ResponseError(
             f"the answer does not match the job's schema: {exc}",

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.api import translate_error
 from pipeline.errors import FatalRunError, PipelineError, RequestError, TransientError
+from pipeline.retry import is_retryable
 
 KEY = "sk-ant-api03-translate-error-secret-0123456789"
 URL = "http://x/v1/messages"
@@ -232,3 +233,24 @@ def test_http_errors_while_a_stream_is_read_are_transient(exc: Exception, error_
     assert isinstance(error, TransientError)
     assert error_type == error.error_type
     assert fragment in error.message
+
+
+def _unknown_errors() -> list[Exception]:
+    response = httpx2.Response(200, json={"type": "message"}, request=_request())
+    return [
+        anthropic.APIResponseValidationError(response=response, body={"type": "message"}),
+        anthropic.APIError("an error the SDK did not classify", _request(), body=None),
+        RuntimeError("unexpected"),
+        ValueError("a bug"),
+    ]
+
+
+@pytest.mark.parametrize("exc", _unknown_errors(), ids=lambda exc: type(exc).__name__)
+def test_an_unknown_error_is_a_document_error_that_is_not_retried(exc: Exception) -> None:
+    """Only named failures are retried: any other exception is this document's client_error, raised at once."""
+    error = translate_error(exc, document_id="d1", timeout_s=30)
+    assert isinstance(error, RequestError)
+    assert not isinstance(error, TransientError)
+    assert ("client_error", "d1") == (error.error_type, error.document_id)
+    assert type(exc).__name__ in error.message
+    assert not is_retryable(error)

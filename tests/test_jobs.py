@@ -189,6 +189,7 @@ INVALID_JOBS = [
     pytest.param(_job(fields='[[fields]]\nname = "label"\n'), "fields[0].type", id="field-missing-type"),
     pytest.param(_job(fields='[[fields]]\ntype = "string"\n'), "fields[0].name", id="field-missing-name"),
     pytest.param(_job(fields='[[fields]]\nname = "x"\ntype = "float"\n'), "fields[0].type", id="unknown-field-type"),
+    pytest.param(_job(fields='[[fields]]\nname = "x"\ntype = ["string"]\n'), "fields[0].type", id="field-type-a-list"),
     pytest.param(_job(fields=FIELD + "colour = 1\n"), "fields[0].colour", id="unknown-field-key"),
     pytest.param(_job(fields=FIELD + "description = 1\n"), "fields[0].description", id="field-description-int"),
     pytest.param(_job(fields='[[fields]]\nname = "x"\ntype = "enum"\n'), "fields[0].values", id="enum-no-values"),

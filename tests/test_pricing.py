@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,10 @@ from pipeline.pricing import TokenUsage, cost_usd, model_prices
 
 @pytest.fixture(autouse=True)
 def _fresh_overrides(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No DOCPIPE_PRICES from the environment, and no cached overrides from another test."""
+    """No DOCPIPE_PRICES from the environment, and no overrides remembered from another test."""
     monkeypatch.delenv("DOCPIPE_PRICES", raising=False)
-    pipeline.pricing._overrides.cache_clear()
+    monkeypatch.setattr(pipeline.pricing, "_last_read", None)
     yield
-    pipeline.pricing._overrides.cache_clear()
 
 
 def test_haiku_5_5_cost_by_hand() -> None:
@@ -111,6 +111,35 @@ def test_docpipe_prices_overrides_named_prices_only(tmp_path: Path, monkeypatch:
     spec = model_prices("claude-haiku-5-5")
     assert spec is not None
     assert (1.0, 0.5, 3.0) == (spec.input_usd, spec.output_usd, spec.cache_write_1h_usd)
+
+
+def test_an_edited_price_file_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DOCPIPE_PRICES file edited during the process (a notebook) applies to the next cost, not a stale copy."""
+    path = _prices_file(tmp_path, {"claude-sonnet-5-5": {"input_usd": 1.0}})
+    monkeypatch.setenv("DOCPIPE_PRICES", str(path))
+    usage = TokenUsage(input_tokens=1_000_000)
+    assert pytest.approx(1.0) == cost_usd("claude-sonnet-5-5", usage)
+    modified_ns = path.stat().st_mtime_ns
+    _prices_file(tmp_path, {"claude-sonnet-5-5": {"input_usd": 2.0}})
+    os.utime(path, ns=(modified_ns, modified_ns + 1_000_000_000))  # however coarse the file system's clock
+    assert pytest.approx(2.0) == cost_usd("claude-sonnet-5-5", usage)
+    _prices_file(tmp_path, {"claude-sonnet-5-5": {"input_usd": 30.0}})
+    os.utime(path, ns=(modified_ns, modified_ns + 1_000_000_000))  # same mtime, another size
+    assert pytest.approx(30.0) == cost_usd("claude-sonnet-5-5", usage)
+
+
+def test_another_price_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pointing DOCPIPE_PRICES at another file, or unsetting it, takes effect at the next cost."""
+    first = _prices_file(tmp_path, {"claude-sonnet-5-5": {"input_usd": 1.0}})
+    second = tmp_path / "other.json"
+    second.write_text(json.dumps({"claude-sonnet-5-5": {"input_usd": 4.0}}), encoding="utf-8")
+    usage = TokenUsage(input_tokens=1_000_000)
+    monkeypatch.setenv("DOCPIPE_PRICES", str(first))
+    assert pytest.approx(1.0) == cost_usd("claude-sonnet-5-5", usage)
+    monkeypatch.setenv("DOCPIPE_PRICES", str(second))
+    assert pytest.approx(4.0) == cost_usd("claude-sonnet-5-5", usage)
+    monkeypatch.delenv("DOCPIPE_PRICES")
+    assert pytest.approx(2.0) == cost_usd("claude-sonnet-5-5", usage)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
 """Per-key token buckets for requests, input tokens and output tokens per minute.
 
 Each bucket holds at most its per-minute limit and refills continuously at limit/60 per second, as
-the real API's buckets do. A request is admitted when every bucket can pay for it: one request,
-its uncached input tokens (cache reads are free, cache writes are not), and its `max_tokens` of
-output, which is refunded down to the real output when the response is complete. Otherwise it is
-answered 429 with a `retry-after` that says when the short bucket will have enough.
+the real API's buckets do (`pipeline.buckets`, whose bucket the client's limiter uses too). A request
+is admitted when every bucket can pay for it: one request, its uncached input tokens (cache reads
+are free, cache writes are not), and its `max_tokens` of output, which is refunded down to the real
+output when the response is complete. Otherwise it is answered 429 with a `retry-after` that says
+when the short bucket will have enough.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from ..buckets import TokenBucket
 
 __all__ = ["Limits", "RateLimiter"]
 
@@ -27,46 +30,23 @@ class Limits:
     otpm: int | None = None
 
 
-class _Bucket:
-    __slots__ = ("capacity", "level", "rate_per_s", "updated")
-
-    def __init__(self, per_minute: int, now: float) -> None:
-        self.capacity = float(per_minute)
-        self.level = float(per_minute)
-        self.rate_per_s = per_minute / 60.0
-        self.updated = now
-
-    def refill(self, now: float) -> None:
-        if now > self.updated:
-            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate_per_s)
-            self.updated = now
-
-    def wait_s(self, amount: float) -> float:
-        """Seconds until the bucket holds `amount` (capped at its capacity)."""
-        need = min(amount, self.capacity) - self.level
-        return max(0.0, need / self.rate_per_s)
-
-    def reset_s(self) -> float:
-        return (self.capacity - self.level) / self.rate_per_s
-
-
 class RateLimiter:
     """The three buckets of every API key."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self._buckets: dict[str, tuple[_Bucket, _Bucket, _Bucket]] = {}
+        self._buckets: dict[str, tuple[TokenBucket, TokenBucket, TokenBucket]] = {}
 
     def clear(self) -> None:
         self._buckets.clear()
 
-    def _get(self, key_id: str, now: float) -> tuple[_Bucket, _Bucket, _Bucket]:
+    def _get(self, key_id: str, now: float) -> tuple[TokenBucket, TokenBucket, TokenBucket]:
         buckets = self._buckets.get(key_id)
         if buckets is None:
             buckets = (
-                _Bucket(self.limits.rpm or UNLIMITED, now),
-                _Bucket(self.limits.itpm or UNLIMITED, now),
-                _Bucket(self.limits.otpm or UNLIMITED, now),
+                TokenBucket(self.limits.rpm or UNLIMITED, now),
+                TokenBucket(self.limits.itpm or UNLIMITED, now),
+                TokenBucket(self.limits.otpm or UNLIMITED, now),
             )
             self._buckets[key_id] = buckets
         for bucket in buckets:
