@@ -393,7 +393,9 @@ class ApiClient:
         except anthropic.APIStatusError as exc:
             self._observe(exc.response.headers)
             raise translate_error(exc, document_id=document_id, timeout_s=timeout_s) from None
-        except (anthropic.APIError, httpx2.TransportError) as exc:
+        except PipelineError:
+            raise
+        except Exception as exc:  # the SDK's, its transport's, or one nobody named: translate_error decides
             raise translate_error(exc, document_id=document_id, timeout_s=timeout_s) from None
         finally:
             in_flight[shard] -= 1

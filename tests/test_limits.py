@@ -1,7 +1,7 @@
 """The rate limiter: token buckets, settlement, learned limits, pauses and adaptive concurrency.
 
-Time is a fake clock; `asyncio.sleep` inside the limiter is replaced by one that advances it, so a
-wait is measured exactly and costs nothing.
+Time is a fake clock handed to the limiter with its sleep, which advances it: a wait is measured
+exactly and costs nothing.
 """
 
 from __future__ import annotations
@@ -35,10 +35,8 @@ class FakeClock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(asyncio, "sleep", fake.sleep)  # the `asyncio.sleep` that acquire() awaits
-    return fake
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def _run(clock: FakeClock, body: Callable[[RateLimiter], Awaitable[T]], **limits: Any) -> T:
@@ -46,7 +44,7 @@ def _run(clock: FakeClock, body: Callable[[RateLimiter], Awaitable[T]], **limits
 
     async def main() -> T:
         limits.setdefault("max_concurrency", 100)
-        return await body(RateLimiter(clock=clock, **limits))
+        return await body(RateLimiter(clock=clock, sleep=clock.sleep, **limits))
 
     return asyncio.run(main())
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
-from tenacity import AsyncRetrying, RetryCallState
 
 from pipeline.errors import FatalRunError, PipelineError, RequestError, ResponseError, TransientError
 from pipeline.jobs import RetrySettings
-from pipeline.retry import _wait, is_retryable, with_retries
+from pipeline.retry import is_retryable, with_retries
 
 NO_WAIT = RetrySettings(max_attempts=8, max_time_s=600.0, initial_backoff_s=0.0, max_backoff_s=0.0)
 
@@ -50,21 +49,29 @@ def _errors(factory: Callable[[], BaseException], count: int) -> list[BaseExcept
 
 
 def _run(
-    attempt: Callable[[int], Awaitable[str]], settings: RetrySettings = NO_WAIT, schema_retries: int = 2
+    attempt: Callable[[int], Awaitable[str]],
+    settings: RetrySettings = NO_WAIT,
+    schema_retries: int = 2,
+    *,
+    sleeps: list[float] | None = None,
+    jitter: Callable[[float, float], float] = random.uniform,
 ) -> tuple[str, int]:
-    return asyncio.run(with_retries(attempt, settings=settings, schema_retries=schema_retries))
+    """Retry `attempt`; with `sleeps`, every wait is recorded there instead of slept."""
+
+    async def record(seconds: float) -> None:
+        assert sleeps is not None
+        sleeps.append(seconds)
+
+    sleep = record if sleeps is not None else asyncio.sleep
+    return asyncio.run(
+        with_retries(attempt, settings=settings, schema_retries=schema_retries, sleep=sleep, jitter=jitter)
+    )
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """Record tenacity's waits instead of sleeping (tenacity's async sleep is `asyncio.sleep`)."""
-    recorded: list[float] = []
-
-    async def record(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(asyncio, "sleep", record)
-    yield recorded
+def sleeps() -> list[float]:
+    """The waits the retry layer asked for, handed in as its `sleep`, in order."""
+    return []
 
 
 @pytest.mark.parametrize("max_attempts", [1, 2, 5])
@@ -148,7 +155,7 @@ def test_a_wait_past_the_time_budget_is_not_started(sleeps: list[float]) -> None
     """A retry-after that would end past max_time_s ends the retries now instead of overrunning the budget."""
     script = Script([_transient(retry_after_s=2.0), _transient(retry_after_s=7.5), "done"])
     with pytest.raises(TransientError):
-        _run(script, RetrySettings(max_attempts=10, max_time_s=5.0, initial_backoff_s=0.0))
+        _run(script, RetrySettings(max_attempts=10, max_time_s=5.0, initial_backoff_s=0.0), sleeps=sleeps)
     assert [1, 2] == script.calls
     assert [2.0] == sleeps
 
@@ -156,7 +163,7 @@ def test_a_wait_past_the_time_budget_is_not_started(sleeps: list[float]) -> None
 def test_zero_backoff_never_waits(sleeps: list[float]) -> None:
     """initial_backoff_s=0 is the test mode: every wait between attempts is zero."""
     script = Script([*_errors(_transient, 4), _schema(), "done"])
-    assert ("done", 6) == _run(script)
+    assert ("done", 6) == _run(script, sleeps=sleeps)
     assert [0.0] * 5 == sleeps
 
 
@@ -164,29 +171,24 @@ def test_retry_after_is_the_wait(sleeps: list[float]) -> None:
     """A server's retry-after is obeyed exactly, even with long backoffs configured."""
     script = Script([_transient(retry_after_s=7.5), _transient(retry_after_s=0.25), "done"])
     settings = RetrySettings(max_attempts=5, initial_backoff_s=10.0, max_backoff_s=30.0)
-    assert ("done", 3) == _run(script, settings)
+    assert ("done", 3) == _run(script, settings, sleeps=sleeps)
     assert [7.5, 0.25] == sleeps
 
 
-def _state(error: BaseException, attempt_number: int) -> RetryCallState:
-    state = RetryCallState(AsyncRetrying(), None, (), {})
-    state.attempt_number = attempt_number
-    state.set_exception((type(error), error, None))
-    return state
-
-
 @pytest.mark.parametrize("retry_after_s", [0.0, 2.0, 45.0])
-def test_wait_returns_retry_after_exactly(retry_after_s: float) -> None:
+def test_wait_returns_retry_after_exactly(retry_after_s: float, sleeps: list[float]) -> None:
     """The wait after a TransientError with retry_after_s is that value, beyond max_backoff_s too."""
-    wait = _wait(RetrySettings(initial_backoff_s=1.0, max_backoff_s=5.0))
-    assert retry_after_s == wait(_state(_transient(retry_after_s), attempt_number=4))
+    script = Script([*_errors(_transient, 3), _transient(retry_after_s), "done"])
+    settings = RetrySettings(max_attempts=10, max_time_s=600.0, initial_backoff_s=1.0, max_backoff_s=5.0)
+    assert ("done", 5) == _run(script, settings, sleeps=sleeps, jitter=lambda low, high: high)
+    assert [1.0, 2.0, 4.0, retry_after_s] == sleeps
 
 
 @pytest.mark.parametrize(
     ("attempt_number", "ceiling"), [(1, 0.5), (2, 1.0), (3, 2.0), (6, 16.0), (7, 30.0), (30, 30.0)]
 )
 def test_backoff_is_full_jitter_under_an_exponential_ceiling(
-    monkeypatch: pytest.MonkeyPatch, attempt_number: int, ceiling: float
+    attempt_number: int, ceiling: float, sleeps: list[float]
 ) -> None:
     """Without retry-after, the wait is uniform in [0, min(max_backoff, initial * 2**(n-1))]."""
     bounds: list[tuple[float, float]] = []
@@ -195,16 +197,20 @@ def test_backoff_is_full_jitter_under_an_exponential_ceiling(
         bounds.append((low, high))
         return high
 
-    monkeypatch.setattr(random, "uniform", uniform)  # the module pipeline.retry draws jitter from
-    wait = _wait(RetrySettings(initial_backoff_s=0.5, max_backoff_s=30.0))
-    assert ceiling == wait(_state(_transient(), attempt_number))
-    assert [(0.0, ceiling)] == bounds
+    script = Script([*_errors(_transient, attempt_number), "done"])
+    settings = RetrySettings(max_attempts=40, max_time_s=10_000.0, initial_backoff_s=0.5, max_backoff_s=30.0)
+    _run(script, settings, sleeps=sleeps, jitter=uniform)
+    assert ceiling == sleeps[attempt_number - 1]
+    assert (0.0, ceiling) == bounds[attempt_number - 1]
+    assert attempt_number == len(bounds)
 
 
-def test_schema_mismatch_is_retried_without_waiting() -> None:
+def test_schema_mismatch_is_retried_without_waiting(sleeps: list[float]) -> None:
     """A failed answer is asked again at once: the server is fine, the answer was not."""
-    wait = _wait(RetrySettings(initial_backoff_s=5.0, max_backoff_s=30.0))
-    assert 0.0 == wait(_state(_schema(), attempt_number=3))
+    script = Script([_transient(), _transient(), _schema(), "done"])
+    settings = RetrySettings(max_attempts=10, max_time_s=600.0, initial_backoff_s=5.0, max_backoff_s=30.0)
+    _run(script, settings, sleeps=sleeps, jitter=lambda low, high: high)
+    assert [5.0, 10.0, 0.0] == sleeps
 
 
 @pytest.mark.parametrize(

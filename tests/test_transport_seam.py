@@ -1,0 +1,162 @@
+"""The run through its seams: a transport, a clock and a progress display handed in, nothing patched.
+
+The transport here is a script: it answers each document's requests in the order the test wrote,
+with the errors docpipe's real transport raises. The clock's sleep records every wait and returns
+at once, so a 30 s retry-after costs nothing and is still checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.clock import Clock
+from pipeline.config import resolve_config
+from pipeline.errors import EXIT_DOCUMENT_ERRORS, RequestError, TransientError
+from pipeline.jobs import load_job
+from pipeline.output import load_results
+from pipeline.progress import NullProgress
+from pipeline.runner import run
+from pipeline.transport import ApiResponse, Transport, TransportOptions
+
+JOB = """
+[job]
+name = "seam"
+model = "claude-haiku-5-5"
+max_tokens = 256
+instructions = "Label the document."
+
+[[fields]]
+name = "label"
+type = "enum"
+description = "What the document is."
+values = { invoice = "A bill.", letter = "Anything else." }
+"""
+
+
+def _message(label: str) -> dict[str, Any]:
+    return {
+        "id": "msg_seam",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-5-5",
+        "content": [{"type": "text", "text": json.dumps({"label": label})}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 100, "output_tokens": 10},
+    }
+
+
+Outcome = dict[str, Any] | BaseException
+
+
+class ScriptedTransport:
+    """Answers each document's attempts from a script keyed by document id."""
+
+    def __init__(self, script: dict[str, list[Outcome]], options: TransportOptions) -> None:
+        self.script = script
+        self.options = options
+        self.calls: dict[str, int] = defaultdict(int)
+        self.closed = False
+
+    @property
+    def base_url(self) -> str:
+        return "scripted://"
+
+    async def create(
+        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+    ) -> ApiResponse:
+        assert document_id is not None
+        assert document_id in params["messages"][0]["content"][-1]["text"]  # the request is this document's
+        outcomes = self.script[document_id]
+        outcome = outcomes[min(self.calls[document_id], len(outcomes) - 1)]
+        self.calls[document_id] += 1
+        await asyncio.sleep(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return ApiResponse(outcome, f"req_{document_id}_{self.calls[document_id]}", stream)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class RecordingClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+    def clock(self) -> Clock:
+        return Clock(monotonic=self.monotonic, wall=lambda: datetime(2026, 12, 2, tzinfo=UTC), sleep=self.sleep)
+
+
+def _factory(script: dict[str, list[Outcome]], opened: list[ScriptedTransport]) -> Callable[[TransportOptions], Transport]:
+    def open_transport(options: TransportOptions) -> Transport:
+        transport = ScriptedTransport(script, options)
+        opened.append(transport)
+        return transport
+
+    return open_transport
+
+
+def test_a_run_sends_through_the_transport_it_is_given_and_waits_on_the_clock_it_is_given(tmp_path: Path) -> None:
+    job_file = tmp_path / "seam.toml"
+    job_file.write_text(JOB, encoding="utf-8")
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"id": f"d{index}", "text": f"document number {index}"} for index in range(4)]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    limited = TransientError("429 rate_limit_error", error_type="rate_limit_error", status=429, retry_after_s=30.0)
+    script: dict[str, list[Outcome]] = {
+        "d0": [_message("invoice")],
+        "d1": [limited, _message("letter")],
+        "d2": [RequestError("400 invalid_request_error: too odd", error_type="invalid_request_error")],
+        "d3": [_message("letter")],
+    }
+    config = resolve_config(load_job(job_file), manifest, tmp_path / "out", concurrency=2, env={"ANTHROPIC_API_KEY": "unused"})
+    opened: list[ScriptedTransport] = []
+    fake = RecordingClock()
+
+    started = time.monotonic()
+    summary = run(config, transport=_factory(script, opened), progress=NullProgress(), clock=fake.clock())
+    elapsed_s = time.monotonic() - started
+
+    assert len(opened) == 1 and opened[0].closed
+    assert opened[0].options.max_connections >= 2
+    assert dict(opened[0].calls) == {"d0": 1, "d1": 2, "d2": 1, "d3": 1}
+    assert 30.0 in fake.waits  # the retry-after was waited out on the given clock ...
+    assert elapsed_s < 20  # ... not on the real one
+    assert (summary.ok, summary.errors, summary.retries, summary.exit_code) == (3, 1, 1, EXIT_DOCUMENT_ERRORS)
+    assert summary.started_at == "2026-12-02T00:00:00+00:00"
+    results = load_results(tmp_path / "out").set_index("doc_id")
+    assert results.loc["d0", "label"] == "invoice" and results.loc["d1", "label"] == "letter"
+    assert results.loc["d1", "attempts"] == 2 and results.loc["d1", "request_id"] == "req_d1_2"
+    assert results.loc["d2", "status"] == "error" and results.loc["d2", "error_type"] == "invalid_request_error"
+    assert (results["input_tokens"].fillna(0).sum(), summary.input_tokens) == (300, 300)
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_the_configuration_names_its_transport(tmp_path: Path, offline: bool) -> None:
+    from pipeline.transport import transport_for
+
+    job_file = tmp_path / "seam.toml"
+    job_file.write_text(JOB, encoding="utf-8")
+    (tmp_path / "m.jsonl").write_text('{"id": "a", "text": "t"}\n', encoding="utf-8")
+    config = resolve_config(
+        load_job(job_file), tmp_path / "m.jsonl", tmp_path / "out", offline=offline, env={"ANTHROPIC_API_KEY": "k"}
+    )
+    factory = transport_for(config)
+    assert ("offline" in factory.__qualname__) == offline
