@@ -104,7 +104,9 @@ class RecordingClock:
         return Clock(monotonic=self.monotonic, wall=lambda: datetime(2026, 12, 2, tzinfo=UTC), sleep=self.sleep)
 
 
-def _factory(script: dict[str, list[Outcome]], opened: list[ScriptedTransport]) -> Callable[[TransportOptions], Transport]:
+def _factory(
+    script: dict[str, list[Outcome]], opened: list[ScriptedTransport]
+) -> Callable[[TransportOptions], Transport]:
     def open_transport(options: TransportOptions) -> Transport:
         transport = ScriptedTransport(script, options)
         opened.append(transport)
@@ -126,7 +128,9 @@ def test_a_run_sends_through_the_transport_it_is_given_and_waits_on_the_clock_it
         "d2": [RequestError("400 invalid_request_error: too odd", error_type="invalid_request_error")],
         "d3": [_message("letter")],
     }
-    config = resolve_config(load_job(job_file), manifest, tmp_path / "out", concurrency=2, env={"ANTHROPIC_API_KEY": "unused"})
+    config = resolve_config(
+        load_job(job_file), manifest, tmp_path / "out", concurrency=2, env={"ANTHROPIC_API_KEY": "unused"}
+    )
     opened: list[ScriptedTransport] = []
     fake = RecordingClock()
 
