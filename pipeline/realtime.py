@@ -58,6 +58,7 @@ __all__ = ["RealtimeRun", "execute", "run_realtime"]
 
 PROGRESS_EVERY_S = 0.5
 POOL_MARGIN = 8  # connections beyond --concurrency: a slow close need not hold up the next request
+HANDOFF_MAX_BYTES = 64 * 2**20  # documents waiting for a worker: a folder of large files holds this much, not 2 x C
 WORKERS_PER_SLOT = 2  # documents in hand per request in flight: the spare ones cover documents waiting to retry
 
 
@@ -223,7 +224,7 @@ def _produce(run: RealtimeRun, source: Iterator[DocumentRef], handoff: Handoff, 
             if run.config.limit is not None and queued >= run.config.limit:
                 break
             queued += 1
-            if not handoff.put(work, run.stop_taking):
+            if not handoff.put(work, run.stop_taking, size=len(work.text or "")):
                 return
     except (OSError, ManifestError) as exc:
         errors.append(_input_failure(run.config.input_path, exc, read))
@@ -292,7 +293,9 @@ async def execute(run: RealtimeRun, source: Iterator[DocumentRef]) -> None:
     loop = asyncio.get_running_loop()
     stop = Stop()
     installed = install_signals(loop, stop)
-    handoff = Handoff(loop, capacity=config.concurrency * 2, refill=config.concurrency // 4)
+    handoff = Handoff(
+        loop, capacity=config.concurrency * 2, refill=config.concurrency // 4, max_bytes=HANDOFF_MAX_BYTES
+    )
     producer_errors: list[BaseException] = []
     producer = threading.Thread(
         target=_produce, args=(run, source, handoff, producer_errors), name="docpipe-prepare", daemon=True

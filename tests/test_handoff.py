@@ -99,3 +99,37 @@ def test_a_full_queue_is_refilled_in_batches() -> None:
     assert 3 == after_one
     assert 4 == refilled
     assert 4 == free  # drain gave back every slot
+
+
+def test_the_queue_is_bounded_by_bytes_and_an_item_over_the_bound_still_passes_alone() -> None:
+    """max_bytes=100: items of 60 wait for the one before to be taken; an item of 500 goes into an empty queue."""
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        handoff = Handoff(asyncio.get_running_loop(), capacity=10, max_bytes=100)
+        stop = threading.Event()
+        sizes = [60, 60, 500, 30, 30, 30]
+
+        def produce() -> None:
+            for index, size in enumerate(sizes):
+                handoff.put(index, stop, size=size)
+            handoff.finish()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        held: list[int] = []
+        taken: list[int] = []
+        while True:
+            await _wait_for(lambda: handoff._queue.qsize() > 0)
+            await asyncio.sleep(0.02)  # give a producer that ignored the bound the time to overrun it
+            held.append(handoff._queue.qsize())
+            item = await handoff.get()
+            if item is DONE:
+                break
+            taken.append(item)
+        await asyncio.to_thread(producer.join)
+        return taken, held
+
+    taken, held = asyncio.run(scenario())
+    assert list(range(6)) == taken
+    assert [1, 1, 1] == held[:3]  # 60 + 60 > 100, and 500 alone: one at a time
+    assert max(held) <= 4  # then the three of 30 fit together, with the end marker
