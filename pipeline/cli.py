@@ -178,7 +178,6 @@ def run(
     disk failed (the message says what to do); 75 another run holds --out; 130 interrupted
     (rerun to resume).
     """
-    from .dryrun import dry_run as plan_run
     from .runner import run as run_job
     from .transport import transport_for
 
@@ -202,6 +201,8 @@ def run(
             progress=progress,
         )
         if dry_run:
+            from .dryrun import dry_run as plan_run
+
             click.echo(plan_run(config))
             return
         _tune_gc()

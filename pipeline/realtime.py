@@ -52,12 +52,11 @@ from .retry import with_retries
 from .sources import DocumentRef
 from .stopping import Stop, install_signals, restore_signals
 from .summary import RunSummary, percentile
-from .transport import ApiResponse, Transport, TransportFactory, TransportOptions
+from .transport import POOL_MARGIN, ApiResponse, Transport, TransportFactory, TransportOptions
 
 __all__ = ["RealtimeRun", "execute", "run_realtime"]
 
 PROGRESS_EVERY_S = 0.5
-POOL_MARGIN = 8  # connections beyond --concurrency: a slow close need not hold up the next request
 HANDOFF_MAX_BYTES = 64 * 2**20  # documents waiting for a worker: a folder of large files holds this much, not 2 x C
 WORKERS_PER_SLOT = 2  # documents in hand per request in flight: the spare ones cover documents waiting to retry
 

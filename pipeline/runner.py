@@ -21,7 +21,7 @@ from .lock import OutputLock
 from .progress import Progress, make_progress
 from .sources import count_documents
 from .summary import RunSummary, new_run_id, report_damage, write_summary
-from .transport import TransportFactory, transport_for
+from .transport import POOL_MARGIN, TransportFactory, transport_for
 
 if TYPE_CHECKING:
     from .output import ResultWriter
@@ -50,8 +50,6 @@ def run(
     interrupted. A failure found before the run could start (a locked, foreign or unusable output
     directory, a usage error) is raised instead, and nothing is written.
     """
-    from .realtime import POOL_MARGIN
-
     started = clock.monotonic()
     summary = RunSummary(
         run_id=new_run_id(),

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .config import RunConfig
 
 __all__ = [
+    "POOL_MARGIN",
     "ApiResponse",
     "ConnectedObserver",
     "HeadersObserver",
@@ -37,6 +38,7 @@ __all__ = [
     "transport_for",
 ]
 
+POOL_MARGIN = 8  # connections beyond --concurrency: a slow close need not hold up the next request
 HeadersObserver = Callable[[Mapping[str, str]], None]
 ConnectedObserver = Callable[[], None]
 

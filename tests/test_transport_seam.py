@@ -164,3 +164,37 @@ def test_the_configuration_names_its_transport(tmp_path: Path, offline: bool) ->
     )
     factory = transport_for(config)
     assert ("offline" in factory.__qualname__) == offline
+
+
+def test_an_overlapping_run_leaves_with_75_before_it_imports_the_sdk_or_pyarrow(tmp_path: Path) -> None:
+    """The lock comes first: a run that finds the directory locked has paid for no heavy import.
+
+    A fresh interpreter is the point here (what a cron re-fire pays), so this runs as a subprocess.
+    """
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    script = f"""
+import sys
+from pathlib import Path
+from pipeline.lock import OutputLock
+out = Path({str(tmp_path / "out")!r})
+out.mkdir()
+lock = OutputLock(out, run_id="holder").acquire()
+from pipeline.cli import main
+try:
+    main(["run", {str(root / "jobs" / "triage.toml")!r}, {str(root / "sample_data" / "manifest.jsonl")!r},
+          "--out", str(out)], standalone_mode=False)
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+heavy = [m for m in ("anthropic", "pyarrow", "pandas", "aiohttp", "httpx2", "tqdm", "pipeline.emulator") if m in sys.modules]
+print(code, heavy)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "ANTHROPIC_API_KEY": "k", "DOCPIPE_PROGRESS": "off"},
+    )
+    assert done.stdout.strip() == "75 []", done.stderr
+    assert "in use by another docpipe run" in done.stderr
