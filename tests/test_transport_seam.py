@@ -189,7 +189,8 @@ try:
     code = 0
 except SystemExit as exc:
     code = exc.code
-heavy = [m for m in ("anthropic", "pyarrow", "pandas", "aiohttp", "httpx2", "tqdm", "pipeline.emulator") if m in sys.modules]
+heavy = ("anthropic", "pyarrow", "pandas", "aiohttp", "httpx2", "tqdm", "pipeline.emulator")
+heavy = [m for m in heavy if m in sys.modules]
 print(code, heavy)
 """
     done = subprocess.run(
