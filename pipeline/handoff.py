@@ -48,6 +48,11 @@ class Handoff:
         self._wake = threading.Condition(self._lock)
         self._closed = False
 
+    @property
+    def queued(self) -> int:
+        """Items in the queue (the end marker included), for a look at the bound."""
+        return self._queue.qsize()
+
     def put(self, item: Any, stop_taking: threading.Event, size: int = 0) -> bool:
         """From the thread: False when told to stop (while waiting for a slot or once it has one)."""
         with self._lock:

@@ -157,6 +157,11 @@ class RateLimiter:
 
     # -- admission ------------------------------------------------------------------------------
 
+    @property
+    def admitting(self) -> bool:
+        """Whether a request is in the gate now, waiting for a slot or for the buckets."""
+        return self._gate.locked()
+
     def limit(self, name: str) -> float | None:
         """The per-minute limit in force for `requests`, `input-tokens` or `output-tokens`."""
         bucket = self._buckets[name]

@@ -28,9 +28,9 @@ def test_items_flow_in_order_and_the_queue_is_bounded() -> None:
 
         producer = threading.Thread(target=produce)
         producer.start()
-        await _wait_for(lambda: handoff._queue.qsize() == 3)
+        await _wait_for(lambda: handoff.queued == 3)
         await asyncio.sleep(0.05)  # give a producer that ignored the bound the time to overrun it
-        held = handoff._queue.qsize()
+        held = handoff.queued
         taken = []
         while (item := await handoff.get()) is not DONE:
             taken.append(item)
@@ -57,7 +57,7 @@ def test_no_document_starts_after_a_stop() -> None:
 
         producer = threading.Thread(target=produce)
         producer.start()
-        await _wait_for(lambda: handoff._queue.qsize() == 2)  # full: the producer waits for a slot
+        await _wait_for(lambda: handoff.queued == 2)  # full: the producer waits for a slot
         stop.set()
         handoff.drain()  # frees the two slots: the producer wakes holding one
         await asyncio.to_thread(producer.join)
@@ -83,13 +83,13 @@ def test_a_full_queue_is_refilled_in_batches() -> None:
 
         producer = threading.Thread(target=produce)
         producer.start()
-        await _wait_for(lambda: handoff._queue.qsize() == 4 and not handoff._filling)  # full, the thread asleep
+        await _wait_for(lambda: handoff.queued == 4 and not handoff._filling)  # full, the thread asleep
         await handoff.get()
         await asyncio.sleep(0.05)  # give a producer that refilled one slot at a time the time to do it
-        after_one = handoff._queue.qsize()
+        after_one = handoff.queued
         await handoff.get()
-        await _wait_for(lambda: handoff._queue.qsize() == 4)
-        refilled = handoff._queue.qsize()
+        await _wait_for(lambda: handoff.queued == 4)
+        refilled = handoff.queued
         stop.set()
         handoff.drain()
         await asyncio.to_thread(producer.join)
@@ -119,9 +119,9 @@ def test_the_queue_is_bounded_by_bytes_and_an_item_over_the_bound_still_passes_a
         held: list[int] = []
         taken: list[int] = []
         while True:
-            await _wait_for(lambda: handoff._queue.qsize() > 0)
+            await _wait_for(lambda: handoff.queued > 0)
             await asyncio.sleep(0.02)  # give a producer that ignored the bound the time to overrun it
-            held.append(handoff._queue.qsize())
+            held.append(handoff.queued)
             item = await handoff.get()
             if item is DONE:
                 break

@@ -71,7 +71,7 @@ def test_a_settled_reservation_wakes_the_queue_before_the_refill() -> None:
         first = await limiter.acquire(5_000, 0)  # reserves 5,100 of 6,000
         loop = asyncio.get_running_loop()
         waiting = asyncio.create_task(limiter.acquire(5_000, 0))
-        while not limiter._gate.locked():  # the second request is in the gate, waiting
+        while not limiter.admitting:  # the second request is in the gate, waiting
             await asyncio.sleep(0)
         started = loop.time()
         limiter.release(first, counted_input_tokens=100, output_tokens=0)  # 5,000 come back
