@@ -58,6 +58,7 @@ def run(
         backend=config.backend,
         started_at=clock.wall().isoformat(timespec="seconds"),
     )
+    reserve_descriptors(descriptors_needed(config.concurrency + POOL_MARGIN, offline=config.offline))
     try:
         config.out_dir.mkdir(parents=True, exist_ok=True)
         lock = OutputLock(config.out_dir, run_id=summary.run_id).acquire()
@@ -66,7 +67,6 @@ def run(
             exc, doing="create or lock the output directory", path=config.out_dir
         ) from None
     try:
-        reserve_descriptors(descriptors_needed(config.concurrency + POOL_MARGIN, offline=config.offline))
         progress = progress or make_progress(
             config.progress,
             count_documents(config.input_path, include=config.include, exclude=config.exclude),

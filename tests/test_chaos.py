@@ -35,7 +35,7 @@ def _manifest(tmp_path: Path) -> Path:
 
 
 def _holds_the_lock(out: Path, process: subprocess.Popen[str]) -> bool:
-    """Whether this process has started its run proper: it holds the output directory's lock."""
+    """Whether this process holds the output directory's lock (its first act, before the SDK is imported)."""
     if process.poll() is not None:
         return True
     try:
@@ -70,8 +70,13 @@ def test_twenty_kills_at_random_moments_lose_nothing_and_pay_at_most_what_was_in
         for kill in range(KILLS):
             paid_before = billed(emulator)
             process = spawn_run(emulator, out, "--concurrency", str(CONCURRENCY), input_path=manifest)
-            if kill % 4:  # three kills in four: a random moment of the run proper (recovery, requests, the end)
+            if kill % 4 == 1:  # a random moment from the lock on: start-up after it, recovery, the first requests
                 _wait_for(lambda process=process: _holds_the_lock(out, process), timeout_s=30)
+            elif kill % 4:  # two kills in four: a random moment once answers are coming (or the end)
+                _wait_for(
+                    lambda process=process, paid=paid_before: process.poll() is not None or billed(emulator) > paid,
+                    timeout_s=30,
+                )
             try:  # the fourth: a random moment from the process's birth, start-up included
                 process.wait(timeout=moments.uniform(0.0, 2.0))
             except subprocess.TimeoutExpired:
