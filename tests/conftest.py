@@ -1,9 +1,17 @@
-"""Shared fixtures: an in-process emulator on loopback and SDK clients pointed at it."""
+"""Shared fixtures: an in-process emulator on loopback and SDK clients pointed at it, and `docpipe` processes
+forked from an interpreter that has imported docpipe already."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anthropic
@@ -96,3 +104,87 @@ def wait_until() -> Callable[..., Any]:
             time.sleep(0.02)
 
     return wait
+
+
+# -- docpipe in a process of its own, without the interpreter's start-up -------------------------------
+
+# The fork server imports these once; every `ForkedRun` is a fork of it, so it starts with docpipe, the SDK
+# and pyarrow already imported (seconds of start-up on a loaded 2-core machine) and goes straight to the run.
+FORK_PRELOAD = ["pipeline.cli", "pipeline.runner", "pipeline.dryrun", "pipeline.emulator"]
+_forks = multiprocessing.get_context("forkserver")
+_forks.set_forkserver_preload(FORK_PRELOAD)
+
+# What the forked child runs (as source, so that it needs no module the fork server cannot import: tests/
+# is not on its path): the environment, argv and standard streams of `docpipe ARGV`, then its entry point.
+_CHILD = """
+import os, sys
+os.environ.clear()
+os.environ.update(env)
+sys.argv = ["docpipe", *argv]
+devnull = os.open(os.devnull, os.O_RDWR)
+os.dup2(devnull, 1)
+os.dup2(os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) if stderr_path else devnull, 2)
+from pipeline.cli import entry
+entry()
+"""
+
+
+class ForkedRun:
+    """`docpipe ARGV` as a real process (its own pid, signals, kills and flock), forked from a warm interpreter.
+
+    Start-up (interpreter and imports) is not exercised: tests of a kill or a signal *during start-up*
+    spawn a fresh interpreter instead. The interface is the part of `subprocess.Popen` the tests use.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], *, capture_stderr: bool = False) -> None:
+        self.args = argv
+        self._stderr_path: Path | None = None
+        if capture_stderr:
+            handle, name = tempfile.mkstemp(prefix="docpipe-stderr-", suffix=".txt")
+            os.close(handle)
+            self._stderr_path = Path(name)
+        self._process = _forks.Process(
+            target=exec,
+            args=(_CHILD, {"argv": argv, "env": env, "stderr_path": str(self._stderr_path or "") or None}),
+            name="docpipe",
+            daemon=True,
+        )
+        self._process.start()
+        self.pid = int(self._process.pid or 0)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+        return self._process.exitcode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:  # like Popen: never signal a pid that may have been reused
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, timeout: float | None = None) -> tuple[None, str | None]:
+        self.wait(timeout)
+        if self._stderr_path is None:
+            return None, None
+        stderr = self._stderr_path.read_text()
+        self._stderr_path.unlink()
+        return None, stderr
+
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the fork server while the first tests run, if any collected test forks docpipe runs."""
+    if any(hasattr(getattr(item, "module", None), "fork_run") for item in session.items):
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()

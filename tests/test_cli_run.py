@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-from conftest import SEED, TEST_KEY
+from conftest import SEED, TEST_KEY, ForkedRun
 
 import pipeline
 from pipeline.cli import main
@@ -336,6 +336,23 @@ def spawn_run(
     )
 
 
+def fork_run(
+    emulator: Emulator,
+    out: Path,
+    *extra: str,
+    input_path: Path = SAMPLE,
+    env: dict[str, str] | None = None,
+    stderr: int = subprocess.DEVNULL,
+) -> ForkedRun:
+    """Like `spawn_run`, in a process forked from an interpreter with docpipe imported: for kills and signals
+    in the run proper, without paying seconds of interpreter and import start-up each time."""
+    environment = dict(
+        os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=emulator.base_url, DOCPIPE_PROGRESS="off"
+    )
+    argv = ["run", str(TRIAGE), str(input_path), "--out", str(out), *extra]
+    return ForkedRun(argv, environment | (env or {}), capture_stderr=stderr == subprocess.PIPE)
+
+
 def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -360,7 +377,7 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_duplicates_nothing(tmp_pat
     out = tmp_path / "out"
     concurrency = 3
     with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=150))) as emulator:
-        process = spawn_run(emulator, out, "--concurrency", str(concurrency))
+        process = fork_run(emulator, out, "--concurrency", str(concurrency))
         _wait_for(lambda: _rows_recorded(out) >= 10)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
@@ -383,7 +400,7 @@ def test_overlapping_run_exits_75(tmp_path: Path) -> None:
     """While one run holds --out, another exits at once with 75 and says why."""
     out = tmp_path / "out"
     with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=300))) as emulator:
-        first = spawn_run(emulator, out, "--concurrency", "1")
+        first = fork_run(emulator, out, "--concurrency", "1")
         _wait_for(lambda: (out / ".lock").exists() and (out / ".lock").read_text().strip() != "")
         second = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator)
         first.send_signal(signal.SIGKILL)
