@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import SEED, TEST_KEY
-from test_cli_run import SAMPLE, TRIAGE, _wait_for, billed, invoke, sample_files, spawn_run
+from test_cli_run import SAMPLE, TRIAGE, _wait_for, billed, fork_run, invoke, sample_files, spawn_run
 
 import pipeline
 from pipeline.emulator import Emulator, EmulatorConfig, LatencyModel
@@ -64,7 +64,7 @@ def test_a_full_disk_stops_the_run_with_exit_4_and_the_rerun_completes(
     out = small_disk(tmp_path / "out", "48k")
     concurrency = 4
     with Emulator(EmulatorConfig(seed=SEED)) as emulator:
-        process = spawn_run(emulator, out, "--concurrency", str(concurrency), stderr=subprocess.PIPE)
+        process = fork_run(emulator, out, "--concurrency", str(concurrency), stderr=subprocess.PIPE)
         _, stderr = process.communicate(timeout=60)
         assert 4 == process.returncode, stderr
         assert "Traceback" not in stderr

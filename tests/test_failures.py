@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from conftest import SEED, TEST_KEY
-from test_cli_run import TRIAGE, billed, invoke, message_requests, spawn_run
+from test_cli_run import TRIAGE, billed, fork_run, invoke, message_requests
 
 import pipeline
 from pipeline.emulator import Emulator, EmulatorConfig, FaultPlan
@@ -275,7 +275,7 @@ def test_second_sigint_exits_at_once_and_the_rerun_completes_exactly_once(
     out = tmp_path / "out"
     plan = FaultPlan.from_dict({"rules": [{"kind": "hang", "match": SLOW_MARKER, "seconds": hang_s}]}, seed=SEED)
     with Emulator(EmulatorConfig(seed=SEED, faults=plan)) as emulator:
-        process = spawn_run(
+        process = fork_run(
             emulator,
             out,
             "--concurrency",

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import SEED
-from test_cli_run import ROOT, SAMPLE, TRIAGE, _wait_for, invoke, message_requests, sample_files, spawn_run
+from test_cli_run import ROOT, SAMPLE, TRIAGE, _wait_for, fork_run, invoke, message_requests, sample_files
 from test_output import CORRUPTIONS, _corrupt
 
 import pipeline
@@ -42,7 +42,7 @@ def _whole_journal_rows(out: Path) -> int:
 
 def _kill_with_rows_in_the_journal(emulator: Emulator, out: Path, rows: int, input_path: Path = SAMPLE) -> int:
     """Start a run, SIGKILL it once `rows` rows are in its journal (none yet in a part); return the rows left."""
-    process = spawn_run(emulator, out, "--concurrency", str(CONCURRENCY), input_path=input_path)
+    process = fork_run(emulator, out, "--concurrency", str(CONCURRENCY), input_path=input_path)
     _wait_for(lambda: (out / "_wal").is_dir() and _whole_journal_rows(out) >= rows)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)

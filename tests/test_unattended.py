@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import SEED
-from test_cli_run import SAMPLE, TRIAGE, _rows_recorded, _wait_for, invoke, sample_files, spawn_run
+from test_cli_run import SAMPLE, TRIAGE, _rows_recorded, _wait_for, fork_run, invoke, sample_files
 
 import pipeline
 from pipeline.emulator import Emulator, EmulatorConfig, FaultPlan, LatencyModel
@@ -63,7 +63,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_the_rerun_resumes(tmp_path:
     """SIGTERM: stop taking documents, finish in-flight requests, flush, exit 130; a rerun completes exactly once."""
     out = tmp_path / "out"
     with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=400))) as emulator:
-        process = spawn_run(emulator, out, "--concurrency", "3", stderr=subprocess.PIPE)
+        process = fork_run(emulator, out, "--concurrency", "3", stderr=subprocess.PIPE)
         _wait_for(lambda: _rows_recorded(out) >= 3)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)
