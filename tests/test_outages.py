@@ -101,7 +101,7 @@ def test_a_document_waiting_out_a_retry_after_keeps_no_other_from_being_sent(tmp
 
 def test_429s_from_a_spent_bucket_make_everyone_wait(tmp_path: Path, make_client: Any) -> None:
     """Another client on the key has spent the requests bucket: the 429s show 0 remaining, and every worker pauses."""
-    documents = 8
+    documents = 4  # one per worker: at 120 requests a minute, each waits out its own half second of refill
     manifest = _manifest(tmp_path / "docs.jsonl", documents)
     out = tmp_path / "out"
     with Emulator(EmulatorConfig(seed=SEED, limits=Limits(rpm=120))) as emulator:
