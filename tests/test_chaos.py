@@ -70,7 +70,7 @@ def test_twenty_kills_at_random_moments_lose_nothing_and_pay_at_most_what_was_in
     out = tmp_path / "out"
     moments = random.Random(SEED)
     ok_seen = 0
-    killed_while_sending = 0
+    killed_while_sending = kills_landed = 0
     with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=200))) as emulator:
         for kill in range(KILLS):
             paid_before = billed(emulator)
@@ -90,6 +90,7 @@ def test_twenty_kills_at_random_moments_lose_nothing_and_pay_at_most_what_was_in
             except subprocess.TimeoutExpired:
                 process.send_signal(signal.SIGKILL)
                 process.wait(timeout=10)
+                kills_landed += process.returncode == -signal.SIGKILL
                 killed_while_sending += billed(emulator) > paid_before
             ok_now = _readable_everywhere(out)
             assert ok_now >= ok_seen  # an answer once published is never lost
@@ -102,6 +103,7 @@ def test_twenty_kills_at_random_moments_lose_nothing_and_pay_at_most_what_was_in
     ok = frame[frame.status == "ok"]
     assert [f"doc-{n:04d}" for n in range(DOCUMENTS)] == sorted(ok.doc_id)
     assert not ok.doc_id.duplicated().any()
+    assert KILLS == kills_landed  # no run ended on its own before its kill: the corpus outlasts the 20 kills
     assert re_paid <= KILLS * CONCURRENCY
     assert killed_while_sending >= KILLS // 4  # not a test of start-up alone: kills landed amid requests
     assert _readable_everywhere(out) == DOCUMENTS
