@@ -109,7 +109,19 @@ def wait_until() -> Callable[..., Any]:
 
 # The fork server imports these once; every `ForkedRun` is a fork of it, so it starts with docpipe, the SDK
 # and pyarrow already imported (seconds of start-up on a loaded 2-core machine) and goes straight to the run.
-FORK_PRELOAD = ["pipeline.cli", "pipeline.runner", "pipeline.dryrun", "pipeline.emulator"]
+# A run imports most of them only once it holds the lock, so they are named here one by one.
+FORK_PRELOAD = [
+    "pipeline.cli",
+    "pipeline.runner",
+    "pipeline.realtime",
+    "pipeline.api",
+    "pipeline.output",
+    "pipeline.prepare",
+    "pipeline.sources",
+    "pipeline.transport",
+    "pipeline.dryrun",
+    "pipeline.emulator",
+]
 _forks = multiprocessing.get_context("forkserver")
 _forks.set_forkserver_preload(FORK_PRELOAD)
 
