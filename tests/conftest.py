@@ -9,6 +9,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -154,6 +155,7 @@ class ForkedRun:
             handle, name = tempfile.mkstemp(prefix="docpipe-stderr-", suffix=".txt")
             os.close(handle)
             self._stderr_path = Path(name)
+            weakref.finalize(self, self._stderr_path.unlink, missing_ok=True)  # also when a test fails first
         self._process = _forks.Process(
             target=exec,
             args=(_CHILD, {"argv": argv, "env": env, "stderr_path": str(self._stderr_path or "") or None}),
@@ -187,9 +189,7 @@ class ForkedRun:
         self.wait(timeout)
         if self._stderr_path is None:
             return None, None
-        stderr = self._stderr_path.read_text()
-        self._stderr_path.unlink()
-        return None, stderr
+        return None, self._stderr_path.read_text()
 
 
 
