@@ -24,6 +24,7 @@ class JsonlSchema:
         self.established: dict[str, str | None] = {key: None for key in first_row if key not in RESERVED_COLUMNS}
         self.allowed = frozenset(self.established).union(RESERVED_COLUMNS)
         self.pending = len(self.established)
+        self._settled_types: tuple[tuple[str, type], ...] | None = None
 
     @property
     def settled(self) -> bool:
@@ -34,6 +35,38 @@ class JsonlSchema:
 
     def check(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The row's metadata, converted to its column types, and the first problem found (or None)."""
+        if self.pending == 0 and self.allowed.issuperset(row):
+            metadata = self._plain(row)
+            if metadata is not None:
+                return metadata, None
+        return self._check(row)
+
+    def _plain(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The metadata of a row whose every value is null or of its column's own type and fits it, else None.
+
+        Only the common row: anything to convert, refuse or report goes through `_check`.
+        """
+        metadata: dict[str, Any] = {}
+        for name, expected in self._types():
+            value: Any = row.get(name)
+            kind = type(value)
+            if kind is not expected:
+                if value is not None:
+                    return None
+            elif kind is str:
+                if not value.isascii():
+                    return None
+            elif kind is int and not INT64_MIN <= value <= INT64_MAX:
+                return None
+            metadata[name] = value
+        return metadata
+
+    def _types(self) -> tuple[tuple[str, type], ...]:
+        if self._settled_types is None:
+            self._settled_types = tuple((name, _PY_TYPES[kind or "string"]) for name, kind in self.established.items())
+        return self._settled_types
+
+    def _check(self, row: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         problem: str | None = None
         for key in row:
             if key not in self.allowed:
@@ -75,34 +108,57 @@ class JsonlSchema:
 
 
 _JSON_DECODER = json.JSONDecoder()
+_SCAN: Any = _JSON_DECODER.scan_once  # type: ignore[attr-defined]  # raw_decode()'s scanner, without its frame
+_BLANK = object()
 # The metadata kind of each JSON value type; objects and arrays are "nested" and stored as JSON text.
 _JSON_KINDS: dict[type, str | None] = {type(None): None, bool: "bool", int: "int64", float: "float64", str: "string"}
+_PY_TYPES: dict[str, type] = {"bool": bool, "int64": int, "float64": float, "string": str}
 
 
 def jsonl_lines(handle: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed value or _Malformed) for every non-blank line."""
+    """(line number, parsed value or _Malformed) for every non-blank line.
+
+    A line that parses as it stands (UTF-8, a value from its first character, nothing but
+    whitespace after it) takes the scanner alone; any other goes through `_parse_line`, which
+    says what is wrong with it (or that it is blank).
+    """
+    scan = _SCAN
     for number, raw in enumerate(handle, start=1):
-        if raw.isspace():
-            continue
-        parsed: Any
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            if line[0].isspace():
-                parsed = _JSON_DECODER.decode(line)
-            else:  # the common case, without decode()'s two whitespace scans per line
-                parsed, end = _JSON_DECODER.raw_decode(line)
-                if end != len(line) and not line[end:].isspace():
-                    raise json.JSONDecodeError("Extra data", line, end)
-        except UnicodeDecodeError:
-            parsed = _Malformed("not valid UTF-8; save the manifest as UTF-8")
-        except json.JSONDecodeError as exc:
-            column = min(exc.pos, len(exc.doc.rstrip("\r\n"))) + 1
-            parsed = _Malformed(f"malformed JSON: {exc.msg} (column {column})")
-        except ValueError:  # int() refuses a number longer than sys.get_int_max_str_digits()
-            parsed = _Malformed(f"a number has more than {sys.get_int_max_str_digits():,} digits")
-        except RecursionError:
-            parsed = _Malformed("malformed JSON: nested too deeply")
-        yield number, parsed
+        if number > 1:
+            try:
+                line = raw.decode()
+                parsed, end = scan(line, 0)
+                if end == len(line) or line[end:].isspace():
+                    yield number, parsed
+                    continue
+            except Exception:
+                pass
+        parsed = _parse_line(number, raw)
+        if parsed is not _BLANK:
+            yield number, parsed
+
+
+def _parse_line(number: int, raw: bytes) -> Any:
+    """The value of one line, `_Malformed` saying why there is none, or `_BLANK`."""
+    if raw.isspace():
+        return _BLANK
+    try:
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        if line[0].isspace():
+            return _JSON_DECODER.decode(line)
+        parsed, end = _JSON_DECODER.raw_decode(line)  # without decode()'s two whitespace scans
+        if end != len(line) and not line[end:].isspace():
+            raise json.JSONDecodeError("Extra data", line, end)
+        return parsed
+    except UnicodeDecodeError:
+        return _Malformed("not valid UTF-8; save the manifest as UTF-8")
+    except json.JSONDecodeError as exc:
+        column = min(exc.pos, len(exc.doc.rstrip("\r\n"))) + 1
+        return _Malformed(f"malformed JSON: {exc.msg} (column {column})")
+    except ValueError:  # int() refuses a number longer than sys.get_int_max_str_digits()
+        return _Malformed(f"a number has more than {sys.get_int_max_str_digits():,} digits")
+    except RecursionError:
+        return _Malformed("malformed JSON: nested too deeply")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +197,15 @@ def read_jsonl(path: Path) -> Iterator[DocumentRef]:
         rows = ManifestRows(path, "line")
         metadata, problem = schema.check(first_row)
         yield rows.ref(first_number, first_row, metadata, problem)
+        check, ref = schema.check, rows.ref
         for number, row in lines:
-            if isinstance(row, _Malformed):
+            if type(row) is dict:
+                metadata, problem = check(row)
+                yield ref(number, row, metadata, problem)
+            elif isinstance(row, _Malformed):
                 yield rows.failed(number, row.reason)
-            elif not isinstance(row, dict):
-                yield rows.failed(number, f"not a JSON object (got {type_name(row)})")
             else:
-                metadata, problem = schema.check(row)
-                yield rows.ref(number, row, metadata, problem)
+                yield rows.failed(number, f"not a JSON object (got {type_name(row)})")
 
 
 def jsonl_metadata_columns(path: Path) -> dict[str, str]:

@@ -70,7 +70,8 @@ __all__ = [
 
 MANIFEST_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".ndjson", ".csv", ".parquet"})
 COUNT_BLOCK_BYTES = 1 << 22
-_BLANK_LINE = re.compile(rb"^[ \t\r\x0b\x0c]*\n", re.MULTILINE)  # what bytes.isspace() calls whitespace
+# A blank line, found after the newline that ends the line before it (whitespace as bytes.isspace() has it).
+_BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c]*(?=\n)")
 
 
 def open_source(
@@ -118,7 +119,7 @@ def _non_blank_lines(path: Path) -> int:
             block = carry + block
             end = block.rfind(b"\n") + 1
             block, carry = block[:end], block[end:]
-            lines += block.count(b"\n") - len(_BLANK_LINE.findall(block))
+            lines += block.count(b"\n") - len(_BLANK_LINE.findall(b"\n" + block))
     return lines + (0 if carry.isspace() or not carry else 1)
 
 
