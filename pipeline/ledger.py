@@ -45,6 +45,7 @@ HASH_CHUNK_ROWS = 1 << 16  # keys turned into Python strings at a time while the
 _DONE_COLUMNS = ("doc_id", "doc_sha256", "source_size", "source_mtime_ns")
 _ERROR_COLUMNS = ("doc_id", "error_type", "error_message")
 _LAST = pc.ScalarAggregateOptions(skip_nulls=False)  # the latest row's value, null or not
+_KINDS = {"source_size": pa.int64(), "source_mtime_ns": pa.int64(), "seq": pa.int64()}
 
 
 def _hashes(values: Sequence[str] | pa.Array) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -57,17 +58,61 @@ def _hashes(values: Sequence[str] | pa.Array) -> np.ndarray[Any, np.dtype[np.int
     return np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
 
 
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE = np.full(256, 16, dtype=np.uint8)  # 16: not a lowercase hex digit
+_NIBBLE[_HEX_DIGITS] = np.arange(16, dtype=np.uint8)
+DIGEST = pa.binary(32)
+
+
+def _digests(hexes: pa.Array) -> pa.Array | None:
+    """SHA-256 hex digests as their 32 bytes (half the memory), or None when one value is not such a digest.
+
+    Nulls stay null. A value of another form (a test's "sha-1", an upper-case digest) can never equal
+    a digest computed here; the ledger then keeps the strings as they are.
+    """
+    valid = hexes.is_valid()
+    whole = pc.fill_null(hexes, "0" * 64) if hexes.null_count else hexes
+    if not pc.all(pc.equal(pc.binary_length(whole), 64)).as_py() and len(whole):
+        return None
+    offsets = np.frombuffer(whole.buffers()[1], dtype=np.int32)[whole.offset : whole.offset + len(whole) + 1]
+    data = np.frombuffer(whole.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 64)
+    nibbles = _NIBBLE[data]
+    if (nibbles == 16).any():
+        return None
+    raw = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    digests = pa.FixedSizeBinaryArray.from_buffers(DIGEST, len(whole), [None, pa.py_buffer(raw.tobytes())])
+    return pc.if_else(valid, digests, pa.scalar(None, DIGEST)) if hexes.null_count else digests
+
+
+def _hexes(digests: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """32-byte digests back to lower-case hex text: to compare with a digest computed here, or to show."""
+    if isinstance(digests, pa.ChunkedArray):
+        digests = digests.combine_chunks()
+    whole = pc.fill_null(digests, pa.scalar(b"\0" * 32, DIGEST)) if digests.null_count else digests
+    start = whole.offset * 32
+    raw = np.frombuffer(whole.buffers()[1], dtype=np.uint8)[start : start + 32 * len(whole)].reshape(-1, 32)
+    text = np.empty((len(raw), 64), dtype=np.uint8)
+    text[:, 0::2], text[:, 1::2] = _HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]
+    offsets = pa.py_buffer(np.arange(0, 64 * len(raw) + 1, 64, dtype=np.int32).tobytes())
+    strings = pa.StringArray.from_buffers(len(raw), offsets, pa.py_buffer(text.tobytes()))
+    return pc.if_else(digests.is_valid(), strings, pa.scalar(None, pa.string()))
+
+
 class _KeyIndex:
     """Unique string keys -> their row: sorted 64-bit hashes, searched in bulk, confirmed on the keys."""
 
     def __init__(self, keys: pa.ChunkedArray) -> None:
-        self.keys = keys.combine_chunks() if keys.num_chunks != 1 else keys.chunk(0)
+        self.keys = keys.combine_chunks()
         hashes = _hashes(self.keys)
         self.rows = np.argsort(hashes, kind="stable")
         self.hashes = hashes[self.rows]
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def maybe_repeated(self) -> bool:
+        """Whether two keys share a hash: the same key twice, or (rarely) two keys of one hash."""
+        return bool(len(self) > 1 and np.any(self.hashes[1:] == self.hashes[:-1]))
 
     def find(self, doc_ids: Sequence[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
         """The row of each id, or -1."""
@@ -103,14 +148,20 @@ class DoneLedger:
     """Documents already answered under one job fingerprint, and documents whose latest row is an error."""
 
     def __init__(
-        self, fingerprint: str, done: pa.Table | None = None, errors: pa.Table | None = None, *, journal_rows: int = 0
+        self,
+        fingerprint: str,
+        done: pa.Table | None = None,
+        errors: pa.Table | None = None,
+        *,
+        journal_rows: int = 0,
+        index: _KeyIndex | None = None,
     ) -> None:
+        """`done` and `errors` hold one row per document, each column in one chunk; `index` is `done`'s, if built."""
         self.fingerprint = fingerprint
         self.journal_rows = journal_rows  # rows found in the journal, not yet published
-        # One chunk per column: a take across many chunks costs microseconds an index.
         self._done = (done if done is not None else _empty(_DONE_COLUMNS)).combine_chunks()
         self._errors = (errors if errors is not None else _empty(_ERROR_COLUMNS)).combine_chunks()
-        self._done_index = _KeyIndex(self._done.column("doc_id"))
+        self._done_index = index if index is not None else _KeyIndex(self._done.column("doc_id"))
         self._error_index = _KeyIndex(self._errors.column("doc_id"))
 
     def __len__(self) -> int:
@@ -119,7 +170,10 @@ class DoneLedger:
     @property
     def done(self) -> dict[str, tuple[str, int | None, int | None]]:
         """doc_id -> (content hash, size, mtime), as a dict: for inspection and tests, never on a run's path."""
-        doc_ids, *values = [self._done.column(name).to_pylist() for name in _DONE_COLUMNS]
+        hashes = self._done.column("doc_sha256")
+        hashes = _hexes(hashes) if hashes.type == DIGEST else hashes
+        columns = [hashes if name == "doc_sha256" else self._done.column(name) for name in _DONE_COLUMNS]
+        doc_ids, *values = [column.to_pylist() for column in columns]
         return dict(zip(doc_ids, zip(*values, strict=True), strict=True))
 
     @property
@@ -130,7 +184,10 @@ class DoneLedger:
 
     def is_done(self, doc_id: str, sha256: str) -> bool:
         row = self._done_index.find_one(doc_id)
-        return row >= 0 and self._done.column("doc_sha256")[row].as_py() == sha256
+        if row < 0:
+            return False
+        stored = self._done.column("doc_sha256")[row].as_py()
+        return (stored.hex() if isinstance(stored, bytes) else stored) == sha256
 
     def unchanged_file(self, doc_id: str, size: int, mtime_ns: int) -> bool:
         """The quick check: the same file size and mtime as when it was last answered."""
@@ -167,7 +224,9 @@ class DoneLedger:
             picked = pa.array(hits)
             same = None
             for column, (values, kind) in wanted.items():
-                equal = pc.equal(self._done.column(column).take(taken), pa.array(values, kind).take(picked))
+                stored = self._done.column(column).take(taken)
+                stored = _hexes(stored) if stored.type == DIGEST else stored.cast(kind)
+                equal = pc.equal(stored, pa.array(values, kind).take(picked))
                 same = equal if same is None else pc.and_(same, equal)
             assert same is not None
             result[hits] = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
@@ -175,40 +234,94 @@ class DoneLedger:
 
 
 def _empty(columns: Sequence[str]) -> pa.Table:
-    kinds = {"source_size": pa.int64(), "source_mtime_ns": pa.int64()}
-    return pa.table({name: pa.array([], kinds.get(name, pa.string())) for name in columns})
+    return pa.table({name: pa.array([], _KINDS.get(name, pa.string())) for name in columns})
 
 
-def _this_jobs_rows(table: pa.Table, fingerprint: str) -> pa.Table:
-    """The ok and error rows of this fingerprint, in order: doc_id, ok, then the columns the ledger keeps."""
-    status = table.column("status")
-    if pa.types.is_dictionary(status.type):
-        status = status.cast(pa.string())
-    ok = pc.equal(status, "ok")
-    keep = pc.and_(pc.equal(table.column("job_fingerprint"), fingerprint), pc.or_(ok, pc.equal(status, "error")))
-    kept = table.filter(keep)
-    columns = {"doc_id": kept.column("doc_id"), "ok": ok.filter(keep)}
-    for name in (*_DONE_COLUMNS[1:], *_ERROR_COLUMNS[1:]):
-        columns[name] = kept.column(name)
+class _Rows:
+    """This fingerprint's rows, gathered in the order they were written: answers and errors apart.
+
+    Each row keeps its position (`seq`), so that the latest row per document can be told when
+    answers and errors are looked at apart.
+    """
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        self.answers: list[pa.Table] = []  # the ok rows: the done columns and seq
+        self.failures: list[pa.Table] = []  # the error rows: the error columns and seq
+        self.seen = 0
+        self.text_hashes = False
+
+    def add(self, table: pa.Table) -> None:
+        """Take in a table of rows written after every table taken so far."""
+        status = table.column("status")
+        if pa.types.is_dictionary(status.type):
+            status = status.cast(pa.string())
+        this_job = pc.equal(table.column("job_fingerprint"), self.fingerprint)
+        seq = pa.array(np.arange(self.seen, self.seen + table.num_rows, dtype=np.int64))
+        self.seen += table.num_rows
+        table = table.append_column("seq", seq)
+        ok = pc.and_(this_job, pc.equal(status, "ok"))
+        answers = table.filter(ok).select([*_DONE_COLUMNS, "seq"])
+        if answers.num_rows:
+            self.answers.append(self._compact(answers))
+        failed = pc.and_(this_job, pc.equal(status, "error"))
+        if pc.any(failed).as_py():
+            self.failures.append(table.filter(failed).select([*_ERROR_COLUMNS, "seq"]))
+
+    def _compact(self, answers: pa.Table) -> pa.Table:
+        """Hashes as 32 bytes when they are all digests, a column of nulls (no file sizes: inline text) as no data."""
+        digests = _digests(answers.column("doc_sha256").combine_chunks())
+        if digests is None:
+            self.text_hashes = True
+        else:
+            answers = answers.set_column(1, "doc_sha256", digests)
+        for index, name in enumerate(_DONE_COLUMNS):
+            if name.startswith("source_") and answers.column(name).null_count == answers.num_rows:
+                answers = answers.set_column(index, name, pa.nulls(answers.num_rows))
+        return answers
+
+    def ledger(self, *, journal_rows: int) -> DoneLedger:
+        """The latest answer per document, and the documents whose latest row is an error."""
+        if self.text_hashes:  # one part's hashes are not digests: all are kept as text
+            for position, answers in enumerate(self.answers):
+                if answers.schema.field("doc_sha256").type == DIGEST:
+                    hexes = _hexes(answers.column("doc_sha256"))
+                    self.answers[position] = answers.set_column(1, "doc_sha256", hexes)
+        done = _one_chunk(self.answers) if self.answers else _empty([*_DONE_COLUMNS, "seq"])
+        index = _KeyIndex(done.column("doc_id"))
+        if index.maybe_repeated():  # answered more than once: the last answer counts
+            done = _last_per_document(done, [*_DONE_COLUMNS[1:], "seq"])
+            index = _KeyIndex(done.column("doc_id"))
+        errors = _empty(_ERROR_COLUMNS)
+        if self.failures:
+            latest = _last_per_document(pa.concat_tables(self.failures), [*_ERROR_COLUMNS[1:], "seq"])
+            answered = index.find(latest.column("doc_id").to_pylist())
+            answer_seq = done.column("seq").to_numpy()[np.maximum(answered, 0)] if len(done) else answered
+            standing = (answered < 0) | (latest.column("seq").to_numpy() > answer_seq)
+            errors = latest.filter(pa.array(standing)).select(list(_ERROR_COLUMNS))
+        return DoneLedger(self.fingerprint, done.drop_columns(["seq"]), errors, journal_rows=journal_rows, index=index)
+
+
+def _one_chunk(tables: list[pa.Table]) -> pa.Table:
+    """The tables as one, each column in one chunk (a take across chunks copies them all, at every take).
+
+    Column by column, each letting go of its pieces once copied: the peak is the total plus one
+    column, not twice the total. Empties `tables`.
+    """
+    table = pa.concat_tables(tables, promote_options="default")  # a column of nulls takes the others' type
+    tables.clear()
+    columns: dict[str, pa.Array] = {}
+    for name in table.column_names:
+        columns[name] = table.column(name).combine_chunks()
+        table = table.drop_columns([name])
     return pa.table(columns)
 
 
-def _latest(rows: pa.Table, columns: Sequence[str]) -> pa.Table:
-    """The last row of each doc_id (rows are in the order they were written)."""
-    if not rows.num_rows or pc.count_distinct(rows.column("doc_id")).as_py() == rows.num_rows:
-        return rows.select(["doc_id", *columns])
+def _last_per_document(rows: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """The last row of each doc_id (rows are in the order they were written), one chunk per column."""
     grouped = rows.group_by("doc_id", use_threads=False).aggregate([(name, "last", _LAST) for name in columns])
-    return pa.table({"doc_id": grouped.column("doc_id"), **{name: grouped.column(f"{name}_last") for name in columns}})
-
-
-def ledger_from_rows(fingerprint: str, rows: pa.Table, *, journal_rows: int = 0) -> DoneLedger:
-    """The ledger of rows in the order they were written (the output of `_this_jobs_rows`, concatenated)."""
-    done = _latest(rows.filter(rows.column("ok")), _DONE_COLUMNS[1:])
-    errors = _empty(_ERROR_COLUMNS)
-    if not pc.all(rows.column("ok")).as_py() and rows.num_rows:
-        latest = _latest(rows, ["ok", *_ERROR_COLUMNS[1:]])
-        errors = latest.filter(pc.invert(latest.column("ok"))).select(list(_ERROR_COLUMNS))
-    return DoneLedger(fingerprint, done, errors, journal_rows=journal_rows)
+    last = {name: grouped.column(f"{name}_last") for name in columns}
+    return pa.table({"doc_id": grouped.column("doc_id"), **last}).combine_chunks()
 
 
 def load_ledger(out_dir: Path, job: Job, *, schema: pa.Schema | None = None) -> DoneLedger:
@@ -224,7 +337,7 @@ def load_ledger(out_dir: Path, job: Job, *, schema: pa.Schema | None = None) -> 
     sources = [(part.stem.removeprefix(PART_PREFIX), part) for part in part_files(out_dir)]
     published = {name for name, _ in sources}
     sources += [(path.stem, path) for path in segment_paths(out_dir) if path.stem not in published]
-    tables: list[pa.Table] = []
+    rows = _Rows(job.fingerprint)
     journal_rows = 0
     for _, path in sorted(sources):
         if path.suffix == ".parquet":
@@ -248,6 +361,11 @@ def load_ledger(out_dir: Path, job: Job, *, schema: pa.Schema | None = None) -> 
                 check_types(out_dir, f"{WAL_DIR}/{path.name}", segment.schema, schema, job)
             table = segment.table.select(LEDGER_COLUMNS)
             journal_rows += table.num_rows
-        tables.append(_this_jobs_rows(table, job.fingerprint))
-    rows = pa.concat_tables(tables) if tables else _this_jobs_rows(_empty(LEDGER_COLUMNS), job.fingerprint)
-    return ledger_from_rows(job.fingerprint, rows, journal_rows=journal_rows)
+        rows.add(table)
+        del table
+        # Hand the reader's scratch memory back at once: kept by the allocator, each part's added
+        # tens of megabytes to the peak, and the run that follows allocates Python objects.
+        pa.default_memory_pool().release_unused()
+    ledger = rows.ledger(journal_rows=journal_rows)
+    pa.default_memory_pool().release_unused()
+    return ledger

@@ -145,7 +145,7 @@ def read_part(out_dir: Path, part: Path, columns: list[str] | None) -> tuple[pa.
             problem = schema_problem(schema)
             if problem is not None:
                 raise unreadable_part(out_dir, part, problem)
-            return schema, parquet.read(columns=columns) if columns is not None else None
+            return schema, parquet.read(columns=columns, use_threads=False) if columns is not None else None
     except ARROW_ERRORS as exc:
         raise unreadable_part(out_dir, part, first_line(exc)) from None
 
