@@ -3,7 +3,11 @@
 Design. Inputs can be far larger than memory, so nothing here builds a list of documents: a folder
 is walked one directory listing at a time, a manifest is read one line (or one Parquet batch) at a
 time, and the only state that grows with the input is one 8-byte digest per manifest id, kept to
-catch duplicates.
+catch duplicates. This module is the entry (`open_source`, `read_manifest`); the walk is in
+`folders.py`, each manifest format in `manifest_jsonl.py`, `manifest_csv.py` and
+`manifest_parquet.py`, and the rules a manifest row must meet to become a ref in `refs.py`.
+Nothing here changes process-wide state: the csv module's field size limit is raised only while
+docpipe's reader reads a row (`manifest_csv.py`).
 
 Problems come in two sizes:
 
