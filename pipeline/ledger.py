@@ -126,7 +126,7 @@ class _KeyIndex:
             return found
         rows = self.rows[slots[hits]]
         same = pc.equal(self.keys.take(pa.array(rows)), pa.array([doc_ids[i] for i in hits.tolist()], pa.string()))
-        confirmed = same.to_numpy(zero_copy_only=False)
+        confirmed = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
         found[hits[confirmed]] = rows[confirmed]
         for index in hits[~confirmed].tolist():  # two keys of one hash: look along their run
             found[index] = self.find_one(doc_ids[index])
