@@ -209,13 +209,22 @@ class DoneLedger:
 
     def are_done(self, doc_ids: Sequence[str], sha256s: Sequence[str]) -> list[bool]:
         """`is_done` for a batch: one search and one comparison for all of them."""
-        return self._matches(doc_ids, {"doc_sha256": (sha256s, pa.string())})
+        return self._matches(doc_ids, {"doc_sha256": (sha256s, pa.string())}).tolist()  # type: ignore[no-any-return]
+
+    def are_done_digests(self, doc_ids: Sequence[str], digests: Sequence[bytes]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """`are_done` for SHA-256 digests as bytes (what a batch computes): compared as bytes when the ledger can."""
+        if self._done.schema.field("doc_sha256").type == DIGEST:
+            return self._matches(doc_ids, {"doc_sha256": (digests, DIGEST)})
+        return self._matches(doc_ids, {"doc_sha256": ([digest.hex() for digest in digests], pa.string())})
 
     def unchanged_files(self, doc_ids: Sequence[str], sizes: Sequence[int], mtimes_ns: Sequence[int]) -> list[bool]:
         """`unchanged_file` for a batch."""
-        return self._matches(doc_ids, {"source_size": (sizes, pa.int64()), "source_mtime_ns": (mtimes_ns, pa.int64())})
+        wanted = {"source_size": (sizes, pa.int64()), "source_mtime_ns": (mtimes_ns, pa.int64())}
+        return self._matches(doc_ids, wanted).tolist()  # type: ignore[no-any-return]
 
-    def _matches(self, doc_ids: Sequence[str], wanted: dict[str, tuple[Sequence[Any], pa.DataType]]) -> list[bool]:
+    def _matches(
+        self, doc_ids: Sequence[str], wanted: dict[str, tuple[Sequence[Any], pa.DataType]]
+    ) -> np.ndarray[Any, np.dtype[np.bool_]]:
         rows = self._done_index.find(doc_ids)
         result = np.zeros(len(doc_ids), dtype=bool)
         hits = np.flatnonzero(rows >= 0)
@@ -225,12 +234,15 @@ class DoneLedger:
             same = None
             for column, (values, kind) in wanted.items():
                 stored = self._done.column(column).take(taken)
-                stored = _hexes(stored) if stored.type == DIGEST else stored.cast(kind)
+                if stored.type == DIGEST and kind != DIGEST:
+                    stored = _hexes(stored)
+                elif stored.type != kind:
+                    stored = stored.cast(kind)  # a column of nulls
                 equal = pc.equal(stored, pa.array(values, kind).take(picked))
                 same = equal if same is None else pc.and_(same, equal)
             assert same is not None
             result[hits] = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
-        return result.tolist()
+        return result
 
 
 def _empty(columns: Sequence[str]) -> pa.Table:

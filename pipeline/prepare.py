@@ -18,6 +18,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from .errors import DocumentError, ExtractionError
 from .extract import extract_text
@@ -109,42 +112,44 @@ class Preparer:
             size = min(size * 2, BATCH_MAX_REFS)
 
     def _prepare_batch(self, batch: list[DocumentRef]) -> Iterator[Work]:
-        hashes: list[str | None] = [None] * len(batch)
+        """The batch's work: the ledger asked once for all, then only the refs it does not have looked at."""
+        digests: list[bytes | None] = [None] * len(batch)
         stats: list[tuple[int, int] | None] = [None] * len(batch)
         for index, ref in enumerate(batch):
             if ref.error is not None:
                 continue
             if ref.text is not None:
                 if ref.text.strip():
-                    hashes[index] = hashlib.sha256(ref.text.encode("utf-8")).hexdigest()
+                    digests[index] = hashlib.sha256(ref.text.encode("utf-8")).digest()
             elif ref.path is not None:
                 try:
                     stat = ref.path.stat()
                     stats[index] = (stat.st_size, stat.st_mtime_ns)
                 except OSError:
                     pass  # extract_text reports it with a proper message
-        done = self._answered(batch, hashes, stats)
-        for index, ref in enumerate(batch):
-            if done[index]:
-                self.already_done += 1
-                continue
-            work = self._prepare_one(ref, hashes[index], stats[index])
+        done = self._answered(batch, digests, stats)
+        previous = -1
+        for index in np.flatnonzero(~done).tolist():
+            self.already_done += index - previous - 1  # the refs skipped since the last one, counted in order
+            previous = index
+            digest = digests[index]
+            work = self._prepare_one(batch[index], digest.hex() if digest is not None else None, stats[index])
             if work is not None:
                 yield work
+        self.already_done += len(batch) - previous - 1
 
     def _answered(
-        self, batch: Sequence[DocumentRef], hashes: Sequence[str | None], stats: Sequence[tuple[int, int] | None]
-    ) -> list[bool]:
+        self, batch: Sequence[DocumentRef], digests: Sequence[bytes | None], stats: Sequence[tuple[int, int] | None]
+    ) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """Which refs the ledger has: the same content hash, or a file of the same size and mtime."""
-        done = [False] * len(batch)
-        hashed = [index for index, sha256 in enumerate(hashes) if sha256 is not None]
+        done = np.zeros(len(batch), dtype=bool)
+        hashed = [index for index, digest in enumerate(digests) if digest is not None]
         if len(hashed) < SMALL_BATCH_REFS:
             for index in hashed:
-                done[index] = self.ledger.is_done(batch[index].doc_id, hashes[index])  # type: ignore[arg-type]
+                done[index] = self.ledger.is_done(batch[index].doc_id, digests[index].hex())  # type: ignore[union-attr]
         else:
-            ids, values = [batch[i].doc_id for i in hashed], [hashes[i] for i in hashed]
-            for index, answer in zip(hashed, self.ledger.are_done(ids, values), strict=True):  # type: ignore[arg-type]
-                done[index] = answer
+            ids, values = [batch[i].doc_id for i in hashed], [digests[i] for i in hashed]
+            done[hashed] = self.ledger.are_done_digests(ids, values)  # type: ignore[arg-type]
         stated = [index for index, stat in enumerate(stats) if stat is not None]
         if len(stated) < SMALL_BATCH_REFS:
             for index in stated:
@@ -153,8 +158,7 @@ class Preparer:
         else:
             ids = [batch[i].doc_id for i in stated]
             sizes, mtimes = [stats[i][0] for i in stated], [stats[i][1] for i in stated]  # type: ignore[index]
-            for index, answer in zip(stated, self.ledger.unchanged_files(ids, sizes, mtimes), strict=True):
-                done[index] = answer
+            done[stated] = self.ledger.unchanged_files(ids, sizes, mtimes)
         return done
 
     def _prepare_one(self, ref: DocumentRef, sha256: str | None, stat: tuple[int, int] | None) -> Work | None:

@@ -48,7 +48,6 @@ non-UTF-8 line is a `ManifestError`). The rule, field by field:
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -73,9 +72,6 @@ __all__ = [
 ]
 
 MANIFEST_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".ndjson", ".csv", ".parquet"})
-COUNT_BLOCK_BYTES = 1 << 22
-# A blank line, found after the newline that ends the line before it (whitespace as bytes.isspace() has it).
-_BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c]*(?=\n)")
 
 
 def open_source(
@@ -108,23 +104,12 @@ def count_documents(input_path: Path, *, include: Sequence[str] = (), exclude: S
         if suffix == ".parquet":
             return int(parquet_file(input_path).metadata.num_rows)
         if suffix in (".jsonl", ".ndjson", ".csv"):
-            return max(0, _non_blank_lines(input_path) - (1 if suffix == ".csv" else 0))
+            with open(input_path, "rb") as handle:
+                lines = sum(1 for line in handle if not line.isspace())
+            return max(0, lines - (1 if suffix == ".csv" else 0))
         return sum(1 for _ in open_source(input_path, include=include, exclude=exclude))
     except (OSError, PipelineError):
         return None
-
-
-def _non_blank_lines(path: Path) -> int:
-    """Lines holding more than whitespace, counted a block at a time (a line split by a block is counted once)."""
-    lines = 0
-    carry = b""
-    with open(path, "rb") as handle:
-        while block := handle.read(COUNT_BLOCK_BYTES):
-            block = carry + block
-            end = block.rfind(b"\n") + 1
-            block, carry = block[:end], block[end:]
-            lines += block.count(b"\n") - len(_BLANK_LINE.findall(b"\n" + block))
-    return lines + (0 if carry.isspace() or not carry else 1)
 
 
 def read_manifest(path: Path) -> Iterator[DocumentRef]:

@@ -844,13 +844,3 @@ def test_a_float_column_meeting_an_integer_too_large_for_a_float_fails_that_row_
     assert "column 'score': an integer of 1329 bits does not fit a float" in str(refs[1].error)
     assert (1.5, None) == (refs[0].metadata["score"], refs[2].metadata["score"])
 
-
-@pytest.mark.parametrize("block_bytes", [1, 2, 3, 7, 1 << 22])
-def test_count_documents_counts_non_blank_lines_across_read_blocks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
-) -> None:
-    """JSONL lines are counted a block at a time: blank lines, whitespace lines and a last line without newline."""
-    monkeypatch.setattr(sources, "COUNT_BLOCK_BYTES", block_bytes)
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_bytes(b'{"id": "a"}\n\n  \t\n{"id": "b"}\r\n \x0c\n{"id": "c"}\n{"id": "d"}')
-    assert 4 == count_documents(manifest)
