@@ -26,10 +26,8 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     listed: list[str] = []
     to_send = errors = estimated_input = 0
     skipped: Counter[str] = Counter()
-    for ref in open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped):
-        work = preparer.prepare(ref)
-        if work is None:
-            continue
+    refs = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
+    for work in preparer.works(refs):
         if config.limit is not None and to_send + errors >= config.limit:
             break
         if work.error is not None:

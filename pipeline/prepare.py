@@ -1,21 +1,40 @@
-"""Preparation: a document ref becomes work for the API, an error row, or nothing (already done).
+"""Preparation: document refs become work for the API, error rows, or nothing (already done).
 
 Runs in the preparation thread: extraction, hashing and the ledger's checks stay off the event loop.
+
+Design. Refs are prepared a batch at a time, so that the ledger is asked once per batch (an
+anti-join of the batch's keys with its columns, `ledger.py`) instead of once per document. Order and
+laziness are kept: work comes out in the order its refs came in, a batch is cut short when its first
+ref has waited `BATCH_MAX_WAIT_S` (a slow folder walk), batches grow from one ref (the first
+document reaches the API without waiting for others) up to `BATCH_MAX_REFS` refs or
+`BATCH_MAX_CHARS` of inline text, and a file is extracted only when its work is taken. An input
+that fails midway still has the refs read before the failure prepared, then the failure is raised.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from .errors import DocumentError, ExtractionError
 from .extract import extract_text
 from .jobs import Job
-from .output import DoneLedger
+from .ledger import DoneLedger
 from .requests import estimate_tokens, fit_document
 from .sources import DocumentRef
 
-__all__ = ["Preparer", "Work", "row_determined"]
+__all__ = ["BATCH_MAX_CHARS", "BATCH_MAX_REFS", "BATCH_MAX_WAIT_S", "Preparer", "Work", "row_determined"]
+
+BATCH_MAX_REFS = 4096
+BATCH_MAX_WAIT_S = 0.05
+BATCH_MAX_CHARS = 1 << 23  # inline text a batch may hold: the refs of a batch are all in memory at once
+SMALL_BATCH_REFS = 8  # below this, the ledger's single lookups beat its batch machinery
 
 
 def row_determined(error: DocumentError) -> bool:
@@ -43,34 +62,114 @@ class Work:
 class Preparer:
     """Turns document refs into work, skipping what the ledger has (runs in its own thread)."""
 
-    def __init__(self, job: Job, ledger: DoneLedger) -> None:
+    def __init__(self, job: Job, ledger: DoneLedger, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.job = job
         self.ledger = ledger
         self.already_done = 0
         self.errors_unchanged = 0
+        self.refs_read = 0  # refs taken from the input, prepared or about to be
+        self._clock = clock
 
     @property
     def skipped(self) -> int:
         """Documents that need no new row: already done, or failing as already recorded."""
         return self.already_done + self.errors_unchanged
 
+    def works(self, refs: Iterable[DocumentRef], *, stop: threading.Event | None = None) -> Iterator[Work]:
+        """The work of `refs`, in their order, lazily; ends early once `stop` is set."""
+        for batch in self._batches(refs):
+            if stop is not None and stop.is_set():
+                return
+            yield from self._prepare_batch(batch)
+
     def prepare(self, ref: DocumentRef) -> Work | None:
+        """The work of one ref, or None when it needs no new row."""
+        return next(self._prepare_batch([ref]), None)
+
+    def _batches(self, refs: Iterable[DocumentRef]) -> Iterator[list[DocumentRef]]:
+        """Refs in batches of 1, 2, 4... up to BATCH_MAX_REFS, each cut short after BATCH_MAX_WAIT_S."""
+        iterator = iter(refs)
+        size = 1
+        while True:
+            batch: list[DocumentRef] = []
+            started = self._clock()
+            chars = 0
+            try:
+                for ref in iterator:
+                    batch.append(ref)
+                    chars += len(ref.text) if ref.text is not None else 0
+                    if len(batch) >= size or chars >= BATCH_MAX_CHARS or self._clock() - started >= BATCH_MAX_WAIT_S:
+                        break
+            except Exception:
+                self.refs_read += len(batch)
+                if batch:  # what was read before the input failed is prepared first
+                    yield batch
+                raise
+            if not batch:
+                return
+            self.refs_read += len(batch)
+            yield batch
+            size = min(size * 2, BATCH_MAX_REFS)
+
+    def _prepare_batch(self, batch: list[DocumentRef]) -> Iterator[Work]:
+        """The batch's work: the ledger asked once for all, then only the refs it does not have looked at."""
+        digests: list[bytes | None] = [None] * len(batch)
+        stats: list[tuple[int, int] | None] = [None] * len(batch)
+        for index, ref in enumerate(batch):
+            if ref.error is not None:
+                continue
+            if ref.text is not None:
+                if ref.text.strip():
+                    digests[index] = hashlib.sha256(ref.text.encode("utf-8")).digest()
+            elif ref.path is not None:
+                try:
+                    stat = ref.path.stat()
+                    stats[index] = (stat.st_size, stat.st_mtime_ns)
+                except OSError:
+                    pass  # extract_text reports it with a proper message
+        done = self._answered(batch, digests, stats)
+        previous = -1
+        for index in np.flatnonzero(~done).tolist():
+            self.already_done += index - previous - 1  # the refs skipped since the last one, counted in order
+            previous = index
+            digest = digests[index]
+            work = self._prepare_one(batch[index], digest.hex() if digest is not None else None, stats[index])
+            if work is not None:
+                yield work
+        self.already_done += len(batch) - previous - 1
+
+    def _answered(
+        self, batch: Sequence[DocumentRef], digests: Sequence[bytes | None], stats: Sequence[tuple[int, int] | None]
+    ) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Which refs the ledger has: the same content hash, or a file of the same size and mtime."""
+        done = np.zeros(len(batch), dtype=bool)
+        hashed = [index for index, digest in enumerate(digests) if digest is not None]
+        if len(hashed) < SMALL_BATCH_REFS:
+            for index in hashed:
+                done[index] = self.ledger.is_done(batch[index].doc_id, digests[index].hex())  # type: ignore[union-attr]
+        else:
+            ids, values = [batch[i].doc_id for i in hashed], [digests[i] for i in hashed]
+            done[hashed] = self.ledger.are_done_digests(ids, values)  # type: ignore[arg-type]
+        stated = [index for index, stat in enumerate(stats) if stat is not None]
+        if len(stated) < SMALL_BATCH_REFS:
+            for index in stated:
+                size, mtime_ns = stats[index]  # type: ignore[misc]
+                done[index] = self.ledger.unchanged_file(batch[index].doc_id, size, mtime_ns)
+        else:
+            ids = [batch[i].doc_id for i in stated]
+            sizes, mtimes = [stats[i][0] for i in stated], [stats[i][1] for i in stated]  # type: ignore[index]
+            done[stated] = self.ledger.unchanged_files(ids, sizes, mtimes)
+        return done
+
+    def _prepare_one(self, ref: DocumentRef, sha256: str | None, stat: tuple[int, int] | None) -> Work | None:
+        """A ref the batch's checks did not skip: extracted when it is a file, checked, fitted."""
         if ref.error is not None:
             error = ref.error
             if row_determined(error) and self.ledger.same_error(ref.doc_id, error.error_type, error.message):
                 self.errors_unchanged += 1
                 return None
             return Work(ref, error=error)
-        size = mtime_ns = None
-        if ref.path is not None:
-            try:
-                stat = ref.path.stat()
-                size, mtime_ns = stat.st_size, stat.st_mtime_ns
-            except OSError:
-                pass  # extract_text reports it with a proper message
-            if size is not None and mtime_ns is not None and self.ledger.unchanged_file(ref.doc_id, size, mtime_ns):
-                self.already_done += 1
-                return None
+        size, mtime_ns = stat if stat is not None else (None, None)
         try:
             text = ref.text if ref.text is not None else extract_text(ref.path, document_id=ref.doc_id)  # type: ignore[arg-type]
         except ExtractionError as exc:
@@ -78,10 +177,11 @@ class Preparer:
         content = text if isinstance(text, str) else text.text
         if not content.strip():
             return Work(ref, error=ExtractionError("empty document", document_id=ref.doc_id, path=ref.source))
-        sha256 = hashlib.sha256(content.encode("utf-8")).hexdigest()
-        if self.ledger.is_done(ref.doc_id, sha256):
-            self.already_done += 1
-            return None
+        if sha256 is None:  # a file, read just now
+            sha256 = hashlib.sha256(content.encode("utf-8")).hexdigest()
+            if self.ledger.is_done(ref.doc_id, sha256):
+                self.already_done += 1
+                return None
         fitted, truncated = fit_document(content, self.job)
         if truncated and self.job.too_long == "error":
             error = ExtractionError(

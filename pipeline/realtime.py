@@ -211,22 +211,17 @@ class RealtimeRun:
 def _produce(run: RealtimeRun, source: Iterator[DocumentRef], handoff: Handoff, errors: list[BaseException]) -> None:
     """Preparation thread: hand work to the workers, blocking while the queue is full, until told to stop."""
     queued = 0
-    read = 0
     try:
-        for ref in source:
-            read += 1
+        for work in run.preparer.works(source, stop=run.stop_taking):
             if run.stop_taking.is_set():
                 return
-            work = run.preparer.prepare(ref)
-            if work is None:
-                continue
             if run.config.limit is not None and queued >= run.config.limit:
                 break
             queued += 1
             if not handoff.put(work, run.stop_taking, size=len(work.text or "")):
                 return
     except (OSError, ManifestError) as exc:
-        errors.append(_input_failure(run.config.input_path, exc, read))
+        errors.append(_input_failure(run.config.input_path, exc, run.preparer.refs_read))
     except BaseException as exc:  # handed to the event loop, which decides
         errors.append(exc)
     finally:

@@ -32,6 +32,7 @@ from test_bad_input import OK, Outcome, check_rows, failed, run_manifest
 from test_cli_run import TRIAGE, billed, invoke
 from test_sources import encodable, not_utf8_name, not_utf8_strings
 
+from pipeline import manifest_jsonl
 from pipeline.emulator import Emulator
 from pipeline.errors import ManifestError
 from pipeline.jobs import load_job
@@ -506,3 +507,67 @@ def test_a_folder_with_file_names_not_utf8_runs_to_the_end_and_reruns(emulator: 
     ok_rows = duckdb.sql(f"select doc_id from read_parquet('{out}/part-*.parquet') where status = 'ok' order by 1")
     assert [("caf\\xe8.txt",), ("caf\\xe9.txt",), ("good.txt",)] == ok_rows.fetchall()
     assert 3 == int((pd.read_parquet(out).status == "ok").sum())
+
+
+# -- the JSONL fast paths agree with the full checks ------------------------------------------------
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(st.characters(exclude_categories=()), max_size=8),  # lone surrogates included
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    max_leaves=4,
+)
+
+FAST_PATHS = settings(HOSTILE, max_examples=300)
+
+
+@FAST_PATHS
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.binary(max_size=12),
+            st.dictionaries(st.sampled_from(["id", "text", "a"]), _JSON_VALUES, max_size=3).map(
+                lambda row: json.dumps(row).encode()
+            ),
+            st.sampled_from([b"", b"  ", b"\xef\xbb\xbf{}", b' {"a": 1}', b'{"a": 1} x', b"1e400", b"[1,", b"\t\r"]),
+        ),
+        max_size=6,
+    )
+)
+def test_jsonl_lines_fast_path_reads_every_line_as_the_full_parse_does(lines: list[bytes]) -> None:
+    """Each line's value (or reason, or blankness) is the one `_parse_line` alone gives it."""
+    data = b"".join(line.replace(b"\n", b"") + b"\n" for line in lines)
+    expected = []
+    for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
+        parsed = manifest_jsonl._parse_line(number, raw + b"\n")
+        if parsed is not manifest_jsonl._BLANK:
+            expected.append((number, parsed))
+    actual = list(manifest_jsonl.jsonl_lines(io.BytesIO(data)))
+    assert repr(expected) == repr(actual)
+
+
+_SCALARS = st.one_of(
+    st.sampled_from([None, True, 0, 1.5, "ok", "caf\u00e9", 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**1100]),
+    st.sampled_from(LONE_SURROGATES).map(lambda surrogate: f"x{surrogate}"),
+    st.integers(),
+    _JSON_VALUES,
+)
+
+
+@FAST_PATHS
+@given(
+    first=st.fixed_dictionaries({"id": st.just("a"), "n": _SCALARS, "s": _SCALARS}),
+    rows=st.lists(
+        st.dictionaries(st.sampled_from(["id", "n", "s", "text", "extra"]), _SCALARS, max_size=3), max_size=6
+    ),
+)
+def test_jsonl_plain_rows_get_the_metadata_the_full_check_gives(
+    first: dict[str, Any], rows: list[dict[str, Any]]
+) -> None:
+    """A row the fast check takes gets exactly the metadata, and no problem, that the full check gives it."""
+    fast, full = manifest_jsonl.JsonlSchema(first), manifest_jsonl.JsonlSchema(first)
+    for row in [first, *rows]:
+        assert repr(full._check(row)) == repr(fast.check(row))

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import sources
+from pipeline import manifest_csv, sources
 from pipeline.errors import ConfigError, DocumentError, ExtractionError, ManifestError
 from pipeline.sources import (
     MANIFEST_SUFFIXES,
@@ -471,7 +471,7 @@ def test_csv_row_errors(tmp_path: Path) -> None:
 
 def test_csv_malformed_row_does_not_stop_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A row the csv module rejects (a field over its size limit) is an error ref; later rows still come."""
-    monkeypatch.setattr(sources, "CSV_FIELD_LIMIT", 100_000)  # the real limit (2 GiB) is too big to write in a test
+    monkeypatch.setattr(manifest_csv, "CSV_FIELD_LIMIT", 100_000)  # the real limit (2 GiB) is too big to write
     manifest = tmp_path / "m.csv"
     manifest.write_text("id,text\na,x\nb," + "y" * 200_000 + "\nc,fine\n", encoding="utf-8")
     default = csv.field_size_limit()
@@ -481,6 +481,22 @@ def test_csv_malformed_row_does_not_stop_the_rest(tmp_path: Path, monkeypatch: p
         csv.field_size_limit(default)
     assert [doc_id for doc_id, _ in result] == ["a", "m.csv:3", "c"]
     assert (result[1][1] or "").startswith("m.csv line 3: malformed CSV row:")
+
+
+def test_csv_reading_leaves_the_process_field_size_limit_alone(tmp_path: Path) -> None:
+    """The csv module's limit is process-wide: reading a manifest with a long field leaves it as it was."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f'id,text\nbig,"{"word " * 60_000}"\n', encoding="utf-8")
+    default = csv.field_size_limit(131_072)
+    try:
+        refs = iter(read_manifest(manifest))
+        first = next(refs)
+        during = csv.field_size_limit()  # while the reader is suspended between rows
+        rest = list(refs)
+        after = csv.field_size_limit()
+    finally:
+        csv.field_size_limit(default)
+    assert ("big", [], 131_072, 131_072) == (first.doc_id, rest, during, after)
 
 
 def test_parquet_row_errors(tmp_path: Path) -> None:
@@ -827,3 +843,4 @@ def test_a_float_column_meeting_an_integer_too_large_for_a_float_fails_that_row_
     assert refs[1].error is not None
     assert "column 'score': an integer of 1329 bits does not fit a float" in str(refs[1].error)
     assert (1.5, None) == (refs[0].metadata["score"], refs[2].metadata["score"])
+

@@ -1,0 +1,62 @@
+"""Reading the output back: every part as one table, or the latest row per document, for people and notebooks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .errors import ConfigError, EnvironmentFailure
+from .parts import ARROW_ERRORS, CONVERSION_ERRORS, first_line, part_files, read_part, unreadable_part
+
+__all__ = ["load_results"]
+
+
+def _unified_dataset(out_dir: Path) -> ds.Dataset | None:
+    parts = part_files(out_dir)
+    if not parts:
+        return None
+    schema: pa.Schema | None = None
+    for part in parts:
+        part_schema, _ = read_part(out_dir, part, None)
+        try:
+            schema = pa.unify_schemas([schema or part_schema, part_schema], promote_options="permissive")
+        except CONVERSION_ERRORS as exc:
+            cause = f"its columns clash with the other parts': {first_line(exc)}"
+            raise unreadable_part(out_dir, part, cause) from None
+    return ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
+
+
+def _dataset_table(out_dir: Path, dataset: ds.Dataset, job: str | None) -> pa.Table:
+    """The dataset's rows; a part whose data is damaged past its footer is named."""
+    try:
+        return dataset.to_table(filter=(ds.field("job") == job) if job else None)
+    except ARROW_ERRORS as exc:
+        for part in part_files(out_dir):
+            try:
+                pq.read_table(part)
+            except ARROW_ERRORS as part_exc:
+                raise unreadable_part(out_dir, part, first_line(part_exc)) from None
+        raise EnvironmentFailure(f"{out_dir} cannot be read: {first_line(exc)}", path=out_dir) from None
+
+
+def load_results(out: str | os.PathLike[str], *, job: str | None = None, latest: bool = True) -> Any:
+    """The output as a pandas DataFrame (pandas, a dependency, is imported here only): the latest row per document.
+
+    `latest=False` returns every row ever written, errors and superseded answers included. A part
+    that is corrupt or not docpipe's raises `EnvironmentFailure` naming it.
+    """
+    dataset = _unified_dataset(Path(out))
+    if dataset is None:
+        raise ConfigError(f"no results in {out}: run `docpipe run JOB INPUT --out {out}` first")
+    table = _dataset_table(Path(out), dataset, job)
+    if latest and table.num_rows:
+        table = table.sort_by([("doc_id", "ascending"), ("created_at", "descending")])
+        doc_ids = table.column("doc_id").to_pylist()
+        keep = [i for i, doc_id in enumerate(doc_ids) if i == 0 or doc_ids[i - 1] != doc_id]
+        table = table.take(pa.array(keep, type=pa.int64()))
+    return table.to_pandas()
