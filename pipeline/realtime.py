@@ -52,7 +52,7 @@ from .retry import with_retries
 from .sources import DocumentRef
 from .stopping import Stop, install_signals, restore_signals
 from .summary import RunSummary, percentile
-from .transport import POOL_MARGIN, ApiResponse, Transport, TransportFactory, TransportOptions
+from .transport import POOL_MARGIN, ApiResponse, OnFirstUse, Transport, TransportFactory, TransportOptions
 
 __all__ = ["RealtimeRun", "execute", "run_realtime"]
 
@@ -351,7 +351,7 @@ async def run_realtime(
 ) -> FatalRunError | EnvironmentFailure | None:
     """Send every document of `source` that needs it; return the error that stopped the run, if one did.
 
-    Opens the transport (and closes it, whatever happens) with a limiter that hears its headers,
+    Opens the transport on the first request (and closes it, whatever happens) with a limiter that hears its headers,
     and leaves in `summary` what the executor alone knows: latencies, pauses, why it stopped.
     """
     limiter = RateLimiter(
@@ -368,7 +368,7 @@ async def run_realtime(
         on_connected=limiter.responded,
     )
     run = RealtimeRun(
-        config, transport=transport(options), limiter=limiter, writer=writer, preparer=preparer,
+        config, transport=OnFirstUse(transport, options), limiter=limiter, writer=writer, preparer=preparer,
         progress=progress, summary=summary, clock=clock,
     )
     try:

@@ -67,11 +67,11 @@ def run(
             exc, doing="create or lock the output directory", path=config.out_dir
         ) from None
     try:
-        progress = progress or make_progress(
-            config.progress,
-            count_documents(config.input_path, include=config.include, exclude=config.exclude),
-            log_every_s=config.log_every_s,
-        )
+        if progress is None:  # the total is counted only for a display that shows it
+            total = None if config.progress == "off" else count_documents(
+                config.input_path, include=config.include, exclude=config.exclude
+            )
+            progress = make_progress(config.progress, total, log_every_s=config.log_every_s)
         try:
             asyncio.run(_run_async(config, summary, progress, transport or transport_for(config), clock))
         except KeyboardInterrupt:  # a signal before the run's own handlers were in place

@@ -31,6 +31,7 @@ __all__ = [
     "ApiResponse",
     "ConnectedObserver",
     "HeadersObserver",
+    "OnFirstUse",
     "Transport",
     "TransportFactory",
     "TransportOptions",
@@ -105,3 +106,38 @@ def transport_for(config: RunConfig) -> TransportFactory:
 
         return offline_transport()
     return api_transport(api_key=config.api_key, base_url=config.base_url)
+
+
+class OnFirstUse:
+    """A transport opened by its first request: a run with nothing to send pays for no SDK import.
+
+    A rerun over a million documents already done opens no connection and imports neither the SDK
+    nor aiohttp; closing a transport never opened does nothing.
+    """
+
+    def __init__(self, factory: TransportFactory, options: TransportOptions) -> None:
+        self._factory = factory
+        self._options = options
+        self._opened: Transport | None = None
+
+    def _transport(self) -> Transport:
+        if self._opened is None:
+            self._opened = self._factory(self._options)
+        return self._opened
+
+    @property
+    def opened(self) -> bool:
+        return self._opened is not None
+
+    @property
+    def base_url(self) -> str:
+        return self._transport().base_url
+
+    async def create(
+        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+    ) -> ApiResponse:
+        return await self._transport().create(params, stream=stream, timeout_s=timeout_s, document_id=document_id)
+
+    async def aclose(self) -> None:
+        if self._opened is not None:
+            await self._opened.aclose()

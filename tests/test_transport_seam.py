@@ -199,3 +199,18 @@ print(code, heavy)
     )
     assert done.stdout.strip() == "75 []", done.stderr
     assert "in use by another docpipe run" in done.stderr
+
+
+def test_a_run_with_nothing_to_send_never_opens_its_transport(tmp_path: Path) -> None:
+    """A rerun over documents all done opens no connection (and so imports no SDK)."""
+    job_file = tmp_path / "seam.toml"
+    job_file.write_text(JOB, encoding="utf-8")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"id": "d0", "text": "document number 0"}\n', encoding="utf-8")
+    config = resolve_config(load_job(job_file), manifest, tmp_path / "out", env={"ANTHROPIC_API_KEY": "unused"})
+    first: list[ScriptedTransport] = []
+    assert run(config, transport=_factory({"d0": [_message("invoice")]}, first), progress=NullProgress()).ok == 1
+    again: list[ScriptedTransport] = []
+    summary = run(config, transport=_factory({}, again), progress=NullProgress())
+    assert (summary.already_done, summary.requests_sent, again) == (1, 0, [])
+    assert len(first) == 1 and first[0].closed
