@@ -368,13 +368,16 @@ async def run_realtime(
         on_connected=limiter.responded,
     )
     run = RealtimeRun(
-        config, transport=OnFirstUse(transport, options), limiter=limiter, writer=writer, preparer=preparer,
+        config, transport=OnFirstUse(transport, options, clock=clock.monotonic),
+        limiter=limiter, writer=writer, preparer=preparer,
         progress=progress, summary=summary, clock=clock,
     )
     try:
         await execute(run, source)
     finally:
         await run.transport.aclose()
+        if isinstance(run.transport, OnFirstUse):
+            summary.transport_open_s = round(run.transport.open_s, 3)
         summary.latency_p50_ms = percentile(run.latencies_ms, 50)
         summary.latency_p95_ms = percentile(run.latencies_ms, 95)
         summary.rate_limit_pauses = limiter.pauses

@@ -34,6 +34,7 @@ class RunSummary:
     backend: str
     started_at: str
     wall_s: float = 0.0
+    transport_open_s: float = 0.0  # of wall_s: opening the transport at the first request (the SDK's import)
     documents: int = 0
     ok: int = 0
     errors: int = 0

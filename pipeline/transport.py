@@ -19,6 +19,7 @@ executors that need them (see docs/architecture.md).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -115,14 +116,20 @@ class OnFirstUse:
     nor aiohttp; closing a transport never opened does nothing.
     """
 
-    def __init__(self, factory: TransportFactory, options: TransportOptions) -> None:
+    def __init__(
+        self, factory: TransportFactory, options: TransportOptions, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._factory = factory
         self._options = options
+        self._clock = clock
         self._opened: Transport | None = None
+        self.open_s = 0.0  # how long opening took (the SDK's import, mostly): a benchmark leaves it out
 
     def _transport(self) -> Transport:
         if self._opened is None:
+            started = self._clock()
             self._opened = self._factory(self._options)
+            self.open_s = self._clock() - started
         return self._opened
 
     @property
