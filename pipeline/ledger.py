@@ -24,6 +24,7 @@ being recovered, so `--dry-run` stays read-only and still counts the rows a kill
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,8 @@ def _hashes(values: Sequence[str] | pa.Array) -> np.ndarray[Any, np.dtype[np.int
     return np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
 
 
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_NIBBLE = np.full(256, 16, dtype=np.uint8)  # 16: not a lowercase hex digit
-_NIBBLE[_HEX_DIGITS] = np.arange(16, dtype=np.uint8)
+_HEX_TEXT = b"0123456789abcdef"
+_HEX_DIGITS = np.frombuffer(_HEX_TEXT, dtype=np.uint8)
 DIGEST = pa.binary(32)
 
 
@@ -75,12 +75,10 @@ def _digests(hexes: pa.Array) -> pa.Array | None:
     if not pc.all(pc.equal(pc.binary_length(whole), 64)).as_py() and len(whole):
         return None
     offsets = np.frombuffer(whole.buffers()[1], dtype=np.int32)[whole.offset : whole.offset + len(whole) + 1]
-    data = np.frombuffer(whole.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 64)
-    nibbles = _NIBBLE[data]
-    if (nibbles == 16).any():
+    text = bytes(memoryview(whole.buffers()[2])[offsets[0] : offsets[-1]]) if len(whole) else b""
+    if text.translate(None, _HEX_TEXT):  # a character that is no lower-case hex digit
         return None
-    raw = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
-    digests = pa.FixedSizeBinaryArray.from_buffers(DIGEST, len(whole), [None, pa.py_buffer(raw.tobytes())])
+    digests = pa.FixedSizeBinaryArray.from_buffers(DIGEST, len(whole), [None, pa.py_buffer(binascii.unhexlify(text))])
     return pc.if_else(valid, digests, pa.scalar(None, DIGEST)) if hexes.null_count else digests
 
 
