@@ -14,7 +14,15 @@ from .errors import ManifestError
 from .refs import INT64_MAX, INT64_MIN, KIND_NAMES, RESERVED_COLUMNS, DocumentRef, ManifestRows, open_binary, type_name
 from .surrogates import is_utf8, utf8_problem
 
-__all__ = ["JsonlSchema", "jsonl_first_row", "jsonl_lines", "jsonl_metadata_columns", "read_jsonl"]
+__all__ = [
+    "JsonlReading",
+    "JsonlSchema",
+    "jsonl_first_row",
+    "jsonl_lines",
+    "jsonl_metadata_columns",
+    "parse_line",
+    "read_jsonl",
+]
 
 
 class JsonlSchema:
@@ -116,26 +124,29 @@ _PY_TYPES: dict[str, type] = {"bool": bool, "int64": int, "float64": float, "str
 
 
 def jsonl_lines(handle: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed value or _Malformed) for every non-blank line.
+    """(line number, parsed value or _Malformed) for every non-blank line (see `parse_line`)."""
+    for number, raw in enumerate(handle, start=1):
+        parsed = parse_line(number, raw)
+        if parsed is not _BLANK:
+            yield number, parsed
+
+
+def parse_line(number: int, raw: bytes) -> Any:
+    """One line's value, `_Malformed` saying why there is none, or `_BLANK`.
 
     A line that parses as it stands (UTF-8, a value from its first character, nothing but
     whitespace after it) takes the scanner alone; any other goes through `_parse_line`, which
     says what is wrong with it (or that it is blank).
     """
-    scan = _SCAN
-    for number, raw in enumerate(handle, start=1):
-        if number > 1:
-            try:
-                line = raw.decode()
-                parsed, end = scan(line, 0)
-                if end == len(line) or line[end:].isspace():
-                    yield number, parsed
-                    continue
-            except Exception:
-                pass
-        parsed = _parse_line(number, raw)
-        if parsed is not _BLANK:
-            yield number, parsed
+    if number > 1:
+        try:
+            line = raw.decode()
+            parsed, end = _SCAN(line, 0)
+            if end == len(line) or line[end:].isspace():
+                return parsed
+        except Exception:
+            pass
+    return _parse_line(number, raw)
 
 
 def _parse_line(number: int, raw: bytes) -> Any:
@@ -190,22 +201,38 @@ def jsonl_first_row(path: Path, lines: Iterator[tuple[int, Any]]) -> tuple[int, 
     return number, JsonlSchema(row), row
 
 
+class JsonlReading:
+    """One pass over the rows of a JSONL manifest after its first, a line at a time."""
+
+    def __init__(self, path: Path, schema: JsonlSchema) -> None:
+        self.schema = schema
+        self.rows = ManifestRows(path, "line")
+
+    def line_ref(self, number: int, raw: bytes) -> DocumentRef | None:
+        """The ref of one line (with its newline, if it has one); None for a blank line."""
+        row = parse_line(number, raw)
+        if type(row) is dict:
+            metadata, problem = self.schema.check(row)
+            return self.rows.ref(number, row, metadata, problem)
+        if row is _BLANK:
+            return None
+        if isinstance(row, _Malformed):
+            return self.rows.failed(number, row.reason)
+        return self.rows.failed(number, f"not a JSON object (got {type_name(row)})")
+
+
 def read_jsonl(path: Path) -> Iterator[DocumentRef]:
+    """A JSONL manifest's refs, read line by line (`manifest_jsonl_blocks.py` reads it in blocks, to the same refs)."""
     with open_binary(path) as handle:
         lines = jsonl_lines(handle)
         first_number, schema, first_row = jsonl_first_row(path, lines)
-        rows = ManifestRows(path, "line")
+        reading = JsonlReading(path, schema)
         metadata, problem = schema.check(first_row)
-        yield rows.ref(first_number, first_row, metadata, problem)
-        check, ref = schema.check, rows.ref
-        for number, row in lines:
-            if type(row) is dict:
-                metadata, problem = check(row)
-                yield ref(number, row, metadata, problem)
-            elif isinstance(row, _Malformed):
-                yield rows.failed(number, row.reason)
-            else:
-                yield rows.failed(number, f"not a JSON object (got {type_name(row)})")
+        yield reading.rows.ref(first_number, first_row, metadata, problem)
+        for number, raw in enumerate(handle, start=first_number + 1):
+            ref = reading.line_ref(number, raw)
+            if ref is not None:
+                yield ref
 
 
 def jsonl_metadata_columns(path: Path) -> dict[str, str]:

@@ -9,6 +9,10 @@ ref has waited `BATCH_MAX_WAIT_S` (a slow folder walk), batches grow from one re
 document reaches the API without waiting for others) up to `BATCH_MAX_REFS` refs or
 `BATCH_MAX_CHARS` of inline text, and a file is extracted only when its work is taken. An input
 that fails midway still has the refs read before the failure prepared, then the failure is raised.
+
+A reader's own batch is taken as it comes (`batches.DocumentBatch`: a block of a JSONL manifest).
+Its inline rows are asked about by their id and text hash, read from the block's columns, and the
+ref of one is built only when it needs work: a rerun over a million finished rows builds none.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .batches import DocumentBatch, DocumentStream
 from .errors import DocumentError, ExtractionError
 from .extract import extract_text
 from .jobs import Job
@@ -76,46 +81,70 @@ class Preparer:
         return self.already_done + self.errors_unchanged
 
     def works(self, refs: Iterable[DocumentRef], *, stop: threading.Event | None = None) -> Iterator[Work]:
-        """The work of `refs`, in their order, lazily; ends early once `stop` is set."""
-        for batch in self._batches(refs):
+        """The work of `refs`, in their order, lazily; ends early once `stop` is set.
+
+        From a `DocumentStream`, the reader's own batches are taken as they come (a JSONL block's
+        inline rows are checked without their ref being built).
+        """
+        pieces = refs.pieces() if isinstance(refs, DocumentStream) else iter(refs)
+        for batch in self._batches(pieces):
             if stop is not None and stop.is_set():
                 return
             yield from self._prepare_batch(batch)
 
     def prepare(self, ref: DocumentRef) -> Work | None:
         """The work of one ref, or None when it needs no new row."""
-        return next(self._prepare_batch([ref]), None)
+        return next(self._prepare_batch(DocumentBatch([ref])), None)
 
-    def _batches(self, refs: Iterable[DocumentRef]) -> Iterator[list[DocumentRef]]:
-        """Refs in batches of 1, 2, 4... up to BATCH_MAX_REFS, each cut short after BATCH_MAX_WAIT_S."""
-        iterator = iter(refs)
+    def _batches(self, pieces: Iterator[DocumentRef | DocumentBatch]) -> Iterator[DocumentBatch]:
+        """Refs in batches of 1, 2, 4... up to BATCH_MAX_REFS, each cut short after BATCH_MAX_WAIT_S.
+
+        A batch the reader made (a JSONL block) is passed on as it is.
+        """
         size = 1
         while True:
-            batch: list[DocumentRef] = []
+            batch: list[DocumentRef | None] = []
             started = self._clock()
             chars = 0
+            given: DocumentBatch | None = None
             try:
-                for ref in iterator:
-                    batch.append(ref)
-                    chars += len(ref.text) if ref.text is not None else 0
+                for piece in pieces:
+                    if isinstance(piece, DocumentBatch):
+                        given = piece
+                        break
+                    batch.append(piece)
+                    chars += len(piece.text) if piece.text is not None else 0
                     if len(batch) >= size or chars >= BATCH_MAX_CHARS or self._clock() - started >= BATCH_MAX_WAIT_S:
                         break
             except Exception:
                 self.refs_read += len(batch)
                 if batch:  # what was read before the input failed is prepared first
-                    yield batch
+                    yield DocumentBatch(batch)
                 raise
-            if not batch:
+            if batch:
+                self.refs_read += len(batch)
+                yield DocumentBatch(batch)
+                size = min(size * 2, BATCH_MAX_REFS)
+            if given is not None:
+                self.refs_read += len(given)
+                yield given
+            elif not batch:
                 return
-            self.refs_read += len(batch)
-            yield batch
-            size = min(size * 2, BATCH_MAX_REFS)
 
-    def _prepare_batch(self, batch: list[DocumentRef]) -> Iterator[Work]:
+    def _prepare_batch(self, batch: DocumentBatch) -> Iterator[Work]:
         """The batch's work: the ledger asked once for all, then only the refs it does not have looked at."""
         digests: list[bytes | None] = [None] * len(batch)
         stats: list[tuple[int, int] | None] = [None] * len(batch)
-        for index, ref in enumerate(batch):
+        doc_ids = [""] * len(batch)
+        inline = batch.inline_rows()
+        for index, doc_id, inline_digest in zip(
+            inline, batch.inline_ids(inline), batch.inline_sha256(inline), strict=True
+        ):
+            doc_ids[index], digests[index] = doc_id, inline_digest
+        for index, ref in enumerate(batch.refs) if len(inline) < len(batch) else ():
+            if ref is None:
+                continue
+            doc_ids[index] = ref.doc_id
             if ref.error is not None:
                 continue
             if ref.text is not None:
@@ -127,36 +156,36 @@ class Preparer:
                     stats[index] = (stat.st_size, stat.st_mtime_ns)
                 except OSError:
                     pass  # extract_text reports it with a proper message
-        done = self._answered(batch, digests, stats)
+        done = self._answered(doc_ids, digests, stats)
         previous = -1
         for index in np.flatnonzero(~done).tolist():
             self.already_done += index - previous - 1  # the refs skipped since the last one, counted in order
             previous = index
             digest = digests[index]
-            work = self._prepare_one(batch[index], digest.hex() if digest is not None else None, stats[index])
+            work = self._prepare_one(batch.ref(index), digest.hex() if digest is not None else None, stats[index])
             if work is not None:
                 yield work
         self.already_done += len(batch) - previous - 1
 
     def _answered(
-        self, batch: Sequence[DocumentRef], digests: Sequence[bytes | None], stats: Sequence[tuple[int, int] | None]
+        self, doc_ids: Sequence[str], digests: Sequence[bytes | None], stats: Sequence[tuple[int, int] | None]
     ) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        """Which refs the ledger has: the same content hash, or a file of the same size and mtime."""
-        done = np.zeros(len(batch), dtype=bool)
+        """Which documents the ledger has: the same content hash, or a file of the same size and mtime."""
+        done = np.zeros(len(doc_ids), dtype=bool)
         hashed = [index for index, digest in enumerate(digests) if digest is not None]
         if len(hashed) < SMALL_BATCH_REFS:
             for index in hashed:
-                done[index] = self.ledger.is_done(batch[index].doc_id, digests[index].hex())  # type: ignore[union-attr]
+                done[index] = self.ledger.is_done(doc_ids[index], digests[index].hex())  # type: ignore[union-attr]
         else:
-            ids, values = [batch[i].doc_id for i in hashed], [digests[i] for i in hashed]
+            ids, values = [doc_ids[i] for i in hashed], [digests[i] for i in hashed]
             done[hashed] = self.ledger.are_done_digests(ids, values)  # type: ignore[arg-type]
         stated = [index for index, stat in enumerate(stats) if stat is not None]
         if len(stated) < SMALL_BATCH_REFS:
             for index in stated:
                 size, mtime_ns = stats[index]  # type: ignore[misc]
-                done[index] = self.ledger.unchanged_file(batch[index].doc_id, size, mtime_ns)
+                done[index] = self.ledger.unchanged_file(doc_ids[index], size, mtime_ns)
         else:
-            ids = [batch[i].doc_id for i in stated]
+            ids = [doc_ids[i] for i in stated]
             sizes, mtimes = [stats[i][0] for i in stated], [stats[i][1] for i in stated]  # type: ignore[index]
             done[stated] = self.ledger.unchanged_files(ids, sizes, mtimes)
         return done

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -120,7 +120,36 @@ class ManifestRows:
             else:
                 self.seen_ids.add(digest)
                 unique = True
-        problem = id_problem or problem
+        return self._row_ref(number, fields, metadata, id_problem or problem, doc_id, unique=unique)
+
+    def first_seen(self, doc_ids: Sequence[str]) -> list[bool]:
+        """Register the valid ids of consecutive rows at once: for each, whether it is new (as `ref` finds)."""
+        seen = self.seen_ids
+        new: list[bool] = []
+        for digest in map(hash if _ID_HASH_IS_64_BIT else _id_digest, doc_ids):
+            if digest in seen:
+                new.append(False)
+            else:
+                seen.add(digest)
+                new.append(True)
+        return new
+
+    def registered_ref(
+        self, number: int, fields: Mapping[str, Any], metadata: dict[str, Any], problem: str | None, doc_id: str
+    ) -> DocumentRef:
+        """The ref of a row whose id is valid and was new when registered (`first_seen`)."""
+        return self._row_ref(number, fields, metadata, problem, doc_id, unique=True)
+
+    def _row_ref(
+        self,
+        number: int,
+        fields: Mapping[str, Any],
+        metadata: dict[str, Any],
+        problem: str | None,
+        doc_id: str | None,
+        *,
+        unique: bool,
+    ) -> DocumentRef:
         if problem is not None:
             return self._error(number, problem, doc_id, unique=unique, metadata=metadata)
         assert doc_id is not None

@@ -1,11 +1,12 @@
 """Documents in: a folder walked lazily, or a manifest (JSONL, CSV, Parquet) streamed row by row.
 
 Design. Inputs can be far larger than memory, so nothing here builds a list of documents: a folder
-is walked one directory listing at a time, a manifest is read one line (or one Parquet batch) at a
-time, and the only state that grows with the input is one 8-byte digest per manifest id, kept to
-catch duplicates. This module is the entry (`open_source`, `read_manifest`); the walk is in
-`folders.py`, each manifest format in `manifest_jsonl.py`, `manifest_csv.py` and
-`manifest_parquet.py`, and the rules a manifest row must meet to become a ref in `refs.py`.
+is walked one directory listing at a time, a manifest is read a block of lines (or one Parquet batch)
+at a time, and the only state that grows with the input is one 8-byte digest per manifest id, kept
+to catch duplicates. This module is the entry (`open_source`, `read_manifest`); the walk is in
+`folders.py`, each manifest format in `manifest_jsonl.py` (with `manifest_jsonl_blocks.py`, which
+reads it a block at a time), `manifest_csv.py` and `manifest_parquet.py`, the rules a manifest row
+must meet to become a ref in `refs.py`, and the batches the preparation takes in `batches.py`.
 Nothing here changes process-wide state: the csv module's field size limit is raised only while
 docpipe's reader reads a row (`manifest_csv.py`).
 
@@ -53,10 +54,12 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .batches import DocumentBatch, DocumentStream
 from .errors import ConfigError, ManifestError, PipelineError
 from .folders import walk_folder
 from .manifest_csv import csv_metadata_columns, read_csv
-from .manifest_jsonl import jsonl_metadata_columns, read_jsonl
+from .manifest_jsonl import jsonl_metadata_columns
+from .manifest_jsonl_blocks import read_jsonl_blocks
 from .manifest_parquet import parquet_file, parquet_metadata_columns, read_parquet
 from .refs import MAX_ID_CHARS, DocumentRef
 
@@ -112,20 +115,25 @@ def count_documents(input_path: Path, *, include: Sequence[str] = (), exclude: S
         return None
 
 
-def read_manifest(path: Path) -> Iterator[DocumentRef]:
+def read_manifest(path: Path) -> DocumentStream:
     """The documents listed in a JSONL/NDJSON, CSV or Parquet manifest, one ref per row, streamed.
 
     Each row has an `id` and exactly one of `path` (relative to the manifest's folder, and inside
     it) or inline `text`; every other column is metadata. A whole-manifest problem raises
-    `ManifestError` when iteration starts; a row's problem becomes that row's error ref.
+    `ManifestError` when iteration starts; a row's problem becomes that row's error ref. The
+    stream's `pieces()` keep a JSONL manifest's blocks as batches (`manifest_jsonl_blocks.py`).
     """
+    return DocumentStream(_manifest_pieces(path))
+
+
+def _manifest_pieces(path: Path) -> Iterator[DocumentRef | DocumentBatch]:
     suffix = _manifest_suffix(path)
     if suffix == ".csv":
         yield from read_csv(path)
     elif suffix == ".parquet":
         yield from read_parquet(path)
     else:
-        yield from read_jsonl(path)
+        yield from read_jsonl_blocks(path)
 
 
 def manifest_metadata_columns(path: Path) -> dict[str, str]:

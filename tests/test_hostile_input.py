@@ -11,9 +11,11 @@ ref is a body the SDK sends.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,8 @@ from test_bad_input import OK, Outcome, check_rows, failed, run_manifest
 from test_cli_run import TRIAGE, billed, invoke
 from test_sources import encodable, not_utf8_name, not_utf8_strings
 
-from pipeline import manifest_jsonl
+from pipeline import manifest_jsonl, manifest_jsonl_blocks
+from pipeline.batches import DocumentBatch
 from pipeline.emulator import Emulator
 from pipeline.errors import ManifestError
 from pipeline.jobs import load_job
@@ -571,3 +574,191 @@ def test_jsonl_plain_rows_get_the_metadata_the_full_check_gives(
     fast, full = manifest_jsonl.JsonlSchema(first), manifest_jsonl.JsonlSchema(first)
     for row in [first, *rows]:
         assert repr(full._check(row)) == repr(fast.check(row))
+
+
+# -- the block reader reads as the line-by-line reader does ----------------------------------------
+
+# Manifests of rows pyarrow's JSON reader accepts, with, now and then, every value where it and
+# Python's json might differ: ids of any character, blank or too long; texts of white space only, with
+# carriage returns, NULs, line separators, surrogate pairs and lone surrogates; numbers of every form
+# in columns of every type; duplicate ids; paths; keys given twice; two objects on a line; lines
+# that are blank, `null`, indented or not JSON at all. Seeded, so that each odd value lands among
+# clean rows (hypothesis, left to itself, makes nearly every block odd).
+ODD_IDS = [" ", "\u3000", "\x1c", "a\x1c", "\x85", "\u2028", "", "x" * MAX_ID_CHARS, "y" * (MAX_ID_CHARS + 1), "é",
+           "😀", "\ud800", "doc-\udce9", 7, -0, None, 1.5, True, ["a"], "doc-1\r"]
+ODD_TEXTS = [" \u3000\u2028", "\x1c\x1d", "\u200b", "a\rb", "a\r\nb", "\r", "x\x00y", "😀", "\ud83d", "", None, 3,
+             "\ufeffx", "\x85", "\xa0", "é à", {"a": 1}, "</document>"]
+ODD_VALUES = [None, True, 0, -1, 2**63 - 1, -(2**63), 2**63, 10**30, 10**400, 1.5, -0.0, 0.0, 5e-324, 1e308,
+              float("nan"), float("inf"), "", "x", "\ud800", [1], {"a": None}]
+ODD_NUMBER_TEXT = ["-0", "-0.0", "0e0", "-0E-0", "1E2", "1e400", "1.5e-400", "12345678901234567890123", "NaN",
+                   "-Infinity", "1.0"]
+ODD_LINES = [b"null", b"{}", b"", b"  ", b"[1]", b'"text"', b"\xef\xbb\xbf{\"id\": \"bom\", \"text\": \"x\"}",
+             b'{"id": "a", "text": "caf\xe9"}', b'{"id": "torn", "text": "x', b"\x00"]
+
+
+def near_manifest(seed: int, *, odd_types: bool = False, rows: int = 300) -> bytes:
+    """A JSONL manifest: a string, an integer and a float column, clean rows, odd values.
+
+    With `odd_types`, the first row may leave a column untyped or make the float column an integer one.
+    """
+    rng = random.Random(seed)
+
+    def odd(chance: float = 0.02) -> bool:
+        return rng.random() < chance
+
+    first = {"id": "first", "text": "A first document.", "dept": "ops", "n": 1, "score": 0.5}
+    if odd_types:
+        first |= {"dept": rng.choice(["ops", None]), "n": rng.choice([1, None]), "score": rng.choice([0.5, 2, None])}
+    lines = [json.dumps(first).encode()]
+    for _ in range(rows):
+        if odd():
+            lines.append(rng.choice(ODD_LINES))
+            continue
+        row: dict[str, Any] = {"id": f"doc-{rng.randrange(rows * 3)}", "text": f"Document {rng.random()}."}
+        row |= {"dept": rng.choice(["ops", "legal", None]), "n": rng.randint(-3, 3), "score": rng.uniform(-9, 9)}
+        for key, values in (("id", ODD_IDS), ("text", ODD_TEXTS), ("dept", ODD_VALUES), ("n", ODD_VALUES),
+                            ("score", ODD_VALUES), ("path", [None, "", "a.txt"]), ("nested", ODD_VALUES)):
+            if odd():
+                row[key] = rng.choice(values)
+        line = json_text(row, ascii_only=rng.random() < 0.5)
+        if odd():  # a number in another form JSON allows (or Python's json does)
+            line = line[: line.index(b'"score": ') + 9] + rng.choice(ODD_NUMBER_TEXT).encode() + b"}"
+        if odd():
+            line = line[:-1] + b', "id": "again"}'  # a key twice
+        if odd():
+            line += b" " + line  # two objects on one line
+        if odd():
+            line = rng.choice([b" ", b"\t"]) + line
+        lines.append(line + (b"\r\n" if odd() else b"\n"))
+    return b"\n".join(line.rstrip(b"\n") for line in lines) + b"\n"
+
+
+def _refs_read_line_by_line(path: Path) -> list[DocumentRef] | str:
+    return _refs_or_error(lambda: manifest_jsonl.read_jsonl(path))
+
+
+def _refs_or_error(read: Callable[[], Iterator[DocumentRef]]) -> list[DocumentRef] | str:
+    try:
+        return list(read())
+    except ManifestError as exc:
+        return str(exc)
+
+
+def _batches(path: Path) -> list[DocumentBatch]:
+    return [piece for piece in manifest_jsonl_blocks.read_jsonl_blocks(path) if isinstance(piece, DocumentBatch)]
+
+
+def _same_refs(expected: list[DocumentRef] | str, actual: list[DocumentRef] | str) -> bool:
+    """Refs equal field by field (an error by its type and message; a NaN equal to itself)."""
+    if isinstance(expected, str) or isinstance(actual, str):
+        return expected == actual
+
+    def comparable(ref: DocumentRef) -> tuple[Any, ...]:
+        error = None if ref.error is None else (type(ref.error), ref.error.message, ref.error.document_id)
+        metadata = {key: repr(value) for key, value in ref.metadata.items()}  # repr: NaN, -0.0 and 0.0 told apart
+        return (*ref[:4], metadata, error)
+
+    return [comparable(ref) for ref in expected] == [comparable(ref) for ref in actual]
+
+
+def _same_readings(path: Path) -> None:
+    """The refs of a manifest are the same read in blocks as read line by line."""
+    expected, actual = _refs_read_line_by_line(path), _refs_or_error(lambda: read_manifest(path))
+    assert _same_refs(expected, actual), (expected, actual)
+
+
+@pytest.mark.parametrize("block_bytes", [64, 512, 1 << 20])
+@pytest.mark.parametrize(("seed", "odd_types"), [(seed, seed >= 10) for seed in range(14)])
+def test_the_block_reader_reads_as_the_line_by_line_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, odd_types: bool, block_bytes: int
+) -> None:
+    """Blocks parsed by pyarrow, inline rows built from its columns: the same refs, in order, as line by line."""
+    monkeypatch.setattr(manifest_jsonl_blocks, "FIRST_BLOCK_BYTES", block_bytes)  # small: an odd line spoils few others
+    monkeypatch.setattr(manifest_jsonl_blocks, "MAX_BLOCK_BYTES", block_bytes * 4)
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(near_manifest(seed, odd_types=odd_types))
+    _same_readings(path)
+    inline = sum(len(batch.inline_rows()) for batch in _batches(path))
+    assert odd_types or block_bytes > 64 or inline > 100  # the fast path ran (an odd row spoils a bigger block)
+
+
+@settings(HOSTILE, max_examples=100)
+@given(data=jsonl_manifests())
+def test_the_block_reader_reads_any_hostile_jsonl_manifest_as_the_line_by_line_reader(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
+    """The generated hostile manifests too, in blocks of a line or two."""
+    path = write_manifest(tmp_path_factory, "m.jsonl", data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(manifest_jsonl_blocks, "FIRST_BLOCK_BYTES", 64)
+        patch.setattr(manifest_jsonl_blocks, "MAX_BLOCK_BYTES", 128)
+        _same_readings(path)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_inline_rows_id_and_text_hash_are_its_refs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """What the ledger is asked of an inline row (its id, the SHA-256 of its text) is what its ref would carry."""
+    monkeypatch.setattr(manifest_jsonl_blocks, "FIRST_BLOCK_BYTES", 256)
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(near_manifest(seed))
+    for batch in _batches(path):
+        inline = batch.inline_rows()
+        refs = [batch.ref(index) for index in inline]
+        assert [ref.doc_id for ref in refs] == batch.inline_ids(inline)
+        assert [hashlib.sha256((ref.text or "").encode()).digest() for ref in refs] == batch.inline_sha256(inline)
+        assert all(ref.error is None and ref.text and ref.text.strip() and ref.path is None for ref in refs)
+
+
+EDGE_ROWS = [
+    pytest.param(b'{"id": "e", "text": "a\\rb", "dept": "ops", "n": 1, "score": 0.5}', id="carriage-return"),
+    pytest.param(b'{"id": "e", "text": "a\\r\\nb", "dept": "ops", "n": 1, "score": 0.5}', id="crlf-in-text"),
+    pytest.param(b'{"id": "e", "text": "a\\u000Db", "dept": "ops", "n": 1, "score": 0.5}', id="escaped-cr"),
+    pytest.param(b'{"id": "e", "text": " \\u3000\\u2028\\u0085", "dept": "ops", "n": 1}', id="blank-text"),
+    pytest.param(b'{"id": "e", "text": "\\u001c", "dept": "ops", "n": 1, "score": 0.5}', id="separator-text"),
+    pytest.param(b'{"id": "\\u001c", "text": "x", "dept": "ops", "n": 1, "score": 0.5}', id="separator-id"),
+    pytest.param(b'{"id": "\\u00a0", "text": "x", "dept": "ops", "n": 1, "score": 0.5}', id="nbsp-id"),
+    pytest.param(b'{"id": "e", "text": "x", "dept": "ops", "n": 1, "score": -0}', id="minus-zero"),
+    pytest.param(b'{"id": "e", "text": "x", "dept": "ops", "n": -0, "score": -0.0}', id="minus-zero-float"),
+    pytest.param(b'{"id": "e", "text": "x", "n": 1, "score": 123456789012345678901234567890}', id="huge"),
+    pytest.param(b'{"id": "e", "text": "x", "n": 1, "score": 1' + b"0" * 400 + b"}", id="too-huge-for-a-float"),
+    pytest.param(b'{"id": "e", "text": "x", "n": 1, "score": 9' + b"9" * 5000 + b"}", id="too-long-for-python"),
+    pytest.param(b'{"id": "e", "text": "x", "n": 9' + b"9" * 5000 + b"}", id="too-long-integer"),
+    pytest.param(b'{"id": "e", "text": "x", "n": 1, "score": Infinity}', id="infinity"),
+    pytest.param(b'{"id": "e", "text": "x", "n": 1, "score": NaN}', id="nan"),
+    pytest.param(b'{"id": "' + b"x" * 4096 + b'", "text": "x", "dept": "ops", "n": 1, "score": 0.5}', id="id-4096"),
+    pytest.param(b'{"id": "' + b"x" * 4097 + b'", "text": "x", "dept": "ops", "n": 1, "score": 0.5}', id="id-4097"),
+    pytest.param(b'{"id": "e", "text": "x", "path": "", "dept": "ops", "n": 1, "score": 0.5}', id="empty-path"),
+    pytest.param(b'{"id": "e", "text": "x", "path": "a.txt", "dept": "ops", "n": 1, "score": 0.5}', id="both"),
+    pytest.param(b'{"id": "d1", "text": "x", "dept": "ops", "n": 1, "score": 0.5}', id="duplicate"),
+    pytest.param(b'{"id": "e", "text": "x"} {"id": "f", "text": "y"}', id="two-objects"),
+    pytest.param(b'{"id": "e", "text": "x", "id": "f"}', id="key-twice"),
+    pytest.param(b"null", id="null"),
+    pytest.param(b"{}", id="empty-object"),
+    pytest.param(b"", id="blank"),
+    pytest.param(b' {"id": "e", "text": "x"}', id="indented"),
+    pytest.param(b'{"id": "e", "text": "caf\xe9"}', id="latin-1"),
+    pytest.param(b'{"id": "e", "text": "\\ud800"}', id="lone-surrogate"),
+    pytest.param(b'{"id": "e", "text": "\\ud83d\\ude00", "dept": "\\u00e9", "n": 1, "score": 0.5}', id="emoji"),
+]
+
+
+@pytest.mark.parametrize("edge", EDGE_ROWS)
+def test_each_edge_row_reads_alike_in_blocks_and_line_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edge: bytes
+) -> None:
+    """An odd row among clean ones, in a block of its own: both readings agree; its id and hash are its ref's."""
+    monkeypatch.setattr(manifest_jsonl_blocks, "FIRST_BLOCK_BYTES", 16)  # a block a line
+    monkeypatch.setattr(manifest_jsonl_blocks, "MAX_BLOCK_BYTES", 16)
+    clean = [f'{{"id": "d{i}", "text": "Document {i}.", "dept": "ops", "n": {i}, "score": 1.5}}' for i in range(4)]
+    lines = [b'{"id": "first", "text": "A first document.", "dept": "ops", "n": 1, "score": 0.5}']
+    lines += [line.encode() for line in clean[:2]] + [edge] + [line.encode() for line in clean[2:]]
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    _same_readings(path)
+    for batch in _batches(path):
+        inline = batch.inline_rows()
+        refs = [batch.ref(index) for index in inline]
+        assert [ref.doc_id for ref in refs] == batch.inline_ids(inline)
+        assert [hashlib.sha256((ref.text or "").encode()).digest() for ref in refs] == batch.inline_sha256(inline)

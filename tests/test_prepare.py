@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -11,10 +12,11 @@ from pathlib import Path
 import pytest
 from test_output import _error_row, _job, _row, _write_rows
 
+from pipeline import manifest_jsonl_blocks
 from pipeline.errors import DocumentError, ManifestError
 from pipeline.ledger import load_ledger
 from pipeline.prepare import BATCH_MAX_WAIT_S, Preparer, Work
-from pipeline.sources import DocumentRef
+from pipeline.sources import DocumentRef, read_manifest
 
 
 def _sha(text: str) -> str:
@@ -128,3 +130,47 @@ def test_a_stop_ends_the_work_at_the_next_batch(tmp_path: Path) -> None:
     assert "new0" == next(works).ref.doc_id
     stop.set()
     assert [] == [work.ref.doc_id for work in works]
+
+
+def _manifest_and_ledger(tmp_path: Path) -> tuple[Path, Preparer]:
+    """A JSONL manifest of 600 rows, most answered already, some changed, new, odd or failing."""
+    job = _job()
+    lines, rows = [], []
+    for i in range(600):
+        text = f"text {i}" if i % 7 else f"edited {i}"
+        lines.append(json.dumps({"id": f"t{i}", "text": text, "dept": "ops"}))
+        if i % 11:
+            rows.append(_row(job, f"t{i}", doc_sha256=_sha(f"text {i}"), source_size=None, source_mtime_ns=None))
+    lines[40] = json.dumps({"id": "t3", "text": "a duplicate"})
+    lines[41] = json.dumps({"id": "blank", "text": " \u3000 "})
+    lines[42] = '{"id": "torn", "text": "x'
+    lines[43] = json.dumps({"id": "t43", "text": "line\r\nbreak", "dept": "ops"})
+    _write_rows(tmp_path / "out", job, rows)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return manifest, Preparer(job, load_ledger(tmp_path / "out", job))
+
+
+@pytest.mark.parametrize("block_bytes", [256, 1 << 20])
+def test_a_manifests_blocks_give_the_work_and_counts_of_one_ref_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    """Inline rows checked without their refs: the same work, order and counts as each ref prepared alone."""
+    monkeypatch.setattr(manifest_jsonl_blocks, "FIRST_BLOCK_BYTES", block_bytes)
+    manifest, batched = _manifest_and_ledger(tmp_path)
+    one_by_one = Preparer(batched.job, batched.ledger)
+    expected = [_shown(work) for ref in read_manifest(manifest) if (work := one_by_one.prepare(ref)) is not None]
+    assert expected == [_shown(work) for work in batched.works(read_manifest(manifest))]
+    counts = (batched.already_done, batched.errors_unchanged, batched.refs_read)
+    assert (one_by_one.already_done, one_by_one.errors_unchanged, 600) == counts
+    assert 450 < counts[0] < 600
+
+
+def test_the_skipped_rows_of_a_block_are_counted_only_up_to_the_work_taken(tmp_path: Path) -> None:
+    """A consumer that stops after some work (a --limit) has counted the done rows before it, not after."""
+    manifest, batched = _manifest_and_ledger(tmp_path)
+    works = batched.works(read_manifest(manifest))
+    first = next(works)
+    assert ("t0", 0) == (first.ref.doc_id, batched.already_done)  # t0: never answered
+    second = next(works)
+    assert ("t7", 6) == (second.ref.doc_id, batched.already_done)  # t1 to t6 answered; t7 edited

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import manifest_csv, sources
+from pipeline import manifest_csv, manifest_jsonl_blocks, sources
+from pipeline.batches import DocumentBatch
 from pipeline.errors import ConfigError, DocumentError, ExtractionError, ManifestError
+from pipeline.manifest_jsonl_blocks import PYTHON_WHITESPACE
 from pipeline.sources import (
     MANIFEST_SUFFIXES,
     DocumentRef,
@@ -844,3 +847,29 @@ def test_a_float_column_meeting_an_integer_too_large_for_a_float_fails_that_row_
     assert "column 'score': an integer of 1329 bits does not fit a float" in str(refs[1].error)
     assert (1.5, None) == (refs[0].metadata["score"], refs[2].metadata["score"])
 
+
+
+def test_the_white_space_the_block_reader_knows_is_pythons() -> None:
+    """PYTHON_WHITESPACE holds exactly the characters str.isspace() takes for white space."""
+    assert {chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()} == set(PYTHON_WHITESPACE)
+
+
+def test_a_stream_read_partly_ref_by_ref_hands_on_the_rest_in_its_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """next() and then pieces(): every ref once, in order, the batches' inline rows included."""
+    monkeypatch.setattr(manifest_jsonl_blocks, "FIRST_BLOCK_BYTES", 128)
+    rows = [{"id": f"d{i}", "text": f"Document {i}."} for i in range(30)]
+    manifest = write_jsonl(tmp_path / "m.jsonl", [*rows[:9], "{broken", *rows[9:]])
+    expected = list(read_manifest(manifest))
+    stream = read_manifest(manifest)
+    head = [next(stream) for _ in range(4)]
+    pieces = list(stream.pieces())
+    rest = [
+        ref
+        for piece in pieces
+        for ref in ([piece] if isinstance(piece, DocumentRef) else map(piece.ref, range(len(piece))))
+    ]
+    shown = [(ref.doc_id, ref.source, ref.text, str(ref.error)) for ref in expected]
+    assert shown == [(ref.doc_id, ref.source, ref.text, str(ref.error)) for ref in head + rest]
+    assert any(isinstance(piece, DocumentBatch) and piece.inline_rows() for piece in pieces)
