@@ -59,7 +59,6 @@ from .errors import ConfigError, ManifestError, PipelineError
 from .folders import walk_folder
 from .manifest_csv import csv_metadata_columns, read_csv
 from .manifest_jsonl import jsonl_metadata_columns
-from .manifest_jsonl_blocks import read_jsonl_blocks
 from .manifest_parquet import parquet_file, parquet_metadata_columns, read_parquet
 from .refs import MAX_ID_CHARS, DocumentRef
 
@@ -133,6 +132,8 @@ def _manifest_pieces(path: Path) -> Iterator[DocumentRef | DocumentBatch]:
     elif suffix == ".parquet":
         yield from read_parquet(path)
     else:
+        from .manifest_jsonl_blocks import read_jsonl_blocks  # pyarrow: paid when a JSONL manifest is read
+
         yield from read_jsonl_blocks(path)
 
 
