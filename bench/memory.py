@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import TRIAGE_JOB, EmulatorProcess, run_docpipe, synthetic_text, write_manifest
 
 from pipeline.jobs import load_job
-from pipeline.output import ResultWriter, output_schema
+from pipeline.output import output_schema
 from pipeline.sources import manifest_metadata_columns
+from pipeline.writer import ResultWriter
 
 TARGETS = {"peak_rss_mb": 300, "rerun_s": 5, "rerun_peak_rss_mb": 400}
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .dryrun import dry_run
     from .emulator import Emulator, EmulatorConfig
     from .jobs import Field, Job, load_job
-    from .output import load_results
+    from .results import load_results
     from .runner import run
     from .summary import RunSummary
 
@@ -52,7 +52,7 @@ _HOMES: dict[str, str] = {
     "load_job": ".jobs",
     "RunConfig": ".config",
     "resolve_config": ".config",
-    "load_results": ".output",
+    "load_results": ".results",
     "RunSummary": ".summary",
     "dry_run": ".dryrun",
     "run": ".runner",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from .config import RunConfig
-from .output import load_ledger, output_schema
+from .ledger import load_ledger
+from .output import output_schema
 from .prepare import Preparer
 from .pricing import TokenUsage, cost_usd
 from .requests import estimate_document_tokens, estimate_prefix_tokens, should_stream, system_prompt

@@ -3,7 +3,7 @@
 Design. An output directory is a Parquet dataset that pandas, polars, DuckDB and
 `pyarrow.dataset` read directly (`part-*.parquet`); docpipe's own bookkeeping lives in
 `_`-prefixed names, which dataset readers skip. This module holds the rows' schema; the rest of
-the output lives in one module per concept, re-exported here:
+the output lives in one module per concept:
 
 - `writer.py`: `ResultWriter` appends each finished row to a write-ahead journal (`journal.py`),
   so a SIGKILL loses none, and publishes the rows as parts, each whole or absent;
@@ -19,11 +19,9 @@ The output modules are the only ones that import pyarrow (and a Parquet manifest
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -31,21 +29,7 @@ from . import columns as row_columns
 from .errors import ConfigError
 from .jobs import Job
 
-if TYPE_CHECKING:
-    from .ledger import DoneLedger, load_ledger
-    from .recovery import recover
-    from .results import load_results
-    from .writer import ResultWriter
-
-__all__ = [
-    "BASE_COLUMNS",
-    "DoneLedger",
-    "ResultWriter",
-    "load_ledger",
-    "load_results",
-    "output_schema",
-    "recover",
-]
+__all__ = ["BASE_COLUMNS", "TRAILING_COLUMNS", "arrow_type", "metadata_column_names", "output_schema"]
 
 JOB_KEY, FINGERPRINT_KEY = b"docpipe.job", b"docpipe.job_fingerprint"
 
@@ -103,22 +87,3 @@ def metadata_column_names(names: Iterable[str], job: Job) -> dict[str, str]:
     """Manifest metadata column -> output column (prefixed `meta_` when it clashes with ours)."""
     taken = {n for n, _, _ in BASE_COLUMNS + TRAILING_COLUMNS} | {f.name for f in job.fields}
     return {name: name if name not in taken else f"meta_{name}" for name in names}
-
-
-# public name -> the module that defines it, imported on first use (they import this module)
-_HOMES: dict[str, str] = {
-    "DoneLedger": ".ledger",
-    "load_ledger": ".ledger",
-    "recover": ".recovery",
-    "load_results": ".results",
-    "ResultWriter": ".writer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __package__), name)
-    globals()[name] = value  # once resolved, a plain attribute
-    return value

@@ -41,7 +41,6 @@ from .errors import (
 )
 from .handoff import DONE, Handoff
 from .limits import Permit, RateLimiter
-from .output import ResultWriter
 from .plans import Planner, RequestSpec
 from .prepare import Preparer, Work
 from .pricing import TokenUsage
@@ -53,6 +52,7 @@ from .sources import DocumentRef
 from .stopping import Stop, install_signals, restore_signals
 from .summary import RunSummary, percentile
 from .transport import POOL_MARGIN, ApiResponse, OnFirstUse, Transport, TransportFactory, TransportOptions
+from .writer import ResultWriter
 
 __all__ = ["RealtimeRun", "execute", "run_realtime"]
 

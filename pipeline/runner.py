@@ -24,7 +24,7 @@ from .summary import RunSummary, new_run_id, report_damage, write_summary
 from .transport import POOL_MARGIN, TransportFactory, transport_for
 
 if TYPE_CHECKING:
-    from .output import ResultWriter
+    from .writer import ResultWriter
 
 __all__ = ["RunSummary", "run"]
 
@@ -98,10 +98,13 @@ async def _run_async(
     config: RunConfig, summary: RunSummary, progress: Progress, transport: TransportFactory, clock: Clock
 ) -> None:
     from .journal import JournalDamage
-    from .output import ResultWriter, load_ledger, output_schema, recover
+    from .ledger import load_ledger
+    from .output import output_schema
     from .prepare import Preparer
     from .realtime import run_realtime
+    from .recovery import recover
     from .sources import manifest_metadata_columns, open_source
+    from .writer import ResultWriter
 
     job = config.job
     schema = output_schema(job, manifest_metadata_columns(config.input_path))

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from test_output import _job, _row
 
 from pipeline.journal import JournalDamage, JournalHeader, encode_header, encode_row, read_segment
-from pipeline.output import load_ledger, output_schema, recover
+from pipeline.ledger import load_ledger
+from pipeline.output import output_schema
+from pipeline.recovery import recover
 
 JOB = _job()
 SCHEMA = output_schema(JOB)

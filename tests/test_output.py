@@ -20,7 +20,11 @@ import pytest
 from pipeline.errors import ConfigError, EnvironmentFailure
 from pipeline.jobs import Job, parse_job
 from pipeline.journal import JournalDamage, encode_row
-from pipeline.output import ResultWriter, load_ledger, load_results, output_schema, recover
+from pipeline.ledger import load_ledger
+from pipeline.output import output_schema
+from pipeline.recovery import recover
+from pipeline.results import load_results
+from pipeline.writer import ResultWriter
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -22,8 +22,8 @@ from pipeline.clock import Clock
 from pipeline.config import resolve_config
 from pipeline.errors import EXIT_DOCUMENT_ERRORS, RequestError, TransientError
 from pipeline.jobs import load_job
-from pipeline.output import load_results
 from pipeline.progress import NullProgress
+from pipeline.results import load_results
 from pipeline.runner import run
 from pipeline.transport import ApiResponse, Transport, TransportOptions
 
