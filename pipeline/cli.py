@@ -6,16 +6,12 @@ import gc
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from .config import resolve_config
 from .errors import EXIT_INTERRUPTED, ConfigError, PipelineError
 from .jobs import load_job
-
-if TYPE_CHECKING:
-    from .transport import Transport, TransportFactory, TransportOptions
 
 __all__ = ["entry", "main"]
 
@@ -35,20 +31,6 @@ def _tune_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
-
-def _tuned_once_open(factory: TransportFactory) -> TransportFactory:
-    """The run's transport, with the collector tuned the moment it opens: by then the SDK, aiohttp and
-    pyarrow are loaded (the lock comes before them), and `gc.freeze()` must see them to keep their
-    objects out of every later collection. Tuned earlier, bench/throughput.py fell from 0.92 to 0.74
-    of the ideal at C=128."""
-
-    def open_transport(options: TransportOptions) -> Transport:
-        transport = factory(options)
-        _tune_gc()
-        return transport
-
-    return open_transport
 
 
 def _fail(error: PipelineError) -> None:
@@ -223,7 +205,8 @@ def run(
 
             click.echo(plan_run(config))
             return
-        summary = run_job(config, transport=_tuned_once_open(transport_for(config)))
+        _tune_gc()
+        summary = run_job(config, transport=transport_for(config))
     except PipelineError as exc:
         _fail(exc)
         return

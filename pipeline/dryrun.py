@@ -7,9 +7,9 @@ from collections import Counter
 from .config import RunConfig
 from .ledger import load_ledger
 from .output import output_schema
+from .plans import Planner
 from .prepare import Preparer
 from .pricing import TokenUsage, cost_usd
-from .requests import estimate_document_tokens, estimate_prefix_tokens, should_stream, system_prompt
 from .sources import manifest_metadata_columns, open_source
 from .summary import journal_line, skipped_line, unchanged_line
 
@@ -23,7 +23,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     # The journal's rows count as done without being recovered: a dry run writes nothing.
     ledger = load_ledger(config.out_dir, job, schema=schema)
     preparer = Preparer(job, ledger)
-    prefix = estimate_prefix_tokens(system_prompt(job), job.output_schema())
+    planner = Planner(job)  # the estimate a run's request would carry
     listed: list[str] = []
     to_send = errors = estimated_input = 0
     skipped: Counter[str] = Counter()
@@ -36,7 +36,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
             line = f"  error  {work.ref.doc_id}: {work.error.message}"
         else:
             to_send += 1
-            tokens = prefix + estimate_document_tokens(work.ref.doc_id, work.text or "")
+            tokens = planner.estimate(work.ref.doc_id, work.text or "")
             estimated_input += tokens
             line = f"  send   {work.ref.doc_id}  ~{tokens:,} input tokens{'  (truncated)' if work.truncated else ''}"
         if len(listed) < max_listed:
@@ -45,7 +45,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     shown = f" (first {max_listed} listed)" if to_send + errors > max_listed else ""
     header = [
         f"docpipe: dry run of job {job.name!r} (fingerprint {job.fingerprint}) over {config.input_path}",
-        f"  model {job.model}, max_tokens {job.max_tokens}, {'streamed' if should_stream(job) else 'non-streaming'}, "
+        f"  model {job.model}, max_tokens {job.max_tokens}, {'streamed' if planner.stream else 'non-streaming'}, "
         f"fields: {', '.join(f.name for f in job.fields)}",
         f"  would send {to_send} request(s), ~{estimated_input:,} input tokens before caching; "
         f"cost at most ${ceiling or 0:.4f} if every answer used max_tokens",
