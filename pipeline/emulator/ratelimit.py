@@ -80,10 +80,13 @@ class RateLimiter:
             out[f"anthropic-ratelimit-{name}-limit"] = str(int(bucket.capacity))
             out[f"anthropic-ratelimit-{name}-remaining"] = str(max(0, math.floor(bucket.level)))
             out[f"anthropic-ratelimit-{name}-reset"] = _rfc3339(wall_now + bucket.reset_s())
-        tightest = min((inputs, outputs), key=lambda b: b.level / b.capacity)
-        out["anthropic-ratelimit-tokens-limit"] = str(int(tightest.capacity))
-        out["anthropic-ratelimit-tokens-remaining"] = str(max(0, math.floor(tightest.level)))
-        out["anthropic-ratelimit-tokens-reset"] = _rfc3339(wall_now + tightest.reset_s())
+        # With no workspace limit, the `tokens-*` headers describe "the total tokens remaining, where total
+        # is the sum of input and output tokens" (https://platform.claude.com/docs/en/api/rate-limits,
+        # response headers): the two buckets added up, full again when both are.
+        out["anthropic-ratelimit-tokens-limit"] = str(int(inputs.capacity) + int(outputs.capacity))
+        remaining = max(0, math.floor(inputs.level)) + max(0, math.floor(outputs.level))
+        out["anthropic-ratelimit-tokens-remaining"] = str(remaining)
+        out["anthropic-ratelimit-tokens-reset"] = _rfc3339(wall_now + max(inputs.reset_s(), outputs.reset_s()))
         return out
 
 

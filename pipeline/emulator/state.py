@@ -15,6 +15,7 @@ from ..models import MODELS
 from .batches import BatchStore
 from .bodies import message_json, usage_json
 from .caching import PromptCache
+from .clock import Clock
 from .config import EmulatorConfig
 from .engine import generate
 from .faults import FaultPlan
@@ -33,20 +34,24 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.faults = _unfired(config.faults)  # the configuration's plan is a template: it never counts
+        self.clock = Clock()
         self.cache = PromptCache()
         self.limiter = RateLimiter(config.limits)
         self.journal = Journal(config.journal_size)
         self.batches = BatchStore(
             processing_s=config.batch_processing_s,
             expiry_s=config.batch_expiry_s,
+            retention_s=config.batch_retention_s,
             seed=config.seed,
             run=self.run_batch_request,
             validate=lambda params, version: self._validate_batch_params(params, version),
+            new_request_id=lambda: self.new_id("req"),
         )
         self.seen: dict[int, int] = {}  # request body hash -> how many times it has arrived
         self.counter = 0
 
     def reset(self) -> None:
+        self.clock.reset()
         self.cache.clear()
         self.limiter.clear()
         self.journal.clear()
