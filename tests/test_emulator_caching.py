@@ -74,8 +74,8 @@ def test_requests_sent_together_each_pay_the_write(make_emulator: Any, make_asyn
 def test_an_entry_is_readable_once_the_stream_has_sent_message_start(
     make_emulator: Any, make_async_client: Any
 ) -> None:
-    """A stream's write is readable as soon as `message_start` is out, long before the stream ends."""
-    emu = make_emulator(latency=LatencyModel(ttft_ms=0, per_token_ms=50))
+    """A stream's write is readable as soon as `message_start` is out, while its text is still to come."""
+    emu = make_emulator(latency=LatencyModel(ttft_ms=0, per_token_ms=1000))  # seconds per text chunk
 
     async def main() -> tuple[Any, Any, bool]:
         async with make_async_client(emu) as sdk:
@@ -87,14 +87,14 @@ def test_an_entry_is_readable_once_the_stream_has_sent_message_start(
                 reader = await sdk.messages.create(
                     model=MODEL, max_tokens=0, system=marked(INSTRUCTIONS), messages=user("Second.")
                 )
-                still_streaming = events.current_message_snapshot.stop_reason is None
-                writer = await events.get_final_message()
-            return writer.usage, reader.usage, still_streaming
+                journal = await asyncio.to_thread(emu.control.requests)
+                stream_unfinished = [entry.get("stream") for entry in journal] == [False]  # only the reader's
+            return first_event.message.usage, reader.usage, stream_unfinished  # leaving closes the stream
 
-    writer, reader, still_streaming = asyncio.run(main())
-    assert still_streaming
-    assert (0, writer.cache_creation_input_tokens) == cache_split(reader)
+    writer, reader, stream_unfinished = asyncio.run(main())
+    assert stream_unfinished
     assert writer.cache_creation_input_tokens > 0
+    assert (0, writer.cache_creation_input_tokens) == cache_split(reader)
 
 
 def test_a_partly_cached_prefix_reads_the_longest_readable_part_and_writes_the_rest(

@@ -52,9 +52,6 @@ class PendingWrite:
 
     entries: tuple[tuple[tuple[str, str, str], float], ...] = ()  # ((key, model, digest), ttl_s)
 
-    def __bool__(self) -> bool:
-        return bool(self.entries)
-
 
 @dataclass(frozen=True)
 class _Breakpoint:
