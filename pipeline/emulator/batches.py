@@ -66,7 +66,7 @@ class BatchStore:
         expiry_s: float,
         seed: int,
         run: RunRequest,
-        validate: Callable[[dict[str, Any], str], None],
+        validate: Callable[[dict[str, Any], str, str], None],  # (params, API version, key)
     ) -> None:
         self.processing_s = processing_s
         self.expiry_s = expiry_s
@@ -127,7 +127,7 @@ class BatchStore:
                 batch.outcomes[custom_id] = rest
                 continue
             try:
-                self._validate(request["params"], batch.version)
+                self._validate(request["params"], batch.version, batch.key)
             except ApiError as exc:
                 batch.outcomes[custom_id] = "errored"
                 batch.errors[custom_id] = exc

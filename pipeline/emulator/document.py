@@ -1,9 +1,10 @@
 """What the emulator's model reads in a request: the document, the instructions, and their words.
 
-A request's document is the text of its last user turn, without the blocks it shares with other
-requests (those carry `cache_control`) and without the tags that fence it in the prompt. Everything
-an answer says is drawn from it: sentences for extractive strings and summaries, words and their
-stems for choosing enum values, dates, amounts, e-mail addresses and URLs where the text has them.
+A request's document is the text of its last user turn (a PDF's extracted text included), without
+the blocks it shares with other requests (those carry `cache_control`) and without the tags that
+fence it in the prompt. Everything an answer says is drawn from it: sentences for extractive
+strings and summaries, words and their stems for choosing enum values, dates, amounts, e-mail
+addresses and URLs where the text has them.
 
 `analyse` is cached: it is a pure function of the text, and the cached value is read-only, so the
 same text gives the same analysis in every request and every emulator of the process.
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
+
+from .pdf import PdfError, read_base64_pdf
 
 __all__ = [
     "Doc",
@@ -66,6 +69,14 @@ ANALYSIS_CACHE_SIZE = 256
 _TAG_LINE_RE = re.compile(r"^[ \t]*</?[A-Za-z][\w.-]*(?:\s[^<>]*)?>[ \t]*$", re.MULTILINE)
 
 
+def _pdf_text(data: str) -> str:
+    """The extracted text of a base64 PDF (parsed once per content, see `pdf.py`), or none."""
+    try:
+        return read_base64_pdf(data).text
+    except PdfError:
+        return ""
+
+
 def _text_of(content: Any, *, skip_cached: bool) -> list[str]:
     if isinstance(content, str):
         return [content]
@@ -80,6 +91,8 @@ def _text_of(content: Any, *, skip_cached: bool) -> list[str]:
                 source = block.get("source") or {}
                 if source.get("type") == "text":
                     texts.append(str(source.get("data", "")))
+                elif source.get("type") == "base64" and isinstance(source.get("data"), str):
+                    texts.append(_pdf_text(source["data"]))
                 elif source.get("type") == "content" and isinstance(source.get("content"), str):
                     texts.append(source["content"])
     return texts

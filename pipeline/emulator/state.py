@@ -9,6 +9,7 @@ the `http_*` modules) works over this object.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..models import MODELS
@@ -18,6 +19,7 @@ from .caching import PromptCache
 from .config import EmulatorConfig
 from .engine import generate
 from .faults import FaultPlan
+from .files import FileStore
 from .hashing import spelled_id, stable_hash
 from .journal import Journal
 from .ratelimit import RateLimiter
@@ -41,8 +43,9 @@ class EmulatorState:
             expiry_s=config.batch_expiry_s,
             seed=config.seed,
             run=self.run_batch_request,
-            validate=lambda params, version: self._validate_batch_params(params, version),
+            validate=lambda params, version, key: self._validate_batch_params(params, version, key),
         )
+        self.files = FileStore()
         self.seen: dict[int, int] = {}  # request body hash -> how many times it has arrived
         self.counter = 0
 
@@ -51,6 +54,7 @@ class EmulatorState:
         self.limiter.clear()
         self.journal.clear()
         self.batches.clear()
+        self.files.clear()
         self.seen.clear()
         self.counter = 0
         self.faults = _unfired(self.faults)
@@ -60,10 +64,10 @@ class EmulatorState:
         number = stable_hash(self.config.seed, prefix, self.counter, *salt)
         return spelled_id(prefix, number << 64 | stable_hash(number))
 
-    @staticmethod
-    def _validate_batch_params(params: dict[str, Any], version: str) -> None:
+    def _validate_batch_params(self, params: dict[str, Any], version: str, key: str) -> None:
         if "stream" in params:
             raise ApiError(400, "invalid_request_error", "stream: streaming is not supported in batches")
+        self.files.resolve(params, key, time.time())  # files are read when the request is processed
         validate_messages(params, version)
 
     def run_batch_request(self, params: dict[str, Any], key: str) -> dict[str, Any]:
