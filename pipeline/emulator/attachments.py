@@ -50,7 +50,7 @@ def document_blocks(messages: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]
 def _check_text_source(source: dict[str, Any], where: str) -> None:
     if not isinstance(source.get("data"), str):
         raise invalid(f"{where}.source.data: Field required")
-    if source.get("media_type", "text/plain") != "text/plain":
+    if source.get("media_type") != "text/plain":  # required (SDK `types/plain_text_source_param.py`)
         raise invalid(f"{where}.source.media_type: Input should be 'text/plain'")
 
 
