@@ -94,6 +94,17 @@ def test_rate_limits_take_the_pdf_at_its_page_cost(make_emulator: Any, make_clie
         sdk.messages.create(model=MODEL, max_tokens=20, messages=messages)
 
 
+def test_the_context_window_check_counts_pdf_pages(client: anthropic.Anthropic) -> None:
+    """A 100-page PDF plus 50,000 tokens of text passes Claude Haiku 4.5's 200K window: `prompt is too long`."""
+    notes = {"type": "text", "text": "Context for the report. " * 8_400}
+    client.messages.count_tokens(model="claude-haiku-4-5", messages=ask(notes))
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(
+            model="claude-haiku-4-5", max_tokens=20, messages=ask(pdf_block(make_pdf(pages(100))), notes)
+        )
+    assert caught.value.api_message.startswith("prompt is too long: ")
+
+
 def test_a_pdf_is_parsed_once_however_often_it_is_sent(client: anthropic.Anthropic) -> None:
     """Repeated requests with the same PDF (a fan-out, a retry) do not parse it again."""
     messages = ask(pdf_block(make_pdf(["A document parsed only once by the emulator, whatever comes."])))

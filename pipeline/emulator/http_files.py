@@ -124,7 +124,7 @@ class FilesEndpoint(Endpoint):
             raise self._too_large() from None
         return parse_multipart(raw, request.headers.get("content-type", ""))
 
-    async def upload(self, request: web.Request) -> web.Response:
+    async def files_upload(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
             parts = {part.name: part for part in await self._read_upload(request)}
             for name in parts:
@@ -152,7 +152,7 @@ class FilesEndpoint(Endpoint):
 
         return await self._call(request, "files", action)
 
-    async def list(self, request: web.Request) -> web.Response:
+    async def files_list(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
             limit, page, ids = _list_query(request.query)
             files, next_page = self.state.files.page(key, limit=limit, page=page, ids=ids)
@@ -160,20 +160,20 @@ class FilesEndpoint(Endpoint):
 
         return await self._call(request, "files", action)
 
-    async def retrieve(self, request: web.Request) -> web.Response:
+    async def files_retrieve(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
             return self.state.files.get(request.match_info["file_id"], key).to_json()
 
         return await self._call(request, "files", action)
 
-    async def download(self, request: web.Request) -> web.Response:
+    async def files_download(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
             data = self.state.files.content(request.match_info["file_id"], key, time.time())
             return web.Response(body=data, content_type="application/octet-stream")
 
         return await self._call(request, "files", action)
 
-    async def delete(self, request: web.Request) -> web.Response:
+    async def files_delete(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
             file_id = request.match_info["file_id"]
             self.state.files.delete(file_id, key)
