@@ -8,10 +8,10 @@ connections cheaply.
 This module builds the application: every route, and the handler that serves it. The handlers
 live by concept: `http_messages.py` (the Messages endpoint: answer, streaming, faults),
 `http_batches.py` (Message Batches), `http_models.py` (Models and count_tokens), `http_files.py`
-(the Files API), `http_control.py`
-(the `/_emulator/*` control plane), over the shared plumbing of `http_base.py` (auth, version,
-error bodies, headers, journal entries). What they remember is one `EmulatorState` (`state.py`).
-Every response carries `request-id`; every error has the real body shape.
+(the Files API), `http_control.py` (the `/_emulator/*` control plane), over the shared plumbing of
+`http_base.py` (auth, version, error bodies, headers, journal entries). What they remember is one
+`EmulatorState` (`state.py`). Every response carries `request-id`; every error has the real body
+shape.
 """
 
 from __future__ import annotations

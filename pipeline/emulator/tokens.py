@@ -21,8 +21,8 @@ BLOCK_OVERHEAD_TOKENS = 1
 REQUEST_OVERHEAD_TOKENS = 4
 # A PDF page is sent as an image too, and an image is scaled down until it costs about 1,600 tokens
 # at most (https://platform.claude.com/docs/en/build-with-claude/vision, "Evaluate image size"); a
-# page image is billed at that ceiling, so a page of 1,000 words (about 1,500 tokens of text here)
-# costs about 3,100, in line with the pdf-support docs' estimate of 1,500-3,000 tokens per page.
+# page image is billed at that ceiling, so a page of 500 words (about 750 tokens of text here)
+# costs about 2,350, within the pdf-support docs' estimate of 1,500-3,000 tokens per page.
 PDF_PAGE_IMAGE_TOKENS = 1_600
 
 
