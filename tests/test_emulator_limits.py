@@ -359,7 +359,7 @@ def test_fault_rules_read_back_with_their_defaults(emulator: Emulator) -> None:
         ([{"kind": "overloaded", "times": "twice"}], "times must be a whole number"),
         ([{"kind": "server_error", "statuses": [200]}], "statuses must be a non-empty list of 5xx"),
         ([{"kind": "overloaded", "match": 5}], "match must be a string"),
-        ([{"kind": "overloaded", "endpoints": ["files"]}], "endpoints must be a list among"),
+        ([{"kind": "overloaded", "endpoints": ["admin"]}], "endpoints must be a list among"),
         (["overloaded"], "a rule must be a table of fields"),
     ],
 )

@@ -74,7 +74,7 @@ class BatchStore:
         retention_s: float,
         seed: int,
         run: RunRequest,
-        validate: Callable[[dict[str, Any], str], None],
+        validate: Callable[[dict[str, Any], str, str], None],  # (params, API version, key)
         new_request_id: Callable[[], str],
     ) -> None:
         self.processing_s = processing_s
@@ -140,7 +140,7 @@ class BatchStore:
                 batch.outcomes[custom_id] = rest
                 continue
             try:
-                self._validate(request["params"], batch.version)
+                self._validate(request["params"], batch.version, batch.key)
             except ApiError as exc:
                 batch.outcomes[custom_id] = "errored"
                 batch.errors[custom_id] = (exc, self._new_request_id())

@@ -1,9 +1,10 @@
 """What the emulator's model reads in a request: the document, the instructions, and their words.
 
-A request's document is the text of its last user turn, without the blocks it shares with other
-requests (those carry `cache_control`) and without the tags that fence it in the prompt. Everything
-an answer says is drawn from it: sentences for extractive strings and summaries, words and their
-stems for choosing enum values, dates, amounts, e-mail addresses and URLs where the text has them.
+A request's document is the text of its last user turn (a PDF's extracted text included), without
+the blocks it shares with other requests (those carry `cache_control`) and without the tags that
+fence it in the prompt. Everything an answer says is drawn from it: sentences for extractive
+strings and summaries, words and their stems for choosing enum values, dates, amounts, e-mail
+addresses and URLs where the text has them.
 
 `analyse` is cached: it is a pure function of the text, and the cached value is read-only, so the
 same text gives the same analysis in every request and every emulator of the process.
@@ -17,6 +18,8 @@ from collections.abc import Mapping, Set
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
+
+from .pdf import PdfError, read_base64_pdf
 
 __all__ = [
     "Doc",
@@ -67,6 +70,14 @@ _ASCII_LETTER_RE = re.compile(r"[A-Za-z]")
 _TAG_LINE_RE = re.compile(r"^[ \t]*</?[A-Za-z][\w.-]*(?:\s[^<>]*)?>[ \t]*$", re.MULTILINE)
 
 
+def _pdf_text(data: str) -> str:
+    """The extracted text of a base64 PDF (parsed once per content, see `pdf.py`), or none."""
+    try:
+        return read_base64_pdf(data).text
+    except PdfError:
+        return ""
+
+
 def _text_of(content: Any, *, skip_cached: bool) -> list[str]:
     if isinstance(content, str):
         return [content]
@@ -81,6 +92,8 @@ def _text_of(content: Any, *, skip_cached: bool) -> list[str]:
                 source = block.get("source") or {}
                 if source.get("type") == "text":
                     texts.append(str(source.get("data", "")))
+                elif source.get("type") == "base64" and isinstance(source.get("data"), str):
+                    texts.append(_pdf_text(source["data"]))
                 elif source.get("type") == "content" and isinstance(source.get("content"), str):
                     texts.append(source["content"])
     return texts

@@ -70,6 +70,7 @@ class MessagesEndpoint(Endpoint):
                 cut = await self._fault_before_answer(call, key, call.fault)
                 if cut is not None:
                     return cut
+            self.state.files.resolve(body, key, call.arrived_wall)
             spec = validate_messages(body, version)
             return await self._answer(call, key, body, spec)
         except ApiError as exc:

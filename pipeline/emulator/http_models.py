@@ -6,6 +6,7 @@ in `tokens.py`), so neither touches the limiter, the cache or the journal's bill
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +32,7 @@ class ModelsEndpoint(Endpoint):
             if await self._endpoint_fault(request, "count_tokens", key, raw):
                 self._record(request, "count_tokens", 0, request_id, key, fault="disconnect")
                 return web.Response(status=500)
+            self.state.files.resolve(body, key, time.time())
             validate_count_tokens(body, version)
             self._record(request, "count_tokens", 200, request_id, key)
             return json_response({"input_tokens": count_request_tokens(body)}, 200, self._headers(request_id))

@@ -9,6 +9,7 @@ the `http_*` modules) works over this object.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..models import MODELS
@@ -19,6 +20,7 @@ from .clock import Clock
 from .config import EmulatorConfig
 from .engine import generate
 from .faults import FaultPlan
+from .files import FileStore
 from .hashing import spelled_id, stable_hash
 from .journal import Journal
 from .ratelimit import RateLimiter
@@ -44,9 +46,10 @@ class EmulatorState:
             retention_s=config.batch_retention_s,
             seed=config.seed,
             run=self.run_batch_request,
-            validate=lambda params, version: self._validate_batch_params(params, version),
+            validate=lambda params, version, key: self._validate_batch_params(params, version, key),
             new_request_id=lambda: self.new_id("req"),
         )
+        self.files = FileStore()
         self.seen: dict[int, int] = {}  # request body hash -> how many times it has arrived
         self.counter = 0
 
@@ -56,6 +59,7 @@ class EmulatorState:
         self.limiter.clear()
         self.journal.clear()
         self.batches.clear()
+        self.files.clear()
         self.seen.clear()
         self.counter = 0
         self.faults = _unfired(self.faults)
@@ -65,10 +69,10 @@ class EmulatorState:
         number = stable_hash(self.config.seed, prefix, self.counter, *salt)
         return spelled_id(prefix, number << 64 | stable_hash(number))
 
-    @staticmethod
-    def _validate_batch_params(params: dict[str, Any], version: str) -> None:
+    def _validate_batch_params(self, params: dict[str, Any], version: str, key: str) -> None:
         if "stream" in params:
             raise ApiError(400, "invalid_request_error", "stream: streaming is not supported in batches")
+        self.files.resolve(params, key, time.time())  # files are read when the request is processed
         validate_messages(params, version)
 
     def run_batch_request(self, params: dict[str, Any], key: str) -> dict[str, Any]:

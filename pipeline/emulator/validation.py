@@ -234,6 +234,9 @@ def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
         raise invalid("messages: at least one message is required")
     breakpoints = _count_cache_control(body) if "cache_control" in body else 0
     breakpoints += _check_messages(messages, spec, version)
+    from .attachments import check_attachments  # imports this module: loaded once it is complete
+
+    check_attachments(messages)
     breakpoints += _check_system(body.get("system"))
     breakpoints += _check_tools(body.get("tools"))
     if breakpoints > MAX_CACHE_BREAKPOINTS:
