@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from ..buckets import TokenBucket
 
@@ -91,4 +92,10 @@ class RateLimiter:
 
 
 def _rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(math.ceil(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The time as RFC 3339 in whole seconds, rounded up (a bucket is full again by then)."""
+    return _rfc3339_second(math.ceil(timestamp))
+
+
+@lru_cache(maxsize=256)
+def _rfc3339_second(second: int) -> str:  # four headers a response, mostly the same few seconds
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
