@@ -22,7 +22,7 @@ from .hashing import spelled_id, stable_hash
 from .journal import Journal
 from .ratelimit import RateLimiter
 from .tokens import count_request_tokens
-from .validation import ApiError, validate_messages
+from .validation import ApiError, merge_output_format, validate_messages
 
 __all__ = ["EmulatorState"]
 
@@ -41,7 +41,7 @@ class EmulatorState:
             expiry_s=config.batch_expiry_s,
             seed=config.seed,
             run=self.run_batch_request,
-            validate=lambda params, version: self._validate_batch_params(params, version),
+            validate=self._validate_batch_params,
         )
         self.seen: dict[int, int] = {}  # request body hash -> how many times it has arrived
         self.counter = 0
@@ -60,13 +60,13 @@ class EmulatorState:
         number = stable_hash(self.config.seed, prefix, self.counter, *salt)
         return spelled_id(prefix, number << 64 | stable_hash(number))
 
-    @staticmethod
-    def _validate_batch_params(params: dict[str, Any], version: str) -> None:
+    def _validate_batch_params(self, params: dict[str, Any], version: str) -> None:
         if "stream" in params:
             raise ApiError(400, "invalid_request_error", "stream: streaming is not supported in batches")
-        validate_messages(params, version)
+        validate_messages(params, version, seed=self.config.seed, in_batch=True)
 
     def run_batch_request(self, params: dict[str, Any], key: str) -> dict[str, Any]:
+        params = merge_output_format(params)
         spec = MODELS[params["model"]]
         generation = generate(params, spec, self.config.seed)
         tokens = count_request_tokens(params)

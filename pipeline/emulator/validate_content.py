@@ -1,0 +1,223 @@
+"""Checks on the conversation: roles and their order, content blocks, images, thinking signatures.
+
+- Roles are `user`, `assistant` and, on the models that support it, a mid-conversation `system`
+  (SDK `types/system_message_param.py`; docs: build-with-claude/mid-conversation-system-messages):
+  never first, right after a user turn (or another system message), and ending the list or followed
+  by an assistant turn; its content is text only, never blank.
+- Text blocks are never empty, wherever they are: messages, the system prompt, tool results.
+- Images come as base64 (`image/jpeg`, `image/png`, `image/gif`, `image/webp`: SDK
+  `types/base64_image_source_param.py`), `url` or `file` sources. Base64 data must decode, be the
+  declared format, and stay within 5 MB (docs: build-with-claude/vision).
+- Thinking blocks sent back must carry the signature the emulator issued for their text (SDK
+  `types/thinking_block_param.py`: "a modified block results in a 400"). The emulator never issues
+  redacted_thinking blocks, so none sent back can be genuine.
+Pure functions; every failure raises `invalid(...)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from ..models import ModelSpec
+from .api_errors import invalid
+from .signing import thinking_signature_is_valid
+
+__all__ = ["check_messages", "check_system"]
+
+INPUT_BLOCK_TYPES = frozenset(
+    {
+        "text", "image", "document", "tool_use", "tool_result", "search_result", "thinking",
+        "redacted_thinking", "server_tool_use", "web_search_tool_result", "container_upload",
+    }
+)  # fmt: skip
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+MAX_IMAGE_BASE64_BYTES = 5 * 1024 * 1024
+DOCUMENT_SOURCES = ("base64", "text", "content", "url", "file")
+
+
+def check_system(system: Any) -> None:
+    """The top-level system prompt: a string, or a list of non-empty text blocks."""
+    if system is None or isinstance(system, str):
+        return
+    if not isinstance(system, list):
+        raise invalid("system: Input should be a valid string or list of text blocks")
+    for index, block in enumerate(system):
+        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            raise invalid(f"system.{index}: system blocks must be text blocks")
+        if block["text"] == "":
+            raise invalid(f"system.{index}.text: text content blocks must be non-empty")
+
+
+def check_messages(messages: Any, spec: ModelSpec, version: str, *, seed: int) -> None:
+    """The turns: roles, their order, and every block in them."""
+    if not isinstance(messages, list):
+        raise invalid("messages: Field required")
+    if not messages:
+        raise invalid("messages: at least one message is required")
+    for index, message in enumerate(messages):
+        where = f"messages.{index}"
+        if not isinstance(message, dict):
+            raise invalid(f"{where}: Input should be a valid dictionary")
+        role = message.get("role")
+        if role == "system":
+            _check_system_message(messages, index, spec)
+            continue
+        if role not in ("user", "assistant"):
+            raise invalid(f"{where}.role: Input should be 'user' or 'assistant'")
+        if index == 0 and role != "user":
+            raise invalid('messages: first message must use the "user" role')
+        if "content" not in message:
+            raise invalid(f"{where}.content: Field required")
+        _check_blocks(message["content"], where, role, version, seed)
+    if messages[-1].get("role") == "assistant" and not spec.supports_prefill:
+        raise invalid(
+            "This model does not support assistant message prefill. The conversation must end with a user message."
+        )
+
+
+def _check_system_message(messages: list[Any], index: int, spec: ModelSpec) -> None:
+    where = f"messages.{index}"
+    if not spec.mid_conversation_system:
+        raise invalid(f"{where}: role 'system' is not supported on this model ({spec.id})")
+    content = messages[index].get("content")
+    if isinstance(content, str):
+        if not content.strip():
+            raise invalid(f"{where}: system text blocks must contain non-whitespace text")
+    elif isinstance(content, list):
+        if not content:
+            raise invalid(f"{where}: system content must contain at least one block")
+        for block in content:
+            if not isinstance(block, dict) or block.get("type") != "text":
+                raise invalid(f"{where}: role 'system' supports text blocks only")
+            if not isinstance(block.get("text"), str) or not block["text"].strip():
+                raise invalid(f"{where}: system text blocks must contain non-whitespace text")
+    else:
+        raise invalid(f"{where}.content: Input should be a valid string or list of text blocks")
+    if index == 0:
+        raise invalid(f"{where}: use the top-level 'system' parameter for the initial system prompt")
+    before = messages[index - 1].get("role") if isinstance(messages[index - 1], dict) else None
+    if before not in ("user", "system"):
+        raise invalid(f"{where}: role 'system' must follow a 'user' message")
+    following = messages[index + 1] if index + 1 < len(messages) else None
+    after = following.get("role") if isinstance(following, dict) else None
+    if after not in (None, "assistant", "system"):
+        raise invalid(f"{where}: role 'system' must precede an 'assistant' message or end the array")
+
+
+def _check_blocks(content: Any, where: str, role: str, version: str, seed: int) -> None:
+    """One user or assistant message's content."""
+    if isinstance(content, str):
+        if not content and role == "user":
+            raise invalid(f"{where}.content: user messages must have non-empty content")
+        return
+    if not isinstance(content, list):
+        raise invalid(f"{where}.content: Input should be a valid string or list of content blocks")
+    if not content and role == "user":
+        raise invalid(f"{where}.content: user messages must have non-empty content")
+    for index, block in enumerate(content):
+        at = f"{where}.content.{index}"
+        if not isinstance(block, dict):
+            raise invalid(f"{at}: Input should be a valid dictionary")
+        kind = block.get("type")
+        if kind not in INPUT_BLOCK_TYPES:
+            raise invalid(f"{at}.type: Input tag '{kind}' found using 'type' does not match any of the expected tags")
+        if version == "2026-10-21":
+            if kind == "document" and role == "assistant":
+                raise invalid(f"{at}: document blocks are not permitted in assistant messages")
+            if kind == "text" and role == "user" and block.get("citations"):
+                raise invalid(f"{at}.citations: citations are not permitted on text blocks in user messages")
+        _check_block(block, at, seed)
+
+
+def _check_block(block: dict[str, Any], at: str, seed: int) -> None:
+    kind = block["type"]
+    if kind == "text":
+        _check_text(block, at)
+    elif kind == "image":
+        _check_image(block, at)
+    elif kind == "document":
+        source = block.get("source")
+        if not isinstance(source, dict) or source.get("type") not in DOCUMENT_SOURCES:
+            raise invalid(f"{at}.source: Input should be a valid document source")
+    elif kind == "thinking":
+        _check_thinking(block, at, seed)
+    elif kind == "redacted_thinking":
+        if not isinstance(block.get("data"), str):
+            raise invalid(f"{at}.data: Field required")
+        raise invalid(f"{at}: Invalid `data` in `redacted_thinking` block")
+    elif kind == "tool_result" and isinstance(block.get("content"), list):
+        for index, inner in enumerate(block["content"]):
+            if isinstance(inner, dict) and inner.get("type") in ("text", "image"):
+                _check_block(inner, f"{at}.content.{index}", seed)
+
+
+def _check_text(block: dict[str, Any], at: str) -> None:
+    if not isinstance(block.get("text"), str):
+        raise invalid(f"{at}.text: Field required")
+    if block["text"] == "":
+        raise invalid(f"{at}.text: text content blocks must be non-empty")
+
+
+def _check_thinking(block: dict[str, Any], at: str, seed: int) -> None:
+    if not isinstance(block.get("thinking"), str):
+        raise invalid(f"{at}.thinking: Field required")
+    signature = block.get("signature")
+    if not isinstance(signature, str):
+        raise invalid(f"{at}.signature: Field required")
+    if not thinking_signature_is_valid(seed, block["thinking"], signature):
+        raise invalid(f"{at}: Invalid `signature` in `thinking` block")
+
+
+def _check_image(block: dict[str, Any], at: str) -> None:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise invalid(f"{at}.source: Field required")
+    kind = source.get("type")
+    if kind == "base64":
+        _check_base64_image(source, f"{at}.image.source.base64")
+    elif kind == "url":
+        if not isinstance(source.get("url"), str):
+            raise invalid(f"{at}.image.source.url.url: Field required")
+    elif kind == "file":
+        if not isinstance(source.get("file_id"), str):
+            raise invalid(f"{at}.image.source.file.file_id: Field required")
+    else:
+        raise invalid(f"{at}.source.type: Input tag '{kind}' found using 'type' does not match the expected tags")
+
+
+def _check_base64_image(source: dict[str, Any], where: str) -> None:
+    media_type = source.get("media_type")
+    if media_type not in IMAGE_MEDIA_TYPES:
+        raise invalid(f"{where}.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'")
+    data = source.get("data")
+    if not isinstance(data, str):
+        raise invalid(f"{where}.data: Input should be a valid string")
+    if len(data) > MAX_IMAGE_BASE64_BYTES:
+        raise invalid(f"{where}: image exceeds 5 MB maximum: {len(data)} bytes > {MAX_IMAGE_BASE64_BYTES} bytes")
+    try:
+        head = base64.b64decode(data, validate=True)[:16]
+    except (binascii.Error, ValueError) as exc:
+        raise invalid(f"{where}.data: The image data is not valid base64") from exc
+    detected = _image_format(head)
+    if detected is None:
+        raise invalid(f"{where}.data: Image does not match the provided media type {media_type}")
+    if detected != media_type:
+        raise invalid(
+            f"{where}: The image was specified using the {media_type} media type, "
+            f"but the image appears to be a {detected} image"
+        )
+
+
+def _image_format(head: bytes) -> str | None:
+    """The media type the image's first bytes announce, or None when they are none of the four."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
