@@ -26,7 +26,8 @@ UNCACHEABLE_BLOCKS = ("thinking", "redacted_thinking")
 
 
 class _Marker(NamedTuple):
-    where: str  # the path of the block that carries it
+    field: str  # the path of the `cache_control` field
+    where: str  # where it sits: the block's path, or "the request" for automatic caching
     ttl: str
 
 
@@ -78,7 +79,8 @@ def _explicit_markers(body: dict[str, Any]) -> list[_Marker]:
                 f"{where}.cache_control: Extra inputs are not permitted; "
                 f"{block['type']} blocks cannot be cached directly with cache_control"
             )
-        markers.append(_Marker(where, _marker_ttl(block["cache_control"], f"{where}.cache_control")))
+        field = f"{where}.cache_control"
+        markers.append(_Marker(field, where, _marker_ttl(block["cache_control"], field)))
     return markers
 
 
@@ -97,7 +99,7 @@ def check_cache_markers(body: dict[str, Any]) -> None:
     if body.get("cache_control") is not None:
         ttl = _marker_ttl(body["cache_control"], "cache_control")
         _check_automatic_target(body, ttl)
-        markers.append(_Marker("cache_control", ttl))
+        markers.append(_Marker("cache_control", "the request", ttl))
     if len(markers) > MAX_CACHE_BREAKPOINTS:
         raise invalid(
             f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {len(markers)}."
@@ -108,7 +110,7 @@ def check_cache_markers(body: dict[str, Any]) -> None:
     for marker in markers[markers.index(first_5m) :]:
         if marker.ttl == "1h":
             raise invalid(
-                f"{marker.where}.ttl: a 1h cache_control cannot come after the 5m one on {first_5m.where}; "
+                f"{marker.field}.ttl: a 1h cache_control cannot come after the 5m one on {first_5m.where}; "
                 "cache entries with longer TTL must appear before shorter TTLs (order: tools, system, messages)"
             )
 
