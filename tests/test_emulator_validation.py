@@ -525,6 +525,21 @@ def test_tool_choice_must_agree_with_the_tools(
 SYSTEM_NOTE = {"role": "system", "content": "From now on, answer in one word."}
 
 
+def test_the_models_with_mid_conversation_system_messages_are_the_documented_ones() -> None:
+    """Opus 4.8 and later Opus and Fable models, Sonnet 5.5 and Haiku 5.5; not Sonnet 5, Sonnet 4.6, Haiku 4.5."""
+    supported = {model for model, spec in MODELS.items() if spec.mid_conversation_system}
+    assert supported == {
+        "claude-opus-4-8",
+        "claude-opus-5",
+        "claude-opus-5-5",
+        "claude-fable-5",
+        "claude-fable-5-1",
+        "claude-fable-5-2",
+        "claude-sonnet-5-5",
+        "claude-haiku-5-5",
+    }
+
+
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_mid_conversation_system_messages_follow_the_model_table(client: anthropic.Anthropic, model: str) -> None:
     """A system message after a user turn is answered where the model supports it, else refused."""
