@@ -588,3 +588,36 @@ def test_misplaced_or_empty_system_messages_are_refused(
 ) -> None:
     """Never first, right after a user turn, before an assistant turn or at the end, and never blank."""
     refused(lambda: create(client, messages=messages), fragment)
+
+
+# -- count_tokens applies the same prompt rules ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"system": [{"type": "text", "text": ""}]}, "system.0.text: text content blocks must be non-empty"),
+        ({"tool_choice": {"type": "any"}}, "tool_choice.any may only be specified while providing tools"),
+        ({"tools": [{"name": "lookup"}]}, "tools.0.custom.input_schema: Field required"),
+        (
+            {"system": [cached_text("Rules one.", FIVE_MIN)], "cache_control": ONE_HOUR},
+            "cache_control.ttl: a 1h cache_control cannot come after",
+        ),
+        ({"model": LEGACY_MODEL, "messages": [MESSAGES[0], SYSTEM_NOTE]}, "role 'system' is not supported"),
+        ({"messages": [image("image/gif", PNG)]}, "but the image appears to be a image/png image"),
+    ],
+    ids=["empty-system-block", "any-without-tools", "no-schema", "ttl-order", "system-role", "image"],
+)
+def test_count_tokens_refuses_what_messages_refuses(
+    client: anthropic.Anthropic, fields: dict[str, Any], fragment: str
+) -> None:
+    """count_tokens takes the same prompt and checks it the same way."""
+    request: dict[str, Any] = {"model": MODEL, "messages": MESSAGES} | fields
+    refused(lambda: client.messages.count_tokens(**request), fragment)
+
+
+def test_count_tokens_accepts_a_mid_conversation_system_message(client: anthropic.Anthropic) -> None:
+    """On a model that supports it, the system message is counted like any other turn."""
+    alone = client.messages.count_tokens(model=MODEL, messages=MESSAGES).input_tokens
+    with_note = client.messages.count_tokens(model=MODEL, messages=[MESSAGES[0], SYSTEM_NOTE]).input_tokens
+    assert with_note > alone
