@@ -35,10 +35,10 @@ class ModelSpec:
     adaptive_thinking: bool = False  # always thinks: responses may start with a `thinking` block
     rejects_forced_tool_use: bool = False
     supports_prefill: bool = False
-    # Accepts `role: "system"` messages after the first turn. Opus 4.8 introduced them; Opus 5/5.5,
-    # Fable 5/5.1, Sonnet 5.5 and Haiku 5.5 have them, Sonnet 5, Sonnet 4.6 and Haiku 4.5 do not
-    # (https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages, whose
-    # list of models third-party tables copy; Fable 5.2 is not in them: set as "later Opus/Fable models").
+    # Accepts mid-conversation `role: "system"` messages. Opus 4.8 introduced them; Opus 5/5.5, Fable
+    # 5/5.1, Sonnet 5.5 and Haiku 5.5 have them; Sonnet 5, Sonnet 4.6 and Haiku 4.5 do not
+    # (https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages).
+    # Fable 5.2 is newer than the lists we could read: set as one of the "later Opus/Fable models".
     mid_conversation_system: bool = False
     lifecycle: str = "active"
     # Haiku 5.5 bills the whole request at a higher tier when the prompt exceeds this many tokens.

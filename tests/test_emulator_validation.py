@@ -525,19 +525,25 @@ def test_tool_choice_must_agree_with_the_tools(
 SYSTEM_NOTE = {"role": "system", "content": "From now on, answer in one word."}
 
 
-def test_the_models_with_mid_conversation_system_messages_are_the_documented_ones() -> None:
+MID_CONVERSATION_SYSTEM = {
+    "claude-opus-4-8": True,
+    "claude-opus-5": True,
+    "claude-opus-5-5": True,
+    "claude-fable-5": True,
+    "claude-fable-5-1": True,
+    "claude-fable-5-2": True,
+    "claude-sonnet-5-5": True,
+    "claude-haiku-5-5": True,
+    "claude-sonnet-5": False,
+    "claude-sonnet-4-6": False,
+    "claude-haiku-4-5": False,
+}
+
+
+@pytest.mark.parametrize(("model", "supported"), sorted(MID_CONVERSATION_SYSTEM.items()))
+def test_the_models_with_mid_conversation_system_messages_are_the_documented_ones(model: str, supported: bool) -> None:
     """Opus 4.8 and later Opus and Fable models, Sonnet 5.5 and Haiku 5.5; not Sonnet 5, Sonnet 4.6, Haiku 4.5."""
-    supported = {model for model, spec in MODELS.items() if spec.mid_conversation_system}
-    assert supported == {
-        "claude-opus-4-8",
-        "claude-opus-5",
-        "claude-opus-5-5",
-        "claude-fable-5",
-        "claude-fable-5-1",
-        "claude-fable-5-2",
-        "claude-sonnet-5-5",
-        "claude-haiku-5-5",
-    }
+    assert supported is MODELS[model].mid_conversation_system
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
