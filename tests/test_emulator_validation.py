@@ -289,14 +289,41 @@ TOOL_TURNS = [
             },
             "messages.2.content.0.content.0.text: text content blocks must be non-empty",
         ),
+        (
+            {"system": [{"type": "text", "text": " \n\t"}]},
+            "system.0.text: text content blocks must contain non-whitespace",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "   "}]}]},
+            "messages.0.content.0.text: text content blocks must contain non-whitespace text",
+        ),
+        ({"messages": [{"role": "user", "content": "  \n "}]}, "messages.0.content: text content blocks must contain"),
+        (
+            {"messages": [MESSAGES[0], {"role": "assistant", "content": []}, MESSAGES[0]]},
+            "messages.1: all messages must have non-empty content except for the optional final assistant message",
+        ),
     ],
-    ids=["system-block", "cached-message-block", "tool-result-block"],
+    ids=[
+        "system-block",
+        "cached-message-block",
+        "tool-result-block",
+        "blank-system-block",
+        "blank-message-block",
+        "blank-string",
+        "empty-assistant-turn",
+    ],
 )
 def test_empty_text_blocks_are_refused_anywhere(
     client: anthropic.Anthropic, fields: dict[str, Any], fragment: str
 ) -> None:
-    """An empty text block is a 400 in the system prompt, in a message, inside a tool result."""
+    """An empty or blank text block is a 400 in the system prompt, in a message, inside a tool result."""
     refused(lambda: create(client, **fields), fragment)
+
+
+def test_only_a_final_assistant_turn_may_be_empty(client: anthropic.Anthropic) -> None:
+    """An empty prefill is the one empty turn the API takes (on a model that takes prefill)."""
+    messages = [MESSAGES[0], {"role": "assistant", "content": ""}]
+    assert create(client, model=LEGACY_MODEL, messages=messages).stop_reason == "end_turn"
 
 
 @pytest.mark.parametrize("media_type", sorted(IMAGE_HEADS))

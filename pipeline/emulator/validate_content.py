@@ -4,7 +4,8 @@
   (SDK `types/system_message_param.py`; docs: build-with-claude/mid-conversation-system-messages):
   never first, right after a user turn (or another system message), and ending the list or followed
   by an assistant turn; its content is text only, never blank.
-- Text blocks are never empty, wherever they are: messages, the system prompt, tool results.
+- Text blocks are never empty nor only white space, wherever they are: messages, the system
+  prompt, tool results. Only a final assistant turn (a prefill) may have empty content.
 - Images come as base64 (`image/jpeg`, `image/png`, `image/gif`, `image/webp`: SDK
   `types/base64_image_source_param.py`), `url` or `file` sources. Base64 data must decode, be the
   declared format, and stay within 5 MB (docs: build-with-claude/vision).
@@ -46,8 +47,7 @@ def check_system(system: Any) -> None:
     for index, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
             raise invalid(f"system.{index}: system blocks must be text blocks")
-        if block["text"] == "":
-            raise invalid(f"system.{index}.text: text content blocks must be non-empty")
+        _check_text(block, f"system.{index}")
 
 
 def check_messages(messages: Any, spec: ModelSpec, version: str, *, seed: int) -> None:
@@ -70,6 +70,7 @@ def check_messages(messages: Any, spec: ModelSpec, version: str, *, seed: int) -
             raise invalid('messages: first message must use the "user" role')
         if "content" not in message:
             raise invalid(f"{where}.content: Field required")
+        _check_empty(message["content"], where, role, final=index == len(messages) - 1)
         _check_blocks(message["content"], where, role, version, seed)
     if messages[-1].get("role") == "assistant" and not spec.supports_prefill:
         raise invalid(
@@ -106,16 +107,26 @@ def _check_system_message(messages: list[Any], index: int, spec: ModelSpec) -> N
         raise invalid(f"{where}: role 'system' must precede an 'assistant' message or end the array")
 
 
+def _check_empty(content: Any, where: str, role: str, *, final: bool) -> None:
+    """Only a final assistant turn (a prefill) may be empty; a string is one text block, never blank."""
+    if content not in ("", []):
+        if isinstance(content, str) and not content.strip():
+            raise invalid(f"{where}.content: text content blocks must contain non-whitespace text")
+        return
+    if role == "user":
+        raise invalid(f"{where}.content: user messages must have non-empty content")
+    if not final:
+        raise invalid(
+            f"{where}: all messages must have non-empty content except for the optional final assistant message"
+        )
+
+
 def _check_blocks(content: Any, where: str, role: str, version: str, seed: int) -> None:
     """One user or assistant message's content."""
     if isinstance(content, str):
-        if not content and role == "user":
-            raise invalid(f"{where}.content: user messages must have non-empty content")
         return
     if not isinstance(content, list):
         raise invalid(f"{where}.content: Input should be a valid string or list of content blocks")
-    if not content and role == "user":
-        raise invalid(f"{where}.content: user messages must have non-empty content")
     for index, block in enumerate(content):
         at = f"{where}.content.{index}"
         if not isinstance(block, dict):
@@ -158,6 +169,8 @@ def _check_text(block: dict[str, Any], at: str) -> None:
         raise invalid(f"{at}.text: Field required")
     if block["text"] == "":
         raise invalid(f"{at}.text: text content blocks must be non-empty")
+    if not block["text"].strip():
+        raise invalid(f"{at}.text: text content blocks must contain non-whitespace text")
 
 
 def _check_thinking(block: dict[str, Any], at: str, seed: int) -> None:
