@@ -353,6 +353,41 @@ def test_bad_images_are_refused(client: anthropic.Anthropic, media_type: str, da
     assert str(error.api_message).startswith("messages.0.content.0.")
 
 
+def png_header(width: int, height: int) -> bytes:
+    """The first bytes of a PNG of this size: all the emulator reads of an image."""
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x06"
+
+
+def many_images(count: int, width: int) -> list[dict[str, Any]]:
+    blocks = [image("image/png", png_header(width, 10))["content"][0] for _ in range(count)]
+    return [{"role": "user", "content": [*blocks, {"type": "text", "text": TEXT}]}]
+
+
+@pytest.mark.parametrize(("width", "height"), [(8001, 10), (10, 8001)])
+def test_an_image_over_8000_pixels_is_refused(client: anthropic.Anthropic, width: int, height: int) -> None:
+    """Either side over 8000 pixels is a 400 naming the image's data."""
+    refused(
+        lambda: create(client, messages=[image("image/png", png_header(width, height))]),
+        "messages.0.content.0.image.source.base64.data: At least one of the image dimensions exceed max allowed "
+        "size: 8000 pixels",
+    )
+
+
+@pytest.mark.parametrize(("count", "width"), [(1, 8000), (20, 2001), (21, 2000)])
+def test_images_within_the_pixel_limits_are_accepted(client: anthropic.Anthropic, count: int, width: int) -> None:
+    """8000 pixels for up to 20 images; 2000 pixels once there are more."""
+    assert create(client, messages=many_images(count, width)).stop_reason == "end_turn"
+
+
+def test_more_than_20_images_must_each_be_at_most_2000_pixels(client: anthropic.Anthropic) -> None:
+    """With 21 images in the request, a 2001-pixel one is refused."""
+    refused(
+        lambda: create(client, messages=many_images(21, 2001)),
+        "image.source.base64.data: At least one of the image dimensions exceed max allowed size for many-image "
+        "requests: 2000 pixels",
+    )
+
+
 def thinking_turns(client: anthropic.Anthropic) -> list[dict[str, Any]]:
     """A conversation whose assistant turn is an answer of the always-thinking model, sent back as it came."""
     answer = create(client, model=THINKING_MODEL)

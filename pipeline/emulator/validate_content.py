@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
 
 from ..models import ModelSpec
 from .api_errors import invalid
+from .images import image_format, image_size
 from .signing import thinking_signature_is_valid
 
 __all__ = ["check_messages", "check_system"]
@@ -35,7 +37,19 @@ INPUT_BLOCK_TYPES = frozenset(
 )  # fmt: skip
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 MAX_IMAGE_BASE64_BYTES = 5 * 1024 * 1024
+MAX_IMAGE_SIDE_PX = 8000  # docs: build-with-claude/vision
+MANY_IMAGES = 20  # more images than this in one request ...
+MAX_MANY_IMAGE_SIDE_PX = 2000  # ... and each may be at most 2000 x 2000 px
 DOCUMENT_SOURCES = ("base64", "text", "content", "url", "file")
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What the block checks need from the request as a whole."""
+
+    version: str
+    seed: int
+    max_image_side_px: int
 
 
 def check_system(system: Any) -> None:
@@ -56,6 +70,8 @@ def check_messages(messages: Any, spec: ModelSpec, version: str, *, seed: int) -
         raise invalid("messages: Field required")
     if not messages:
         raise invalid("messages: at least one message is required")
+    many = _count_images(messages) > MANY_IMAGES
+    context = _Context(version, seed, MAX_MANY_IMAGE_SIDE_PX if many else MAX_IMAGE_SIDE_PX)
     for index, message in enumerate(messages):
         where = f"messages.{index}"
         if not isinstance(message, dict):
@@ -71,7 +87,7 @@ def check_messages(messages: Any, spec: ModelSpec, version: str, *, seed: int) -
         if "content" not in message:
             raise invalid(f"{where}.content: Field required")
         _check_empty(message["content"], where, role, final=index == len(messages) - 1)
-        _check_blocks(message["content"], where, role, version, seed)
+        _check_blocks(message["content"], where, role, context)
     if messages[-1].get("role") == "assistant" and not spec.supports_prefill:
         raise invalid(
             "This model does not support assistant message prefill. The conversation must end with a user message."
@@ -121,7 +137,26 @@ def _check_empty(content: Any, where: str, role: str, *, final: bool) -> None:
         )
 
 
-def _check_blocks(content: Any, where: str, role: str, version: str, seed: int) -> None:
+def _count_images(messages: list[Any]) -> int:
+    """Image blocks in the conversation, those inside tool results included."""
+    count = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if (
+                isinstance(block, dict)
+                and block.get("type") == "tool_result"
+                and isinstance(block.get("content"), list)
+            ):
+                count += sum(
+                    1 for inner in block["content"] if isinstance(inner, dict) and inner.get("type") == "image"
+                )
+            elif isinstance(block, dict) and block.get("type") == "image":
+                count += 1
+    return count
+
+
+def _check_blocks(content: Any, where: str, role: str, context: _Context) -> None:
     """One user or assistant message's content."""
     if isinstance(content, str):
         return
@@ -134,26 +169,26 @@ def _check_blocks(content: Any, where: str, role: str, version: str, seed: int) 
         kind = block.get("type")
         if kind not in INPUT_BLOCK_TYPES:
             raise invalid(f"{at}.type: Input tag '{kind}' found using 'type' does not match any of the expected tags")
-        if version == "2026-10-21":
+        if context.version == "2026-10-21":
             if kind == "document" and role == "assistant":
                 raise invalid(f"{at}: document blocks are not permitted in assistant messages")
             if kind == "text" and role == "user" and block.get("citations"):
                 raise invalid(f"{at}.citations: citations are not permitted on text blocks in user messages")
-        _check_block(block, at, seed)
+        _check_block(block, at, context)
 
 
-def _check_block(block: dict[str, Any], at: str, seed: int) -> None:
+def _check_block(block: dict[str, Any], at: str, context: _Context) -> None:
     kind = block["type"]
     if kind == "text":
         _check_text(block, at)
     elif kind == "image":
-        _check_image(block, at)
+        _check_image(block, at, context.max_image_side_px)
     elif kind == "document":
         source = block.get("source")
         if not isinstance(source, dict) or source.get("type") not in DOCUMENT_SOURCES:
             raise invalid(f"{at}.source: Input should be a valid document source")
     elif kind == "thinking":
-        _check_thinking(block, at, seed)
+        _check_thinking(block, at, context.seed)
     elif kind == "redacted_thinking":
         if not isinstance(block.get("data"), str):
             raise invalid(f"{at}.data: Field required")
@@ -161,7 +196,7 @@ def _check_block(block: dict[str, Any], at: str, seed: int) -> None:
     elif kind == "tool_result" and isinstance(block.get("content"), list):
         for index, inner in enumerate(block["content"]):
             if isinstance(inner, dict) and inner.get("type") in ("text", "image"):
-                _check_block(inner, f"{at}.content.{index}", seed)
+                _check_block(inner, f"{at}.content.{index}", context)
 
 
 def _check_text(block: dict[str, Any], at: str) -> None:
@@ -183,13 +218,13 @@ def _check_thinking(block: dict[str, Any], at: str, seed: int) -> None:
         raise invalid(f"{at}: Invalid `signature` in `thinking` block")
 
 
-def _check_image(block: dict[str, Any], at: str) -> None:
+def _check_image(block: dict[str, Any], at: str, max_side_px: int) -> None:
     source = block.get("source")
     if not isinstance(source, dict):
         raise invalid(f"{at}.source: Field required")
     kind = source.get("type")
     if kind == "base64":
-        _check_base64_image(source, f"{at}.image.source.base64")
+        _check_base64_image(source, f"{at}.image.source.base64", max_side_px)
     elif kind == "url":
         if not isinstance(source.get("url"), str):
             raise invalid(f"{at}.image.source.url.url: Field required")
@@ -200,7 +235,7 @@ def _check_image(block: dict[str, Any], at: str) -> None:
         raise invalid(f"{at}.source.type: Input tag '{kind}' found using 'type' does not match the expected tags")
 
 
-def _check_base64_image(source: dict[str, Any], where: str) -> None:
+def _check_base64_image(source: dict[str, Any], where: str, max_side_px: int) -> None:
     media_type = source.get("media_type")
     if media_type not in IMAGE_MEDIA_TYPES:
         raise invalid(f"{where}.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'")
@@ -210,10 +245,10 @@ def _check_base64_image(source: dict[str, Any], where: str) -> None:
     if len(data) > MAX_IMAGE_BASE64_BYTES:
         raise invalid(f"{where}: image exceeds 5 MB maximum: {len(data)} bytes > {MAX_IMAGE_BASE64_BYTES} bytes")
     try:
-        head = base64.b64decode(data, validate=True)[:16]
+        decoded = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise invalid(f"{where}.data: The image data is not valid base64") from exc
-    detected = _image_format(head)
+    detected = image_format(decoded)
     if detected is None:
         raise invalid(f"{where}.data: Image does not match the provided media type {media_type}")
     if detected != media_type:
@@ -221,16 +256,9 @@ def _check_base64_image(source: dict[str, Any], where: str) -> None:
             f"{where}: The image was specified using the {media_type} media type, "
             f"but the image appears to be a {detected} image"
         )
-
-
-def _image_format(head: bytes) -> str | None:
-    """The media type the image's first bytes announce, or None when they are none of the four."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    size = image_size(decoded)
+    if size is not None and max(size) > max_side_px:
+        many = " for many-image requests" if max_side_px == MAX_MANY_IMAGE_SIDE_PX else ""
+        raise invalid(
+            f"{where}.data: At least one of the image dimensions exceed max allowed size{many}: {max_side_px} pixels"
+        )
