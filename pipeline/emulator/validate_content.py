@@ -8,7 +8,8 @@
   prompt, tool results. Only a final assistant turn (a prefill) may have empty content.
 - Images come as base64 (`image/jpeg`, `image/png`, `image/gif`, `image/webp`: SDK
   `types/base64_image_source_param.py`), `url` or `file` sources. Base64 data must decode, be the
-  declared format, and stay within 5 MB (docs: build-with-claude/vision).
+  declared format, and stay within 5 MB and 8000 pixels a side, 2000 when the request holds more
+  than 20 images (docs: build-with-claude/vision).
 - Thinking blocks sent back must carry the signature the emulator issued for their text (SDK
   `types/thinking_block_param.py`: "a modified block results in a 400"). The emulator never issues
   redacted_thinking blocks, so none sent back can be genuine.
