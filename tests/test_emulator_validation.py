@@ -223,6 +223,32 @@ def test_max_tokens_zero_inside_a_batch_is_an_errored_result(make_emulator: Any,
     assert ("invalid_request_error", True) == (error.type, "inside a Message Batch" in error.message)
 
 
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"service_tier": "priority"}, "service_tier: Input should be 'auto' or 'standard_only'"),
+        ({"tools": [{"name": "lookup"}]}, "tools.0.custom.input_schema: Field required"),
+        ({"system": [{"type": "text", "text": " "}]}, "system.0.text: text content blocks must contain non-whitespace"),
+        ({"output_format": FORMAT}, None),
+    ],
+    ids=["service-tier", "tool-schema", "blank-system", "output-format-accepted"],
+)
+def test_batch_params_are_held_to_the_same_rules(
+    make_emulator: Any, make_client: Any, extra: dict[str, Any], fragment: str | None
+) -> None:
+    """Each request of a batch is checked when processed: a bad one is errored, a good one succeeds."""
+    sdk = make_client(make_emulator(batch_processing_s=0.0))
+    params = {"model": MODEL, "max_tokens": 100, "messages": MESSAGES} | extra
+    created = sdk.messages.batches.create(requests=[{"custom_id": "only", "params": params}])
+    assert "ended" == sdk.messages.batches.retrieve(created.id).processing_status
+    (line,) = list(sdk.messages.batches.results(created.id))
+    if fragment is None:
+        assert json.loads(text_of(line.result.message))["label"] in ("budget", "other")
+    else:
+        assert ("errored", "invalid_request_error") == (line.result.type, line.result.error.error.type)
+        assert fragment in line.result.error.error.message
+
+
 # -- the deprecated top-level output_format --------------------------------------------------------------
 
 
