@@ -30,7 +30,7 @@ from .faults import FaultRule
 from .hashing import stable_hash
 from .http_base import ANSWER_FAULT_KINDS, BODY_HASH, MAX_MESSAGES_BODY, Endpoint, json_response
 from .streaming import encode_event, is_text_delta, message_events
-from .validation import ApiError, validate_messages
+from .validation import ApiError, merge_output_format, validate_messages
 
 __all__ = ["MessagesEndpoint"]
 
@@ -71,8 +71,8 @@ class MessagesEndpoint(Endpoint):
                 if cut is not None:
                     return cut
             self.state.files.resolve(body, key, call.arrived_wall)
-            spec = validate_messages(body, version)
-            return await self._answer(call, key, body, spec)
+            spec = validate_messages(body, version, seed=self.state.config.seed)
+            return await self._answer(call, key, merge_output_format(body), spec)
         except ApiError as exc:
             self._record(
                 request,

@@ -25,7 +25,7 @@ from .hashing import spelled_id, stable_hash
 from .journal import Journal
 from .ratelimit import RateLimiter
 from .tokens import count_request_tokens
-from .validation import ApiError, validate_messages
+from .validation import ApiError, merge_output_format, validate_messages
 
 __all__ = ["EmulatorState"]
 
@@ -46,7 +46,7 @@ class EmulatorState:
             retention_s=config.batch_retention_s,
             seed=config.seed,
             run=self.run_batch_request,
-            validate=lambda params, version, key: self._validate_batch_params(params, version, key),
+            validate=self._validate_batch_params,
             new_request_id=lambda: self.new_id("req"),
         )
         self.files = FileStore()
@@ -73,9 +73,10 @@ class EmulatorState:
         if "stream" in params:
             raise ApiError(400, "invalid_request_error", "stream: streaming is not supported in batches")
         self.files.resolve(params, key, time.time())  # files are read when the request is processed
-        validate_messages(params, version)
+        validate_messages(params, version, seed=self.config.seed, in_batch=True)
 
     def run_batch_request(self, params: dict[str, Any], key: str) -> dict[str, Any]:
+        params = merge_output_format(params)
         spec = MODELS[params["model"]]
         generation = generate(params, spec, self.config.seed)
         tokens = count_request_tokens(params)
