@@ -169,11 +169,14 @@ def test_sampling_parameters_are_refused_by_count_tokens_too(client: anthropic.A
     assert error.api_message == "top_k: Extra inputs are not permitted"
 
 
-@pytest.mark.parametrize("name", ["temperature", "top_p", "top_k"])
-def test_sampling_parameters_are_accepted_under_2023_06_01(emulator: Emulator, make_client: Any, name: str) -> None:
-    """Pinning `anthropic-version: 2023-06-01` makes the sampling parameters acceptable again."""
+@pytest.mark.parametrize(("name", "value"), [("temperature", 0.5), ("top_p", 0.5), ("top_k", 5)])
+def test_sampling_parameters_are_accepted_under_2023_06_01(
+    emulator: Emulator, make_client: Any, name: str, value: float
+) -> None:
+    """Pinning `anthropic-version: 2023-06-01` makes the sampling parameters acceptable again (on a model that
+    still takes them: Claude Sonnet 4.6)."""
     sdk = make_client(emulator, default_headers={"anthropic-version": "2023-06-01"})
-    message = sdk.messages.create(model=MODEL, max_tokens=50, messages=MESSAGES, extra_body={name: 0.5})
+    message = sdk.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES, extra_body={name: value})
     assert message.stop_reason == "end_turn"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.models import MODELS, ModelSpec
+from pipeline.models import MODELS, ModelSpec, get_model
 
 # Cache reads cost 0.1x input on older models and less on newer ones (0.05x, 0.025x), never more.
 CACHE_READ_MAX_RATIO = 0.1
@@ -34,4 +34,6 @@ def test_prices_keep_the_price_list_ratios(spec: ModelSpec) -> None:
 )
 def test_cache_read_prices_are_the_listed_ones(model: str, cache_read_usd: float) -> None:
     """Cache reads, whose ratio to input varies by model, are pinned to the price list."""
-    assert cache_read_usd == MODELS[model].cache_read_usd
+    spec = get_model(model)
+    assert spec is not None
+    assert cache_read_usd == spec.cache_read_usd

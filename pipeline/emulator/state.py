@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import MODELS
+from ..models import get_model
 from .batches import BatchStore
 from .bodies import message_json, usage_json
 from .caching import PromptCache
@@ -67,7 +67,9 @@ class EmulatorState:
         validate_messages(params, version)
 
     def run_batch_request(self, params: dict[str, Any], key: str) -> dict[str, Any]:
-        spec = MODELS[params["model"]]
+        spec = get_model(params["model"])
+        if spec is None:  # validated before it runs; kept for the type checker
+            raise ApiError(404, "not_found_error", f"model: {params['model']}")
         generation = generate(params, spec, self.config.seed)
         tokens = count_request_tokens(params)
         usage = usage_json(tokens, 0, 0, 0, generation.output_tokens, generation.thinking_tokens, "batch")

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import EmulatorError
 from ..models import ModelSpec, get_model
+from .model_rules import model_rule_violation
 from .tokens import count_request_tokens
 
 __all__ = [
@@ -233,26 +234,27 @@ def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
     if not messages:
         raise invalid("messages: at least one message is required")
     breakpoints = _count_cache_control(body) if "cache_control" in body else 0
-    breakpoints += _check_messages(messages, spec, version)
+    breakpoints += _check_messages(messages, version)
     breakpoints += _check_system(body.get("system"))
     breakpoints += _check_tools(body.get("tools"))
     if breakpoints > MAX_CACHE_BREAKPOINTS:
         raise invalid(
             f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {breakpoints}."
         )
-    _check_tool_choice(body.get("tool_choice"), spec)
+    _check_tool_choice(body.get("tool_choice"))
     thinking = body.get("thinking")
     if thinking is not None:
         kind = thinking.get("type") if isinstance(thinking, dict) else None
         if kind not in ("adaptive", "enabled", "disabled", "between_tools"):
             raise invalid("thinking.type: Input should be 'adaptive', 'enabled', 'disabled' or 'between_tools'")
-        if spec.adaptive_thinking and kind in ("enabled", "disabled"):
-            raise invalid(f'"thinking.type.{kind}" is not supported for this model.')
     if "output_config" in body:
         _check_output_config(body["output_config"])
+    problem = model_rule_violation(body, spec)
+    if problem is not None:
+        raise invalid(problem)
 
 
-def _check_messages(messages: list[Any], spec: ModelSpec, version: str) -> int:
+def _check_messages(messages: list[Any], version: str) -> int:
     """Check the turns; return how many cache breakpoints they carry."""
     breakpoints = 0
     for index, message in enumerate(messages):
@@ -267,10 +269,6 @@ def _check_messages(messages: list[Any], spec: ModelSpec, version: str) -> int:
         if "content" not in message:
             raise invalid(f"{where}.content: Field required")
         breakpoints += _check_blocks(message["content"], where, role, version)
-    if messages[-1].get("role") == "assistant" and not spec.supports_prefill:
-        raise invalid(
-            "This model does not support assistant message prefill. The conversation must end with a user message."
-        )
     return breakpoints
 
 
@@ -301,15 +299,11 @@ def _check_tools(tools: Any) -> int:
     return breakpoints
 
 
-def _check_tool_choice(tool_choice: Any, spec: ModelSpec) -> None:
-    if tool_choice is not None:
-        if not isinstance(tool_choice, dict) or tool_choice.get("type") not in ("auto", "any", "tool", "none"):
-            raise invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
-        if tool_choice["type"] in ("any", "tool") and spec.rejects_forced_tool_use:
-            raise invalid(
-                f"tool_choice: forced tool use is not supported for {spec.id}; "
-                'use tool_choice {"type": "auto"} or structured outputs (output_config.format)'
-            )
+def _check_tool_choice(tool_choice: Any) -> None:
+    if tool_choice is not None and (
+        not isinstance(tool_choice, dict) or tool_choice.get("type") not in ("auto", "any", "tool", "none")
+    ):
+        raise invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
 
 
 def validate_messages(body: Any, version: str) -> ModelSpec:
