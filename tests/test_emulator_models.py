@@ -319,6 +319,15 @@ def test_forced_tool_use_is_refused_where_the_model_refuses_it(
     assert error.api_message.startswith("tool_choice: forced tool use is not supported")
 
 
+@pytest.mark.parametrize("model_id", [spec.id for spec in SERVED if "enabled" in spec.thinking_types])
+def test_forced_tool_use_is_refused_with_manual_extended_thinking(sdk: anthropic.Anthropic, model_id: str) -> None:
+    """`thinking.type: "enabled"` and a forced tool cannot go together; `auto` with it is accepted."""
+    thinking = thinking_param("enabled")
+    assert create(sdk, model_id, tools=[TOOL], tool_choice={"type": "auto"}, thinking=thinking).content
+    error = refusal(sdk, model_id, tools=[TOOL], tool_choice={"type": "any"}, thinking=thinking)
+    assert "Thinking may not be enabled when tool_choice forces tool use." == error.api_message
+
+
 @pytest.mark.parametrize("model_id", SERVED_IDS)
 def test_max_tokens_is_bounded_by_the_model_output_limit(sdk: anthropic.Anthropic, model_id: str) -> None:
     """`max_tokens` up to the row's max output is accepted; one more is a 400 naming the limit."""

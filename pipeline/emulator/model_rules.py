@@ -4,7 +4,8 @@ The generic shape of a request (types, closed sets, ranges) is checked in `valid
 module decides what a well-formed request may ask of one model: which `thinking.type` values it
 accepts (and whether thinking may be turned off at high effort), which effort levels it has,
 whether it takes non-default sampling parameters, a final assistant turn (prefill), or a forced
-tool. Sources, per rule, are in `pipeline/model_table.py` and `docs/emulator.md`.
+tool (never together with manual extended thinking). Sources, per rule, are in
+`pipeline/model_table.py` and `docs/emulator.md`.
 
 Pure functions: each answers the message of the API's 400 `invalid_request_error`, or None, and
 `validation.py` raises it.
@@ -22,6 +23,7 @@ THINKING_OFF_TYPES = ("disabled", "between_tools")
 HIGH_EFFORTS = ("xhigh", "max")  # too high to turn thinking off with, where the model restricts it
 SAMPLING_DEFAULTS: dict[str, float | None] = {"temperature": 1.0, "top_p": 1.0, "top_k": None}
 THINKING_HINT = 'Use "thinking.type.adaptive" and "output_config.effort" to control thinking behavior.'
+FORCED_TOOL_WITH_THINKING_MESSAGE = "Thinking may not be enabled when tool_choice forces tool use."
 PREFILL_MESSAGE = (
     "This model does not support assistant message prefill. The conversation must end with a user message."
 )
@@ -106,4 +108,6 @@ def _check_forced_tool(body: dict[str, Any], spec: ModelSpec) -> str | None:
             f"tool_choice: forced tool use is not supported for {spec.id}; "
             'use tool_choice {"type": "auto"} or structured outputs (output_config.format)'
         )
+    if forced and _thinking_type(body) == "enabled":  # manual extended thinking; adaptive allows it
+        return FORCED_TOOL_WITH_THINKING_MESSAGE
     return None
