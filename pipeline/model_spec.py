@@ -89,6 +89,7 @@ class ModelSpec:
     rejects_sampling_params: bool = False  # non-default temperature / top_p / top_k, on every API version
     rejects_forced_tool_use: bool = False
     supports_prefill: bool = False
+    accepts_system_messages: bool = False  # `role: "system"` turns after the first (mid-conversation)
     capabilities: Capabilities = Capabilities()
     # Haiku 5.5 bills the whole request at a higher tier when the prompt exceeds this many tokens.
     long_prompt_threshold_tokens: int | None = None

@@ -46,6 +46,9 @@ _NEW_GENERATION: dict[str, Any] = {
     "rejects_sampling_params": True,  # "temperature is deprecated for this model" from Opus 4.7 on
     "efforts": ALL_EFFORTS,
 }
+# Mid-conversation `role: "system"` messages: from Claude Opus 4.8 on (/models/whats-new-claude-4-8,
+# "Mid-conversation system messages"); earlier models answer `role 'system' is not supported on this model`.
+_SYSTEM_MESSAGES: dict[str, Any] = {"accepts_system_messages": True}
 _OLD_CAPABILITIES = Capabilities(compaction=False)
 
 
@@ -96,47 +99,48 @@ MODEL_ROWS: tuple[ModelSpec, ...] = (
     # Fable 5.2: OVERVIEW (1M / 128K, $8 / $40, released 2026-11-09). Cache prices and minimum
     # unverified (Fable 5.1's multipliers assumed); thinking and forced-tool rules assumed as Fable 5.1.
     _row("claude-fable-5-2", "Claude Fable 5.2", "2026-11-09", (_M, _K128), _prices(8.0, 40.0, 0.20), 512,
-         _ALWAYS_ON, _NEW_GENERATION, rejects_forced_tool_use=True),
+         _ALWAYS_ON, _NEW_GENERATION, _SYSTEM_MESSAGES, rejects_forced_tool_use=True),
     # Mythos 5.2: invitation-only twin of Fable 5.2 (SDK lists the id); figures assumed as Fable 5.2, unverified.
     _row("claude-mythos-5-2", "Claude Mythos 5.2", "2026-11-09", (_M, _K128), _prices(8.0, 40.0, 0.20), 512,
-         _ALWAYS_ON, _NEW_GENERATION, rejects_forced_tool_use=True),
+         _ALWAYS_ON, _NEW_GENERATION, _SYSTEM_MESSAGES, rejects_forced_tool_use=True),
     # Haiku 5.5: OVERVIEW (1M / 128K, $0.10 / $0.50 up to 100K prompt tokens, 5x above); its what's-new
     # page: adaptive thinking with responses that may open with a thinking block, thinking text omitted
     # by default, manual extended thinking, non-default sampling parameters and prefill are errors.
     # Thinking can be turned off at effort high or lower (THINKING footnote 2, "Opus 5 and later").
     _row("claude-haiku-5-5", "Claude Haiku 5.5", "2026-10-07", (_M, _K128), _prices(0.10, 0.50, 0.01), 512,
-         _ADAPTIVE_ON, _NEW_GENERATION, thinking_off_needs_high_effort_or_less=True,
+         _ADAPTIVE_ON, _NEW_GENERATION, _SYSTEM_MESSAGES, thinking_off_needs_high_effort_or_less=True,
          long_prompt_threshold_tokens=100_000, long_prompt_multiplier=5.0),
     # Sonnet 5.5: OVERVIEW ($2 / $10, cache read $0.10 from 2026-10-07); what's-new: thinking on by default,
     # `disabled` refused in favour of `between_tools` (refused at effort xhigh/max), forced tool use refused.
     _row("claude-sonnet-5-5", "Claude Sonnet 5.5", "2026-09-28", (_M, _K128), _prices(2.0, 10.0, 0.10), 512,
-         _NEW_GENERATION, thinking_default="on", thinking_types=frozenset({"adaptive", "between_tools"}),
-         thinking_off_needs_high_effort_or_less=True, rejects_forced_tool_use=True),
+         _NEW_GENERATION, _SYSTEM_MESSAGES, thinking_default="on",
+         thinking_types=frozenset({"adaptive", "between_tools"}), thinking_off_needs_high_effort_or_less=True,
+         rejects_forced_tool_use=True),
     # Fable 5.1 and Mythos 5.1: THINKING (adaptive only, always on); forced tool use refused (Opus 5.5
     # what's-new: "the first three also apply on Claude Fable 5.1"). Mythos 5.1 priced as Fable 5.1.
     _row("claude-fable-5-1", "Claude Fable 5.1", "2026-09-01", (_M, _K128), _prices(10.0, 50.0, 0.25), 512,
-         _ALWAYS_ON, _NEW_GENERATION, rejects_forced_tool_use=True),
+         _ALWAYS_ON, _NEW_GENERATION, _SYSTEM_MESSAGES, rejects_forced_tool_use=True),
     _row("claude-mythos-5-1", "Claude Mythos 5.1", "2026-09-01", (_M, _K128), _prices(10.0, 50.0, 0.25), 512,
-         _ALWAYS_ON, _NEW_GENERATION, rejects_forced_tool_use=True),
+         _ALWAYS_ON, _NEW_GENERATION, _SYSTEM_MESSAGES, rejects_forced_tool_use=True),
     # Opus 5.5: what's-new ("thinking can't be disabled", forced tool use refused), $4 / $20.
     _row("claude-opus-5-5", "Claude Opus 5.5", "2026-09-22", (_M, _K128), _prices(4.0, 20.0, 0.20), 512,
-         _ALWAYS_ON, _NEW_GENERATION, rejects_forced_tool_use=True),
+         _ALWAYS_ON, _NEW_GENERATION, _SYSTEM_MESSAGES, rejects_forced_tool_use=True),
     # Sonnet 5: THINKING (adaptive, on by default, rejects `enabled`). Released 2026-06-30 (retirement
     # "not sooner than June 30, 2027" on OVERVIEW, one year after release as for every other row).
     _row("claude-sonnet-5", "Claude Sonnet 5", "2026-06-30", (_M, _K128), _prices(2.0, 10.0, 0.20), 1024,
-         _ADAPTIVE_ON, _NEW_GENERATION),
+         _ADAPTIVE_ON, _NEW_GENERATION, _SYSTEM_MESSAGES),
     # Fable 5 and Mythos 5: THINKING (adaptive only, always on); forced tool use allowed.
     _row("claude-fable-5", "Claude Fable 5", "2026-06-09", (_M, _K128), _prices(10.0, 50.0, 1.0), 512,
-         _ALWAYS_ON, _NEW_GENERATION),
+         _ALWAYS_ON, _NEW_GENERATION, _SYSTEM_MESSAGES),
     _row("claude-mythos-5", "Claude Mythos 5", "2026-06-09", (_M, _K128), _prices(10.0, 50.0, 1.0), 512,
-         _ALWAYS_ON, _NEW_GENERATION),
+         _ALWAYS_ON, _NEW_GENERATION, _SYSTEM_MESSAGES),
     # Opus 5: THINKING (on by default, `disabled` only at effort high or lower, rejects `enabled`).
     _row("claude-opus-5", "Claude Opus 5", "2026-07-24", (_M, _K128), _prices(5.0, 25.0, 0.50), 512,
-         _ADAPTIVE_ON, _NEW_GENERATION, thinking_off_needs_high_effort_or_less=True),
+         _ADAPTIVE_ON, _NEW_GENERATION, _SYSTEM_MESSAGES, thinking_off_needs_high_effort_or_less=True),
     # Opus 4.8 and 4.7: THINKING (adaptive only, off by default). Opus 4.7's release date from the
     # Project Glasswing / Opus 4.7 announcements (2026-04-16), Opus 4.8's as compiled before.
     _row("claude-opus-4-8", "Claude Opus 4.8", "2026-05-01", (_M, _K128), _prices(5.0, 25.0, 0.50), 1024,
-         _ADAPTIVE_OFF, _NEW_GENERATION, capabilities=Capabilities(compaction=True)),
+         _ADAPTIVE_OFF, _NEW_GENERATION, _SYSTEM_MESSAGES, capabilities=Capabilities(compaction=True)),
     _row("claude-opus-4-7", "Claude Opus 4.7", "2026-04-16", (_M, _K128), _prices(5.0, 25.0, 0.50), 2048,
          _ADAPTIVE_OFF, _NEW_GENERATION, capabilities=Capabilities(compaction=True)),
     # Mythos Preview: THINKING (adaptive and extended, always on, rejects `disabled`); SDK: deprecated,

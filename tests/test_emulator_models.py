@@ -18,6 +18,7 @@ from anthropic.types import ModelInfo
 from conftest import SEED, TEST_KEY
 
 from pipeline.emulator import Emulator, EmulatorConfig
+from pipeline.emulator.model_rules import model_rule_violation
 from pipeline.model_spec import ALL_EFFORTS
 from pipeline.models import ALIASES, MODELS, ModelSpec, get_model
 
@@ -326,6 +327,17 @@ def test_forced_tool_use_is_refused_with_manual_extended_thinking(sdk: anthropic
     assert create(sdk, model_id, tools=[TOOL], tool_choice={"type": "auto"}, thinking=thinking).content
     error = refusal(sdk, model_id, tools=[TOOL], tool_choice={"type": "any"}, thinking=thinking)
     assert "Thinking may not be enabled when tool_choice forces tool use." == error.api_message
+
+
+@pytest.mark.parametrize("model_id", SERVED_IDS)
+def test_mid_conversation_system_turns_are_held_to_the_models_that_take_them(model_id: str) -> None:
+    """A `role: "system"` turn after the first is refused on models before Claude Opus 4.8 (the per-model
+    half of the rule: which turns the roles check lets through is the generic validation's)."""
+    spec = MODELS[model_id]
+    turns = [*MESSAGES, {"role": "assistant", "content": "Noted."}, {"role": "system", "content": "Be brief."}]
+    body = {"model": model_id, "max_tokens": 100, "messages": [*turns, *MESSAGES]}
+    expected = None if spec.accepts_system_messages else "role 'system' is not supported on this model"
+    assert expected == model_rule_violation(body, spec)
 
 
 @pytest.mark.parametrize("model_id", SERVED_IDS)

@@ -3,9 +3,9 @@
 The generic shape of a request (types, closed sets, ranges) is checked in `validation.py`; this
 module decides what a well-formed request may ask of one model: which `thinking.type` values it
 accepts (and whether thinking may be turned off at high effort), which effort levels it has,
-whether it takes non-default sampling parameters, a final assistant turn (prefill), or a forced
-tool (never together with manual extended thinking). Sources, per rule, are in
-`pipeline/model_table.py` and `docs/emulator.md`.
+whether it takes non-default sampling parameters, a final assistant turn (prefill), a
+mid-conversation system turn, or a forced tool (never together with manual extended thinking).
+Sources, per rule, are in `pipeline/model_table.py` and `docs/emulator.md`.
 
 Pure functions: each answers the message of the API's 400 `invalid_request_error`, or None, and
 `validation.py` raises it.
@@ -31,7 +31,8 @@ PREFILL_MESSAGE = (
 
 def model_rule_violation(body: dict[str, Any], spec: ModelSpec) -> str | None:
     """What `spec`'s model refuses in an otherwise valid body (the 400's message), or None."""
-    for check in (_check_thinking, _check_effort, _check_sampling, _check_prefill, _check_forced_tool):
+    checks = (_check_thinking, _check_effort, _check_sampling, _check_prefill, _check_system_turns, _check_forced_tool)
+    for check in checks:
         problem = check(body, spec)
         if problem is not None:
             return problem
@@ -97,6 +98,16 @@ def _check_prefill(body: dict[str, Any], spec: ModelSpec) -> str | None:
     last = messages[-1] if isinstance(messages, list) and messages else None
     if isinstance(last, dict) and last.get("role") == "assistant" and not spec.supports_prefill:
         return PREFILL_MESSAGE
+    return None
+
+
+def _check_system_turns(body: dict[str, Any], spec: ModelSpec) -> str | None:
+    """Mid-conversation `role: "system"` turns, where the generic checks let them through."""
+    messages = body.get("messages")
+    turns = messages if isinstance(messages, list) else []
+    has_system_turn = any(isinstance(turn, dict) and turn.get("role") == "system" for turn in turns)
+    if has_system_turn and not spec.accepts_system_messages:
+        return "role 'system' is not supported on this model"
     return None
 
 
