@@ -57,7 +57,7 @@ class Capabilities:
     programmatic_tool_calling: bool = True
     clear_tool_uses: bool = True
     clear_thinking: bool = True
-    compaction: bool = False
+    compaction: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

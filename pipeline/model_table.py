@@ -137,12 +137,12 @@ MODEL_ROWS: tuple[ModelSpec, ...] = (
     # Opus 5: THINKING (on by default, `disabled` only at effort high or lower, rejects `enabled`).
     _row("claude-opus-5", "Claude Opus 5", "2026-07-24", (_M, _K128), _prices(5.0, 25.0, 0.50), 512,
          _ADAPTIVE_ON, _NEW_GENERATION, _SYSTEM_MESSAGES, thinking_off_needs_high_effort_or_less=True),
-    # Opus 4.8 and 4.7: THINKING (adaptive only, off by default). Opus 4.7's release date from the
-    # Project Glasswing / Opus 4.7 announcements (2026-04-16), Opus 4.8's as compiled before.
+    # Opus 4.8 and 4.7: THINKING (adaptive only, off by default). Release dates of the rows below
+    # Sonnet 5 are the announcements' (Opus 4.8's as compiled before); `created_at` only.
     _row("claude-opus-4-8", "Claude Opus 4.8", "2026-05-01", (_M, _K128), _prices(5.0, 25.0, 0.50), 1024,
-         _ADAPTIVE_OFF, _NEW_GENERATION, _SYSTEM_MESSAGES, capabilities=Capabilities(compaction=True)),
+         _ADAPTIVE_OFF, _NEW_GENERATION, _SYSTEM_MESSAGES),
     _row("claude-opus-4-7", "Claude Opus 4.7", "2026-04-16", (_M, _K128), _prices(5.0, 25.0, 0.50), 2048,
-         _ADAPTIVE_OFF, _NEW_GENERATION, capabilities=Capabilities(compaction=True)),
+         _ADAPTIVE_OFF, _NEW_GENERATION),
     # Mythos Preview: THINKING (adaptive and extended, always on, rejects `disabled`); SDK: deprecated,
     # end of life 2026-06-30 (overdue: the Models API's `lifecycle` is the retirement signal, and the
     # SDK still lists the id). Deprecated 2026-06-09 (DEPRECATIONS). Prices and limits unverified.
@@ -152,9 +152,9 @@ MODEL_ROWS: tuple[ModelSpec, ...] = (
     # Opus 4.6 and Sonnet 4.6: THINKING (adaptive and deprecated extended thinking, off by default).
     # OVERVIEW: Sonnet 4.6 is 1M / 128K (not 64K). Prefill refused from the 4.6 generation on.
     _row("claude-opus-4-6", "Claude Opus 4.6", "2026-02-05", (_M, _K128), _prices(5.0, 25.0, 0.50), 4096,
-         _ADAPTIVE_OR_EXTENDED, efforts=EFFORTS_UP_TO_MAX, capabilities=Capabilities(compaction=True)),
+         _ADAPTIVE_OR_EXTENDED, efforts=EFFORTS_UP_TO_MAX),
     _row("claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-17", (_M, _K128), _prices(3.0, 15.0, 0.30), 1024,
-         _ADAPTIVE_OR_EXTENDED, efforts=EFFORTS_UP_TO_MAX, capabilities=Capabilities(compaction=True)),
+         _ADAPTIVE_OR_EXTENDED, efforts=EFFORTS_UP_TO_MAX),
     # Opus 4.5: dated id with the alias `claude-opus-4-5` (SDK, OVERVIEW); 200K / 64K; extended thinking
     # only; effort low/medium/high; prefill accepted. DEPRECATIONS: deprecated 2026-11-23, retires
     # 2027-01-22 (SDK: "January 22nd, 2027").
@@ -168,7 +168,8 @@ MODEL_ROWS: tuple[ModelSpec, ...] = (
          4096, _EXTENDED_ONLY, aliases=("claude-haiku-4-5",), supports_prefill=True,
          capabilities=Capabilities(compaction=False, programmatic_tool_calling=False)),
     # Sonnet 4.5: retired on the Claude API on 2026-11-30 (SDK 2.12's DEPRECATED_MODELS; gone from the
-    # SDK's model list since), deprecated 2026-09-30 (DEPRECATIONS). Requests to it are refused.
+    # SDK's model list since). Deprecated 2026-09-30 as DEPRECATIONS' status table was transcribed by
+    # third parties (unverified). Requests to it are refused.
     _row("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29", (200_000, 64_000), _prices(3.0, 15.0, 0.30),
          1024, _EXTENDED_ONLY, aliases=("claude-sonnet-4-5",), supports_prefill=True, lifecycle="retired",
          deprecated_at="2026-09-30", retires_at="2026-11-30", capabilities=_OLD_CAPABILITIES),
