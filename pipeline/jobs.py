@@ -32,7 +32,7 @@ from typing import Any
 from .columns import RESERVED_COLUMNS
 from .errors import JobError
 from .fields import FIELD_OPTIONS, FIELD_TYPES, LIST_ITEM_TYPES, Field, FieldType, enum_values, types_taking
-from .models import DEFAULT_MODEL, MODELS, ModelSpec
+from .models import ALIASES, DEFAULT_MODEL, MODELS, ModelSpec, get_model
 
 __all__ = [
     "FIELD_TYPES",
@@ -252,11 +252,10 @@ def _parse_field(raw: Any, index: int, path: Path | None) -> Field:
 def _model(table: dict[str, Any], path: Path | None) -> tuple[str, ModelSpec, int]:
     """The job's model, its spec, and the job's max_tokens, checked against the model's maximum output."""
     model = _expect(table, "model", str, "job.", path, "a model id") if "model" in table else DEFAULT_MODEL
-    spec = MODELS.get(model)
+    spec = get_model(model)
     if spec is None:
-        raise JobError(
-            f"unknown model {model!r}; known models: {', '.join(sorted(MODELS))}", path=path, key="job.model"
-        )
+        known = ", ".join(sorted([*MODELS, *ALIASES]))
+        raise JobError(f"unknown model {model!r}; known models: {known}", path=path, key="job.model")
     max_tokens = _positive_int(table, "max_tokens", "job.", path) or DEFAULT_MAX_TOKENS
     if max_tokens > spec.max_output_tokens:
         raise JobError(

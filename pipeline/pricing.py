@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
-from .models import MODELS, ModelSpec
+from .models import ModelSpec, get_model
 
 __all__ = ["TokenUsage", "cost_usd", "model_prices"]
 
@@ -111,12 +111,15 @@ def _read_overrides(path: str) -> dict[str, dict[str, float]]:
 
 
 def model_prices(model: str) -> ModelSpec | None:
-    """The model's spec with any `DOCPIPE_PRICES` overrides applied."""
-    spec = MODELS.get(model)
+    """The model's spec (`model` an id or an alias) with any `DOCPIPE_PRICES` overrides applied.
+
+    An override may name the model by the id the job uses or by the model's own id."""
+    spec = get_model(model)
     path = os.environ.get(PRICES_ENV)
     if spec is None or not path:
         return spec
-    override = _overrides(path).get(model)
+    overrides = _overrides(path)
+    override = overrides.get(model) or overrides.get(spec.id)
     return dataclasses.replace(spec, **override) if override else spec  # type: ignore[arg-type]
 
 

@@ -31,7 +31,7 @@ import pipeline
 from pipeline.emulator import Emulator, FaultPlan
 from pipeline.extract import PASSWORD_REQUIRED
 from pipeline.jobs import load_job
-from pipeline.models import MODELS
+from pipeline.models import ALIASES, MODELS
 
 SKIP_AS_ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root can read files whatever their permissions")
 EMULATOR_BYTES_PER_TOKEN = 4  # the emulator bills one token per started 4 bytes (docs/emulator.md)
@@ -674,7 +674,7 @@ def test_too_long_document_follows_the_job_policy(
 def test_budget_over_the_model_context_is_refused_when_the_job_loads(emulator: Emulator, tmp_path: Path) -> None:
     """A job whose document budget cannot fit the model's context is a config error, before any request."""
     model = "claude-haiku-4-5"
-    context_tokens = MODELS[model].max_input_tokens
+    context_tokens = MODELS[ALIASES[model]].max_input_tokens
     docs = tmp_path / "docs"
     write(docs / "short.txt", "Invoice 5 from Acme for 40 EUR.\n")
     job = tmp_path / "over_budget.toml"

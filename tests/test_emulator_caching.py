@@ -79,8 +79,8 @@ def test_an_entry_is_readable_once_the_stream_has_sent_message_start(
 
     async def main() -> tuple[Any, Any, bool]:
         async with make_async_client(emu) as sdk:
-            async with sdk.messages.stream(
-                model=MODEL, max_tokens=20, system=marked(INSTRUCTIONS), messages=user("First.")
+            async with sdk.messages.stream(  # room for the thinking block and text still to come
+                model=MODEL, max_tokens=200, system=marked(INSTRUCTIONS), messages=user("First.")
             ) as events:
                 first_event = await events.__anext__()
                 assert first_event.type == "message_start"

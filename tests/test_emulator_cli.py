@@ -82,7 +82,7 @@ def test_cli_emulator_answers_the_sdk_and_stops_on_ctrl_c(
         message = sdk.messages.create(
             model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "Hello from a real subprocess."}]
         )
-    assert message.content[0].text == "Hello from a real subprocess."
+    assert [block.text for block in message.content if block.type == "text"] == ["Hello from a real subprocess."]
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=10) == 0
     assert process.stderr is not None

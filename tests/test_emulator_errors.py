@@ -173,9 +173,10 @@ def test_sampling_parameters_are_refused_by_count_tokens_too(client: anthropic.A
 def test_sampling_parameters_are_accepted_under_2023_06_01(
     emulator: Emulator, make_client: Any, name: str, value: float
 ) -> None:
-    """Pinning `anthropic-version: 2023-06-01` makes the sampling parameters acceptable again."""
+    """Pinning `anthropic-version: 2023-06-01` makes the sampling parameters acceptable again (on a model that
+    still takes them: Claude Sonnet 4.6)."""
     sdk = make_client(emulator, default_headers={"anthropic-version": "2023-06-01"})
-    message = sdk.messages.create(model=MODEL, max_tokens=50, messages=MESSAGES, extra_body={name: value})
+    message = sdk.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES, extra_body={name: value})
     assert message.stop_reason == "end_turn"
 
 

@@ -19,6 +19,7 @@ from pipeline.models import MODELS
 
 MODEL = "claude-haiku-5-5"
 THINKING_MODEL = "claude-opus-5-5"
+NON_THINKING_MODEL = "claude-sonnet-4-6"  # thinks only when asked
 VERSION = "2026-10-21"
 
 INVOICE = (
@@ -179,7 +180,7 @@ def test_create_returns_an_extractive_text_message(client: anthropic.Anthropic) 
     message = client.messages.create(model=MODEL, max_tokens=500, messages=user(LONG_TEXT))
     assert (message.type, message.role, message.model) == ("message", "assistant", MODEL)
     assert message.id.startswith("msg_")
-    assert [block.type for block in message.content] == ["text"]
+    assert [block.type for block in message.content] == ["thinking", "text"]  # Haiku 5.5 thinks unasked
     assert (message.stop_reason, message.stop_sequence) == ("end_turn", None)
     assert text_of(message)
     assert text_of(message) in " ".join(LONG_TEXT.split())
@@ -351,15 +352,18 @@ def test_max_tokens_zero_gives_empty_content(client: anthropic.Anthropic, model:
     assert message.usage.input_tokens > 0
 
 
-@pytest.mark.parametrize(("model", "block_types"), [(THINKING_MODEL, ["thinking", "text"]), (MODEL, ["text"])])
+@pytest.mark.parametrize(
+    ("model", "block_types"),
+    [(THINKING_MODEL, ["thinking", "text"]), (MODEL, ["thinking", "text"]), (NON_THINKING_MODEL, ["text"])],
+)
 def test_adaptive_thinking_model_starts_with_a_thinking_block(
     client: anthropic.Anthropic, model: str, block_types: list[str]
 ) -> None:
-    """Claude Opus 5.5 always thinks: its content opens with a signed thinking block, billed as output."""
+    """Opus 5.5 and Haiku 5.5 think unasked: content opens with a signed thinking block, billed as output."""
     message = client.messages.create(model=model, max_tokens=1000, messages=user(LONG_TEXT))
     assert block_types == [block.type for block in message.content]
     thinking_tokens = message.usage.output_tokens_details.thinking_tokens
-    if model == THINKING_MODEL:
+    if model != NON_THINKING_MODEL:
         assert message.content[0].signature
         assert 0 < thinking_tokens < message.usage.output_tokens
     else:
@@ -529,7 +533,7 @@ def test_count_tokens_grows_with_the_prompt(client: anthropic.Anthropic) -> None
 
 def test_models_list_auto_paginates_over_every_model(client: anthropic.Anthropic) -> None:
     """`models.list` pages (limit 3) through every model the emulator knows, newest first, no repeats."""
-    models = list(client.models.list(limit=3))
+    models = list(client.models.list(limit=3, lifecycle=["active", "deprecated", "retired"]))
     ids = [model.id for model in models]
     assert sorted(MODELS) == sorted(ids)
     assert len(ids) == len(set(ids))

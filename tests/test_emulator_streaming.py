@@ -17,7 +17,7 @@ from conftest import TEST_KEY
 
 from pipeline.emulator import Emulator, LatencyModel
 
-MODEL = "claude-haiku-5-5"
+MODEL = "claude-sonnet-4-6"  # thinks only when asked: its answers are one text block
 THINKING_MODEL = "claude-opus-5-5"
 DOCUMENT = (
     "The committee met on Monday to review the quarterly figures for the northern region. "

@@ -15,7 +15,7 @@ import anthropic
 import pytest
 
 from pipeline.emulator import Emulator
-from pipeline.models import MODELS
+from pipeline.models import MODELS, get_model
 
 MODEL = "claude-haiku-5-5"  # forced tools, no prefill, mid-conversation system messages
 LEGACY_MODEL = "claude-haiku-4-5"  # manual extended thinking, no mid-conversation system messages
@@ -141,9 +141,9 @@ def test_sampling_parameters_out_of_range_are_refused_under_2023_06_01(
 def test_sampling_parameters_at_their_bounds_are_accepted(
     emulator: Emulator, make_client: Any, name: str, value: float
 ) -> None:
-    """The bounds themselves are in range."""
+    """The bounds themselves are in range (on a model that still takes sampling parameters)."""
     sdk = make_client(emulator, default_headers={"anthropic-version": "2023-06-01"})
-    assert create(sdk, extra={name: value}).stop_reason == "end_turn"
+    assert create(sdk, model="claude-sonnet-4-6", extra={name: value}).stop_reason == "end_turn"
 
 
 @pytest.mark.parametrize(
@@ -631,14 +631,15 @@ MID_CONVERSATION_SYSTEM = {
 @pytest.mark.parametrize(("model", "supported"), sorted(MID_CONVERSATION_SYSTEM.items()))
 def test_the_models_with_mid_conversation_system_messages_are_the_documented_ones(model: str, supported: bool) -> None:
     """Opus 4.8 and later Opus and Fable models, Sonnet 5.5 and Haiku 5.5; not Sonnet 5, Sonnet 4.6, Haiku 4.5."""
-    assert supported is MODELS[model].mid_conversation_system
+    spec = get_model(model)
+    assert spec is not None and supported is spec.accepts_system_messages
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", sorted(m for m, spec in MODELS.items() if spec.lifecycle == "active"))
 def test_mid_conversation_system_messages_follow_the_model_table(client: anthropic.Anthropic, model: str) -> None:
     """A system message after a user turn is answered where the model supports it, else refused."""
     messages = [MESSAGES[0], SYSTEM_NOTE]
-    if MODELS[model].mid_conversation_system:
+    if MODELS[model].accepts_system_messages:
         assert create(client, model=model, messages=messages).stop_reason == "end_turn"
     else:
         refused(lambda: create(client, model=model, messages=messages), "messages.1: role 'system' is not supported")

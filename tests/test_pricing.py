@@ -1,7 +1,5 @@
 """Cost of a response from its usage and the model's list prices."""
 
-
-
 from __future__ import annotations
 
 import json
@@ -222,3 +220,21 @@ def test_token_usage_from_api_usage(usage: dict[str, Any], expected: TokenUsage)
 def test_prompt_tokens_sum_every_input_class() -> None:
     """prompt_tokens counts uncached input, cache reads and both kinds of cache writes."""
     assert 1 + 3 + 4 + 5 == TokenUsage(1, 2, 3, 4, 5).prompt_tokens
+
+
+def test_an_alias_costs_what_its_model_costs() -> None:
+    """A job naming `claude-haiku-4-5` is priced as `claude-haiku-4-5-20251001`, the model the alias names."""
+    usage = TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000)
+    assert pytest.approx(6.0) == cost_usd("claude-haiku-4-5", usage)
+    assert cost_usd("claude-haiku-4-5", usage) == cost_usd("claude-haiku-4-5-20251001", usage)
+
+
+@pytest.mark.parametrize("named", ["claude-haiku-4-5", "claude-haiku-4-5-20251001"])
+def test_a_price_override_may_name_the_alias_or_the_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str
+) -> None:
+    """DOCPIPE_PRICES applies to a job on the alias whether the file names the alias or the model's id."""
+    monkeypatch.setenv("DOCPIPE_PRICES", str(_prices_file(tmp_path, {named: {"input_usd": 2.0}})))
+    spec = model_prices("claude-haiku-4-5")
+    assert spec is not None
+    assert 2.0 == spec.input_usd

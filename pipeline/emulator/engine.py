@@ -2,8 +2,10 @@
 
 It emulates the contract, not intelligence. Structured-output requests get JSON that validates
 against their schema, built from the document itself (`structured.py`). Plain requests get an
-extractive summary of the document (`document.py`). Adaptive or requested thinking adds a short,
-signed thinking block. `max_tokens` and `stop_sequences` are honoured exactly as the API does
+extractive summary of the document (`document.py`). Thinking, when asked for or when the model
+thinks by default (`ModelSpec.thinking_default`), adds a short signed thinking block first, billed
+as output and counted against `max_tokens`; its text is empty when `display` is "omitted" or the
+model omits it by default. `max_tokens` and `stop_sequences` are honoured exactly as the API does
 (truncation gives `stop_reason: "max_tokens"`), under the emulator's one token count (`tokens.py`).
 """
 
@@ -58,6 +60,25 @@ def _truncate(text: str, max_tokens: int) -> str:
     return text[:low]
 
 
+def _thinks(thinking: dict[str, Any], spec: ModelSpec) -> bool:
+    """Whether the answer opens with a thinking block: as asked, or the model's default when not asked.
+
+    `between_tools` thinks only between tool calls, which the emulator never makes.
+    """
+    kind = thinking.get("type")
+    if kind is None:
+        return spec.thinks_by_default
+    return kind in ("adaptive", "enabled")
+
+
+def _omits_text(thinking: dict[str, Any], spec: ModelSpec) -> bool:
+    """Whether the thinking block comes back without its text (still billed in full)."""
+    display = thinking.get("display")
+    if display is None:
+        return spec.thinking_text_omitted_by_default
+    return bool(display == "omitted")
+
+
 def generate(body: dict[str, Any], spec: ModelSpec, seed: int) -> Generation:
     """The response content for a validated Messages request."""
     max_tokens: int = body["max_tokens"]
@@ -70,14 +91,12 @@ def generate(body: dict[str, Any], spec: ModelSpec, seed: int) -> Generation:
     budget = max_tokens
     thinking_tokens = 0
     thinking = body.get("thinking") or {}
-    if spec.adaptive_thinking or thinking.get("type") in ("adaptive", "enabled"):
+    if _thinks(thinking, spec):
         words = len(document_text(body).split())
         thought = f"The request asks for a response about a document of about {words} words. I will answer from it."
-        if thinking.get("display") == "omitted":
-            thought = ""
         thinking_tokens = min(budget, count_text_tokens(thought) + 8)
-        signature = sign_thinking(seed, thought)
-        content.append({"type": "thinking", "thinking": thought, "signature": signature})
+        shown = "" if _omits_text(thinking, spec) else thought
+        content.append({"type": "thinking", "thinking": shown, "signature": sign_thinking(seed, shown)})
         budget -= thinking_tokens
     stop_reason, stop_sequence = "end_turn", None
     for sequence in body.get("stop_sequences") or []:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..models import MODELS
+from ..models import get_model
 from .batches import BatchStore
 from .bodies import message_json, usage_json
 from .caching import PromptCache
@@ -77,7 +77,9 @@ class EmulatorState:
 
     def run_batch_request(self, params: dict[str, Any], key: str) -> dict[str, Any]:
         params = merge_output_format(params)
-        spec = MODELS[params["model"]]
+        spec = get_model(params["model"])
+        if spec is None:  # validated before it runs; kept for the type checker
+            raise ApiError(404, "not_found_error", f"model: {params['model']}")
         generation = generate(params, spec, self.config.seed)
         tokens = count_request_tokens(params)
         usage = usage_json(tokens, 0, 0, 0, generation.output_tokens, generation.thinking_tokens, "batch")

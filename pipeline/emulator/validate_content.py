@@ -23,7 +23,6 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import ModelSpec
 from .api_errors import invalid
 from .images import image_format, image_size
 from .signing import thinking_signature_is_valid
@@ -65,8 +64,8 @@ def check_system(system: Any) -> None:
         _check_text(block, f"system.{index}")
 
 
-def check_messages(messages: Any, spec: ModelSpec, version: str, *, seed: int) -> None:
-    """The turns: roles, their order, and every block in them."""
+def check_messages(messages: Any, version: str, *, seed: int) -> None:
+    """The turns: roles, their order, and every block in them (what a model refuses: `model_rules.py`)."""
     if not isinstance(messages, list):
         raise invalid("messages: Field required")
     if not messages:
@@ -79,7 +78,7 @@ def check_messages(messages: Any, spec: ModelSpec, version: str, *, seed: int) -
             raise invalid(f"{where}: Input should be a valid dictionary")
         role = message.get("role")
         if role == "system":
-            _check_system_message(messages, index, spec)
+            _check_system_message(messages, index)
             continue
         if role not in ("user", "assistant"):
             raise invalid(f"{where}.role: Input should be 'user' or 'assistant'")
@@ -89,16 +88,12 @@ def check_messages(messages: Any, spec: ModelSpec, version: str, *, seed: int) -
             raise invalid(f"{where}.content: Field required")
         _check_empty(message["content"], where, role, final=index == len(messages) - 1)
         _check_blocks(message["content"], where, role, context)
-    if messages[-1].get("role") == "assistant" and not spec.supports_prefill:
-        raise invalid(
-            "This model does not support assistant message prefill. The conversation must end with a user message."
-        )
 
 
-def _check_system_message(messages: list[Any], index: int, spec: ModelSpec) -> None:
+def _check_system_message(messages: list[Any], index: int) -> None:
+    """Where a mid-conversation system turn may stand and what it may hold (which models take one at all
+    is the model's rule: `model_rules.py`)."""
     where = f"messages.{index}"
-    if not spec.mid_conversation_system:
-        raise invalid(f"{where}: role 'system' is not supported on this model ({spec.id})")
     content = messages[index].get("content")
     if isinstance(content, str):
         if not content.strip():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..models import ModelSpec
 from .api_errors import invalid
 
 __all__ = ["check_tool_choice", "check_tools"]
@@ -63,8 +62,9 @@ def _check_custom_tool(tool: dict[str, Any], where: str) -> None:
         raise invalid(f"{where}.input_schema.type: Input should be 'object'")
 
 
-def check_tool_choice(tool_choice: Any, tool_names: list[str], spec: ModelSpec) -> None:
-    """A known variant with only its own fields, consistent with the tools given, allowed on the model."""
+def check_tool_choice(tool_choice: Any, tool_names: list[str]) -> None:
+    """A known variant with only its own fields, consistent with the tools given (what a model refuses:
+    `model_rules.py`)."""
     if tool_choice is None:
         return
     kind = tool_choice.get("type") if isinstance(tool_choice, dict) else None
@@ -83,8 +83,3 @@ def check_tool_choice(tool_choice: Any, tool_names: list[str], spec: ModelSpec) 
             raise invalid(f"Tool '{name}' not found in provided tools")
     if kind == "any" and not tool_names:
         raise invalid("tool_choice.any may only be specified while providing tools")
-    if kind in ("any", "tool") and spec.rejects_forced_tool_use:
-        raise invalid(
-            f"tool_choice: forced tool use is not supported for {spec.id}; "
-            'use tool_choice {"type": "auto"} or structured outputs (output_config.format)'
-        )

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..models import ModelSpec, get_model
 from .api_errors import ApiError, invalid
+from .model_rules import model_rule_violation
 from .tokens import count_request_tokens
 from .validate_cache import MAX_CACHE_BREAKPOINTS, check_cache_markers
 from .validate_content import check_messages, check_system
@@ -170,24 +171,25 @@ def _check_output_config(config: Any) -> None:
 
 
 def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str, *, seed: int, max_tokens: int | None) -> None:
-    """Checks shared by Messages and count_tokens: messages, system, tools, thinking, caching, format."""
-    check_messages(body.get("messages"), spec, version, seed=seed)
+    """Checks shared by Messages and count_tokens: messages, system, tools, thinking, caching, format, and
+    the model's own rules (`model_rules.py`)."""
+    check_messages(body.get("messages"), version, seed=seed)
     from .attachments import check_attachments  # imports this module: loaded once it is complete
 
     check_attachments(body["messages"])
     check_system(body.get("system"))
     tool_names = check_tools(body.get("tools"))
     check_cache_markers(body)
-    check_tool_choice(body.get("tool_choice"), tool_names, spec)
+    check_tool_choice(body.get("tool_choice"), tool_names)
     thinking = body.get("thinking")
     if thinking is not None:
         check_thinking_shape(thinking, max_tokens)
-        kind = thinking["type"]
-        if spec.adaptive_thinking and kind in ("enabled", "disabled"):
-            raise invalid(f'"thinking.type.{kind}" is not supported for this model.')
     check_service_options(body)
     if "output_config" in body:
         _check_output_config(body["output_config"])
+    problem = model_rule_violation(body, spec)
+    if problem is not None:
+        raise invalid(problem)
 
 
 def _check_max_tokens(body: dict[str, Any], spec: ModelSpec) -> int:
