@@ -26,6 +26,7 @@ from .engine import Generation, generate
 from .faults import FaultRule
 from .hashing import stable_hash
 from .http_base import ANSWER_FAULT_KINDS, BODY_HASH, MAX_MESSAGES_BODY, Endpoint, json_response
+from .http_guard import OPEN_STREAM
 from .streaming import encode_event, is_text_delta, message_events
 from .validation import ApiError, validate_messages
 
@@ -221,6 +222,7 @@ class MessagesEndpoint(Endpoint):
         if first_token_in > 0:
             await asyncio.sleep(first_token_in)
         await response.prepare(request)
+        request[OPEN_STREAM] = response
         try:
             for event in message_events(message):
                 text_delta = is_text_delta(event)

@@ -10,7 +10,8 @@ live by concept: `http_messages.py` (the Messages endpoint: answer, streaming, f
 `http_batches.py` (Message Batches), `http_models.py` (Models and count_tokens), `http_control.py`
 (the `/_emulator/*` control plane), over the shared plumbing of `http_base.py` (auth, version,
 error bodies, headers, journal entries). What they remember is one `EmulatorState` (`state.py`).
-Every response carries `request-id`; every error has the real body shape.
+Every response carries `request-id`; every error has the real body shape, an unexpected exception
+included (`http_guard.py` answers it as the API's 500 `api_error`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aiohttp import web
 from .http_base import MAX_BATCH_BODY, Endpoint
 from .http_batches import BatchesEndpoint
 from .http_control import ControlEndpoint
+from .http_guard import crash_guard
 from .http_messages import MessagesEndpoint
 from .http_models import ModelsEndpoint
 from .state import EmulatorState
@@ -33,7 +35,7 @@ def build_app(state: EmulatorState) -> web.Application:
     batches = BatchesEndpoint(state)
     models = ModelsEndpoint(state)
     control = ControlEndpoint(state)
-    app = web.Application(client_max_size=MAX_BATCH_BODY + 1024)
+    app = web.Application(client_max_size=MAX_BATCH_BODY + 1024, middlewares=[crash_guard(state)])
     app.router.add_post("/v1/messages", messages.messages)
     app.router.add_post("/v1/messages/count_tokens", models.count_tokens)
     app.router.add_post("/v1/messages/batches", batches.batch_create)
