@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from .bodies import error_json
 from .http_base import json_response
@@ -29,10 +29,8 @@ LOG = logging.getLogger("pipeline.emulator")
 CRASH_MESSAGE = "Internal server error"
 OPEN_STREAM = web.RequestKey("open_stream", web.StreamResponse)  # set once an SSE response has started
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-def crash_guard(state: EmulatorState) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def crash_guard(state: EmulatorState) -> Middleware:
     """An aiohttp middleware turning unexpected exceptions into the API's 500 `api_error`."""
 
     @web.middleware
