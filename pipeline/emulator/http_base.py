@@ -13,7 +13,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +25,7 @@ from .journal import key_id
 from .state import EmulatorState
 from .validation import API_VERSIONS, ApiError
 
-__all__ = ["Endpoint", "json_response"]
+__all__ = ["Endpoint", "json_response", "page_limit"]
 
 MAX_MESSAGES_BODY = 32 * 1024 * 1024
 MAX_BATCH_BODY = 256 * 1024 * 1024
@@ -40,6 +40,10 @@ ANSWER_FAULT_KINDS = ("stream_error", "stream_disconnect", "refusal", "malformed
 # A `\uD800`-`\uDFFF` escape: a surrogate, which only a well-formed pair turns into Unicode text.
 # RFC 7493 (I-JSON) 2.1 forbids lone ones; the SDK cannot send one (its encoder writes UTF-8, which has none).
 SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+DEFAULT_PAGE_LIMIT = 20
+MAX_PAGE_LIMIT = 1000
+PAGE_LIMIT_RE = re.compile(r"[+-]?[0-9]{1,12}")
 
 Action = Callable[[str, str], Awaitable[Any]]  # (key id, API version) -> a JSON payload or a response
 
@@ -65,6 +69,18 @@ def _is_unicode(body: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def page_limit(query: Mapping[str, str]) -> int:
+    """A list endpoint's `limit`: an integer from 1 to 1000, 20 when absent (SDK `model_list_params.py`,
+    `messages/batch_list_params.py`: "Defaults to `20`. Ranges from `1` to `1000`.")."""
+    raw = query.get("limit", str(DEFAULT_PAGE_LIMIT))
+    if not PAGE_LIMIT_RE.fullmatch(raw):
+        raise ApiError(400, "invalid_request_error", f"limit: Input should be a valid integer, got {raw!r}")
+    limit = int(raw)
+    if not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise ApiError(400, "invalid_request_error", f"limit: Input should be between 1 and {MAX_PAGE_LIMIT}")
+    return limit
 
 
 def retry_after(seconds: float) -> str:

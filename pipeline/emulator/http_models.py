@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..models import MODELS, ModelSpec
-from .http_base import MAX_MESSAGES_BODY, Endpoint, json_response
+from .http_base import MAX_MESSAGES_BODY, Endpoint, json_response, page_limit
 from .tokens import count_request_tokens
 from .validation import ApiError, validate_count_tokens
 
@@ -58,7 +58,7 @@ class ModelsEndpoint(Endpoint):
             specs = sorted(MODELS.values(), key=lambda s: (s.released, s.id), reverse=True)
             ids = [s.id for s in specs]
             after, before = request.query.get("after_id"), request.query.get("before_id")
-            limit = max(1, min(1000, int(request.query.get("limit", "20"))))
+            limit = page_limit(request.query)
             if after in ids:
                 specs = specs[ids.index(after) + 1 :]
             elif before in ids:

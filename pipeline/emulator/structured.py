@@ -31,6 +31,7 @@ from .document import (
     stem_hits,
 )
 from .hashing import stable_hash
+from .schemas import local_defs
 
 __all__ = ["structured_text"]
 
@@ -46,6 +47,11 @@ def structured_text(body: dict[str, Any], schema: dict[str, Any], seed: int) -> 
     doc = analyse(document_text(body))
     filler = _Filler(doc, instructions_text(body), schema, seed)
     return json.dumps(filler.fill(schema, "root"), ensure_ascii=False)
+
+
+def _is_primitive(value: Any) -> bool:
+    """A string, number, boolean or null: a value that can name a choice (and key a dict)."""
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _enum_descriptions(schema: dict[str, Any], values: list[Any]) -> dict[Any, str]:
@@ -90,14 +96,14 @@ class _Filler:
     def __init__(self, doc: Doc, instructions: str, root: dict[str, Any], seed: int) -> None:
         self.doc = doc
         self.instructions = instructions
-        self.defs = root.get("$defs") or {}
+        self.defs = local_defs(root)  # validation has refused recursive, external and unresolvable refs
         self.seed = seed
         self.last_margin = 0.5
         self.strings_used = 0
 
     def fill(self, schema: dict[str, Any], name: str) -> Any:
         if "$ref" in schema:
-            return self.fill(self.defs[schema["$ref"].removeprefix("#/$defs/")], name)
+            return self.fill(self.defs[schema["$ref"]], name)
         if "const" in schema:
             return schema["const"]
         if "enum" in schema:
@@ -107,7 +113,7 @@ class _Filler:
             return value
         if "anyOf" in schema:
             variants = schema["anyOf"]
-            consts = [v for v in variants if isinstance(v, dict) and "const" in v]
+            consts = [v for v in variants if isinstance(v, dict) and _is_primitive(v.get("const", ()))]
             if consts and len(consts) == len(variants):
                 values = [v["const"] for v in consts]
                 descriptions = {v["const"]: str(v.get("description", "")) for v in consts}
