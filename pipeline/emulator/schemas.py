@@ -39,6 +39,11 @@ DEF_KEYS = ("$defs", "definitions")
 # Not a documented limit: the API refuses schemas too complex to compile ("Schema is too complex"),
 # and no schema a person writes nests this deep; the cap keeps every check and answer off Python's stack limit.
 MAX_SCHEMA_DEPTH = 64
+# Likewise for size once every `$ref` is expanded (definitions that use each other twice double at each step).
+MAX_EXPANDED_NODES = 10_000
+# "Schema complexity limits" > "Explicit limits" on the same docs page, per request:
+MAX_UNION_PARAMS = 16  # "Total parameters that use `anyOf` or type arrays (for example, `"type": ["string", "null"]`)"
+MAX_OPTIONAL_PARAMS = 24  # "Each parameter not listed in `required` counts toward this limit."
 
 
 def local_defs(root: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +69,43 @@ def check_output_schema(schema: Any, where: str) -> None:
     root = {k: v for k, v in schema.items() if k not in DEF_KEYS}
     _check_node(root, where, defs)
     reach: dict[str, int] = {}
+    sizes: dict[str, int] = {}
     for target in _check_not_recursive(defs, where):
         reach[target] = _deepest(defs[target], reach)
+        sizes[target] = _expanded_size(defs[target], sizes)
     if _deepest(root, reach) > MAX_SCHEMA_DEPTH:
         raise invalid(f"{where}: Schema is too complex: nested deeper than {MAX_SCHEMA_DEPTH} levels")
+    expanded = _expanded_size(root, sizes)
+    if expanded > MAX_EXPANDED_NODES:
+        raise invalid(
+            f"{where}: Schema is too complex: {expanded} schema nodes once its $refs are expanded "
+            f"(at most {MAX_EXPANDED_NODES})"
+        )
+    _check_complexity([root, *defs.values()], where)
+
+
+def _check_complexity(schemas: list[dict[str, Any]], where: str) -> None:
+    """Refuse more union-typed or optional parameters than the explicit limits allow (each definition counts once)."""
+    unions = optional = 0
+    for schema in schemas:
+        for node in _nodes(schema):
+            kind = node.get("type")
+            unions += "anyOf" in node or (isinstance(kind, list) and len(kind) > 1)
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                listed = node.get("required")
+                required = {name for name in listed if isinstance(name, str)} if isinstance(listed, list) else set()
+                optional += sum(name not in required for name in properties)
+    if unions > MAX_UNION_PARAMS:
+        raise invalid(
+            f"{where}: Schemas contains too many parameters with union types ({unions} parameters with type arrays "
+            f"or anyOf) which exceeds the limit: {MAX_UNION_PARAMS}"
+        )
+    if optional > MAX_OPTIONAL_PARAMS:
+        raise invalid(
+            f"{where}: Schemas contains too many optional parameters ({optional} parameters not listed in "
+            f"'required') which exceeds the limit: {MAX_OPTIONAL_PARAMS}"
+        )
 
 
 def _pointer_path(target: str) -> str:
@@ -169,6 +207,12 @@ def _subschema_refs(schema: Any, depth: int = 0) -> Iterator[tuple[str, int]]:
         return
     ref = schema.get("$ref")
     yield (ref if isinstance(ref, str) else ""), depth
+    for child in _children(schema):
+        yield from _subschema_refs(child, depth + 1)
+
+
+def _children(schema: dict[str, Any]) -> list[Any]:
+    """The subschemas right under a node: its properties, items and variants."""
     properties = schema.get("properties")
     children = list(properties.values()) if isinstance(properties, dict) else []
     children.append(schema.get("items"))
@@ -176,13 +220,26 @@ def _subschema_refs(schema: Any, depth: int = 0) -> Iterator[tuple[str, int]]:
         variants = schema.get(key)
         if isinstance(variants, list):
             children.extend(variants)
-    for child in children:
-        yield from _subschema_refs(child, depth + 1)
+    return children
+
+
+def _nodes(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every schema node under `schema`, itself included (the positions `_subschema_refs` walks)."""
+    if not isinstance(schema, dict):
+        return
+    yield schema
+    for child in _children(schema):
+        yield from _nodes(child)
 
 
 def _deepest(schema: dict[str, Any], reach: dict[str, int]) -> int:
     """How deep `schema` nests once the `$ref`s in it are followed (`reach`: how deep each definition goes)."""
     return max(depth + reach.get(ref, 0) for ref, depth in _subschema_refs(schema))
+
+
+def _expanded_size(schema: dict[str, Any], sizes: dict[str, int]) -> int:
+    """How many schema nodes `schema` has once each `$ref` is replaced by its definition (`sizes`: theirs)."""
+    return sum(sizes.get(ref, 1) for ref, _ in _subschema_refs(schema))
 
 
 def _check_not_recursive(defs: dict[str, Any], where: str) -> list[str]:
