@@ -49,8 +49,12 @@ Action = Callable[[str, str], Awaitable[Any]]  # (key id, API version) -> a JSON
 
 
 def json_response(payload: Any, status: int, headers: dict[str, str]) -> web.Response:
+    try:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (from a percent-decoded path, say) goes as its `\u` escape
+        body = json.dumps(payload).encode("ascii")
     return web.Response(
-        body=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+        body=body,
         status=status,
         headers=headers,
         content_type="application/json",

@@ -96,7 +96,7 @@ def _check_blocks(content: Any, where: str, role: str, version: str) -> int:
         if not isinstance(block, dict):
             raise invalid(f"{at}: Input should be a valid dictionary")
         kind = block.get("type")
-        if kind not in INPUT_BLOCK_TYPES:
+        if not isinstance(kind, str) or kind not in INPUT_BLOCK_TYPES:
             raise invalid(f"{at}.type: Input tag '{kind}' found using 'type' does not match any of the expected tags")
         if kind == "text" and not isinstance(block.get("text"), str):
             raise invalid(f"{at}.text: Field required")
