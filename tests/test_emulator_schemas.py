@@ -265,7 +265,7 @@ def test_batches_list_refuses_a_limit_that_is_not_1_to_1000(client: anthropic.An
 
 
 def test_models_list_takes_the_limit_it_is_given(client: anthropic.Anthropic) -> None:
-    """A valid limit pages as asked (it was clamped, never refused, before)."""
+    """A valid limit pages as asked."""
     assert 2 == len(client.models.list(limit=2).data)
 
 
