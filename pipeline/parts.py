@@ -173,3 +173,4 @@ def check_types(out_dir: Path, where: str, existing: pa.Schema, schema: pa.Schem
             f"{after}; a column keeps one type in an output directory. Nothing was changed: {advice}, "
             "or write this run to a new --out directory"
         )
+

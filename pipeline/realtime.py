@@ -139,13 +139,8 @@ class RealtimeRun:
         except (RequestError, ResponseError) as exc:
             exc.request_id = exc.request_id or tracker.request_id
             row = error_row(
-                self.records,
-                work,
-                exc,
-                created_at=self.clock.wall(),
-                usage=tracker.spent,
-                attempts=tracker.attempts,
-                streamed=spec.stream,
+                self.records, work, exc, created_at=self.clock.wall(),
+                usage=tracker.spent, attempts=tracker.attempts, streamed=spec.stream,
             )
             self.write(row)
             return
@@ -153,16 +148,9 @@ class RealtimeRun:
             return
         self.latencies_ms.append(latency_ms)
         row = ok_row(
-            self.records,
-            work,
-            answer.values,
-            response.message,
-            created_at=self.clock.wall(),
-            usage=tracker.spent,
-            latency_ms=latency_ms,
-            attempts=attempts,
-            request_id=response.request_id,
-            streamed=response.streamed,
+            self.records, work, answer.values, response.message, created_at=self.clock.wall(),
+            usage=tracker.spent, latency_ms=latency_ms, attempts=attempts,
+            request_id=response.request_id, streamed=response.streamed,
         )
         self.write(row)
 
@@ -380,14 +368,9 @@ async def run_realtime(
         on_connected=limiter.responded,
     )
     run = RealtimeRun(
-        config,
-        transport=OnFirstUse(transport, options, clock=clock.monotonic),
-        limiter=limiter,
-        writer=writer,
-        preparer=preparer,
-        progress=progress,
-        summary=summary,
-        clock=clock,
+        config, transport=OnFirstUse(transport, options, clock=clock.monotonic),
+        limiter=limiter, writer=writer, preparer=preparer,
+        progress=progress, summary=summary, clock=clock,
     )
     try:
         await execute(run, source)

@@ -51,6 +51,7 @@ def _from_json(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
     return row
 
 
+
 @dataclass(slots=True)
 class SegmentTable:
     """A journal segment read back: whose rows, under which schema, and the lines that were lost."""
@@ -168,3 +169,4 @@ def recover(out_dir: Path, schema: pa.Schema, *, damaged: list[JournalDamage] | 
     for stale in out_dir.glob(f".{PART_PREFIX}*.parquet.tmp"):
         stale.unlink()
     return recovered
+

@@ -68,10 +68,8 @@ def run(
         ) from None
     try:
         if progress is None:  # the total is counted only for a display that shows it
-            total = (
-                None
-                if config.progress == "off"
-                else count_documents(config.input_path, include=config.include, exclude=config.exclude)
+            total = None if config.progress == "off" else count_documents(
+                config.input_path, include=config.include, exclude=config.exclude
             )
             progress = make_progress(config.progress, total, log_every_s=config.log_every_s)
         try:
@@ -127,14 +125,8 @@ async def _run_async(
     fatal: FatalRunError | EnvironmentFailure | None = None
     try:
         fatal = await run_realtime(
-            config,
-            source,
-            transport=transport,
-            writer=writer,
-            preparer=preparer,
-            progress=progress,
-            summary=summary,
-            clock=clock,
+            config, source, transport=transport, writer=writer, preparer=preparer,
+            progress=progress, summary=summary, clock=clock,
         )
     finally:
         fatal = _close_writer(writer, fatal)
