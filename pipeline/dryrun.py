@@ -36,7 +36,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
             line = f"  error  {work.ref.doc_id}: {work.error.message}"
         else:
             to_send += 1
-            tokens = planner.estimate(work.ref.doc_id, work.text or "")
+            tokens = planner.estimate(work.ref.doc_id, work.payload) if work.payload is not None else 0
             estimated_input += tokens
             line = f"  send   {work.ref.doc_id}  ~{tokens:,} input tokens{'  (truncated)' if work.truncated else ''}"
         if len(listed) < max_listed:

@@ -35,6 +35,11 @@ class ModelSpec:
     adaptive_thinking: bool = False  # always thinks: responses may start with a `thinking` block
     rejects_forced_tool_use: bool = False
     supports_prefill: bool = False
+    # Accepts mid-conversation `role: "system"` messages. Opus 4.8 introduced them; Opus 5/5.5, Fable
+    # 5/5.1, Sonnet 5.5 and Haiku 5.5 have them; Sonnet 5, Sonnet 4.6 and Haiku 4.5 do not
+    # (https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages).
+    # Fable 5.2 is newer than the lists we could read: set as one of the "later Opus/Fable models".
+    mid_conversation_system: bool = False
     lifecycle: str = "active"
     # Haiku 5.5 bills the whole request at a higher tier when the prompt exceeds this many tokens.
     long_prompt_threshold_tokens: int | None = None
@@ -99,6 +104,7 @@ MODELS: dict[str, ModelSpec] = {
             512,
             adaptive_thinking=True,
             rejects_forced_tool_use=True,
+            mid_conversation_system=True,
         ),
         _spec(
             "claude-fable-5-1",
@@ -113,6 +119,7 @@ MODELS: dict[str, ModelSpec] = {
             512,
             adaptive_thinking=True,
             rejects_forced_tool_use=True,
+            mid_conversation_system=True,
         ),
         _spec(
             "claude-fable-5",
@@ -126,6 +133,7 @@ MODELS: dict[str, ModelSpec] = {
             ),
             512,
             adaptive_thinking=True,
+            mid_conversation_system=True,
         ),
         _spec(
             "claude-opus-5-5",
@@ -138,6 +146,7 @@ MODELS: dict[str, ModelSpec] = {
             512,
             adaptive_thinking=True,
             rejects_forced_tool_use=True,
+            mid_conversation_system=True,
         ),
         _spec(
             "claude-opus-5",
@@ -150,6 +159,7 @@ MODELS: dict[str, ModelSpec] = {
                 input_usd=5.0, output_usd=25.0, cache_read_usd=0.50, cache_write_5m_usd=6.25, cache_write_1h_usd=10.0
             ),
             512,
+            mid_conversation_system=True,
         ),
         _spec(
             "claude-opus-4-8",
@@ -162,6 +172,7 @@ MODELS: dict[str, ModelSpec] = {
                 input_usd=5.0, output_usd=25.0, cache_read_usd=0.50, cache_write_5m_usd=6.25, cache_write_1h_usd=10.0
             ),
             1024,
+            mid_conversation_system=True,
         ),
         _spec(
             "claude-sonnet-5-5",
@@ -173,6 +184,7 @@ MODELS: dict[str, ModelSpec] = {
             Prices(input_usd=2.0, output_usd=10.0, cache_read_usd=0.10, cache_write_5m_usd=2.5, cache_write_1h_usd=4.0),
             512,
             rejects_forced_tool_use=True,
+            mid_conversation_system=True,
         ),
         _spec(
             "claude-sonnet-5",
@@ -209,6 +221,7 @@ MODELS: dict[str, ModelSpec] = {
             512,
             long_prompt_threshold_tokens=100_000,
             long_prompt_multiplier=5.0,
+            mid_conversation_system=True,
         ),
         _spec(
             "claude-haiku-4-5",

@@ -1,8 +1,9 @@
 """Plans: a prepared document becomes the requests it needs, as plain data.
 
-Pure: no I/O, no clock. Today every document needs exactly one Messages request built from its
-text. A long document split into pieces and a reduce step, or a PDF sent as a `document` block, are
-plans of several specs or of another payload; the executors send whatever specs they are given.
+Pure: no I/O, no clock. Today every document needs exactly one Messages request, built from its
+payload (`payloads.py`: text in a fenced text block, or bytes with a media type in a `document`
+block). A long document split into pieces and a reduce step are plans of several specs; the
+executors send whatever specs they are given.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .jobs import Job
+from .payloads import Payload
 from .requests import build_params, estimate_document_tokens, estimate_prefix_tokens, should_stream, system_prompt
 
 __all__ = ["Planner", "RequestSpec"]
@@ -38,17 +40,18 @@ class Planner:
         self.prefix_estimate = estimate_prefix_tokens(self.system, self.schema)
         self.stream = should_stream(job)
 
-    def estimate(self, document_id: str, text: str) -> int:
+    def estimate(self, document_id: str, payload: Payload) -> int:
         """Input tokens one document's request is estimated to send, its shared prefix included."""
-        return self.prefix_estimate + estimate_document_tokens(document_id, text)
+        return self.prefix_estimate + estimate_document_tokens(document_id, payload)
 
-    def plan(self, document_id: str, text: str) -> list[RequestSpec]:
-        params = build_params(self.job, document_id, text, system=self.system, schema=self.schema)
+    def plan(self, document_id: str, payload: Payload) -> list[RequestSpec]:
+        """The requests one document needs: today one, built from its payload."""
+        params = build_params(self.job, document_id, payload, system=self.system, schema=self.schema)
         return [
             RequestSpec(
                 document_id=document_id,
                 params=params,
-                estimated_input_tokens=self.estimate(document_id, text),
+                estimated_input_tokens=self.estimate(document_id, payload),
                 max_output_tokens=self.job.max_tokens,
                 stream=self.stream,
                 timeout_s=self.job.timeout_s,

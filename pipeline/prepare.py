@@ -31,6 +31,7 @@ from .errors import DocumentError, ExtractionError
 from .extract import extract_text
 from .jobs import Job
 from .ledger import DoneLedger
+from .payloads import Payload, TextPayload
 from .requests import estimate_tokens, fit_document
 from .sources import DocumentRef
 
@@ -56,8 +57,8 @@ class Work:
     """A document ready for the API, or already failed before it."""
 
     ref: DocumentRef
-    text: str | None = None
-    sha256: str | None = None
+    payload: Payload | None = None  # what the plan sends; None when the work failed before it
+    sha256: str | None = None  # over what was read: the document's text, or its bytes
     truncated: bool = False
     size: int | None = None
     mtime_ns: int | None = None
@@ -207,7 +208,7 @@ class Preparer:
         if not content.strip():
             return Work(ref, error=ExtractionError("empty document", document_id=ref.doc_id, path=ref.source))
         if sha256 is None:  # a file, read just now
-            sha256 = hashlib.sha256(content.encode("utf-8")).hexdigest()
+            sha256 = TextPayload(content).sha256()
             if self.ledger.is_done(ref.doc_id, sha256):
                 self.already_done += 1
                 return None
@@ -221,4 +222,4 @@ class Preparer:
             )
             error.error_type = "document_too_long"
             return Work(ref, sha256=sha256, size=size, mtime_ns=mtime_ns, error=error)
-        return Work(ref, fitted, sha256, truncated, size, mtime_ns)
+        return Work(ref, TextPayload(fitted), sha256, truncated, size, mtime_ns)

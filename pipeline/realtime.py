@@ -125,8 +125,8 @@ class RealtimeRun:
         if work.error is not None:
             self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
             return
-        assert work.text is not None
-        (spec,) = self.planner.plan(work.ref.doc_id, work.text)
+        assert work.payload is not None
+        (spec,) = self.planner.plan(work.ref.doc_id, work.payload)
         tracker = _Tracker()
         try:
             (response, answer, latency_ms), attempts = await with_retries(
@@ -218,7 +218,7 @@ def _produce(run: RealtimeRun, source: Iterator[DocumentRef], handoff: Handoff, 
             if run.config.limit is not None and queued >= run.config.limit:
                 break
             queued += 1
-            if not handoff.put(work, run.stop_taking, size=len(work.text or "")):
+            if not handoff.put(work, run.stop_taking, size=work.payload.nbytes if work.payload is not None else 0):
                 return
     except (OSError, ManifestError) as exc:
         errors.append(_input_failure(run.config.input_path, exc, run.preparer.refs_read))

@@ -9,6 +9,7 @@ when long: the id is the row's business, and the prompt only needs to tell docum
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -18,6 +19,7 @@ from typing import Any
 
 from .errors import ResponseError
 from .jobs import Job
+from .payloads import BinaryPayload, Payload, TextPayload
 from .surrogates import escape_surrogates
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "NON_STREAMING_MAX_TOKENS",
     "Answer",
     "build_params",
+    "document_content",
     "estimate_document_tokens",
     "estimate_prefix_tokens",
     "estimate_tokens",
@@ -69,8 +72,15 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(size / BYTES_PER_TOKEN_ESTIMATE)
 
 
-def estimate_document_tokens(document_id: str, text: str) -> int:
-    """The estimate of what a request sends besides the job's shared prefix: the fenced document, framed."""
+def estimate_document_tokens(document_id: str, document: str | Payload) -> int:
+    """The estimate of what a request sends besides the job's shared prefix: the fenced document, framed.
+
+    Bytes are estimated by their size (one token per `BYTES_PER_TOKEN_ESTIMATE` bytes), an upper
+    bound for a PDF's text layer but not for its pages as images; native PDFs refine it.
+    """
+    if isinstance(document, BinaryPayload):
+        return math.ceil(document.nbytes / BYTES_PER_TOKEN_ESTIMATE) + FRAMING_TOKENS_ESTIMATE
+    text = document.text if isinstance(document, TextPayload) else document
     return estimate_tokens(text) + estimate_tokens(fence_document(document_id, "")) + FRAMING_TOKENS_ESTIMATE
 
 
@@ -98,9 +108,14 @@ def should_stream(job: Job) -> bool:
 
 
 def build_params(
-    job: Job, document_id: str, text: str, *, system: str | None = None, schema: dict[str, Any] | None = None
+    job: Job,
+    document_id: str,
+    document: str | Payload,
+    *,
+    system: str | None = None,
+    schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Messages API params for one document (without `stream`).
+    """The Messages API params for one document (without `stream`); a `str` is a text payload.
 
     `system` and `schema` are the job's system prompt and output schema when the caller has them
     already (the runner computes them once per run).
@@ -118,11 +133,30 @@ def build_params(
         "messages": [
             {
                 "role": "user",
-                "content": [{"type": "text", "text": fence_document(document_id, text)}],
+                "content": document_content(document_id, document),
             }
         ],
         "output_config": output_config,
     }
+
+
+def document_content(document_id: str, document: str | Payload) -> list[dict[str, Any]]:
+    """The user turn's content blocks for one document.
+
+    Text is fenced in one text block (`fence_document`). Bytes go as a `document` block with a
+    base64 source and the fence's id as its title, so the model sees the file itself.
+    """
+    if isinstance(document, BinaryPayload):
+        data = base64.b64encode(document.data).decode("ascii")
+        return [
+            {
+                "type": "document",
+                "source": {"type": "base64", "media_type": document.media_type, "data": data},
+                "title": fence_id(document_id),
+            }
+        ]
+    text = document.text if isinstance(document, TextPayload) else document
+    return [{"type": "text", "text": fence_document(document_id, text)}]
 
 
 def fence_document(document_id: str, text: str) -> str:

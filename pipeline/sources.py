@@ -53,6 +53,7 @@ import stat
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from .batches import DocumentBatch, DocumentStream
 from .errors import ConfigError, ManifestError, PipelineError
@@ -74,6 +75,8 @@ __all__ = [
 ]
 
 MANIFEST_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".ndjson", ".csv", ".parquet"})
+COUNT_CHUNK_BYTES = 8 << 20
+_SPACE_BYTES = b" \t\n\r\x0b\x0c"  # what bytes.isspace() takes for space
 
 
 def open_source(
@@ -107,11 +110,43 @@ def count_documents(input_path: Path, *, include: Sequence[str] = (), exclude: S
             return int(parquet_file(input_path).metadata.num_rows)
         if suffix in (".jsonl", ".ndjson", ".csv"):
             with open(input_path, "rb") as handle:
-                lines = sum(1 for line in handle if not line.isspace())
+                lines = count_non_blank_lines(handle)
             return max(0, lines - (1 if suffix == ".csv" else 0))
         return sum(1 for _ in open_source(input_path, include=include, exclude=exclude))
     except (OSError, PipelineError):
         return None
+
+
+def count_non_blank_lines(handle: BinaryIO, chunk_bytes: int = COUNT_CHUNK_BYTES) -> int:
+    """The lines of a file that hold more than whitespace, as `sum(not line.isspace() ...)` counts them.
+
+    Read in chunks, with the line ends found by numpy: a blank line is empty or starts with a space
+    byte, so only lines that start with one are looked at in Python (none, in a usual manifest). A
+    million-line manifest is counted in a fraction of a second, not a second and more.
+    """
+    import numpy as np
+
+    spaces = np.zeros(256, dtype=bool)
+    spaces[list(_SPACE_BYTES)] = True
+    lines = 0
+    pending_blank = True  # whether the line begun in an earlier chunk is whitespace so far
+    while chunk := handle.read(chunk_bytes):
+        data = np.frombuffer(chunk, dtype=np.uint8)
+        ends = np.flatnonzero(data == 0x0A)
+        if not len(ends):
+            pending_blank = pending_blank and chunk.isspace()
+            continue
+        lines += not (pending_blank and _blank(chunk[: ends[0]]))  # the line the chunk ends
+        starts = ends[:-1] + 1  # the lines begun and ended within the chunk
+        lines += len(starts)
+        for index in np.flatnonzero(spaces[data[starts]]).tolist():
+            lines -= _blank(chunk[starts[index] : ends[index + 1]])
+        pending_blank = _blank(chunk[ends[-1] + 1 :])
+    return lines + (not pending_blank)  # a last line without its line break
+
+
+def _blank(line: bytes) -> bool:
+    return not line or line.isspace()
 
 
 def read_manifest(path: Path) -> DocumentStream:

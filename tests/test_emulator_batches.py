@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from conftest import TEST_KEY
 MODEL = "claude-haiku-5-5"
 SHORT_S = 0.3
 LONG_S = 60.0
+RETENTION = timedelta(days=29)  # results are downloadable for 29 days after creation (batch-processing docs)
 TOPICS = ["invoices", "contracts", "tickets", "reports", "e-mails", "web pages", "receipts", "memos", "forms", "logs"]
 
 
@@ -130,6 +132,18 @@ def test_invalid_params_give_an_errored_result_not_a_400(
     assert fragment in errored.error.error.message
 
 
+def test_errored_results_carry_a_request_id(make_emulator: Any, make_client: Any, wait_until: Any) -> None:
+    """An errored line names the request id of its attempt (SDK `ErrorResponse.request_id`), one per error."""
+    sdk = make_client(make_emulator(batch_processing_s=SHORT_S))
+    requests = [{"custom_id": f"bad-{n}", "params": params("bad", temperature=0.5)} for n in range(2)]
+    created = sdk.messages.batches.create(requests=[*batch_requests(1), *requests])
+    wait_until(lambda: ended(sdk, created.id), what="the batch to end")
+    results = {result.custom_id: result.result for result in sdk.messages.batches.results(created.id)}
+    request_ids = [results[f"bad-{n}"].error.request_id for n in range(2)]
+    assert all(re.fullmatch(r"req_[0-9A-Za-z]+", str(request_id)) for request_id in request_ids)
+    assert request_ids[0] != request_ids[1]
+
+
 @pytest.mark.parametrize(
     ("requests", "fragment"),
     [
@@ -190,6 +204,39 @@ def test_list_paginates_newest_first(make_emulator: Any, make_client: Any) -> No
     assert (False, newest_first[4], newest_first[4]) == (pages[-1].has_more, pages[-1].first_id, pages[-1].last_id)
 
     assert newest_first == [batch.id for batch in sdk.messages.batches.list(limit=2)]
+
+
+@pytest.mark.parametrize("cursor", ["after_id", "before_id"])
+def test_a_cursor_naming_no_batch_is_a_400(make_emulator: Any, make_client: Any, cursor: str) -> None:
+    """A cursor that is no batch of this key (unknown, deleted, another key's) is refused, not an empty page."""
+    emu = make_emulator(batch_processing_s=LONG_S)
+    sdk, other = make_client(emu), make_client(emu, api_key="sk-ant-another-workspace")
+    mine = sdk.messages.batches.create(requests=batch_requests(1)).id
+    theirs = other.messages.batches.create(requests=batch_requests(1)).id
+    assert [mine] == [batch.id for batch in sdk.messages.batches.list()]
+    for missing in ("msgbatch_013Zva2CMHLNnXjNJJKqJ2EF", theirs):
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            sdk.messages.batches.list(**{cursor: missing})
+        assert caught.value.type == "invalid_request_error"
+        assert cursor in (caught.value.api_message or "")
+
+
+def test_batch_is_archived_29_days_after_creation(make_emulator: Any, make_client: Any) -> None:
+    """Past its retention a batch is still retrieved and listed, with `archived_at`, but its results are a 404."""
+    emu = make_emulator(batch_processing_s=LONG_S)
+    sdk = make_client(emu)
+    created = sdk.messages.batches.create(requests=batch_requests(2))
+    emu.state.clock.advance(RETENTION.total_seconds() - 3600)
+    within = sdk.messages.batches.retrieve(created.id)
+    assert (within.processing_status, within.archived_at) == ("ended", None)
+    assert {"succeeded"} == {line.result.type for line in sdk.messages.batches.results(created.id)}
+    emu.state.clock.advance(3600)
+    archived = sdk.messages.batches.retrieve(created.id)
+    assert archived.archived_at == created.created_at + RETENTION
+    assert [archived.model_dump()] == [batch.model_dump() for batch in sdk.messages.batches.list()]
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        sdk.messages.batches.results(created.id)
+    assert "archived" in (caught.value.api_message or "")
 
 
 def test_batches_belong_to_their_api_key(make_emulator: Any, make_client: Any) -> None:

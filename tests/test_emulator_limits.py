@@ -104,6 +104,21 @@ def test_output_tokens_reserve_max_tokens_and_refund_the_unused(make_emulator: A
     assert message.usage.output_tokens < 100
 
 
+def test_tokens_headers_are_input_and_output_combined(make_emulator: Any, make_client: Any) -> None:
+    """`tokens-*` add the input and output buckets up (rate-limit docs: total = input + output), not the tighter."""
+    sdk = make_client(make_emulator(limits=Limits(itpm=80_000, otpm=16_000)))
+    raw = sdk.messages.with_raw_response.create(model=MODEL, max_tokens=1000, messages=user("A short note."))
+    headers = raw.headers
+    assert "96000" == headers["anthropic-ratelimit-tokens-limit"]
+    input_left = int(headers["anthropic-ratelimit-input-tokens-remaining"])
+    output_left = int(headers["anthropic-ratelimit-output-tokens-remaining"])
+    assert 80_000 > input_left > 79_000
+    assert 16_000 > output_left > 15_000
+    assert input_left + output_left == int(headers["anthropic-ratelimit-tokens-remaining"])
+    resets = [headers[f"anthropic-ratelimit-{name}-reset"] for name in ("input-tokens", "output-tokens", "tokens")]
+    assert max(resets[:2]) == resets[2]
+
+
 def test_cache_reads_do_not_count_against_input_tokens_per_minute(make_emulator: Any, make_client: Any) -> None:
     """A cache write spends the input bucket, a cache read does not."""
     sdk = make_client(make_emulator(limits=Limits(itpm=1000)))
@@ -344,7 +359,7 @@ def test_fault_rules_read_back_with_their_defaults(emulator: Emulator) -> None:
         ([{"kind": "overloaded", "times": "twice"}], "times must be a whole number"),
         ([{"kind": "server_error", "statuses": [200]}], "statuses must be a non-empty list of 5xx"),
         ([{"kind": "overloaded", "match": 5}], "match must be a string"),
-        ([{"kind": "overloaded", "endpoints": ["files"]}], "endpoints must be a list among"),
+        ([{"kind": "overloaded", "endpoints": ["admin"]}], "endpoints must be a list among"),
         (["overloaded"], "a rule must be a table of fields"),
     ],
 )

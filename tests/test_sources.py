@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import sys
@@ -16,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline import manifest_csv, manifest_jsonl_blocks, sources
 from pipeline.batches import DocumentBatch
@@ -25,6 +28,7 @@ from pipeline.sources import (
     MANIFEST_SUFFIXES,
     DocumentRef,
     count_documents,
+    count_non_blank_lines,
     manifest_metadata_columns,
     open_source,
     read_manifest,
@@ -608,6 +612,18 @@ def test_open_source_filters_only_for_folders(tmp_path: Path) -> None:
     manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "x", "text": "t"}])
     with pytest.raises(ConfigError, match="apply to a folder input"):
         open_source(manifest, include=["*.txt"])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(st.sampled_from([b"a", b" ", b"\n", b"\r", b"\t", b"{", b"\x0b", b"\x0c", b"\xe9"]), max_size=60),
+    st.integers(1, 70),
+)
+def test_lines_are_counted_as_a_line_by_line_read_counts_them(pieces: list[bytes], chunk_bytes: int) -> None:
+    """Blank and whitespace-only lines, a last line without a break, lines across chunk edges."""
+    data = b"".join(pieces)
+    expected = sum(1 for line in io.BytesIO(data) if not line.isspace())
+    assert count_non_blank_lines(io.BytesIO(data), chunk_bytes) == expected
 
 
 def test_count_documents(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ cut short: `cancel` moves it to `canceling`, and a moment later to `ended` with 
 yet processed `canceled`; a batch whose processing time runs past `expires_at` ends with the rest
 `expired`. `request_counts` stay at zero but for `processing` until the batch ends, as on the real
 API. Params are validated per request when processed: bad ones are `errored` results, never a 400
-on create. Results come back in a seeded shuffled order, one JSON object per `\\n`-terminated line.
+on create, each with the `request_id` of its attempt. Results come back in a seeded shuffled order,
+one JSON object per `\\n`-terminated line. Results can be downloaded for `retention_s` (29 days on
+the real API) after creation; then the batch is archived: it can still be retrieved and listed,
+with `archived_at` set, but its results are gone.
 """
 
 from __future__ import annotations
@@ -43,11 +46,15 @@ class Batch:
     created_at: float
     processing_s: float
     expires_at: float
+    archives_at: float  # when its results stop being available
     cancel_initiated_at: float | None = None
     ended_at: float | None = None
     outcomes: dict[str, str] = field(default_factory=dict)  # custom_id -> result type
-    errors: dict[str, ApiError] = field(default_factory=dict)
+    errors: dict[str, tuple[ApiError, str]] = field(default_factory=dict)  # custom_id -> (error, request id)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # custom_id -> the Message, once ended
+
+    def archived(self, now: float) -> bool:
+        return now >= self.archives_at
 
     @property
     def status(self) -> str:
@@ -64,12 +71,16 @@ class BatchStore:
         *,
         processing_s: float,
         expiry_s: float,
+        retention_s: float,
         seed: int,
         run: RunRequest,
-        validate: Callable[[dict[str, Any], str], None],
+        validate: Callable[[dict[str, Any], str, str], None],  # (params, API version, key)
+        new_request_id: Callable[[], str],
     ) -> None:
         self.processing_s = processing_s
         self.expiry_s = expiry_s
+        self.retention_s = retention_s
+        self._new_request_id = new_request_id
         self.seed = seed
         self._run = run
         self._validate = validate
@@ -84,7 +95,9 @@ class BatchStore:
         # Whole microseconds, as RFC 3339 carries them: otherwise created_at and expires_at round
         # separately and their difference is off by a microsecond about one time in twenty.
         now = round(now, 6)
-        batch = Batch(batch_id, key, version, requests, now, self.processing_s, now + self.expiry_s)
+        batch = Batch(
+            batch_id, key, version, requests, now, self.processing_s, now + self.expiry_s, now + self.retention_s
+        )
         self._batches[batch_id] = batch
         self._order.append(batch_id)
         return batch
@@ -127,10 +140,10 @@ class BatchStore:
                 batch.outcomes[custom_id] = rest
                 continue
             try:
-                self._validate(request["params"], batch.version)
+                self._validate(request["params"], batch.version, batch.key)
             except ApiError as exc:
                 batch.outcomes[custom_id] = "errored"
-                batch.errors[custom_id] = exc
+                batch.errors[custom_id] = (exc, self._new_request_id())
                 continue
             # Run (and bill) each request once, when the batch ends: every download gets the same results.
             batch.messages[custom_id] = self._run(request["params"], batch.key)
@@ -159,10 +172,15 @@ class BatchStore:
     ) -> tuple[list[Batch], bool]:
         """A page of the key's batches, newest first, with `has_more`."""
         ids = [b for b in reversed(self._order) if self._batches[b].key == key]
+        for name, cursor in (("after_id", after_id), ("before_id", before_id)):
+            if cursor is not None and cursor not in ids:
+                # A cursor is "ID of the object to use as a cursor" (docs: List Message Batches): one that
+                # names no batch of this key is refused, not read as the end of the list.
+                raise ApiError(400, "invalid_request_error", f"{name}: no message batch with id {cursor!r}")
         if after_id is not None:
-            ids = ids[ids.index(after_id) + 1 :] if after_id in ids else []
+            ids = ids[ids.index(after_id) + 1 :]
         if before_id is not None:
-            ids = ids[: ids.index(before_id)] if before_id in ids else []
+            ids = ids[: ids.index(before_id)]
             selected = ids[-limit:]
             has_more = len(ids) > limit
         else:
@@ -182,13 +200,13 @@ class BatchStore:
             if outcome == "succeeded":
                 result: dict[str, Any] = {"type": "succeeded", "message": batch.messages[custom_id]}
             elif outcome == "errored":
-                error = batch.errors[custom_id]
+                error, request_id = batch.errors[custom_id]
                 result = {
                     "type": "errored",
                     "error": {
                         "type": "error",
                         "error": {"type": error.error_type, "message": error.message},
-                        "request_id": None,
+                        "request_id": request_id,
                     },
                 }
             else:
@@ -197,7 +215,7 @@ class BatchStore:
         random.Random(stable_hash(self.seed, batch.id)).shuffle(lines)
         return lines
 
-    def to_json(self, batch: Batch, base_url: str) -> dict[str, Any]:
+    def to_json(self, batch: Batch, base_url: str, now: float) -> dict[str, Any]:
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         if batch.ended_at is None:
             counts["processing"] = len(batch.requests)
@@ -213,6 +231,6 @@ class BatchStore:
             "expires_at": _iso(batch.expires_at),
             "ended_at": _iso(batch.ended_at),
             "cancel_initiated_at": _iso(batch.cancel_initiated_at),
-            "archived_at": None,
+            "archived_at": _iso(batch.archives_at) if batch.archived(now) else None,
             "results_url": f"{base_url}/v1/messages/batches/{batch.id}/results" if batch.ended_at else None,
         }

@@ -1,12 +1,21 @@
-"""Prompt caching, accounted as the real API does.
+"""Prompt caching, accounted as the real API does, fan-out included.
 
 A block carrying `cache_control` (or the last block, with top-level automatic caching) closes a
-cacheable prefix of the prompt in render order: tools, system, messages. A prefix seen before
-within its TTL is read from the cache (`cache_read_input_tokens`); the rest of the prefix up to
-the last breakpoint is written (`cache_creation_input_tokens`, split by TTL); the tokens after the
-last breakpoint are plain `input_tokens`. Prefixes shorter than the model's minimum are never
-cached, silently, as on the real API. Entries belong to one API key and are refreshed on every
-read. Prefixes match on their exact content.
+cacheable prefix of the prompt in render order: tools, system, messages. The longest prefix that is
+*readable* is read from the cache (`cache_read_input_tokens`); the rest of the prefix up to the last
+breakpoint is written (`cache_creation_input_tokens`, split by TTL); the tokens after the last
+breakpoint are plain `input_tokens`. Prefixes shorter than the model's minimum are never cached,
+silently, as on the real API. Entries belong to one API key and one model, match on their exact
+content, and are refreshed on every read.
+
+An entry is readable only once the first response that writes it has started: "a cache entry only
+becomes available after the first response begins"
+(https://platform.claude.com/docs/en/build-with-claude/prompt-caching, concurrent requests).
+So `account` does not write anything: it returns the request's usage and a `PendingWrite`, which
+the Messages endpoint `publish`es when the response starts (after the latency model's time to first
+token, or as `message_start` goes out on a stream). Requests accounted before that find nothing
+readable and pay the write themselves; a request that fails or is abandoned before it starts never
+publishes, and leaves no entry.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from typing import Any
 
 from .tokens import render_prefix_parts
 
-__all__ = ["CacheUsage", "PromptCache"]
+__all__ = ["CacheUsage", "PendingWrite", "PromptCache"]
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
@@ -35,6 +44,13 @@ class CacheUsage:
     @property
     def cache_creation_tokens(self) -> int:
         return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """The entries an admitted request writes (or refreshes), readable once its response starts."""
+
+    entries: tuple[tuple[tuple[str, str, str], float], ...] = ()  # ((key, model, digest), ttl_s)
 
 
 @dataclass(frozen=True)
@@ -81,8 +97,10 @@ class PromptCache:
                 break
         return breakpoints, total
 
-    def account(self, body: dict[str, Any], key_id: str, min_tokens: int, now: float) -> tuple[CacheUsage, list[Any]]:
-        """Split the prompt's tokens; return the usage and the writes to `commit` once admitted."""
+    def account(
+        self, body: dict[str, Any], key_id: str, min_tokens: int, now: float
+    ) -> tuple[CacheUsage, PendingWrite]:
+        """Split the prompt's tokens against the entries readable at `now`; nothing is written yet."""
         model = str(body.get("model"))
         breakpoints, total = self._breakpoints(body, min_tokens)
         read = 0
@@ -91,16 +109,15 @@ class PromptCache:
                 read = point.prefix_tokens
         written = {"5m": 0, "1h": 0}
         covered = read
-        writes: list[Any] = []
         for point in breakpoints:
-            writes.append(((key_id, model, point.digest), now + TTL_SECONDS.get(point.ttl, 300.0)))
             if point.prefix_tokens > covered:
                 written[point.ttl if point.ttl in written else "5m"] += point.prefix_tokens - covered
                 covered = point.prefix_tokens
         usage = CacheUsage(total - covered, read, written["5m"], written["1h"])
-        return usage, writes
+        pending = tuple(((key_id, model, p.digest), TTL_SECONDS.get(p.ttl, 300.0)) for p in breakpoints)
+        return usage, PendingWrite(pending)
 
-    def commit(self, writes: list[Any]) -> None:
-        """Write (or refresh) the entries of an admitted request."""
-        for key, expiry in writes:
-            self._expiry[key] = max(expiry, self._expiry.get(key, 0.0))
+    def publish(self, pending: PendingWrite, now: float) -> None:
+        """Make a started response's entries readable (or refresh them) from `now` for their TTL."""
+        for key, ttl_s in pending.entries:
+            self._expiry[key] = max(now + ttl_s, self._expiry.get(key, 0.0))

@@ -11,6 +11,9 @@ __all__ = ["EmulatorConfig", "LatencyModel"]
 
 DEFAULT_BATCH_PROCESSING_S = 2.0
 DEFAULT_BATCH_EXPIRY_S = 24 * 3600.0
+# Results can be downloaded for 29 days after creation, then the batch is archived
+# (https://platform.claude.com/docs/en/build-with-claude/batch-processing, batch limitations).
+DEFAULT_BATCH_RETENTION_S = 29 * 24 * 3600.0
 DEFAULT_JOURNAL_SIZE = 200_000
 
 
@@ -39,4 +42,5 @@ class EmulatorConfig:
     api_keys: frozenset[str] | None = None  # None: any non-empty key is accepted
     batch_processing_s: float = DEFAULT_BATCH_PROCESSING_S
     batch_expiry_s: float = DEFAULT_BATCH_EXPIRY_S
+    batch_retention_s: float = DEFAULT_BATCH_RETENTION_S
     journal_size: int = DEFAULT_JOURNAL_SIZE

@@ -1,9 +1,10 @@
 """What the emulator's model reads in a request: the document, the instructions, and their words.
 
-A request's document is the text of its last user turn, without the blocks it shares with other
-requests (those carry `cache_control`) and without the tags that fence it in the prompt. Everything
-an answer says is drawn from it: sentences for extractive strings and summaries, words and their
-stems for choosing enum values, dates, amounts, e-mail addresses and URLs where the text has them.
+A request's document is the text of its last user turn (a PDF's extracted text included), without
+the blocks it shares with other requests (those carry `cache_control`) and without the tags that
+fence it in the prompt. Everything an answer says is drawn from it: sentences for extractive
+strings and summaries, words and their stems for choosing enum values, dates, amounts, e-mail
+addresses and URLs where the text has them.
 
 `analyse` is cached: it is a pure function of the text, and the cached value is read-only, so the
 same text gives the same analysis in every request and every emulator of the process.
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Set
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
+
+from .pdf import PdfError, read_base64_pdf
 
 __all__ = [
     "Doc",
@@ -61,9 +63,19 @@ STOPWORDS = frozenset(
 )  # fmt: skip
 STEM_CHARS = 5  # a keyword longer than this also counts words sharing its first STEM_CHARS letters
 ANALYSIS_CACHE_SIZE = 256
+KEYWORDS_CACHE_SIZE = 1024
+_ASCII_LETTER_RE = re.compile(r"[A-Za-z]")
 # A line that is nothing but an XML-style tag (`<document id="7">`, `</document>`): markup that fences
 # a document in the prompt, never words of it, so never part of an answer drawn from it.
 _TAG_LINE_RE = re.compile(r"^[ \t]*</?[A-Za-z][\w.-]*(?:\s[^<>]*)?>[ \t]*$", re.MULTILINE)
+
+
+def _pdf_text(data: str) -> str:
+    """The extracted text of a base64 PDF (parsed once per content, see `pdf.py`), or none."""
+    try:
+        return read_base64_pdf(data).text
+    except PdfError:
+        return ""
 
 
 def _text_of(content: Any, *, skip_cached: bool) -> list[str]:
@@ -80,6 +92,8 @@ def _text_of(content: Any, *, skip_cached: bool) -> list[str]:
                 source = block.get("source") or {}
                 if source.get("type") == "text":
                     texts.append(str(source.get("data", "")))
+                elif source.get("type") == "base64" and isinstance(source.get("data"), str):
+                    texts.append(_pdf_text(source["data"]))
                 elif source.get("type") == "content" and isinstance(source.get("content"), str):
                     texts.append(source["content"])
     return texts
@@ -112,47 +126,80 @@ def instructions_text(body: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-@dataclass(frozen=True)
 class Doc:
-    """A text read once: its sentences, and its words counted whole and by stem (read-only)."""
+    """A text read once: its sentences, and (when first asked for) its words counted whole and by stem.
 
-    text: str
-    sentences: tuple[str, ...]
-    words: Mapping[str, int] = field(compare=False)
-    stems: Mapping[str, int] = field(compare=False)  # words counted by their first STEM_CHARS letters
+    Shared through `analyse`'s cache, so read-only: the counts are built once, on first use, because
+    most answers need only the sentences of most texts they analyse.
+    """
+
+    __slots__ = ("_stems", "_words", "sentences", "text")
+
+    def __init__(self, text: str, sentences: tuple[str, ...]) -> None:
+        self.text = text
+        self.sentences = sentences
+        self._words: Mapping[str, int] | None = None
+        self._stems: Mapping[str, int] | None = None
+
+    @property
+    def words(self) -> Mapping[str, int]:
+        """The text's words of three letters or more, lower-cased, with their counts."""
+        if self._words is None:
+            text = self.text
+            if text.isascii():  # lower-casing first finds the same words: ASCII case keeps letters letters
+                found = WORD_RE.findall(text.lower())
+            else:
+                found = [word.lower() for word in WORD_RE.findall(text)]
+            self._words = MappingProxyType(Counter(found))
+        return self._words
+
+    @property
+    def stems(self) -> Mapping[str, int]:
+        """The words counted by their first STEM_CHARS letters (words shorter than that left out)."""
+        if self._stems is None:
+            stems: Counter[str] = Counter()
+            for word, count in self.words.items():
+                if len(word) >= STEM_CHARS:
+                    stems[word[:STEM_CHARS]] += count
+            self._stems = MappingProxyType(stems)
+        return self._stems
 
 
 @lru_cache(maxsize=ANALYSIS_CACHE_SIZE)
 def analyse(text: str) -> Doc:
-    """The sentences and word counts of `text` (pure, so cached; the result is shared and read-only)."""
+    """The sentences of `text`, and its word counts on demand (pure, so cached; the result is shared and read-only)."""
     sentences = []
     for raw in SENTENCE_SPLIT_RE.split(text):
-        sentence = " ".join(raw.split())
-        if len(sentence.split()) >= 4 and any(c.isalpha() for c in sentence):
-            sentences.append(sentence)
+        words = raw.split()
+        if len(words) >= 4:
+            sentence = " ".join(words)
+            if _ASCII_LETTER_RE.search(sentence) if sentence.isascii() else any(c.isalpha() for c in sentence):
+                sentences.append(sentence)
     if not sentences and text.strip():
         sentences = [" ".join(text.split())]
-    words = Counter(w.lower() for w in WORD_RE.findall(text))
-    stems: Counter[str] = Counter()
-    for word, count in words.items():
-        if len(word) >= STEM_CHARS:
-            stems[word[:STEM_CHARS]] += count
-    return Doc(text, tuple(sentences), MappingProxyType(words), MappingProxyType(stems))
+    return Doc(text, tuple(sentences))
 
 
-def keywords(text: str) -> set[str]:
-    """The words of a name or description that can say what a value is about (no stopwords)."""
-    return {w.lower() for w in WORD_RE.findall(text.replace("_", " ").replace("-", " "))} - STOPWORDS
+@lru_cache(maxsize=KEYWORDS_CACHE_SIZE)
+def keywords(text: str) -> frozenset[str]:
+    """The words of a name or description that can say what a value is about (no stopwords).
+
+    Names and descriptions come from a job's schema, the same in every request: cached.
+    """
+    return frozenset({w.lower() for w in WORD_RE.findall(text.replace("_", " ").replace("-", " "))} - STOPWORDS)
 
 
-def stem_hits(doc: Doc, focus: set[str]) -> float:
+def stem_hits(doc: Doc, focus: Set[str]) -> float:
     """How often the document uses the keywords (a stem stands in for a long word), five at most each."""
+    words, stems = doc.words, None
     score = 0.0
     for keyword in focus:
-        hits = doc.words.get(keyword, 0)
+        hits = words.get(keyword, 0)
         if not hits and len(keyword) > STEM_CHARS:
-            hits = doc.stems.get(keyword[:STEM_CHARS], 0)
-        score += min(hits, 5)
+            if stems is None:
+                stems = doc.stems
+            hits = stems.get(keyword[:STEM_CHARS], 0)
+        score += hits if hits < 5 else 5
     return score
 
 
@@ -166,7 +213,7 @@ def length_limit(*texts: str, default_words: int) -> tuple[int, str]:
     return default_words, "words"
 
 
-def extract(doc: Doc, limit: int, unit: str, *, focus: set[str] | None = None, skip: int = 0) -> str:
+def extract(doc: Doc, limit: int, unit: str, *, focus: Set[str] | None = None, skip: int = 0) -> str:
     """The document's first `limit` words or sentences; with `focus`, its sentences about those words first."""
     sentences = list(doc.sentences)
     if focus:

@@ -9,13 +9,13 @@ signed thinking block. `max_tokens` and `stop_sequences` are honoured exactly as
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from ..models import ModelSpec
 from .document import analyse, document_text, extract, instructions_text, length_limit
 from .hashing import stable_hash
+from .signing import sign_thinking
 from .structured import structured_text
 from .tokens import count_text_tokens
 
@@ -76,7 +76,7 @@ def generate(body: dict[str, Any], spec: ModelSpec, seed: int) -> Generation:
         if thinking.get("display") == "omitted":
             thought = ""
         thinking_tokens = min(budget, count_text_tokens(thought) + 8)
-        signature = hashlib.sha256(f"{seed}:{thought}".encode()).hexdigest()
+        signature = sign_thinking(seed, thought)
         content.append({"type": "thinking", "thinking": thought, "signature": signature})
         budget -= thinking_tokens
     stop_reason, stop_sequence = "end_turn", None

@@ -54,7 +54,7 @@ FAULT_KINDS = frozenset(
         "invalid_request",  # 400 invalid_request_error
     }
 )
-ENDPOINTS = frozenset({"messages", "count_tokens", "batches", "models"})
+ENDPOINTS = frozenset({"messages", "count_tokens", "batches", "models", "files"})
 MAX_HANG_S = 600.0
 RULE_FIELDS = frozenset(
     {"kind", "probability", "match", "times", "statuses", "seconds", "retry_after_s", "endpoints", "message"}

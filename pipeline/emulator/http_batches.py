@@ -7,7 +7,6 @@ handlers put it on the wire with the real status codes and bodies. Results come 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from aiohttp import web
@@ -28,30 +27,33 @@ class BatchesEndpoint(Endpoint):
         async def action(key: str, version: str) -> Any:
             body, _ = await self._read_json(request, MAX_BATCH_BODY)
             requests = validate_batch_create(body)
-            batch = self.state.batches.create(self.state.new_id("msgbatch"), key, version, requests, time.time())
+            now = self.state.clock.wall()
+            batch = self.state.batches.create(self.state.new_id("msgbatch"), key, version, requests, now)
             self.state.journal.batches_created += 1
-            return self.state.batches.to_json(batch, self._base_url(request))
+            return self.state.batches.to_json(batch, self._base_url(request), now)
 
         return await self._call(request, "batches", action)
 
     async def batch_retrieve(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
-            batch = self.state.batches.get(request.match_info["batch_id"], key, time.time())
-            return self.state.batches.to_json(batch, self._base_url(request))
+            now = self.state.clock.wall()
+            batch = self.state.batches.get(request.match_info["batch_id"], key, now)
+            return self.state.batches.to_json(batch, self._base_url(request), now)
 
         return await self._call(request, "batches", action)
 
     async def batch_list(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
             limit = page_limit(request.query)
+            now = self.state.clock.wall()
             batches, has_more = self.state.batches.page(
                 key,
-                time.time(),
+                now,
                 after_id=request.query.get("after_id"),
                 before_id=request.query.get("before_id"),
                 limit=limit,
             )
-            data = [self.state.batches.to_json(b, self._base_url(request)) for b in batches]
+            data = [self.state.batches.to_json(b, self._base_url(request), now) for b in batches]
             return {
                 "data": data,
                 "has_more": has_more,
@@ -63,27 +65,36 @@ class BatchesEndpoint(Endpoint):
 
     async def batch_cancel(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
-            batch = self.state.batches.cancel(request.match_info["batch_id"], key, time.time())
-            return self.state.batches.to_json(batch, self._base_url(request))
+            now = self.state.clock.wall()
+            batch = self.state.batches.cancel(request.match_info["batch_id"], key, now)
+            return self.state.batches.to_json(batch, self._base_url(request), now)
 
         return await self._call(request, "batches", action)
 
     async def batch_delete(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
             batch_id = request.match_info["batch_id"]
-            self.state.batches.delete(batch_id, key, time.time())
+            self.state.batches.delete(batch_id, key, self.state.clock.wall())
             return {"id": batch_id, "type": "message_batch_deleted"}
 
         return await self._call(request, "batches", action)
 
     async def batch_results(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
-            batch = self.state.batches.get(request.match_info["batch_id"], key, time.time())
+            now = self.state.clock.wall()
+            batch = self.state.batches.get(request.match_info["batch_id"], key, now)
             if batch.ended_at is None:
                 raise ApiError(
                     400,
                     "invalid_request_error",
                     f"Batch {batch.id} is still processing; results are available once it has ended.",
+                )
+            if batch.archived(now):
+                # Archived: "its results became unavailable" (MessageBatch.archived_at); the batch itself stays.
+                raise ApiError(
+                    404,
+                    "not_found_error",
+                    f"Batch {batch.id} has been archived; its results are no longer available.",
                 )
             lines = self.state.batches.results(batch)
             text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)

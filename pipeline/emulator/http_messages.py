@@ -3,9 +3,12 @@
 Request flow: authenticate, check the API version, read and parse the body, consult the fault plan,
 validate, account prompt caching, admit through the rate limiter, generate, wait out the latency
 model, answer (JSON or SSE). The latency model counts from the request's arrival, so the
-emulator's own work is inside it. A fault rule may act before validation (errors, a dropped
-connection, a hang), shape the answer (a refusal, malformed JSON), or break the stream after its
-first text chunk (an `error` event, or a dropped connection).
+emulator's own work is inside it. The response "starts" after the time to first token (when a
+stream sends `message_start`): only then do its prompt-cache writes become readable to other
+requests, so identical requests sent together each pay the write, as on the real API. A fault rule
+may act before validation (errors, a dropped connection, a hang), shape the answer (a refusal,
+malformed JSON), or break the stream after its first text chunk (an `error` event, or a dropped
+connection).
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ from aiohttp import web
 
 from ..models import ModelSpec
 from .bodies import message_json, usage_json
-from .caching import CacheUsage
+from .caching import CacheUsage, PendingWrite
 from .engine import Generation, generate
 from .faults import FaultRule
 from .hashing import stable_hash
 from .http_base import ANSWER_FAULT_KINDS, BODY_HASH, MAX_MESSAGES_BODY, Endpoint, json_response
 from .http_guard import OPEN_STREAM
 from .streaming import encode_event, is_text_delta, message_events
-from .validation import ApiError, validate_messages
+from .validation import ApiError, merge_output_format, validate_messages
 
 __all__ = ["MessagesEndpoint"]
 
@@ -68,8 +71,9 @@ class MessagesEndpoint(Endpoint):
                 cut = await self._fault_before_answer(call, key, call.fault)
                 if cut is not None:
                     return cut
-            spec = validate_messages(body, version)
-            return await self._answer(call, key, body, spec)
+            self.state.files.resolve(body, key, call.arrived_wall)
+            spec = validate_messages(body, version, seed=self.state.config.seed)
+            return await self._answer(call, key, merge_output_format(body), spec)
         except ApiError as exc:
             self._record(
                 request,
@@ -119,7 +123,7 @@ class MessagesEndpoint(Endpoint):
 
     async def _answer(self, call: _Exchange, key: str, body: dict[str, Any], spec: ModelSpec) -> web.StreamResponse:
         state = self.state
-        usage_split, reserve = self._admit(call, key, body, spec)
+        usage_split, reserve, pending = self._admit(call, key, body, spec)
         generation, stop_details = self._generate(call.fault, body, spec)
         state.limiter.settle(key, reserve, generation.output_tokens, time.monotonic())
         usage = usage_json(
@@ -143,25 +147,42 @@ class MessagesEndpoint(Endpoint):
         headers = self._headers(call.request_id) | state.limiter.headers(key, time.monotonic(), time.time())
         latency = state.config.latency
         if body.get("stream"):
-            return await self._stream(call, message, headers)
+            return await self._stream(call, message, headers, pending)
+        if not await self._first_token(call):
+            return self._left(call)
+        state.cache.publish(pending, state.clock.monotonic())  # the response has begun
         delay = call.arrived + latency.first_token_s() + latency.tokens_s(generation.output_tokens) - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-            request = call.request
-            if request.transport is None or request.transport.is_closing():
-                self._record(request, "messages", 499, call.request_id, key, early=call.early)
-                return web.Response(status=499)
+            if _gone(call.request):
+                return self._left(call)
         self._completed(call, usage, stream=False)
         return json_response(message, 200, headers)
 
-    def _admit(self, call: _Exchange, key: str, body: dict[str, Any], spec: ModelSpec) -> tuple[CacheUsage, int]:
+    async def _first_token(self, call: _Exchange) -> bool:
+        """Wait until the latency model's time to first token; False if the client left meanwhile."""
+        wait_s = call.arrived + self.state.config.latency.first_token_s() - time.monotonic()
+        if wait_s <= 0:
+            return True
+        await asyncio.sleep(wait_s)
+        return not _gone(call.request)
+
+    def _left(self, call: _Exchange) -> web.Response:
+        """A client that left before its answer: journal a 499, bill nothing."""
+        self._record(call.request, "messages", 499, call.request_id, call.key, early=call.early)
+        return web.Response(status=499)
+
+    def _admit(
+        self, call: _Exchange, key: str, body: dict[str, Any], spec: ModelSpec
+    ) -> tuple[CacheUsage, int, PendingWrite]:
         """Account prompt caching and admit through the rate limiter, or raise its 429.
 
-        Returns how the prompt splits between cache and input, and the output tokens reserved.
+        Returns how the prompt splits between cache and input, the output tokens reserved, and the
+        cache entries to publish once the response starts.
         """
         state = self.state
         now = time.monotonic()
-        usage_split, writes = state.cache.account(body, key, spec.cache_min_tokens, now)
+        usage_split, pending = state.cache.account(body, key, spec.cache_min_tokens, state.clock.monotonic())
         reserve = int(body["max_tokens"])
         wait_s = state.limiter.admit(key, usage_split.input_tokens + usage_split.cache_creation_tokens, reserve, now)
         if wait_s > 0:
@@ -178,8 +199,7 @@ class MessagesEndpoint(Endpoint):
                 "time given in the retry-after header.",
                 headers=headers,
             )
-        state.cache.commit(writes)
-        return usage_split, reserve
+        return usage_split, reserve, pending
 
     def _generate(
         self, fault: FaultRule | None, body: dict[str, Any], spec: ModelSpec
@@ -211,18 +231,23 @@ class MessagesEndpoint(Endpoint):
             output_tokens=usage["output_tokens"],
         )
 
-    async def _stream(self, call: _Exchange, message: dict[str, Any], headers: dict[str, str]) -> web.StreamResponse:
-        """Send `message` as server-sent events, paced by the latency model; a stream fault breaks it."""
+    async def _stream(
+        self, call: _Exchange, message: dict[str, Any], headers: dict[str, str], pending: PendingWrite
+    ) -> web.StreamResponse:
+        """Send `message` as server-sent events, paced by the latency model; a stream fault breaks it.
+
+        The prompt-cache entries become readable as `message_start`, the first event, goes out.
+        """
         request, latency, fault = call.request, self.state.config.latency, call.fault
         response = web.StreamResponse(
             status=200,
             headers=headers | {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"},
         )
-        first_token_in = call.arrived + latency.first_token_s() - time.monotonic()
-        if first_token_in > 0:
-            await asyncio.sleep(first_token_in)
+        if not await self._first_token(call):
+            return self._left(call)
         await response.prepare(request)
         request[OPEN_STREAM] = response
+        self.state.cache.publish(pending, self.state.clock.monotonic())
         try:
             for event in message_events(message):
                 text_delta = is_text_delta(event)
@@ -259,3 +284,8 @@ class MessagesEndpoint(Endpoint):
         self._record(request, "messages", 200, call.request_id, call.key, fault="stream_disconnect", early=call.early)
         if request.transport is not None:
             request.transport.abort()
+
+
+def _gone(request: web.Request) -> bool:
+    """Whether the client has closed its connection."""
+    return request.transport is None or request.transport.is_closing()

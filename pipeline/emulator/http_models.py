@@ -6,6 +6,7 @@ in `tokens.py`), so neither touches the limiter, the cache or the journal's bill
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from aiohttp import web
 from ..models import MODELS, ModelSpec
 from .http_base import MAX_MESSAGES_BODY, Endpoint, json_response, page_limit
 from .tokens import count_request_tokens
-from .validation import ApiError, validate_count_tokens
+from .validation import ApiError, merge_output_format, validate_count_tokens
 
 __all__ = ["ModelsEndpoint"]
 
@@ -31,9 +32,11 @@ class ModelsEndpoint(Endpoint):
             if await self._endpoint_fault(request, "count_tokens", key, raw):
                 self._record(request, "count_tokens", 0, request_id, key, fault="disconnect")
                 return web.Response(status=500)
-            validate_count_tokens(body, version)
+            self.state.files.resolve(body, key, time.time())
+            validate_count_tokens(body, version, seed=self.state.config.seed)
             self._record(request, "count_tokens", 200, request_id, key)
-            return json_response({"input_tokens": count_request_tokens(body)}, 200, self._headers(request_id))
+            input_tokens = count_request_tokens(merge_output_format(body))
+            return json_response({"input_tokens": input_tokens}, 200, self._headers(request_id))
         except ApiError as exc:
             self._record(request, "count_tokens", exc.status, request_id, key, error_type=exc.error_type)
             return self._error_response(exc, request_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from ..buckets import TokenBucket
 
@@ -80,12 +81,21 @@ class RateLimiter:
             out[f"anthropic-ratelimit-{name}-limit"] = str(int(bucket.capacity))
             out[f"anthropic-ratelimit-{name}-remaining"] = str(max(0, math.floor(bucket.level)))
             out[f"anthropic-ratelimit-{name}-reset"] = _rfc3339(wall_now + bucket.reset_s())
-        tightest = min((inputs, outputs), key=lambda b: b.level / b.capacity)
-        out["anthropic-ratelimit-tokens-limit"] = str(int(tightest.capacity))
-        out["anthropic-ratelimit-tokens-remaining"] = str(max(0, math.floor(tightest.level)))
-        out["anthropic-ratelimit-tokens-reset"] = _rfc3339(wall_now + tightest.reset_s())
+        # With no workspace limit, the `tokens-*` headers describe "the total tokens remaining, where total
+        # is the sum of input and output tokens" (https://platform.claude.com/docs/en/api/rate-limits,
+        # response headers): the two buckets added up, full again when both are.
+        out["anthropic-ratelimit-tokens-limit"] = str(int(inputs.capacity) + int(outputs.capacity))
+        remaining = max(0, math.floor(inputs.level)) + max(0, math.floor(outputs.level))
+        out["anthropic-ratelimit-tokens-remaining"] = str(remaining)
+        out["anthropic-ratelimit-tokens-reset"] = _rfc3339(wall_now + max(inputs.reset_s(), outputs.reset_s()))
         return out
 
 
 def _rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(math.ceil(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The time as RFC 3339 in whole seconds, rounded up (a bucket is full again by then)."""
+    return _rfc3339_second(math.ceil(timestamp))
+
+
+@lru_cache(maxsize=256)
+def _rfc3339_second(second: int) -> str:  # four headers a response, mostly the same few seconds
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .apierror import invalid
+from .api_errors import invalid
 
 __all__ = ["DEF_PREFIXES", "SCHEMA_KEYS", "SCHEMA_TYPES", "STRING_FORMATS", "check_output_schema", "local_defs"]
 

@@ -9,20 +9,23 @@ the `http_*` modules) works over this object.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..models import MODELS
 from .batches import BatchStore
 from .bodies import message_json, usage_json
 from .caching import PromptCache
+from .clock import Clock
 from .config import EmulatorConfig
 from .engine import generate
 from .faults import FaultPlan
+from .files import FileStore
 from .hashing import spelled_id, stable_hash
 from .journal import Journal
 from .ratelimit import RateLimiter
 from .tokens import count_request_tokens
-from .validation import ApiError, validate_messages
+from .validation import ApiError, merge_output_format, validate_messages
 
 __all__ = ["EmulatorState"]
 
@@ -33,24 +36,30 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.faults = _unfired(config.faults)  # the configuration's plan is a template: it never counts
+        self.clock = Clock()
         self.cache = PromptCache()
         self.limiter = RateLimiter(config.limits)
         self.journal = Journal(config.journal_size)
         self.batches = BatchStore(
             processing_s=config.batch_processing_s,
             expiry_s=config.batch_expiry_s,
+            retention_s=config.batch_retention_s,
             seed=config.seed,
             run=self.run_batch_request,
-            validate=lambda params, version: self._validate_batch_params(params, version),
+            validate=self._validate_batch_params,
+            new_request_id=lambda: self.new_id("req"),
         )
+        self.files = FileStore()
         self.seen: dict[int, int] = {}  # request body hash -> how many times it has arrived
         self.counter = 0
 
     def reset(self) -> None:
+        self.clock.reset()
         self.cache.clear()
         self.limiter.clear()
         self.journal.clear()
         self.batches.clear()
+        self.files.clear()
         self.seen.clear()
         self.counter = 0
         self.faults = _unfired(self.faults)
@@ -60,13 +69,14 @@ class EmulatorState:
         number = stable_hash(self.config.seed, prefix, self.counter, *salt)
         return spelled_id(prefix, number << 64 | stable_hash(number))
 
-    @staticmethod
-    def _validate_batch_params(params: dict[str, Any], version: str) -> None:
+    def _validate_batch_params(self, params: dict[str, Any], version: str, key: str) -> None:
         if "stream" in params:
             raise ApiError(400, "invalid_request_error", "stream: streaming is not supported in batches")
-        validate_messages(params, version)
+        self.files.resolve(params, key, time.time())  # files are read when the request is processed
+        validate_messages(params, version, seed=self.config.seed, in_batch=True)
 
     def run_batch_request(self, params: dict[str, Any], key: str) -> dict[str, Any]:
+        params = merge_output_format(params)
         spec = MODELS[params["model"]]
         generation = generate(params, spec, self.config.seed)
         tokens = count_request_tokens(params)

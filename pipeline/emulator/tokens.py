@@ -3,7 +3,8 @@
 Real tokenizers are model-specific; the emulator needs only a count that is deterministic, cheap and
 consistent everywhere it is used (usage, count_tokens, rate limits, caching, max_tokens
 truncation). It charges one token per started four bytes of UTF-8, a fixed overhead per message and
-per content block, and counts JSON-serialised structures (schemas, tools) by the same rule.
+per content block, and counts JSON-serialised structures (schemas, tools) by the same rule. A PDF
+costs, per page, its extracted text by that rule plus a fixed page image (`pdf_tokens`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,18 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-__all__ = ["PromptPart", "count_request_tokens", "count_text_tokens", "render_prefix_parts"]
+from .pdf import PdfError, read_base64_pdf
+
+__all__ = ["PromptPart", "count_request_tokens", "count_text_tokens", "pdf_tokens", "render_prefix_parts"]
 
 MESSAGE_OVERHEAD_TOKENS = 3
 BLOCK_OVERHEAD_TOKENS = 1
 REQUEST_OVERHEAD_TOKENS = 4
+# A PDF page is sent as an image too, and an image is scaled down until it costs about 1,600 tokens
+# at most (https://platform.claude.com/docs/en/build-with-claude/vision, "Evaluate image size"); a
+# page image is billed at that ceiling, so a page of 500 words (about 750 tokens of text here)
+# costs about 2,350, within the pdf-support docs' estimate of 1,500-3,000 tokens per page.
+PDF_PAGE_IMAGE_TOKENS = 1_600
 
 
 def count_text_tokens(text: str) -> int:
@@ -24,6 +32,19 @@ def count_text_tokens(text: str) -> int:
         return 0
     size = len(text) if text.isascii() else len(text.encode("utf-8"))
     return (size + 3) // 4
+
+
+def pdf_tokens(data: str) -> int:
+    """Tokens of a base64 PDF: each page's extracted text by the rule above, plus one page image.
+
+    A PDF the API would refuse (validation turns it away before anything is billed) is counted by
+    its decoded size, so counting never fails.
+    """
+    try:
+        pages = read_base64_pdf(data)
+    except PdfError:
+        return (len(data) * 3 // 4 + 3) // 4
+    return sum(count_text_tokens(text) + PDF_PAGE_IMAGE_TOKENS for text in pages.page_texts)
 
 
 def _block_tokens(block: Any) -> int:
@@ -38,9 +59,9 @@ def _block_tokens(block: Any) -> int:
         source = block.get("source") or {}
         data = source.get("data") if isinstance(source, dict) else None
         if isinstance(data, str):
-            # base64 PDFs are priced by their decoded size, plain text by its text
-            size = len(data) * 3 // 4 if source.get("type") == "base64" else len(data)
-            return (size + 3) // 4 + BLOCK_OVERHEAD_TOKENS
+            if source.get("type") == "base64":
+                return pdf_tokens(data) + BLOCK_OVERHEAD_TOKENS
+            return count_text_tokens(data) + BLOCK_OVERHEAD_TOKENS
         return count_text_tokens(json.dumps(source, sort_keys=True)) + BLOCK_OVERHEAD_TOKENS
     blob = {k: v for k, v in block.items() if k != "cache_control"}
     return count_text_tokens(json.dumps(blob, sort_keys=True)) + BLOCK_OVERHEAD_TOKENS

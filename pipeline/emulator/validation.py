@@ -1,9 +1,13 @@
-"""Request validation with the real API's statuses, error types and messages.
+"""Request validation with the real API's statuses, error types and messages: the entry points.
 
-Every check raises `ApiError`, which the server turns into the real error body
-`{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}`. Messages follow the
-real API's wording where it is known (`temperature: Extra inputs are not permitted`,
-`model: <id>` for an unknown model).
+`validate_messages`, `validate_count_tokens` and `validate_batch_create` check a whole body; the
+rules live in modules named after what they check: `validate_params.py` (closed sets, ranges,
+`max_tokens: 0`, the deprecated `output_format`), `validate_content.py` (roles, blocks, images,
+thinking signatures), `validate_cache.py` (cache_control markers) and `validate_tools.py` (tools,
+tool_choice). Every check raises `ApiError` (from `api_errors.py`, re-exported here), which the
+server turns into the real error body `{"type": "error", "error": {"type": ..., "message": ...},
+"request_id": ...}`. Messages follow the real API's wording where it is known
+(`temperature: Extra inputs are not permitted`, `model: <id>` for an unknown model).
 
 Structured-output schemas are checked against the subset the API accepts in `schemas.py`.
 """
@@ -14,13 +18,27 @@ import re
 from typing import Any
 
 from ..models import ModelSpec, get_model
-from .apierror import ApiError, invalid
+from .api_errors import ApiError, invalid
 from .schemas import check_output_schema
 from .tokens import count_request_tokens
+from .validate_cache import MAX_CACHE_BREAKPOINTS, check_cache_markers
+from .validate_content import check_messages, check_system
+from .validate_params import (
+    check_metadata,
+    check_prewarm,
+    check_sampling,
+    check_service_options,
+    check_thinking_shape,
+    merge_output_format,
+)
+from .validate_tools import check_tool_choice, check_tools
 
 __all__ = [
     "API_VERSIONS",
+    "MAX_CACHE_BREAKPOINTS",
     "ApiError",
+    "invalid",
+    "merge_output_format",
     "validate_batch_create",
     "validate_count_tokens",
     "validate_messages",
@@ -28,7 +46,6 @@ __all__ = [
 
 API_VERSIONS = ("2023-06-01", "2026-10-21")
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
-MAX_CACHE_BREAKPOINTS = 4
 MAX_BATCH_REQUESTS = 100_000
 CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -36,16 +53,13 @@ MESSAGE_FIELDS = frozenset(
     {
         "model", "max_tokens", "messages", "system", "stop_sequences", "tools", "tool_choice", "metadata",
         "cache_control", "thinking", "output_config", "service_tier", "speed", "inference_geo", "container",
-        "diagnostics", "stream",
+        "diagnostics", "stream", "output_format",
     }
 )  # fmt: skip
 COUNT_TOKENS_FIELDS = frozenset(
-    {"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config", "speed"}
-)
-INPUT_BLOCK_TYPES = frozenset(
     {
-        "text", "image", "document", "tool_use", "tool_result", "search_result", "thinking",
-        "redacted_thinking", "server_tool_use", "web_search_tool_result", "container_upload",
+        "model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config",
+        "output_format", "speed",
     }
 )  # fmt: skip
 
@@ -69,52 +83,6 @@ def _check_model(body: dict[str, Any]) -> ModelSpec:
     return spec
 
 
-def _count_cache_control(block: Any) -> int:
-    if isinstance(block, dict) and block.get("cache_control") is not None:
-        cc = block["cache_control"]
-        if not isinstance(cc, dict) or cc.get("type") != "ephemeral":
-            raise invalid("cache_control.type: Input should be 'ephemeral'")
-        if cc.get("ttl", "5m") not in ("5m", "1h"):
-            raise invalid("cache_control.ttl: Input should be '5m' or '1h'")
-        return 1
-    return 0
-
-
-def _check_blocks(content: Any, where: str, role: str, version: str) -> int:
-    """Validate one message's content; return how many cache breakpoints it carries."""
-    if isinstance(content, str):
-        if not content and role == "user":
-            raise invalid(f"{where}.content: user messages must have non-empty content")
-        return 0
-    if not isinstance(content, list):
-        raise invalid(f"{where}.content: Input should be a valid string or list of content blocks")
-    if not content and role == "user":
-        raise invalid(f"{where}.content: user messages must have non-empty content")
-    breakpoints = 0
-    for index, block in enumerate(content):
-        at = f"{where}.content.{index}"
-        if not isinstance(block, dict):
-            raise invalid(f"{at}: Input should be a valid dictionary")
-        kind = block.get("type")
-        if not isinstance(kind, str) or kind not in INPUT_BLOCK_TYPES:
-            raise invalid(f"{at}.type: Input tag '{kind}' found using 'type' does not match any of the expected tags")
-        if kind == "text" and not isinstance(block.get("text"), str):
-            raise invalid(f"{at}.text: Field required")
-        if kind == "text" and block.get("text") == "":
-            raise invalid(f"{at}.text: text content blocks must be non-empty")
-        if version == "2026-10-21":
-            if kind == "document" and role == "assistant":
-                raise invalid(f"{at}: document blocks are not permitted in assistant messages")
-            if kind == "text" and role == "user" and block.get("citations"):
-                raise invalid(f"{at}.citations: citations are not permitted on text blocks in user messages")
-        if kind == "document":
-            source = block.get("source")
-            if not isinstance(source, dict) or source.get("type") not in ("base64", "text", "content", "url", "file"):
-                raise invalid(f"{at}.source: Input should be a valid document source")
-        breakpoints += _count_cache_control(block)
-    return breakpoints
-
-
 def _check_output_config(config: Any) -> None:
     if not isinstance(config, dict):
         raise invalid("output_config: Input should be a valid dictionary")
@@ -131,99 +99,28 @@ def _check_output_config(config: Any) -> None:
     check_output_schema(fmt.get("schema"), "output_config.format.schema")
 
 
-def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str) -> None:
-    """Checks shared by Messages and count_tokens: messages, system, tools, thinking, caching."""
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise invalid("messages: Field required")
-    if not messages:
-        raise invalid("messages: at least one message is required")
-    breakpoints = _count_cache_control(body) if "cache_control" in body else 0
-    breakpoints += _check_messages(messages, spec, version)
-    breakpoints += _check_system(body.get("system"))
-    breakpoints += _check_tools(body.get("tools"))
-    if breakpoints > MAX_CACHE_BREAKPOINTS:
-        raise invalid(
-            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {breakpoints}."
-        )
-    _check_tool_choice(body.get("tool_choice"), spec)
+def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str, *, seed: int, max_tokens: int | None) -> None:
+    """Checks shared by Messages and count_tokens: messages, system, tools, thinking, caching, format."""
+    check_messages(body.get("messages"), spec, version, seed=seed)
+    from .attachments import check_attachments  # imports this module: loaded once it is complete
+
+    check_attachments(body["messages"])
+    check_system(body.get("system"))
+    tool_names = check_tools(body.get("tools"))
+    check_cache_markers(body)
+    check_tool_choice(body.get("tool_choice"), tool_names, spec)
     thinking = body.get("thinking")
     if thinking is not None:
-        kind = thinking.get("type") if isinstance(thinking, dict) else None
-        if kind not in ("adaptive", "enabled", "disabled", "between_tools"):
-            raise invalid("thinking.type: Input should be 'adaptive', 'enabled', 'disabled' or 'between_tools'")
+        check_thinking_shape(thinking, max_tokens)
+        kind = thinking["type"]
         if spec.adaptive_thinking and kind in ("enabled", "disabled"):
             raise invalid(f'"thinking.type.{kind}" is not supported for this model.')
+    check_service_options(body)
     if "output_config" in body:
         _check_output_config(body["output_config"])
 
 
-def _check_messages(messages: list[Any], spec: ModelSpec, version: str) -> int:
-    """Check the turns; return how many cache breakpoints they carry."""
-    breakpoints = 0
-    for index, message in enumerate(messages):
-        where = f"messages.{index}"
-        if not isinstance(message, dict):
-            raise invalid(f"{where}: Input should be a valid dictionary")
-        role = message.get("role")
-        if role not in ("user", "assistant"):
-            raise invalid(f"{where}.role: Input should be 'user' or 'assistant'")
-        if index == 0 and role != "user":
-            raise invalid('messages: first message must use the "user" role')
-        if "content" not in message:
-            raise invalid(f"{where}.content: Field required")
-        breakpoints += _check_blocks(message["content"], where, role, version)
-    if messages[-1].get("role") == "assistant" and not spec.supports_prefill:
-        raise invalid(
-            "This model does not support assistant message prefill. The conversation must end with a user message."
-        )
-    return breakpoints
-
-
-def _check_system(system: Any) -> int:
-    """Check the system prompt; return how many cache breakpoints it carries."""
-    breakpoints = 0
-    if system is not None:
-        if isinstance(system, list):
-            for index, block in enumerate(system):
-                if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
-                    raise invalid(f"system.{index}: system blocks must be text blocks")
-                breakpoints += _count_cache_control(block)
-        elif not isinstance(system, str):
-            raise invalid("system: Input should be a valid string or list of text blocks")
-    return breakpoints
-
-
-def _check_tools(tools: Any) -> int:
-    """Check the tool definitions; return how many cache breakpoints they carry."""
-    breakpoints = 0
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise invalid("tools: Input should be a valid list")
-        for index, tool in enumerate(tools):
-            if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-                raise invalid(f"tools.{index}.name: Field required")
-            breakpoints += _count_cache_control(tool)
-    return breakpoints
-
-
-def _check_tool_choice(tool_choice: Any, spec: ModelSpec) -> None:
-    if tool_choice is not None:
-        if not isinstance(tool_choice, dict) or tool_choice.get("type") not in ("auto", "any", "tool", "none"):
-            raise invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
-        if tool_choice["type"] in ("any", "tool") and spec.rejects_forced_tool_use:
-            raise invalid(
-                f"tool_choice: forced tool use is not supported for {spec.id}; "
-                'use tool_choice {"type": "auto"} or structured outputs (output_config.format)'
-            )
-
-
-def validate_messages(body: Any, version: str) -> ModelSpec:
-    """Validate a `POST /v1/messages` body (or a batch request's `params`); return the model."""
-    if not isinstance(body, dict):
-        raise invalid("Request body must be a JSON object")
-    _check_fields(body, MESSAGE_FIELDS, version)
-    spec = _check_model(body)
+def _check_max_tokens(body: dict[str, Any], spec: ModelSpec) -> int:
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
         raise invalid("max_tokens: Field required")
@@ -234,28 +131,44 @@ def validate_messages(body: Any, version: str) -> ModelSpec:
             f"max_tokens: {max_tokens} > {spec.max_output_tokens}, which is the maximum allowed "
             f"number of output tokens for {spec.id}"
         )
+    return max_tokens
+
+
+def validate_messages(body: Any, version: str, *, seed: int, in_batch: bool = False) -> ModelSpec:
+    """Validate a `POST /v1/messages` body (or, `in_batch`, a batch request's `params`); return the model.
+
+    `seed` is the emulator's: thinking blocks sent back must carry the signature it issued.
+    """
+    if not isinstance(body, dict):
+        raise invalid("Request body must be a JSON object")
+    _check_fields(body, MESSAGE_FIELDS, version)
+    spec = _check_model(body)
+    max_tokens = _check_max_tokens(body, spec)
     if "stream" in body and not isinstance(body["stream"], bool):
         raise invalid("stream: Input should be a valid boolean")
     stops = body.get("stop_sequences")
     if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
         raise invalid("stop_sequences: Input should be a valid list of strings")
-    metadata = body.get("metadata")
-    if metadata is not None and (not isinstance(metadata, dict) or set(metadata) - {"user_id"}):
-        raise invalid("metadata: only 'user_id' is permitted")
-    _check_prompt(body, spec, version)
+    check_metadata(body.get("metadata"))
+    check_sampling(body)
+    body = merge_output_format(body)
+    _check_prompt(body, spec, version, seed=seed, max_tokens=max_tokens)
+    check_prewarm(body, in_batch=in_batch)
     prompt_tokens = count_request_tokens(body)
     if prompt_tokens > spec.max_input_tokens:
         raise invalid(f"prompt is too long: {prompt_tokens} tokens > {spec.max_input_tokens} maximum")
     return spec
 
 
-def validate_count_tokens(body: Any, version: str) -> ModelSpec:
+def validate_count_tokens(body: Any, version: str, *, seed: int) -> ModelSpec:
     """Validate a `POST /v1/messages/count_tokens` body; return the model."""
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")
     _check_fields(body, COUNT_TOKENS_FIELDS, version)
     spec = _check_model(body)
-    _check_prompt(body, spec, version)
+    check_sampling(body)
+    body = merge_output_format(body)
+    _check_prompt(body, spec, version, seed=seed, max_tokens=None)
     return spec
 
 

@@ -1,7 +1,8 @@
-"""The error the emulator answers with: a status, the API's error type and its message.
+"""The error the emulator answers with, and the helper every validation module raises through.
 
-Raised by validation (`validation.py`, `schemas.py`), by the endpoints and by fault rules; the HTTP
-layer turns it into the real error body (`bodies.error_json`).
+Kept apart from `validation.py` so that the modules it is split into (`validate_params.py`,
+`validate_content.py`, `validate_cache.py`, `validate_tools.py`) can raise without importing the
+entry points. `validation.py` re-exports both names, which is where the HTTP layer imports them from.
 """
 
 from __future__ import annotations

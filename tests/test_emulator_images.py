@@ -1,0 +1,62 @@
+"""The emulator's image header reader: format and pixel size from the first bytes alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.emulator.images import image_format, image_size
+
+
+def png(width: int, height: int) -> bytes:
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x06"
+
+
+def gif(width: int, height: int) -> bytes:
+    return b"GIF89a" + width.to_bytes(2, "little") + height.to_bytes(2, "little") + b"\x80\x00\x00"
+
+
+def jpeg(width: int, height: int) -> bytes:
+    app0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = b"\xff\xc0\x00\x11\x08" + height.to_bytes(2, "big") + width.to_bytes(2, "big") + b"\x03"
+    return b"\xff\xd8" + app0 + b"\xff\xdb\x00\x04\x00\x00" + sof0
+
+
+def webp_vp8x(width: int, height: int) -> bytes:
+    size = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00" + size
+
+
+def webp_vp8l(width: int, height: int) -> bytes:
+    bits = (width - 1) | (height - 1) << 14
+    return b"RIFF\x00\x00\x00\x00WEBPVP8L\x00\x00\x00\x00\x2f" + bits.to_bytes(4, "little")
+
+
+def webp_vp8(width: int, height: int) -> bytes:
+    frame = b"\x00\x00\x00\x9d\x01\x2a" + width.to_bytes(2, "little") + height.to_bytes(2, "little")
+    return b"RIFF\x00\x00\x00\x00WEBPVP8 \x00\x00\x00\x00" + frame
+
+
+@pytest.mark.parametrize(
+    ("make", "media_type"),
+    [
+        (png, "image/png"),
+        (gif, "image/gif"),
+        (jpeg, "image/jpeg"),
+        (webp_vp8x, "image/webp"),
+        (webp_vp8l, "image/webp"),
+        (webp_vp8, "image/webp"),
+    ],
+)
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (8001, 3), (640, 2000)])
+def test_format_and_size_come_from_the_header(make: object, media_type: str, width: int, height: int) -> None:
+    """Each of the four formats (and the three WebP flavours) gives its media type and pixel size."""
+    data = make(width, height)  # type: ignore[operator]
+    assert (media_type, (width, height)) == (image_format(data), image_size(data))
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"hello", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00\x10", b"RIFF\0\0\0\0WEBPVP8 "]
+)
+def test_a_cut_short_or_unknown_header_has_no_size(data: bytes) -> None:
+    """No size is invented: the emulator skips the pixel limits when the header does not tell."""
+    assert image_size(data) is None
