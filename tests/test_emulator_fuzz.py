@@ -14,6 +14,7 @@ and every test has a fixed example budget, so the module runs in bounded time.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -189,8 +190,16 @@ BLOCK_TYPES = st.sampled_from(["text", "image", "document", "tool_use", "tool_re
 SOURCES = st.fixed_dictionaries(
     {"type": mostly(st.sampled_from(["base64", "text", "content", "url", "file"]))},
     optional={
-        "media_type": mostly(st.sampled_from(["application/pdf", "text/plain", "image/png"])),
-        "data": mostly(ODD_TEXT),
+        "media_type": mostly(
+            st.sampled_from(["application/pdf", "text/plain", "image/png", "image/gif", "image/jpeg"])
+        ),
+        "data": mostly(
+            st.sampled_from(
+                ["JVBERi0xLjQK", "JVBERi0xLjQKJeLjz9MK", "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB", "R0lGODlh", "===="]
+            )
+            | st.binary(max_size=48).map(lambda raw: base64.b64encode(raw).decode()),
+            ODD_TEXT,
+        ),
         "url": ODD_TEXT,
         "file_id": ODD_TEXT,
     },
