@@ -51,6 +51,10 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_DOCUMENT_TOKENS = 100_000
+# An optional field is `anyOf [type, null]` in the answer's schema, and structured outputs take at most
+# 16 union-typed parameters per request ("Schema complexity limits",
+# https://platform.claude.com/docs/en/build-with-claude/structured-outputs): a 17th would make every request a 400.
+MAX_OPTIONAL_FIELDS = 16
 PROMPT_VERSION = 1  # bump when the prompt template in requests.py changes the answer
 
 JOB_KEYS = frozenset(
@@ -287,6 +291,14 @@ def _fields(data: dict[str, Any], path: Path | None) -> tuple[Field, ...]:
         if field.name in seen:
             raise JobError(f"duplicate field name {field.name!r}", path=path, key=f"fields[{index}].name")
         seen.add(field.name)
+    optional = [index for index, field in enumerate(fields) if not field.required]
+    if len(optional) > MAX_OPTIONAL_FIELDS:
+        raise JobError(
+            f"at most {MAX_OPTIONAL_FIELDS} fields may be optional (structured outputs refuse a schema with more "
+            f"union-typed parameters, and each optional field is one); this job has {len(optional)}",
+            path=path,
+            key=f"fields[{optional[MAX_OPTIONAL_FIELDS]}].required",
+        )
     return fields
 
 

@@ -170,7 +170,7 @@ def test_capabilities_say_what_the_emulator_enforces(sdk: anthropic.Anthropic, m
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("limit=ten", "limit: Input should be a valid integer"),
+        ("limit=ten", "limit: Input should be a valid integer, got 'ten'"),
         ("limit=0", "limit: Input should be between 1 and 1000"),
         ("limit=1001", "limit: Input should be between 1 and 1000"),
         ("lifecycle[]=legacy", "lifecycle: Input should be 'active', 'deprecated' or 'retired'"),

@@ -352,6 +352,21 @@ def test_fingerprint_ignores_timeouts_retries_and_limits(change: Callable[[dict[
     assert parse_job(_base_data()).fingerprint == edited.fingerprint
 
 
+def _optional_fields(count: int) -> dict[str, Any]:
+    data = _base_data()
+    data["fields"] = [{"name": f"field_{index}", "type": "string", "required": False} for index in range(count)]
+    return data
+
+
+def test_at_most_sixteen_fields_may_be_optional() -> None:
+    """17 optional fields (17 `anyOf` unions, over the API's limit of 16) is a JobError naming the 17th."""
+    assert 16 == sum(not field.required for field in parse_job(_optional_fields(16)).fields)
+    with pytest.raises(JobError) as excinfo:
+        parse_job(_optional_fields(17))
+    assert "fields[16].required" in str(excinfo.value)
+    assert "at most 16 fields may be optional" in str(excinfo.value)
+
+
 def test_reserved_field_names_are_exactly_the_output_columns() -> None:
     """A job field may not take the name of any column docpipe writes itself (and no other name is reserved)."""
     from pipeline.jobs import RESERVED_COLUMNS

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,10 +22,11 @@ from .bodies import ERROR_TYPES, error_json
 from .faults import FaultRule
 from .hashing import stable_hash
 from .journal import key_id
+from .paging import page_limit
 from .state import EmulatorState
 from .validation import API_VERSIONS, ApiError
 
-__all__ = ["Endpoint", "json_response"]
+__all__ = ["Endpoint", "json_response", "page_limit"]
 
 MAX_MESSAGES_BODY = 32 * 1024 * 1024
 MAX_BATCH_BODY = 256 * 1024 * 1024
@@ -36,17 +38,39 @@ HTML_413 = (
 )
 # Fault kinds that shape a generated answer, not the request: an endpoint without one ignores them.
 ANSWER_FAULT_KINDS = ("stream_error", "stream_disconnect", "refusal", "malformed_output")
+# A `\uD800`-`\uDFFF` escape: a surrogate, which only a well-formed pair turns into Unicode text.
+# RFC 7493 (I-JSON) 2.1 forbids lone ones; the SDK cannot send one (its encoder writes UTF-8, which has none).
+SURROGATE_ESCAPE_RE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
 
 Action = Callable[[str, str], Awaitable[Any]]  # (key id, API version) -> a JSON payload or a response
 
 
 def json_response(payload: Any, status: int, headers: dict[str, str]) -> web.Response:
+    try:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (from a percent-decoded path, say) goes as its `\u` escape
+        body = json.dumps(payload).encode("ascii")
     return web.Response(
-        body=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+        body=body,
         status=status,
         headers=headers,
         content_type="application/json",
     )
+
+
+def _not_a_number(constant: str) -> Any:
+    """`NaN`, `Infinity` and `-Infinity` are not JSON (RFC 8259 section 6); Python's parser accepts them unless told."""
+    raise ValueError(f"{constant} is not a valid JSON value")
+
+
+def _is_unicode(body: Any) -> bool:
+    """Whether every string in a parsed body is Unicode text (a lone surrogate escape decodes to one that is not)."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def retry_after(seconds: float) -> str:
@@ -92,9 +116,21 @@ class Endpoint:
         if len(raw) > limit:
             raise ApiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
         try:
-            return json.loads(raw), raw
+            body = json.loads(raw, parse_constant=_not_a_number)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "invalid_request_error", f"There was an error parsing the body: {exc}") from exc
+        except RecursionError as exc:  # nesting deeper than the parser's stack
+            raise ApiError(
+                400, "invalid_request_error", "There was an error parsing the body: nested too deeply"
+            ) from exc
+        if b"\\u" in raw and SURROGATE_ESCAPE_RE.search(raw) and not _is_unicode(body):
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                "There was an error parsing the body: a string holds a lone surrogate (a \\uD800-\\uDFFF escape "
+                "outside a pair), which is not Unicode text",
+            )
+        return body, raw
 
     def _error_response(self, exc: ApiError, request_id: str) -> web.Response:
         headers = self._headers(request_id) | exc.headers

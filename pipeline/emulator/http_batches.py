@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .http_base import MAX_BATCH_BODY, Endpoint
+from .http_base import MAX_BATCH_BODY, Endpoint, page_limit
 from .validation import ApiError, validate_batch_create
 
 __all__ = ["BatchesEndpoint"]
@@ -44,12 +44,7 @@ class BatchesEndpoint(Endpoint):
 
     async def batch_list(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
-            try:
-                limit = int(request.query.get("limit", "20"))
-            except ValueError as exc:
-                raise ApiError(400, "invalid_request_error", "limit: Input should be a valid integer") from exc
-            if not 1 <= limit <= 1000:
-                raise ApiError(400, "invalid_request_error", "limit: Input should be between 1 and 1000")
+            limit = page_limit(request.query)
             now = self.state.clock.wall()
             batches, has_more = self.state.batches.page(
                 key,

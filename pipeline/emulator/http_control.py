@@ -27,7 +27,9 @@ class ControlEndpoint(Endpoint):
         entries = list(self.state.journal.entries)
         limit = request.query.get("limit")
         if limit is not None:
-            entries = entries[-int(limit) :]
+            if not limit.isascii() or not limit.isdigit():
+                return json_response({"error": f"limit must be a whole number, not {limit!r}"}, 400, {})
+            entries = entries[-int(limit) :] if int(limit) else []
         return json_response({"data": entries}, 200, {})
 
     async def control_reset(self, request: web.Request) -> web.Response:

@@ -29,6 +29,7 @@ from .engine import Generation, generate
 from .faults import FaultRule
 from .hashing import stable_hash
 from .http_base import ANSWER_FAULT_KINDS, BODY_HASH, MAX_MESSAGES_BODY, Endpoint, json_response
+from .http_guard import OPEN_STREAM
 from .streaming import encode_event, is_text_delta, message_events
 from .validation import ApiError, merge_output_format, validate_messages
 
@@ -245,6 +246,7 @@ class MessagesEndpoint(Endpoint):
         if not await self._first_token(call):
             return self._left(call)
         await response.prepare(request)
+        request[OPEN_STREAM] = response
         self.state.cache.publish(pending, self.state.clock.monotonic())
         try:
             for event in message_events(message):

@@ -32,6 +32,7 @@ class Journal:
     messages_billed: int = 0
     batches_created: int = 0
     early_retries: int = 0
+    crashes: int = 0  # unexpected exceptions answered as 500 by the crash guard: each one is a bug
     requests_total: int = 0
     _not_before: dict[tuple[str, int], float] = field(default_factory=dict)
 
@@ -43,7 +44,7 @@ class Journal:
         self.by_status.clear()
         self.by_endpoint.clear()
         self.tokens.clear()
-        self.messages_billed = self.batches_created = self.early_retries = self.requests_total = 0
+        self.messages_billed = self.batches_created = self.early_retries = self.requests_total = self.crashes = 0
         self._not_before.clear()
 
     def check_early(self, key: str, body_hash: int, now: float) -> bool:
@@ -82,5 +83,6 @@ class Journal:
             "messages_billed": self.messages_billed,
             "batches_created": self.batches_created,
             "early_retries": self.early_retries,
+            "crashes": self.crashes,
             "tokens": {k: self.tokens.get(k, 0) for k in ("input", "output", "cache_read", "cache_creation")},
         }

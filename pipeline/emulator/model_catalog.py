@@ -12,14 +12,13 @@ from typing import Any
 
 from ..model_spec import ALL_EFFORTS, ModelSpec
 from ..models import MODELS, get_model
+from .paging import page_limit
 from .validation import ApiError, invalid
 
 __all__ = ["LIFECYCLES", "model_info", "model_page", "retrieve_model"]
 
 LIFECYCLES = ("active", "deprecated", "retired")
 DEFAULT_LIFECYCLES = frozenset({"active", "deprecated"})  # `retired` only when asked for (SDK model_list_params.py)
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 1000
 THINKING_TYPES = ("adaptive", "between_tools", "disabled", "enabled")
 
 
@@ -87,18 +86,6 @@ def retrieve_model(model_id: str) -> dict[str, Any]:
     return model_info(spec)
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise invalid("limit: Input should be a valid integer") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise invalid(f"limit: Input should be between 1 and {MAX_LIMIT}")
-    return limit
-
-
 def _lifecycles(values: Sequence[str]) -> frozenset[str]:
     if not values:
         return DEFAULT_LIFECYCLES
@@ -112,7 +99,7 @@ def _lifecycles(values: Sequence[str]) -> frozenset[str]:
 
 def model_page(query: Mapping[str, str], lifecycle: Sequence[str]) -> dict[str, Any]:
     """`GET /v1/models`: newest first, filtered by lifecycle, one page after `after_id` or before `before_id`."""
-    limit = _limit(query.get("limit"))
+    limit = page_limit(query)
     wanted = _lifecycles(lifecycle)
     specs = sorted(
         (spec for spec in MODELS.values() if spec.lifecycle in wanted),

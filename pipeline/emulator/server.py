@@ -11,7 +11,7 @@ live by concept: `http_messages.py` (the Messages endpoint: answer, streaming, f
 (the Files API), `http_control.py` (the `/_emulator/*` control plane), over the shared plumbing of
 `http_base.py` (auth, version, error bodies, headers, journal entries). What they remember is one
 `EmulatorState` (`state.py`). Every response carries `request-id`; every error has the real body
-shape.
+shape, an unexpected exception included (`http_guard.py` answers it as the API's 500 `api_error`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .http_base import MAX_BATCH_BODY, Endpoint
 from .http_batches import BatchesEndpoint
 from .http_control import ControlEndpoint
 from .http_files import MULTIPART_OVERHEAD_BYTES, FilesEndpoint
+from .http_guard import crash_guard
 from .http_messages import MessagesEndpoint
 from .http_models import ModelsEndpoint
 from .state import EmulatorState
@@ -37,17 +38,18 @@ def build_app(state: EmulatorState) -> web.Application:
     control = ControlEndpoint(state)
     files = FilesEndpoint(state)
     body_limit = max(MAX_BATCH_BODY + 1024, state.files.max_file_bytes + MULTIPART_OVERHEAD_BYTES)
-    app = web.Application(client_max_size=body_limit)  # each route checks its own, smaller limit
+    # each route checks its own, smaller limit
+    app = web.Application(client_max_size=body_limit, middlewares=[crash_guard(state)])
     app.router.add_post("/v1/messages", messages.messages)
     app.router.add_post("/v1/messages/count_tokens", models.count_tokens)
     app.router.add_post("/v1/messages/batches", batches.batch_create)
     app.router.add_get("/v1/messages/batches", batches.batch_list)
-    app.router.add_get("/v1/messages/batches/{batch_id}", batches.batch_retrieve)
-    app.router.add_post("/v1/messages/batches/{batch_id}/cancel", batches.batch_cancel)
-    app.router.add_delete("/v1/messages/batches/{batch_id}", batches.batch_delete)
-    app.router.add_get("/v1/messages/batches/{batch_id}/results", batches.batch_results)
+    app.router.add_get("/v1/messages/batches/{batch_id:[^/]+}", batches.batch_retrieve)
+    app.router.add_post("/v1/messages/batches/{batch_id:[^/]+}/cancel", batches.batch_cancel)
+    app.router.add_delete("/v1/messages/batches/{batch_id:[^/]+}", batches.batch_delete)
+    app.router.add_get("/v1/messages/batches/{batch_id:[^/]+}/results", batches.batch_results)
     app.router.add_get("/v1/models", models.models_list)
-    app.router.add_get("/v1/models/{model_id}", models.models_get)
+    app.router.add_get("/v1/models/{model_id:[^/]+}", models.models_get)
     app.router.add_post("/v1/files", files.files_upload)
     app.router.add_get("/v1/files", files.files_list)
     app.router.add_get("/v1/files/{file_id}", files.files_retrieve)
@@ -58,5 +60,5 @@ def build_app(state: EmulatorState) -> web.Application:
     app.router.add_post("/_emulator/reset", control.control_reset)
     app.router.add_get("/_emulator/faults", control.control_faults_get)
     app.router.add_put("/_emulator/faults", control.control_faults_put)
-    app.router.add_route("*", "/{tail:.*}", Endpoint(state).not_found)
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", Endpoint(state).not_found)
     return app

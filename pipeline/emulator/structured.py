@@ -31,6 +31,7 @@ from .document import (
     stem_hits,
 )
 from .hashing import stable_hash
+from .schemas import local_defs
 
 __all__ = ["structured_text"]
 
@@ -39,6 +40,9 @@ DEFAULT_STRING_WORDS = 12
 DEFAULT_SUMMARY_WORDS = 40
 DEFAULT_LIST_ITEMS = 3
 ENUM_CACHE_SIZE = 256
+# Values one answer gets before its arrays shrink to `minItems` and its objects to their required properties:
+# nested arrays would otherwise multiply (two items per level), so the answer stays linear in the schema's size.
+VALUE_BUDGET = 500
 
 
 def structured_text(body: dict[str, Any], schema: dict[str, Any], seed: int) -> str:
@@ -46,6 +50,11 @@ def structured_text(body: dict[str, Any], schema: dict[str, Any], seed: int) -> 
     doc = analyse(document_text(body))
     filler = _Filler(doc, instructions_text(body), schema, seed)
     return json.dumps(filler.fill(schema, "root"), ensure_ascii=False)
+
+
+def _is_primitive(value: Any) -> bool:
+    """A string, number, boolean or null: a value that can name a choice (and key a dict)."""
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _enum_descriptions(schema: dict[str, Any], values: list[Any]) -> dict[Any, str]:
@@ -90,14 +99,16 @@ class _Filler:
     def __init__(self, doc: Doc, instructions: str, root: dict[str, Any], seed: int) -> None:
         self.doc = doc
         self.instructions = instructions
-        self.defs = root.get("$defs") or {}
+        self.defs = local_defs(root)  # validation has refused recursive, external and unresolvable refs
         self.seed = seed
         self.last_margin = 0.5
         self.strings_used = 0
+        self.budget = VALUE_BUDGET
 
     def fill(self, schema: dict[str, Any], name: str) -> Any:
+        self.budget -= 1
         if "$ref" in schema:
-            return self.fill(self.defs[schema["$ref"].removeprefix("#/$defs/")], name)
+            return self.fill(self.defs[schema["$ref"]], name)
         if "const" in schema:
             return schema["const"]
         if "enum" in schema:
@@ -107,7 +118,7 @@ class _Filler:
             return value
         if "anyOf" in schema:
             variants = schema["anyOf"]
-            consts = [v for v in variants if isinstance(v, dict) and "const" in v]
+            consts = [v for v in variants if isinstance(v, dict) and _is_primitive(v.get("const", ()))]
             if consts and len(consts) == len(variants):
                 values = [v["const"] for v in consts]
                 descriptions = {v["const"]: str(v.get("description", "")) for v in consts}
@@ -126,7 +137,8 @@ class _Filler:
         description = str(schema.get("description", ""))
         if kind == "object":
             properties = schema.get("properties") or {}
-            return {key: self.fill(sub, key) for key, sub in properties.items()}
+            required = schema.get("required") or ()
+            return {key: self.fill(sub, key) for key, sub in properties.items() if self.budget > 0 or key in required}
         if kind == "array":
             return self._array(schema, name, description)
         if kind == "string":
@@ -142,12 +154,12 @@ class _Filler:
         items = schema.get("items") or {"type": "string"}
         asked = ITEMS_RE.search(description)  # "At most 3 items." is how docpipe's jobs say it
         count = int(asked.group(1)) if asked else length_limit(description, default_words=DEFAULT_LIST_ITEMS)[0]
-        count = max(int(schema.get("minItems", 0)), min(count, 10))
+        count = max(int(schema.get("minItems", 0)), min(count, 10) if self.budget > 0 else 0)
         if items.get("type") == "string" and "enum" not in items and "format" not in items:
             limit, unit = length_limit(str(items.get("description", "")), default_words=DEFAULT_STRING_WORDS + 8)
             sentences = self.doc.sentences[:count] or ("(empty document)",)
             return [extract(analyse(s), limit, unit) for s in sentences]
-        return [self.fill(items, name) for _ in range(max(1, min(count, 2)))]
+        return [self.fill(items, name) for _ in range(min(count, 2) if self.budget <= 0 else max(1, min(count, 2)))]
 
     def _string(self, schema: dict[str, Any], name: str, description: str) -> str:
         fmt = schema.get("format")

@@ -163,7 +163,7 @@ def _check_blocks(content: Any, where: str, role: str, context: _Context) -> Non
         if not isinstance(block, dict):
             raise invalid(f"{at}: Input should be a valid dictionary")
         kind = block.get("type")
-        if kind not in INPUT_BLOCK_TYPES:
+        if not isinstance(kind, str) or kind not in INPUT_BLOCK_TYPES:
             raise invalid(f"{at}.type: Input tag '{kind}' found using 'type' does not match any of the expected tags")
         if context.version == "2026-10-21":
             if kind == "document" and role == "assistant":

@@ -9,10 +9,7 @@ server turns into the real error body `{"type": "error", "error": {"type": ..., 
 "request_id": ...}`. Messages follow the real API's wording where it is known
 (`temperature: Extra inputs are not permitted`, `model: <id>` for an unknown model).
 
-Structured-output schemas are checked here against the subset the API accepts. The SDK's own
-`transform_schema` is the best public statement of that subset: what it moves into a description
-(numeric ranges, string lengths, `maxItems`, `minItems` above 1, unknown string formats) is what
-the API refuses, and every object must say `additionalProperties: false`.
+Structured-output schemas are checked against the subset the API accepts in `schemas.py`.
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ from typing import Any
 from ..models import ModelSpec, get_model
 from .api_errors import ApiError, invalid
 from .model_rules import model_rule_violation
+from .schemas import check_output_schema
 from .tokens import count_request_tokens
 from .validate_cache import MAX_CACHE_BREAKPOINTS, check_cache_markers
 from .validate_content import check_messages, check_system
@@ -65,16 +63,6 @@ COUNT_TOKENS_FIELDS = frozenset(
         "output_format", "speed",
     }
 )  # fmt: skip
-SCHEMA_KEYS = frozenset(
-    {
-        "type", "properties", "required", "additionalProperties", "items", "enum", "const", "anyOf", "allOf",
-        "$ref", "$defs", "description", "title", "format", "minItems", "default",
-    }
-)  # fmt: skip
-STRING_FORMATS = frozenset(
-    {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid", "text"}
-)
-SCHEMA_TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
 
 
 def _check_fields(body: dict[str, Any], allowed: frozenset[str], version: str) -> None:
@@ -96,56 +84,6 @@ def _check_model(body: dict[str, Any]) -> ModelSpec:
     return spec
 
 
-def _check_schema(schema: Any, where: str, defs: dict[str, Any]) -> None:
-    if not isinstance(schema, dict):
-        raise invalid(f"{where}: Input should be a valid dictionary")
-    for key in schema:
-        if key not in SCHEMA_KEYS:
-            raise invalid(f"{where}: the JSON schema keyword '{key}' is not supported in structured outputs")
-    if "$ref" in schema:
-        ref = schema["$ref"]
-        if not isinstance(ref, str) or not ref.startswith("#/$defs/") or ref.removeprefix("#/$defs/") not in defs:
-            raise invalid(f"{where}.$ref: unresolvable reference {ref!r}")
-        return
-    for variant_key in ("anyOf", "allOf"):
-        if variant_key in schema:
-            variants = schema[variant_key]
-            if not isinstance(variants, list) or not variants:
-                raise invalid(f"{where}.{variant_key}: Input should be a non-empty list")
-            for index, variant in enumerate(variants):
-                _check_schema(variant, f"{where}.{variant_key}.{index}", defs)
-    if "enum" in schema:
-        enum = schema["enum"]
-        if not isinstance(enum, list) or not enum:
-            raise invalid(f"{where}.enum: Input should be a non-empty list")
-        return
-    if "const" in schema or "anyOf" in schema or "allOf" in schema:
-        return
-    kind = schema.get("type")
-    if kind not in SCHEMA_TYPES:
-        raise invalid(f"{where}.type: Input should be one of {', '.join(sorted(SCHEMA_TYPES))}")
-    if kind == "object":
-        if schema.get("additionalProperties") is not False:
-            raise invalid(f"{where}: For 'object' type, 'additionalProperties' must be explicitly set to false")
-        properties = schema.get("properties", {})
-        if not isinstance(properties, dict):
-            raise invalid(f"{where}.properties: Input should be a valid dictionary")
-        for name, sub in properties.items():
-            _check_schema(sub, f"{where}.properties.{name}", defs)
-        required = schema.get("required", [])
-        if not isinstance(required, list) or any(name not in properties for name in required):
-            raise invalid(f"{where}.required: every required property must be defined in 'properties'")
-    elif kind == "array":
-        if "items" in schema:
-            _check_schema(schema["items"], f"{where}.items", defs)
-        if schema.get("minItems", 0) not in (0, 1):
-            raise invalid(f"{where}.minItems: only 0 and 1 are supported")
-    elif kind == "string":
-        fmt = schema.get("format")
-        if fmt is not None and fmt not in STRING_FORMATS:
-            raise invalid(f"{where}.format: string format '{fmt}' is not supported")
-
-
 def _check_output_config(config: Any) -> None:
     if not isinstance(config, dict):
         raise invalid("output_config: Input should be a valid dictionary")
@@ -159,15 +97,7 @@ def _check_output_config(config: Any) -> None:
         return
     if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
         raise invalid("output_config.format.type: Input should be 'json_schema'")
-    schema = fmt.get("schema")
-    if not isinstance(schema, dict):
-        raise invalid("output_config.format.schema: Field required")
-    defs = schema.get("$defs") or {}
-    if not isinstance(defs, dict):
-        raise invalid("output_config.format.schema.$defs: Input should be a valid dictionary")
-    for name, sub in defs.items():
-        _check_schema(sub, f"output_config.format.schema.$defs.{name}", defs)
-    _check_schema({k: v for k, v in schema.items() if k != "$defs"}, "output_config.format.schema", defs)
+    check_output_schema(fmt.get("schema"), "output_config.format.schema")
 
 
 def _check_prompt(body: dict[str, Any], spec: ModelSpec, version: str, *, seed: int, max_tokens: int | None) -> None:
