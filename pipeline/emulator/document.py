@@ -31,6 +31,7 @@ __all__ = [
     "instructions_text",
     "keywords",
     "length_limit",
+    "one_sentence",
     "stem_hits",
 ]
 
@@ -133,11 +134,12 @@ class Doc:
     most answers need only the sentences of most texts they analyse.
     """
 
-    __slots__ = ("_stems", "_words", "sentences", "text")
+    __slots__ = ("_stems", "_words", "sentences", "split", "text")
 
-    def __init__(self, text: str, sentences: tuple[str, ...]) -> None:
+    def __init__(self, text: str, sentences: tuple[str, ...], *, split: bool = True) -> None:
         self.text = text
         self.sentences = sentences
+        self.split = split  # False when no piece of the text read as a sentence and the whole is taken
         self._words: Mapping[str, int] | None = None
         self._stems: Mapping[str, int] | None = None
 
@@ -176,8 +178,15 @@ def analyse(text: str) -> Doc:
             if _ASCII_LETTER_RE.search(sentence) if sentence.isascii() else any(c.isalpha() for c in sentence):
                 sentences.append(sentence)
     if not sentences and text.strip():
-        sentences = [" ".join(text.split())]
+        return Doc(text, (" ".join(text.split()),), split=False)
     return Doc(text, tuple(sentences))
+
+
+def one_sentence(doc: Doc, sentence: str) -> Doc:
+    """`analyse(sentence)` for one of `doc`'s sentences, without reading it again where that is known: a
+    sentence split from its text has its whitespace collapsed and nothing in it splits further, so its
+    analysis is the sentence alone. (The whole text taken as one sentence may split: read it.)"""
+    return Doc(sentence, (sentence,)) if doc.split else analyse(sentence)
 
 
 @lru_cache(maxsize=KEYWORDS_CACHE_SIZE)
@@ -193,14 +202,20 @@ def stem_hits(doc: Doc, focus: Set[str]) -> float:
     """How often the document uses the keywords (a stem stands in for a long word), five at most each."""
     words, stems = doc.words, None
     score = 0.0
-    for keyword in focus:
+    for keyword, stem in _lookups(focus if isinstance(focus, frozenset) else frozenset(focus)):
         hits = words.get(keyword, 0)
-        if not hits and len(keyword) > STEM_CHARS:
+        if not hits and stem is not None:
             if stems is None:
                 stems = doc.stems
-            hits = stems.get(keyword[:STEM_CHARS], 0)
+            hits = stems.get(stem, 0)
         score += hits if hits < 5 else 5
     return score
+
+
+@lru_cache(maxsize=KEYWORDS_CACHE_SIZE)
+def _lookups(focus: frozenset[str]) -> tuple[tuple[str, str | None], ...]:
+    """Each keyword with the stem that stands in for it (a keyword longer than STEM_CHARS), once per keyword set."""
+    return tuple((keyword, keyword[:STEM_CHARS] if len(keyword) > STEM_CHARS else None) for keyword in focus)
 
 
 def length_limit(*texts: str, default_words: int) -> tuple[int, str]:

@@ -37,9 +37,9 @@ class Generation:
     thinking_tokens: int
 
 
-def _plain_text(body: dict[str, Any]) -> str:
-    doc = analyse(document_text(body))
-    limit, unit = length_limit(instructions_text(body), document_text(body)[:500], default_words=0)
+def _plain_text(body: dict[str, Any], document: str) -> str:
+    doc = analyse(document)
+    limit, unit = length_limit(instructions_text(body), document[:500], default_words=0)
     if limit == 0:
         limit, unit = DEFAULT_TEXT_SENTENCES, "sentences"
     text = extract(doc, limit, unit)
@@ -86,13 +86,17 @@ def generate(body: dict[str, Any], spec: ModelSpec, seed: int) -> Generation:
         return Generation([], "max_tokens", None, 0, 0)
     config = body.get("output_config") or {}
     fmt = config.get("format") if isinstance(config, dict) else None
-    text = structured_text(body, fmt["schema"], seed) if isinstance(fmt, dict) else _plain_text(body)
+    document = document_text(body)
+    if isinstance(fmt, dict):
+        text = structured_text(body, document, fmt["schema"], seed)
+    else:
+        text = _plain_text(body, document)
     content: list[dict[str, Any]] = []
     budget = max_tokens
     thinking_tokens = 0
     thinking = body.get("thinking") or {}
     if _thinks(thinking, spec):
-        words = len(document_text(body).split())
+        words = len(document.split())
         thought = f"The request asks for a response about a document of about {words} words. I will answer from it."
         thinking_tokens = min(budget, count_text_tokens(thought) + 8)
         shown = "" if _omits_text(thinking, spec) else thought

@@ -21,13 +21,13 @@ from .document import (
     URL_RE,
     Doc,
     analyse,
-    document_text,
     extract,
     find_date,
     find_number,
     instructions_text,
     keywords,
     length_limit,
+    one_sentence,
     stem_hits,
 )
 from .hashing import stable_hash
@@ -45,9 +45,9 @@ ENUM_CACHE_SIZE = 256
 VALUE_BUDGET = 500
 
 
-def structured_text(body: dict[str, Any], schema: dict[str, Any], seed: int) -> str:
-    """The JSON text of a value for `schema`, drawn from the request's document."""
-    doc = analyse(document_text(body))
+def structured_text(body: dict[str, Any], document: str, schema: dict[str, Any], seed: int) -> str:
+    """The JSON text of a value for `schema`, drawn from the request's document (`document_text(body)`)."""
+    doc = analyse(document)
     filler = _Filler(doc, instructions_text(body), schema, seed)
     return json.dumps(filler.fill(schema, "root"), ensure_ascii=False)
 
@@ -77,12 +77,13 @@ def _described_values(description: str, names: tuple[str, ...]) -> tuple[tuple[s
 
 def _choose(values: list[Any], descriptions: dict[Any, str], doc: Doc) -> tuple[Any, float]:
     """The value whose name and description best overlap the document, and a 0..1 margin."""
-    scores = []
-    for value in values:
-        name_words = keywords(str(value))
-        desc_words = keywords(descriptions.get(value, "")) - name_words
-        raw = 3 * stem_hits(doc, name_words) + stem_hits(doc, desc_words)
-        scores.append(raw / math.sqrt(1 + len(name_words) + len(desc_words)))
+    if all(map(_is_primitive, values)):
+        terms = _choice_terms(tuple(values), tuple(descriptions.get(value, "") for value in values))
+    else:  # object consts (in `anyOf`): nothing to cache them by
+        terms = _terms([str(value) for value in values], [descriptions.get(value, "") for value in values])
+    scores = [
+        (3 * stem_hits(doc, name_words) + stem_hits(doc, desc_words)) / norm for name_words, desc_words, norm in terms
+    ]
     best = max(range(len(values)), key=lambda i: (scores[i], -i))
     if scores[best] == 0:
         fallback = next((i for i, v in enumerate(values) if str(v).lower() in ("other", "unknown", "none")), None)
@@ -91,6 +92,25 @@ def _choose(values: list[Any], descriptions: dict[Any, str], doc: Doc) -> tuple[
     ranked = sorted(scores, reverse=True)
     margin = (ranked[0] - ranked[1]) / ranked[0] if len(ranked) > 1 and ranked[0] > 0 else 0.5
     return values[best], margin
+
+
+@lru_cache(maxsize=ENUM_CACHE_SIZE)
+def _choice_terms(values: tuple[Any, ...], descriptions: tuple[str, ...]) -> list[_Terms]:
+    """`_terms` of an enum of primitive values (a job's enum is the same in every request: cached)."""
+    return _terms([str(value) for value in values], list(descriptions))
+
+
+_Terms = tuple[frozenset[str], frozenset[str], float]
+
+
+def _terms(names: list[str], descriptions: list[str]) -> list[_Terms]:
+    """Per value: the keywords of its name, those of its description not in the name, and the score's norm."""
+    terms = []
+    for name, description in zip(names, descriptions, strict=True):
+        name_words = keywords(name)
+        desc_words = keywords(description) - name_words
+        terms.append((name_words, desc_words, math.sqrt(1 + len(name_words) + len(desc_words))))
+    return terms
 
 
 class _Filler:
@@ -158,7 +178,7 @@ class _Filler:
         if items.get("type") == "string" and "enum" not in items and "format" not in items:
             limit, unit = length_limit(str(items.get("description", "")), default_words=DEFAULT_STRING_WORDS + 8)
             sentences = self.doc.sentences[:count] or ("(empty document)",)
-            return [extract(analyse(s), limit, unit) for s in sentences]
+            return [extract(one_sentence(self.doc, s), limit, unit) for s in sentences]
         return [self.fill(items, name) for _ in range(min(count, 2) if self.budget <= 0 else max(1, min(count, 2)))]
 
     def _string(self, schema: dict[str, Any], name: str, description: str) -> str:
