@@ -21,10 +21,10 @@ publishes, and leaves no entry.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from .canonical import canonical_json
 from .tokens import render_prefix_parts
 
 __all__ = ["CacheUsage", "PendingWrite", "PromptCache"]
@@ -86,7 +86,7 @@ class PromptCache:
             block = part.block
             if isinstance(block, dict) and "cache_control" in block:
                 block = {k: v for k, v in block.items() if k != "cache_control"}
-            hasher.update(json.dumps(block, sort_keys=True, default=str).encode("utf-8"))
+            hasher.update(canonical_json(block).encode("utf-8"))
             prefix_tokens += part.tokens
             if index in wanted:
                 control = part.cache_control or automatic or {}

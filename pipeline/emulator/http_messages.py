@@ -27,7 +27,7 @@ from .bodies import message_json, usage_json
 from .caching import CacheUsage, PendingWrite
 from .engine import Generation, generate
 from .faults import FaultRule
-from .hashing import stable_hash
+from .hashing import bytes_hash
 from .http_base import ANSWER_FAULT_KINDS, BODY_HASH, MAX_MESSAGES_BODY, Endpoint, json_response
 from .http_guard import OPEN_STREAM
 from .streaming import encode_event, is_text_delta, message_events
@@ -90,7 +90,7 @@ class MessagesEndpoint(Endpoint):
     def _arrive(self, call: _Exchange, key: str, body: Any, raw: bytes) -> None:
         """Count the body's arrival, note an early retry, and draw the fault rule that fires, if any."""
         state = self.state
-        call.body_hash = body_hash = stable_hash(raw)
+        call.body_hash = body_hash = bytes_hash(raw)
         call.request[BODY_HASH] = body_hash
         occurrence = state.seen.get(body_hash, 0)
         state.seen[body_hash] = occurrence + 1

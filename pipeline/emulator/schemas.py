@@ -17,10 +17,12 @@ Pure functions over the parsed body; every check raises `ApiError` through `inva
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
 from .api_errors import invalid
+from .canonical import canonical_json
 
 __all__ = ["DEF_PREFIXES", "SCHEMA_KEYS", "SCHEMA_TYPES", "STRING_FORMATS", "check_output_schema", "local_defs"]
 
@@ -43,6 +45,8 @@ MAX_SCHEMA_DEPTH = 64
 MAX_EXPANDED_NODES = 10_000
 # "Schema complexity limits" > "Explicit limits" on the same docs page, per request:
 MAX_UNION_PARAMS = 16  # "Total parameters that use `anyOf` or type arrays (for example, `"type": ["string", "null"]`)"
+VALID_SCHEMAS_KEPT = 256  # schemas found valid, by canonical text (each job sends one)
+_VALID: OrderedDict[tuple[str, str], None] = OrderedDict()
 MAX_OPTIONAL_PARAMS = 24  # "Each parameter not listed in `required` counts toward this limit."
 
 
@@ -57,9 +61,24 @@ def local_defs(root: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_output_schema(schema: Any, where: str) -> None:
-    """Refuse a structured-output schema outside the supported subset, naming the keyword at fault."""
+    """Refuse a structured-output schema outside the supported subset, naming the keyword at fault.
+
+    A schema found valid is remembered by its canonical text: a job sends the same schema with every
+    document, and checking it costs more than the rest of a request's validation.
+    """
     if not isinstance(schema, dict):
         raise invalid(f"{where}: Field required")
+    text = canonical_json(schema)
+    if (where, text) in _VALID:
+        _VALID.move_to_end((where, text))
+        return
+    _check_schema(schema, where)
+    _VALID[(where, text)] = None
+    if len(_VALID) > VALID_SCHEMAS_KEPT:
+        _VALID.popitem(last=False)
+
+
+def _check_schema(schema: dict[str, Any], where: str) -> None:
     for key in DEF_KEYS:
         if key in schema and not isinstance(schema[key], dict):
             raise invalid(f"{where}.{key}: Input should be a valid dictionary")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+from .canonical import canonical_json
 from .pdf import PdfError, read_base64_pdf
 
 __all__ = ["PromptPart", "count_request_tokens", "count_text_tokens", "pdf_tokens", "render_prefix_parts"]
@@ -91,7 +92,7 @@ def render_prefix_parts(body: dict[str, Any]) -> list[PromptPart]:
     config = body.get("output_config")
     fmt = config.get("format") if isinstance(config, dict) else None
     if isinstance(fmt, dict):
-        parts.append(PromptPart(count_text_tokens(json.dumps(fmt, sort_keys=True)), None, fmt))
+        parts.append(PromptPart(count_text_tokens(canonical_json(fmt)), None, fmt))
     system = body.get("system")
     if isinstance(system, str):
         parts.append(PromptPart(count_text_tokens(system), None, system))
