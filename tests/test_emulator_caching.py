@@ -157,3 +157,15 @@ def test_entries_expire_after_their_ttl(emulator: Emulator, client: anthropic.An
     past = client.messages.create(model=MODEL, max_tokens=0, system=marked(INSTRUCTIONS), messages=user("x"))
     written = first.usage.cache_creation_input_tokens
     assert [(written, 0), (0, written), (written, 0)] == [cache_split(m.usage) for m in (first, within, past)]
+
+
+def test_an_alias_and_its_dated_id_share_cache_entries(client: anthropic.Anthropic) -> None:
+    """Entries belong to the model: written by `claude-haiku-4-5`, read by `claude-haiku-4-5-20251001`."""
+    system = marked(INSTRUCTIONS * 6)  # over Haiku 4.5's 4,096-token minimum
+    first = client.messages.create(model="claude-haiku-4-5", max_tokens=20, system=system, messages=user("A."))
+    second = client.messages.create(
+        model="claude-haiku-4-5-20251001", max_tokens=20, system=system, messages=user("B.")
+    )
+    written = first.usage.cache_creation_input_tokens
+    assert written >= MODELS["claude-haiku-4-5-20251001"].cache_min_tokens
+    assert (0, written) == cache_split(second.usage)

@@ -24,6 +24,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from ..model_spec import ModelSpec
 from .canonical import canonical_json
 from .tokens import render_prefix_parts
 
@@ -83,7 +84,9 @@ class PromptCache:
         prefix_tokens = 0
         wanted = set(marks)
         for index, part in enumerate(parts):
-            block = part.block
+            # The first part stands for the request's framing and names the model as the request spelled
+            # it; entries are kept per model already, so the name an alias gave is left out of the prefix.
+            block = part.block if index else None
             if isinstance(block, dict) and "cache_control" in block:
                 block = {k: v for k, v in block.items() if k != "cache_control"}
             hasher.update(canonical_json(block).encode("utf-8"))
@@ -98,10 +101,14 @@ class PromptCache:
         return breakpoints, total
 
     def account(
-        self, body: dict[str, Any], key_id: str, min_tokens: int, now: float
+        self, body: dict[str, Any], key_id: str, spec: ModelSpec, now: float
     ) -> tuple[CacheUsage, PendingWrite]:
-        """Split the prompt's tokens against the entries readable at `now`; nothing is written yet."""
-        model = str(body.get("model"))
+        """Split the prompt's tokens against the entries readable at `now`; nothing is written yet.
+
+        Entries belong to the model, not to the name the request gave it: an alias and its dated
+        id share them.
+        """
+        model, min_tokens = spec.id, spec.cache_min_tokens
         breakpoints, total = self._breakpoints(body, min_tokens)
         read = 0
         for point in breakpoints:

@@ -182,7 +182,7 @@ class MessagesEndpoint(Endpoint):
         """
         state = self.state
         now = time.monotonic()
-        usage_split, pending = state.cache.account(body, key, spec.cache_min_tokens, state.clock.monotonic())
+        usage_split, pending = state.cache.account(body, key, spec, state.clock.monotonic())
         reserve = int(body["max_tokens"])
         wait_s = state.limiter.admit(key, usage_split.input_tokens + usage_split.cache_creation_tokens, reserve, now)
         if wait_s > 0:
