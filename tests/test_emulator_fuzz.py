@@ -380,6 +380,79 @@ def batch_id(http: httpx2.Client) -> str:
     return str(response.json()["id"])
 
 
+@pytest.fixture(scope="module")
+def file_id(http: httpx2.Client) -> str:
+    """A real uploaded file (it is deleted by the path-id test at some point, which is one more case)."""
+    headers = {k: v for k, v in HEADERS.items() if k != "content-type"}
+    response = http.post("/v1/files", files={"file": ("a.txt", b"Hello.", "text/plain")}, headers=headers)
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+FILENAMES = st.one_of(ODD_TEXT, st.sampled_from(["a.pdf", "../x.txt", "a/b.png", "CON", "a\\b", "<x>.txt"]))
+MEDIA_TYPES = st.one_of(
+    st.sampled_from(["application/pdf", "text/plain", "image/png", "image/jpeg", "application/octet-stream", ""]),
+    st.text(max_size=20),
+)
+UPLOAD_BYTES = st.one_of(
+    st.binary(max_size=200), st.sampled_from([b"%PDF-1.4\n%%EOF\n", b"\x89PNG\r\n\x1a\n" + b"\0" * 20, b""])
+)
+
+
+@settings(FUZZ, max_examples=40)
+@given(
+    filename=FILENAMES,
+    media_type=MEDIA_TYPES,
+    data=UPLOAD_BYTES,
+    field=st.sampled_from(["file", "files", "upload"]),
+    extra=st.dictionaries(ODD_TEXT, ODD_TEXT, max_size=2),
+)
+def test_file_uploads_answer_any_form_with_a_documented_status(
+    http: httpx2.Client, filename: str, media_type: str, data: bytes, field: str, extra: dict[str, str]
+) -> None:
+    """POST /v1/files: odd names, media types, bytes, form fields; an upload made is then used in a request."""
+    headers = {k: v for k, v in HEADERS.items() if k != "content-type"}
+    safe_name = filename.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    safe_extra = {_wire(key): _wire(value) for key, value in extra.items()}
+    try:
+        response = http.post(
+            "/v1/files", files={field: (safe_name, data, media_type or None)}, data=safe_extra, headers=headers
+        )
+    except (UnicodeEncodeError, ValueError):
+        return  # the client cannot put this name or type on the wire
+    check_answer(response)
+    if response.status_code == 200:
+        kind = "image" if response.json()["mime_type"].startswith("image/") else "document"
+        block = {"type": kind, "source": {"type": "file", "file_id": response.json()["id"]}}
+        body = {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": [block]}]}
+        check_answer(http.post("/v1/messages", content=_encode(body), headers=HEADERS))
+
+
+def _wire(text: str) -> str:
+    """Text as a form can carry it: a lone surrogate replaced."""
+    return text.encode("utf-8", "replace").decode()
+
+
+@settings(FUZZ, max_examples=40)
+@given(raw=RAW_BODIES, content_type=st.sampled_from(["application/json", "multipart/form-data", "text/plain", ""]))
+def test_file_uploads_that_are_not_forms_get_a_documented_status(
+    http: httpx2.Client, raw: bytes, content_type: str
+) -> None:
+    """A body that is no multipart form (or claims to be one without a boundary) gets a 400, not a crash."""
+    headers = {k: v for k, v in HEADERS.items() if k != "content-type"} | {"content-type": content_type}
+    check_answer(http.post("/v1/files", content=raw, headers=headers))
+
+
+@FUZZ
+@given(file_id=st.one_of(ODD_TEXT, PRIMITIVES), kind=st.sampled_from(["document", "image"]))
+def test_file_references_answer_any_id_with_a_documented_status(http: httpx2.Client, file_id: Any, kind: str) -> None:
+    """A `file` source naming any id (or no string at all) in Messages and count_tokens gets an API answer."""
+    block = {"type": kind, "source": {"type": "file", "file_id": file_id}}
+    body = {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": [block]}]}
+    check_answer(http.post("/v1/messages", content=_encode(body), headers=HEADERS))
+    check_answer(http.post("/v1/messages/count_tokens", content=_encode(_for_count_tokens(body)), headers=HEADERS))
+
+
 @FUZZ
 @given(body=st.one_of(VALID_MESSAGE_BODIES, MESSAGE_BODIES, ANY_JSON))
 @example(body={"\ud800": None})  # found: a lone surrogate echoed in the error message could not be encoded
@@ -435,12 +508,12 @@ def test_bodies_that_are_not_json_get_a_documented_status(http: httpx2.Client, r
 
 
 @FUZZ
-@given(path=st.sampled_from(["/v1/models", "/v1/messages/batches"]), query=QUERIES)
+@given(path=st.sampled_from(["/v1/models", "/v1/messages/batches", "/v1/files"]), query=QUERIES)
 @example(path="/v1/models", query=[("limit", "abc")])  # found: int() of the limit raised
 def test_list_endpoints_answer_any_query_with_a_documented_status(
     http: httpx2.Client, path: str, query: list[tuple[str, str]]
 ) -> None:
-    """GET /v1/models and /v1/messages/batches: any query string gets an API answer."""
+    """GET /v1/models, /v1/messages/batches and /v1/files: any query string gets an API answer."""
     check_answer(http.get(f"{path}?{urllib.parse.urlencode(query)}", headers=HEADERS))
 
 
@@ -453,17 +526,21 @@ def test_list_endpoints_answer_any_query_with_a_documented_status(
             ("POST", "/v1/messages/batches/{}/cancel"),
             ("DELETE", "/v1/messages/batches/{}"),
             ("GET", "/v1/messages/batches/{}/results"),
+            ("GET", "/v1/files/{}"),
+            ("GET", "/v1/files/{}/content"),
+            ("DELETE", "/v1/files/{}"),
         ]
     ),
-    path_id=st.one_of(PATH_IDS, st.just("<batch>")),
+    path_id=st.one_of(PATH_IDS, st.just("<batch>"), st.just("<file>")),
 )
 @example(template=("GET", "/v1/models/{}"), path_id="\n{")  # found: no route took it, aiohttp answered in plain text
 def test_path_ids_get_a_documented_status(
-    http: httpx2.Client, batch_id: str, template: tuple[str, str], path_id: str
+    http: httpx2.Client, batch_id: str, file_id: str, template: tuple[str, str], path_id: str
 ) -> None:
-    """Retrieve, cancel, delete, results and model lookups: any id in the path gets an API answer."""
+    """Retrieve, cancel, delete, results, model and file lookups: any id in the path gets an API answer."""
     method, path = template
-    quoted = batch_id if path_id == "<batch>" else urllib.parse.quote(path_id.encode("utf-8", "surrogatepass"), safe="")
+    known = {"<batch>": batch_id, "<file>": file_id}
+    quoted = known.get(path_id) or urllib.parse.quote(path_id.encode("utf-8", "surrogatepass"), safe="")
     response = http.request(method, path.format(quoted), headers=HEADERS)
     check_answer(response, non_json_ok="application/x-jsonl")
 
@@ -478,6 +555,7 @@ def test_path_ids_get_a_documented_status(
             ("GET", "/v1/models"),
             ("GET", "/v1/messages/batches"),
             ("GET", "/v1/models/claude-haiku-4-5"),
+            ("GET", "/v1/files"),
         ]
     ),
 )
