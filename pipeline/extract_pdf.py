@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import io
 import logging
-import struct
 import threading
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .errors import ExtractionError
 from .extract import CONTROL_CHARS, NEWLINES, PASSWORD_REQUIRED, Fail, reason
+from .pdf_failures import PDF_PARSE_FAILURES
 
 __all__ = ["pdf_text", "quiet_pypdf"]
 
@@ -28,20 +27,6 @@ PDF_HEADER_WINDOW = 1024
 PYPDF_LOGGER = "pypdf"
 QUIET_LEVEL = logging.ERROR
 
-# pypdf raises a wide range of exception types on malformed files; each of them means "corrupt".
-_PDF_FAILURES: tuple[type[BaseException], ...] = (
-    ArithmeticError,
-    AssertionError,
-    AttributeError,
-    IndexError,
-    KeyError,
-    OSError,
-    RecursionError,
-    TypeError,
-    ValueError,
-    struct.error,
-    zlib.error,
-)
 
 
 class _LoggerQuieting:
@@ -87,7 +72,7 @@ def _pdf_text(data: bytes, fail: Fail) -> tuple[str, int]:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
-    failures: tuple[type[BaseException], ...] = (PyPdfError, *_PDF_FAILURES)
+    failures: tuple[type[BaseException], ...] = (PyPdfError, *PDF_PARSE_FAILURES)
 
     def missing_dependency(exc: DependencyError) -> ExtractionError:
         if "AES" in str(exc):  # pypdf needs `cryptography` for AES, even to try the empty password

@@ -18,11 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import struct
 import threading
-import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
+
+from ..pdf_failures import PDF_PARSE_FAILURES
 
 __all__ = [
     "MAX_PDF_PAGES",
@@ -41,20 +41,6 @@ ENCRYPTED = "The PDF specified is encrypted or password-protected, which is not 
 CACHE_ENTRIES = 64
 CACHE_CHARS = 128 * 1024 * 1024  # base64 text held as keys, at most
 
-# pypdf raises a wide range of exception types on malformed files; each of them means "corrupt".
-_PARSE_FAILURES: tuple[type[BaseException], ...] = (
-    ArithmeticError,
-    AssertionError,
-    AttributeError,
-    IndexError,
-    KeyError,
-    OSError,
-    RecursionError,
-    TypeError,
-    ValueError,
-    struct.error,
-    zlib.error,
-)
 
 
 class PdfError(Exception):
@@ -104,7 +90,7 @@ def _parse(raw: bytes) -> PdfPages:
     import pypdf  # paid by the first PDF, not by the emulator's import
     from pypdf.errors import DependencyError, PyPdfError
 
-    failures: tuple[type[BaseException], ...] = (PyPdfError, *_PARSE_FAILURES)
+    failures: tuple[type[BaseException], ...] = (PyPdfError, *PDF_PARSE_FAILURES)
     try:
         reader = pypdf.PdfReader(io.BytesIO(raw))
         if reader.is_encrypted:

@@ -79,7 +79,7 @@ def check_sampling(body: dict[str, Any]) -> None:
 
 
 def check_metadata(metadata: Any) -> None:
-    """`metadata` holds only `user_id`, a string (or null) of at most 256 characters."""
+    """`metadata` holds only `user_id`, a string (or null) of at most MAX_USER_ID_CHARS characters."""
     if metadata is None:
         return
     if not isinstance(metadata, dict):
