@@ -260,6 +260,14 @@ def _model(table: dict[str, Any], path: Path | None) -> tuple[str, ModelSpec, in
     if spec is None:
         known = ", ".join(sorted([*MODELS, *ALIASES]))
         raise JobError(f"unknown model {model!r}; known models: {known}", path=path, key="job.model")
+    if spec.lifecycle == "retired":
+        served = ", ".join(sorted(m.id for m in MODELS.values() if m.lifecycle != "retired" and m.line == spec.line))
+        raise JobError(
+            f"model {model!r} is retired{f' since {spec.retires_at}' if spec.retires_at else ''} and answers every "
+            f"request with an error; choose a served model (the {spec.line} line: {served})",
+            path=path,
+            key="job.model",
+        )
     max_tokens = _positive_int(table, "max_tokens", "job.", path) or DEFAULT_MAX_TOKENS
     if max_tokens > spec.max_output_tokens:
         raise JobError(
@@ -368,6 +376,13 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
     timeout_s = _timeout_s(table, path)
     schema_retries = _schema_retries(table, path)
     effort = _choice(table, "effort", EFFORTS, "", "job.", path) or None
+    if effort is not None and effort not in spec.efforts:
+        supported = ", ".join(spec.efforts) if spec.efforts else "none: leave effort out"
+        raise JobError(
+            f"{model} does not take effort {effort!r} (every request would be refused); it takes {supported}",
+            path=path,
+            key="job.effort",
+        )
     retry = _retry_settings(data, path)
     max_document_tokens = _max_document_tokens(table, model, spec, max_tokens, path)
     limits_table = _subtable(data, "limits", LIMIT_KEYS, path)

@@ -13,7 +13,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from pipeline.emulator import Emulator, LatencyModel
+from pipeline.emulator import Emulator, LatencyModel, Limits
 from pipeline.models import MODELS
 
 MODEL = "claude-haiku-5-5"
@@ -139,12 +139,16 @@ def test_a_request_abandoned_before_it_starts_leaves_no_entry(
     assert emu.control.stats()["messages_billed"] == 1
 
 
-def test_a_refused_request_leaves_no_entry(emulator: Emulator, client: anthropic.Anthropic) -> None:
-    """A request answered by a fault (here a 529) writes nothing, so the next identical one writes."""
-    emulator.control.set_faults([{"kind": "overloaded", "times": 1}])
-    with pytest.raises(anthropic.OverloadedError):
-        client.messages.create(model=MODEL, max_tokens=20, system=marked(INSTRUCTIONS), messages=user("Doc."))
-    usage = client.messages.create(model=MODEL, max_tokens=20, system=marked(INSTRUCTIONS), messages=user("Doc.")).usage
+def test_a_refused_request_leaves_no_entry(make_emulator: Any, make_client: Any) -> None:
+    """A request the rate limiter refuses (after its cache use was worked out) writes nothing: once the
+    bucket has refilled, the next identical request writes the entry itself."""
+    emu = make_emulator(limits=Limits(rpm=1))
+    sdk = make_client(emu)
+    sdk.messages.create(model=MODEL, max_tokens=20, messages=user("Takes the minute's one request."))
+    with pytest.raises(anthropic.RateLimitError):
+        sdk.messages.create(model=MODEL, max_tokens=20, system=marked(INSTRUCTIONS), messages=user("Doc."))
+    emu.state.clock.advance(61)  # the requests bucket is full again
+    usage = sdk.messages.create(model=MODEL, max_tokens=20, system=marked(INSTRUCTIONS), messages=user("Doc.")).usage
     assert (usage.cache_creation_input_tokens > 0, usage.cache_read_input_tokens) == (True, 0)
 
 

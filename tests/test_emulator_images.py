@@ -1,10 +1,15 @@
-"""The emulator's image header reader: format and pixel size from the first bytes alone."""
+"""The emulator's image header reader (format and pixel size from the first bytes alone), and what an
+image costs."""
 
 from __future__ import annotations
 
+import base64
+
+import anthropic
 import pytest
 
 from pipeline.emulator.images import image_format, image_size
+from pipeline.emulator.tokens import BLOCK_OVERHEAD_TOKENS
 
 
 def png(width: int, height: int) -> bytes:
@@ -60,3 +65,33 @@ def test_format_and_size_come_from_the_header(make: object, media_type: str, wid
 def test_a_cut_short_or_unknown_header_has_no_size(data: bytes) -> None:
     """No size is invented: the emulator skips the pixel limits when the header does not tell."""
     assert image_size(data) is None
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "tokens"),
+    [
+        (100, 100, 14),  # 10,000 px / 750, rounded up
+        (1000, 750, 1000),
+        (1568, 1568, 1600),  # 3,278 by the formula: never over the ceiling
+        (6000, 300, 164),  # scaled to 1568 x 78.4 first: 122,931 px
+    ],
+)
+def test_an_image_costs_its_pixels_not_its_bytes(
+    client: anthropic.Anthropic, width: int, height: int, tokens: int
+) -> None:
+    """count_tokens (and so usage) bills a base64 image at width x height / 750 after the long edge is
+    scaled to 1568 px, at most 1,600 tokens, whatever its file size (vision docs, "Evaluate image size")."""
+    padded = png(width, height) + bytes(200_000)  # a big file: its bytes must not count
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(padded)}}
+    text = {"type": "text", "text": "What is this?"}
+    with_image = client.messages.count_tokens(
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": [image, text]}]
+    ).input_tokens
+    without = client.messages.count_tokens(
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": [text]}]
+    ).input_tokens
+    assert with_image - without == tokens + BLOCK_OVERHEAD_TOKENS
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -555,3 +555,21 @@ def test_models_retrieve_unknown_model_is_not_found(client: anthropic.Anthropic)
     with pytest.raises(anthropic.NotFoundError) as caught:
         client.models.retrieve("claude-nonexistent-9")
     assert caught.value.type == "not_found_error"
+
+
+def test_large_documents_are_analysed_without_being_kept() -> None:
+    """The analysis cache keeps texts up to ANALYSIS_CACHE_MAX_CHARS: a run of megabyte documents would
+    otherwise hold hundreds of them (and their sentences) for the emulator's lifetime."""
+    from pipeline.emulator import document
+
+    big = "An invoice from ACME asks for payment within thirty days. " * 20_000
+    before = document._analyse_cached.cache_info()
+    assert document.analyse(big).sentences[0] == "An invoice from ACME asks for payment within thirty days."
+    assert document.analyse(big).sentences[0] == "An invoice from ACME asks for payment within thirty days."
+    after = document._analyse_cached.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)  # never looked up, never stored
+    short = "A short note that fits the cache, in four words or more."
+    document.analyse(short)
+    document.analyse(short)
+    last = document._analyse_cached.cache_info()
+    assert (last.hits - after.hits, last.misses - after.misses) == (1, 1)

@@ -224,3 +224,12 @@ def test_a_pdf_in_a_batch_is_billed_as_in_messages(make_emulator: Any, make_clie
     assert counted.input_tokens == results["good"].message.usage.input_tokens
     assert results["bad"].type == "errored"
     assert "A maximum of 100 PDF pages may be provided." in results["bad"].error.error.message
+
+
+def test_a_pdf_over_the_page_limit_is_refused_before_its_pages_are_read() -> None:
+    """Counting pages is cheap and reading them is not: a PDF already over the limit has no text read."""
+    read = pdf.read_pdf(make_pdf(pages(pdf.MAX_PDF_PAGES + 1)))
+    assert read.pages == pdf.MAX_PDF_PAGES + 1
+    assert set(read.page_texts) == {""}
+    within = pdf.read_pdf(make_pdf(pages(3)))
+    assert all(within.page_texts)  # at the limit or under it, every page is read

@@ -9,14 +9,17 @@ crash guard that turns an unexpected exception into the API's JSON 500.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anthropic
 import httpx2
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.emulator import Emulator
+from pipeline.emulator import Emulator, structured
 
 MODEL = "claude-haiku-4-5"
 DOCUMENT = "Invoice INV-7 from ACME, dated 2026-03-01, for 120.50 EUR. Contact billing@acme.example."
@@ -339,3 +342,83 @@ def test_an_unexpected_exception_mid_stream_ends_the_stream_with_an_error_event(
             pass
     assert "api_error" == excinfo.value.body["error"]["type"]  # type: ignore[index]
     assert 1 == emulator.control.stats()["crashes"]
+
+
+# -- nothing beside a $ref, an enum, a const or variants passes unchecked --------------------------
+
+
+@pytest.mark.parametrize(
+    ("node", "fragment"),
+    [
+        (
+            {"$ref": "#/$defs/A", "additionalProperties": False, "properties": {"y": {"minimum": 1}}},
+            "'minimum'",
+        ),
+        ({"enum": ["a"], "type": "object", "properties": {"q": {"type": "string"}}}, "additionalProperties"),
+        ({"anyOf": [{"type": "string"}], "maxLength": 3}, "'maxLength'"),
+        ({"const": "a", "minimum": 1}, "'minimum'"),
+        (
+            {
+                "anyOf": [{"type": "string"}],
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"z": {"type": "string", "format": "bogus"}},
+            },
+            "bogus",
+        ),
+    ],
+    ids=["beside-ref", "beside-enum", "beside-anyof", "beside-const", "format-beside-anyof"],
+)
+def test_keywords_beside_a_ref_enum_const_or_variants_are_checked(
+    client: anthropic.Anthropic, node: dict[str, Any], fragment: str
+) -> None:
+    schema = _closed({"x": node}, **{"$defs": {"A": {"type": "string"}}})
+    assert fragment in _refused(client, schema)
+
+
+def test_a_typed_enum_and_a_ref_with_a_description_are_answered(client: anthropic.Anthropic) -> None:
+    """What jobs send (a string enum with its type) and a described `$ref` stay valid."""
+    schema = _closed(
+        {"kind": {"type": "string", "enum": ["invoice", "memo"]}, "who": {"$ref": "#/$defs/A", "description": "x"}},
+        **{"$defs": {"A": {"type": "string"}}},
+    )
+    answer = json.loads(_create(client, schema).content[-1].text)
+    assert answer["kind"] in ("invoice", "memo") and isinstance(answer["who"], str)
+
+
+def test_an_enum_of_thousands_of_described_values_picks_the_described_one(client: anthropic.Anthropic) -> None:
+    """A large taxonomy, each value described on its own line: answered at once, by the description."""
+    names = [f"category_{index:04d}" for index in range(3000)]
+    lines = [f"- {name}: filler topic number {index}" for index, name in enumerate(names)]
+    lines[1234] = f"- {names[1234]}: an invoice from ACME asking for payment"
+    schema = _closed({"label": {"type": "string", "enum": names, "description": "\n".join(lines)}})
+    answer = json.loads(_create(client, schema).content[-1].text)
+    assert answer["label"] == names[1234]
+
+
+def _described_by_pattern(description: str, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The rule as first written, a pattern per name and line: the reference the fast lookup must match."""
+    found: dict[str, str] = {}
+    for line in description.splitlines():
+        line = line.strip().lstrip("-*• ").strip()
+        for name in names:
+            if re.match(rf"{re.escape(name)}\s*[:—–=-]", line):
+                found[name] = re.split(r"[:—–=-]", line, maxsplit=1)[1]
+    return tuple(found.items())
+
+
+PIECES = st.sampled_from(
+    ["a", "b", "ab", "a-b", "in", "invoice", " ", ":", "-", "—", "=", "x y", "é", "\u00a0", "", "•"]
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    names=st.lists(st.tuples(PIECES, PIECES).map("".join), max_size=5),
+    lines=st.lists(st.lists(PIECES, max_size=6).map("".join), max_size=5),
+)
+def test_enum_descriptions_are_read_as_the_pattern_per_name_reads_them(names: list[str], lines: list[str]) -> None:
+    description = "\n".join(lines)
+    assert _described_by_pattern(description, tuple(names)) == structured._described_values.__wrapped__(
+        description, tuple(names)
+    )

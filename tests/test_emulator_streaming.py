@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
+import struct
 import time
 import urllib.request
 from typing import Any, Literal
@@ -263,3 +265,34 @@ def test_async_stream_error_surfaces_as_api_status_error(emulator: Emulator, mak
     with pytest.raises(anthropic.APIStatusError) as caught:
         asyncio.run(main())
     assert caught.value.type == "overloaded_error"
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "plain"])
+def test_a_client_gone_as_soon_as_it_sent_is_never_a_crash_nor_billed_unanswered(
+    emulator: Emulator, wait_until: Any, stream: bool
+) -> None:
+    """Requests whose connection is reset right after sending: each ends as a 499 (nothing billed, nothing
+    cached) or, when the answer won the race, as a 200 that is billed; never a 500."""
+    host, port = emulator.base_url.removeprefix("http://").rstrip("/").split(":")
+    for index in range(20):
+        body = json.dumps(
+            {"model": "claude-sonnet-4-6", "max_tokens": 50, "stream": stream,
+             "messages": [{"role": "user", "content": f"Document {index}: the quarterly invoice is attached."}]}
+        ).encode()  # fmt: skip
+        head = (
+            f"POST /v1/messages HTTP/1.1\r\nHost: {host}\r\nx-api-key: {TEST_KEY}\r\nanthropic-version: 2023-06-01\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(head.encode() + body)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+    def all_journaled() -> list[dict[str, Any]] | None:
+        entries = emulator.control.requests()
+        return entries if len(entries) == 20 else None
+
+    journal = wait_until(all_journaled, what="the 20 requests in the journal")
+    statuses = [entry["status"] for entry in journal]
+    assert set(statuses) <= {200, 499}, statuses
+    stats = emulator.control.stats()
+    assert stats["crashes"] == 0
+    assert stats["messages_billed"] == statuses.count(200)

@@ -23,8 +23,9 @@ from test_cli_run import TRIAGE, billed, fork_run, invoke, message_requests
 
 import pipeline
 from pipeline.emulator import Emulator, EmulatorConfig, FaultPlan
+from pipeline.emulator import validation as emulator_validation
 from pipeline.jobs import load_job
-from pipeline.models import MODELS
+from pipeline.model_spec import ModelSpec
 
 MARKER = "ZQX-FAULTY-DOCUMENT"  # the permanent-error rule matches the one document holding it
 SLOW_MARKER = "ZQX-SLOW-LANE"  # documents whose requests hang while the run is stopped
@@ -180,9 +181,10 @@ def test_fatal_error_stops_the_run_within_seconds_with_exit_3(
 
     A model docpipe does not know never reaches the API: the job loader refuses it (exit 2, see
     `test_job_with_an_unknown_model_is_refused_before_any_request`). A model docpipe knows but the API
-    does not serve (retired, or not enabled for the key) is the 404 case here. The emulator serves
-    the models of docpipe's own table and answers `404 not_found_error` "model: <id>" for a retired
-    one, so the test marks the job's model retired in that table for the first run only.
+    does not serve (retired since the job was written, or not enabled for the key) is the 404 case
+    here. The emulator serves the models of docpipe's own table and answers `404 not_found_error`
+    "model: <id>" for a retired one, so for the first run the test has the emulator's lookup see the
+    job's model as retired (docpipe's own table is left alone: it refuses a job on a retired model).
     """
     texts = [
         _text(i, "" if i < FAST_DOCUMENTS else SLOW_MARKER if i < FAST_DOCUMENTS + SLOW_DOCUMENTS else FATAL_MARKER)
@@ -199,9 +201,14 @@ def test_fatal_error_stops_the_run_within_seconds_with_exit_3(
     args = ["run", str(TRIAGE), str(manifest), "--out", str(out), "--concurrency", str(CONCURRENCY)]
     with Emulator(EmulatorConfig(seed=SEED, faults=FaultPlan.from_dict({"rules": rules}, seed=SEED))) as emulator:
         with monkeypatch.context() as patch:
-            if kind == "model_not_found":
-                model = load_job(TRIAGE).model
-                patch.setitem(MODELS, model, dataclasses.replace(MODELS[model], lifecycle="retired"))
+            if kind == "model_not_found":  # retired for the API only: docpipe itself refuses a job on a retired model
+                model, served = load_job(TRIAGE).model, emulator_validation.get_model
+
+                def as_the_api_sees_it(name: str) -> ModelSpec | None:
+                    spec = served(name)
+                    return dataclasses.replace(spec, lifecycle="retired") if spec and spec.id == model else spec
+
+                patch.setattr(emulator_validation, "get_model", as_the_api_sees_it)
             started = time.monotonic()
             result = invoke(args, emulator)
             elapsed_s = time.monotonic() - started

@@ -168,6 +168,9 @@ INVALID_JOBS = [
     pytest.param(_job(tail="[extra]\nx = 1\n"), "extra", id="unknown-table"),
     pytest.param(_job('model = "claude-nonexistent-9"\n'), "job.model", id="unknown-model"),
     pytest.param(_job("model = 5\n"), "job.model", id="model-not-a-string"),
+    pytest.param(_job('model = "claude-sonnet-4-5"\n'), "job.model", id="retired-model"),
+    pytest.param(_job('model = "claude-haiku-4-5"\neffort = "low"\n'), "job.effort", id="effort-on-a-model-without"),
+    pytest.param(_job('model = "claude-sonnet-4-6"\neffort = "xhigh"\n'), "job.effort", id="effort-the-model-lacks"),
     pytest.param(
         _job('model = "claude-haiku-4-5"\nmax_tokens = 64001\n'), "job.max_tokens", id="max-tokens-over-model"
     ),

@@ -64,6 +64,7 @@ STOPWORDS = frozenset(
 )  # fmt: skip
 STEM_CHARS = 5  # a keyword longer than this also counts words sharing its first STEM_CHARS letters
 ANALYSIS_CACHE_SIZE = 256
+ANALYSIS_CACHE_MAX_CHARS = 64 * 1024  # 256 texts of at most 64 K characters: 16 M characters at most
 KEYWORDS_CACHE_SIZE = 1024
 _ASCII_LETTER_RE = re.compile(r"[A-Za-z]")
 # A line that is nothing but an XML-style tag (`<document id="7">`, `</document>`): markup that fences
@@ -167,9 +168,21 @@ class Doc:
         return self._stems
 
 
-@lru_cache(maxsize=ANALYSIS_CACHE_SIZE)
 def analyse(text: str) -> Doc:
-    """The sentences of `text`, and its word counts on demand (pure, so cached; the result is shared and read-only)."""
+    """The sentences of `text`, and its word counts on demand (pure, so cached; the result is shared and read-only).
+
+    Only texts up to ANALYSIS_CACHE_MAX_CHARS are cached: the cache holds each text with its
+    analysis, and a few hundred documents of megabytes each would hold gigabytes.
+    """
+    return _analyse_cached(text) if len(text) <= ANALYSIS_CACHE_MAX_CHARS else _analyse(text)
+
+
+@lru_cache(maxsize=ANALYSIS_CACHE_SIZE)
+def _analyse_cached(text: str) -> Doc:
+    return _analyse(text)
+
+
+def _analyse(text: str) -> Doc:
     sentences = []
     for raw in SENTENCE_SPLIT_RE.split(text):
         words = raw.split()

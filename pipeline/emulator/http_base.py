@@ -164,7 +164,7 @@ class Endpoint:
                 429,
                 "rate_limit_error",
                 rule.message or "Number of request tokens has exceeded your per-minute rate limit",
-                headers=self.state.limiter.headers(key, time.monotonic(), now_wall)
+                headers=self.state.limiter.headers(key, self.state.clock.monotonic(), now_wall)
                 | {"retry-after": retry_after(rule.retry_after_s), "x-should-retry": "true"},
             )
         if kind == "overloaded":

@@ -17,16 +17,15 @@ from typing import Any
 from aiohttp import web
 
 from .files import (
-    DEFAULT_LIST_LIMIT,
     MAX_EXPIRES_IN_S,
     MAX_LIST_IDS,
-    MAX_LIST_LIMIT,
     MIN_EXPIRES_IN_S,
     StoredFile,
     clean_filename,
     sniff_mime_type,
 )
 from .http_base import Endpoint
+from .paging import page_limit
 from .validation import ApiError, invalid
 
 __all__ = ["MULTIPART_OVERHEAD_BYTES", "FilesEndpoint", "Part", "parse_multipart"]
@@ -98,13 +97,7 @@ def _list_query(query: Any) -> tuple[int, str | None, list[str] | None]:
         raise invalid("ids: ids cannot be combined with page or limit")
     if ids is not None and len(ids) > MAX_LIST_IDS:
         raise invalid(f"ids: at most {MAX_LIST_IDS} ids may be given")
-    try:
-        limit = int(query.get("limit", str(DEFAULT_LIST_LIMIT)))
-    except ValueError:
-        raise invalid("limit: Input should be a valid integer") from None
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise invalid(f"limit: Input should be between 1 and {MAX_LIST_LIMIT}")
-    return limit, query.get("page"), ids
+    return page_limit(query), query.get("page"), ids
 
 
 class FilesEndpoint(Endpoint):

@@ -25,6 +25,7 @@ from aiohttp import web
 from ..models import ModelSpec
 from .bodies import message_json, usage_json
 from .caching import CacheUsage, PendingWrite
+from .canonical import request_scope
 from .engine import Generation, generate
 from .faults import FaultRule
 from .hashing import bytes_hash
@@ -61,6 +62,10 @@ class MessagesEndpoint(Endpoint):
     """`POST /v1/messages`."""
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
+        with request_scope():  # the request's canonical JSON, computed once (`canonical.py`)
+            return await self._messages(request)
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
         call = _Exchange(request, arrived=time.monotonic(), request_id=self.state.new_id("req"))
         try:
             call.key = key = self._authenticate(request)
@@ -125,7 +130,7 @@ class MessagesEndpoint(Endpoint):
         state = self.state
         usage_split, reserve, pending = self._admit(call, key, body, spec)
         generation, stop_details = self._generate(call.fault, body, spec)
-        state.limiter.settle(key, reserve, generation.output_tokens, time.monotonic())
+        state.limiter.settle(key, reserve, generation.output_tokens, state.clock.monotonic())
         usage = usage_json(
             usage_split.input_tokens,
             usage_split.cache_read_tokens,
@@ -144,7 +149,9 @@ class MessagesEndpoint(Endpoint):
             usage,
             stop_details,
         )
-        headers = self._headers(call.request_id) | state.limiter.headers(key, time.monotonic(), time.time())
+        headers = self._headers(call.request_id) | state.limiter.headers(
+            key, state.clock.monotonic(), state.clock.wall()
+        )
         latency = state.config.latency
         if body.get("stream"):
             return await self._stream(call, message, headers, pending)
@@ -162,10 +169,9 @@ class MessagesEndpoint(Endpoint):
     async def _first_token(self, call: _Exchange) -> bool:
         """Wait until the latency model's time to first token; False if the client left meanwhile."""
         wait_s = call.arrived + self.state.config.latency.first_token_s() - time.monotonic()
-        if wait_s <= 0:
-            return True
-        await asyncio.sleep(wait_s)
-        return not _gone(call.request)
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        return not _gone(call.request)  # with no wait too: a client gone already is billed nothing
 
     def _left(self, call: _Exchange) -> web.Response:
         """A client that left before its answer: journal a 499, bill nothing."""
@@ -181,14 +187,14 @@ class MessagesEndpoint(Endpoint):
         cache entries to publish once the response starts.
         """
         state = self.state
-        now = time.monotonic()
-        usage_split, pending = state.cache.account(body, key, spec, state.clock.monotonic())
+        now = state.clock.monotonic()  # rate limits, like the cache, run on the emulator's clock
+        usage_split, pending = state.cache.account(body, key, spec, now)
         reserve = int(body["max_tokens"])
         wait_s = state.limiter.admit(key, usage_split.input_tokens + usage_split.cache_creation_tokens, reserve, now)
         if wait_s > 0:
             retry_after = max(1, math.ceil(wait_s))
             state.journal.told_to_wait(key, call.body_hash, time.time() + retry_after)
-            headers = state.limiter.headers(key, now, time.time()) | {
+            headers = state.limiter.headers(key, now, state.clock.wall()) | {
                 "retry-after": str(retry_after),
                 "x-should-retry": "true",
             }
@@ -245,7 +251,10 @@ class MessagesEndpoint(Endpoint):
         )
         if not await self._first_token(call):
             return self._left(call)
-        await response.prepare(request)
+        try:
+            await response.prepare(request)
+        except (ConnectionResetError, ConnectionError):  # gone as the status line went out: nothing started
+            return self._left(call)
         request[OPEN_STREAM] = response
         self.state.cache.publish(pending, self.state.clock.monotonic())
         try:

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .canonical import request_scope
 from .http_base import MAX_MESSAGES_BODY, Endpoint, json_response
 from .model_catalog import model_page, retrieve_model
 from .tokens import count_request_tokens
@@ -23,6 +24,10 @@ class ModelsEndpoint(Endpoint):
     """`/v1/models`, `/v1/models/{model_id}` and `/v1/messages/count_tokens`."""
 
     async def count_tokens(self, request: web.Request) -> web.Response:
+        with request_scope():  # the request's canonical JSON, computed once (`canonical.py`)
+            return await self._count_tokens(request)
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
         request_id = self.state.new_id("req")
         key: str | None = None
         try:

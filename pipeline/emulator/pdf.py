@@ -95,6 +95,9 @@ def _parse(raw: bytes) -> PdfPages:
         reader = pypdf.PdfReader(io.BytesIO(raw))
         if reader.is_encrypted:
             raise PdfError(ENCRYPTED)
+        count = len(reader.pages)
+        if count > MAX_PDF_PAGES:  # refused whatever its text: counting pages is cheap, extracting them is not
+            return PdfPages(("",) * count, len(raw))
         texts = tuple(" ".join((page.extract_text() or "").split()) for page in reader.pages)
     except DependencyError:  # pypdf needs `cryptography` to open an AES-encrypted file at all
         raise PdfError(ENCRYPTED) from None

@@ -142,18 +142,22 @@ def _check_node(schema: Any, where: str, defs: dict[str, Any], depth: int = 0) -
             raise invalid(f"{where}: the JSON schema keyword '{key}' is not supported in structured outputs")
     if "$ref" in schema:
         _check_ref(schema["$ref"], where, defs)
-        return
     for variant_key in ("anyOf", "allOf"):
         if variant_key in schema:
             variants = schema[variant_key]
             _check_variants(variants, f"{where}.{variant_key}", defs, depth, refs_allowed=variant_key == "anyOf")
     if "enum" in schema:
         _check_enum(schema["enum"], f"{where}.enum")
-        return
-    if "const" in schema or "anyOf" in schema or "allOf" in schema:
-        return
-    for kind in _types(schema.get("type"), f"{where}.type"):
-        _check_typed(schema, kind, where, defs, depth)
+    # A node whose value a `$ref`, enum, const or variants decide needs no type; whatever it also says
+    # (a type, properties, items) is checked all the same, so nothing beside them passes unchecked.
+    decided = any(key in schema for key in ("$ref", "enum", "const", "anyOf", "allOf"))
+    kind = schema.get("type")
+    if kind is None and decided:
+        kind = [k for k, key in (("object", "properties"), ("array", "items")) if key in schema] or None
+        if kind is None:
+            return
+    for each in _types(kind, f"{where}.type"):
+        _check_typed(schema, each, where, defs, depth)
 
 
 def _check_ref(ref: Any, where: str, defs: dict[str, Any]) -> None:

@@ -65,14 +65,27 @@ def _enum_descriptions(schema: dict[str, Any], values: list[Any]) -> dict[Any, s
 
 @lru_cache(maxsize=ENUM_CACHE_SIZE)
 def _described_values(description: str, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """(name, text) for each `name: text` line of a description (a schema's enum is fixed per job: cached)."""
+    """(name, text) for each `name: text` line of a description (a schema's enum is fixed per job: cached).
+
+    A line describes each name it starts with that is followed (after any spaces) by one of
+    `:—–=-`; its text is what follows the line's first such character. Names are looked up by the
+    line's prefixes of their lengths, so a taxonomy of thousands of values costs one pass over the
+    lines, not a pattern per value and line.
+    """
+    order = {name: index for index, name in reversed(list(enumerate(names)))}
+    lengths = sorted({len(name) for name in names})
     found: dict[str, str] = {}
     for line in description.splitlines():
         line = line.strip().lstrip("-*• ").strip()
-        for name in names:
-            if re.match(rf"{re.escape(name)}\s*[:—–=-]", line):
-                found[name] = re.split(r"[:—–=-]", line, maxsplit=1)[1]
+        starts = [line[:size] for size in lengths if size <= len(line) and line[:size] in order]
+        for name in sorted(starts, key=order.__getitem__):
+            if line[len(name) :].lstrip()[:1] in _SEPARATORS:
+                found[name] = _SEPARATOR_RE.split(line, maxsplit=1)[1]
     return tuple(found.items())
+
+
+_SEPARATORS = frozenset(":—–=-")
+_SEPARATOR_RE = re.compile(r"[:—–=-]")
 
 
 def _choose(values: list[Any], descriptions: dict[Any, str], doc: Doc) -> tuple[Any, float]:

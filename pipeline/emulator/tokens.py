@@ -9,10 +9,14 @@ costs, per page, its extracted text by that rule plus a fixed page image (`pdf_t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
 from typing import Any, NamedTuple
 
 from .canonical import canonical_json
+from .images import image_size
 from .pdf import PdfError, read_base64_pdf
 
 __all__ = ["PromptPart", "count_request_tokens", "count_text_tokens", "pdf_tokens", "render_prefix_parts"]
@@ -25,6 +29,9 @@ REQUEST_OVERHEAD_TOKENS = 4
 # page image is billed at that ceiling, so a page of 500 words (about 750 tokens of text here)
 # costs about 2,350, within the pdf-support docs' estimate of 1,500-3,000 tokens per page.
 PDF_PAGE_IMAGE_TOKENS = 1_600
+IMAGE_MAX_EDGE_PX = 1_568  # longer images are scaled down before they are billed (vision docs)
+PIXELS_PER_IMAGE_TOKEN = 750
+IMAGE_HEADER_CHARS = 350_000  # base64 of 256 KiB: past any JPEG's metadata segments to its frame header
 
 
 def count_text_tokens(text: str) -> int:
@@ -64,8 +71,36 @@ def _block_tokens(block: Any) -> int:
                 return pdf_tokens(data) + BLOCK_OVERHEAD_TOKENS
             return count_text_tokens(data) + BLOCK_OVERHEAD_TOKENS
         return count_text_tokens(json.dumps(source, sort_keys=True)) + BLOCK_OVERHEAD_TOKENS
+    if kind == "image":
+        source = block.get("source") or {}
+        data = source.get("data") if isinstance(source, dict) and source.get("type") == "base64" else None
+        if isinstance(data, str):
+            return image_tokens(data) + BLOCK_OVERHEAD_TOKENS
     blob = {k: v for k, v in block.items() if k != "cache_control"}
     return count_text_tokens(json.dumps(blob, sort_keys=True)) + BLOCK_OVERHEAD_TOKENS
+
+
+def image_tokens(data: str) -> int:
+    """Tokens of a base64 image, by its pixels as the vision docs bill them: `width * height / 750`,
+    after scaling the long edge down to IMAGE_MAX_EDGE_PX, and never over PDF_PAGE_IMAGE_TOKENS
+    (https://platform.claude.com/docs/en/build-with-claude/vision, "Evaluate image size"). An image
+    whose size cannot be read from its header costs the ceiling.
+    """
+    size = image_size(_header_bytes(data))
+    if size is None:
+        return PDF_PAGE_IMAGE_TOKENS
+    width, height = size
+    scale = min(1.0, IMAGE_MAX_EDGE_PX / max(width, height, 1))
+    return min(PDF_PAGE_IMAGE_TOKENS, max(1, math.ceil(width * scale * height * scale / PIXELS_PER_IMAGE_TOKEN)))
+
+
+def _header_bytes(data: str) -> bytes:
+    """The first bytes of a base64 image, enough for its header (its size), without decoding it all."""
+    prefix = data[: IMAGE_HEADER_CHARS - IMAGE_HEADER_CHARS % 4]
+    try:
+        return base64.b64decode(prefix)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 class PromptPart(NamedTuple):
