@@ -18,6 +18,7 @@ from typing import Any
 
 from .document import (
     EMAIL_RE,
+    STEM_CHARS,
     URL_RE,
     Doc,
     analyse,
@@ -89,14 +90,30 @@ _SEPARATOR_RE = re.compile(r"[:—–=-]")
 
 
 def _choose(values: list[Any], descriptions: dict[Any, str], doc: Doc) -> tuple[Any, float]:
-    """The value whose name and description best overlap the document, and a 0..1 margin."""
+    """The value whose name and description best overlap the document, and a 0..1 margin.
+
+    A value scores 3 hits per use of a name keyword and 1 per description keyword (five uses at most
+    per keyword, a stem standing in for a long word, as `stem_hits` counts), over the square root of
+    its keyword count. Each keyword of the enum is looked up in the document once, whichever values
+    share it.
+    """
     if all(map(_is_primitive, values)):
-        terms = _choice_terms(tuple(values), tuple(descriptions.get(value, "") for value in values))
+        plan = _choice_plan(tuple(values), tuple(descriptions.get(value, "") for value in values))
     else:  # object consts (in `anyOf`): nothing to cache them by
-        terms = _terms([str(value) for value in values], [descriptions.get(value, "") for value in values])
-    scores = [
-        (3 * stem_hits(doc, name_words) + stem_hits(doc, desc_words)) / norm for name_words, desc_words, norm in terms
-    ]
+        plan = _plan([str(value) for value in values], [descriptions.get(value, "") for value in values])
+    lookups, norms = plan
+    raw = [0] * len(values)
+    words, stems = doc.words, None
+    for keyword, stem, targets in lookups:
+        hits = words.get(keyword, 0)
+        if not hits and stem is not None:
+            if stems is None:
+                stems = doc.stems
+            hits = stems.get(stem, 0)
+        if hits:
+            for index, weight in targets:
+                raw[index] += weight * (hits if hits < 5 else 5)
+    scores = [points / norm for points, norm in zip(raw, norms, strict=True)]
     best = max(range(len(values)), key=lambda i: (scores[i], -i))
     if scores[best] == 0:
         fallback = next((i for i, v in enumerate(values) if str(v).lower() in ("other", "unknown", "none")), None)
@@ -107,23 +124,35 @@ def _choose(values: list[Any], descriptions: dict[Any, str], doc: Doc) -> tuple[
     return values[best], margin
 
 
+# Per keyword: the keyword, the stem that stands in for it (or None), and (value index, weight) pairs.
+_Lookup = tuple[str, str | None, tuple[tuple[int, int], ...]]
+_Plan = tuple[tuple[_Lookup, ...], tuple[float, ...]]
+
+
 @lru_cache(maxsize=ENUM_CACHE_SIZE)
-def _choice_terms(values: tuple[Any, ...], descriptions: tuple[str, ...]) -> list[_Terms]:
-    """`_terms` of an enum of primitive values (a job's enum is the same in every request: cached)."""
-    return _terms([str(value) for value in values], list(descriptions))
+def _choice_plan(values: tuple[Any, ...], descriptions: tuple[str, ...]) -> _Plan:
+    """`_plan` of an enum of primitive values (a job's enum is the same in every request: cached)."""
+    return _plan([str(value) for value in values], list(descriptions))
 
 
-_Terms = tuple[frozenset[str], frozenset[str], float]
-
-
-def _terms(names: list[str], descriptions: list[str]) -> list[_Terms]:
-    """Per value: the keywords of its name, those of its description not in the name, and the score's norm."""
-    terms = []
-    for name, description in zip(names, descriptions, strict=True):
+def _plan(names: list[str], descriptions: list[str]) -> _Plan:
+    """The enum's keywords with the values they score for (3 for a name word, 1 for a description word
+    not in the name), and each value's norm: the square root of 1 plus its keyword count."""
+    targets: dict[str, list[tuple[int, int]]] = {}
+    norms = []
+    for index, (name, description) in enumerate(zip(names, descriptions, strict=True)):
         name_words = keywords(name)
         desc_words = keywords(description) - name_words
-        terms.append((name_words, desc_words, math.sqrt(1 + len(name_words) + len(desc_words))))
-    return terms
+        for keyword in name_words:
+            targets.setdefault(keyword, []).append((index, 3))
+        for keyword in desc_words:
+            targets.setdefault(keyword, []).append((index, 1))
+        norms.append(math.sqrt(1 + len(name_words) + len(desc_words)))
+    lookups = tuple(
+        (keyword, keyword[:STEM_CHARS] if len(keyword) > STEM_CHARS else None, tuple(pairs))
+        for keyword, pairs in targets.items()
+    )
+    return lookups, tuple(norms)
 
 
 class _Filler:
