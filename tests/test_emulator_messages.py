@@ -12,6 +12,8 @@ import httpx2
 import pydantic
 import pytest
 from conftest import SEED, TEST_KEY
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.emulator import Emulator, EmulatorConfig
 from pipeline.errors import EmulatorError
@@ -573,3 +575,13 @@ def test_large_documents_are_analysed_without_being_kept() -> None:
     document.analyse(short)
     last = document._analyse_cached.cache_info()
     assert (last.hits - after.hits, last.misses - after.misses) == (1, 1)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(["a", " ", ".", "!", "?", "\n", "\n\n", "-", "1", "\t", "x. ", "\u00a0", "\r\n", "#"])))
+def test_sentences_split_where_the_plain_pattern_splits_them(pieces: list[str]) -> None:
+    """The split pattern leads with a look-ahead for speed; it must split exactly where the plain one does."""
+    from pipeline.emulator.document import SENTENCE_SPLIT_RE
+
+    text = "".join(pieces)
+    assert SENTENCE_SPLIT_RE.split(text) == re.split(r"(?<=[.!?])\s+|\n{2,}|\n(?=[-*#\d])", text)

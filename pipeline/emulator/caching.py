@@ -61,6 +61,24 @@ class _Breakpoint:
     ttl: str
 
 
+def _prefix_key(block: Any) -> bytes:
+    """What a block adds to the prefix's identity: its content without its `cache_control` marker.
+
+    A plain text block (the shared instructions, mostly) is its text, tagged so that it can never
+    read as another block's JSON; anything else is its canonical JSON.
+    """
+    if isinstance(block, dict):
+        text = block.get("text")
+        if block.get("type") == "text" and isinstance(text, str) and _PLAIN_TEXT_KEYS.issuperset(block):
+            return b"\x00text\x00" + text.encode("utf-8", "surrogatepass")
+        if "cache_control" in block:
+            block = {k: v for k, v in block.items() if k != "cache_control"}
+    return canonical_json(block).encode("utf-8")
+
+
+_PLAIN_TEXT_KEYS = frozenset({"type", "text", "cache_control"})
+
+
 class PromptCache:
     """Cache entries per (API key, model, prefix digest) with their expiry times."""
 
@@ -86,10 +104,7 @@ class PromptCache:
         for index, part in enumerate(parts):
             # The first part stands for the request's framing and names the model as the request spelled
             # it; entries are kept per model already, so the name an alias gave is left out of the prefix.
-            block = part.block if index else None
-            if isinstance(block, dict) and "cache_control" in block:
-                block = {k: v for k, v in block.items() if k != "cache_control"}
-            hasher.update(canonical_json(block).encode("utf-8"))
+            hasher.update(_prefix_key(part.block if index else None))
             prefix_tokens += part.tokens
             if index in wanted:
                 control = part.cache_control or automatic or {}

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -101,19 +102,18 @@ def _choose(values: list[Any], descriptions: dict[Any, str], doc: Doc) -> tuple[
         plan = _choice_plan(tuple(values), tuple(descriptions.get(value, "") for value in values))
     else:  # object consts (in `anyOf`): nothing to cache them by
         plan = _plan([str(value) for value in values], [descriptions.get(value, "") for value in values])
-    lookups, norms = plan
     raw = [0] * len(values)
-    words, stems = doc.words, None
-    for keyword, stem, targets in lookups:
-        hits = words.get(keyword, 0)
-        if not hits and stem is not None:
-            if stems is None:
-                stems = doc.stems
-            hits = stems.get(stem, 0)
-        if hits:
-            for index, weight in targets:
-                raw[index] += weight * (hits if hits < 5 else 5)
-    scores = [points / norm for points, norm in zip(raw, norms, strict=True)]
+    words = doc.words
+    found = plan.keywords & words.keys()  # the set operations run in C; the loops below only over hits
+    for keyword in found:
+        _score(raw, plan.targets[keyword], words[keyword])
+    if plan.stems:
+        stems = doc.stems
+        for stem in plan.stems & stems.keys():  # a stem stands in for a long keyword the text lacks
+            for keyword in plan.by_stem[stem]:
+                if keyword not in found:
+                    _score(raw, plan.targets[keyword], stems[stem])
+    scores = [points / norm for points, norm in zip(raw, plan.norms, strict=True)]
     best = max(range(len(values)), key=lambda i: (scores[i], -i))
     if scores[best] == 0:
         fallback = next((i for i, v in enumerate(values) if str(v).lower() in ("other", "unknown", "none")), None)
@@ -124,9 +124,21 @@ def _choose(values: list[Any], descriptions: dict[Any, str], doc: Doc) -> tuple[
     return values[best], margin
 
 
-# Per keyword: the keyword, the stem that stands in for it (or None), and (value index, weight) pairs.
-_Lookup = tuple[str, str | None, tuple[tuple[int, int], ...]]
-_Plan = tuple[tuple[_Lookup, ...], tuple[float, ...]]
+def _score(raw: list[int], targets: tuple[tuple[int, int], ...], hits: int) -> None:
+    for index, weight in targets:
+        raw[index] += weight * (hits if hits < 5 else 5)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """An enum's keywords, which values each scores for (3 for a name word, 1 for a description word
+    not in the name), the stems that stand in for its long keywords, and each value's norm."""
+
+    targets: dict[str, tuple[tuple[int, int], ...]]
+    keywords: frozenset[str]
+    by_stem: dict[str, tuple[str, ...]]
+    stems: frozenset[str]
+    norms: tuple[float, ...]
 
 
 @lru_cache(maxsize=ENUM_CACHE_SIZE)
@@ -136,8 +148,6 @@ def _choice_plan(values: tuple[Any, ...], descriptions: tuple[str, ...]) -> _Pla
 
 
 def _plan(names: list[str], descriptions: list[str]) -> _Plan:
-    """The enum's keywords with the values they score for (3 for a name word, 1 for a description word
-    not in the name), and each value's norm: the square root of 1 plus its keyword count."""
     targets: dict[str, list[tuple[int, int]]] = {}
     norms = []
     for index, (name, description) in enumerate(zip(names, descriptions, strict=True)):
@@ -148,11 +158,17 @@ def _plan(names: list[str], descriptions: list[str]) -> _Plan:
         for keyword in desc_words:
             targets.setdefault(keyword, []).append((index, 1))
         norms.append(math.sqrt(1 + len(name_words) + len(desc_words)))
-    lookups = tuple(
-        (keyword, keyword[:STEM_CHARS] if len(keyword) > STEM_CHARS else None, tuple(pairs))
-        for keyword, pairs in targets.items()
+    by_stem: dict[str, list[str]] = {}
+    for keyword in targets:
+        if len(keyword) > STEM_CHARS:
+            by_stem.setdefault(keyword[:STEM_CHARS], []).append(keyword)
+    return _Plan(
+        targets={keyword: tuple(pairs) for keyword, pairs in targets.items()},
+        keywords=frozenset(targets),
+        by_stem={stem: tuple(words) for stem, words in by_stem.items()},
+        stems=frozenset(by_stem),
+        norms=tuple(norms),
     )
-    return lookups, tuple(norms)
 
 
 class _Filler:
