@@ -15,7 +15,7 @@ import json
 import math
 from typing import Any, NamedTuple
 
-from .canonical import canonical_json
+from .canonical import canonical_json, remembered
 from .images import image_size
 from .pdf import PdfError, read_base64_pdf
 
@@ -112,11 +112,16 @@ class PromptPart(NamedTuple):
 
 
 def render_prefix_parts(body: dict[str, Any]) -> list[PromptPart]:
-    """The prompt in render order (tools, system, messages), one part per block.
+    """The prompt in render order (tools, system, messages), one part per block (read-only: shared).
 
     Prompt caching works on prefixes of exactly this sequence: a block carrying `cache_control`
-    closes a cacheable prefix made of itself and everything before it.
+    closes a cacheable prefix made of itself and everything before it. Rendered once per request
+    (validation's token count and prompt caching both read it).
     """
+    return remembered("parts", body, _render_prefix_parts)
+
+
+def _render_prefix_parts(body: dict[str, Any]) -> list[PromptPart]:
     parts = [PromptPart(REQUEST_OVERHEAD_TOKENS, None, body.get("model"))]
     for tool in body.get("tools") or []:
         if isinstance(tool, dict):
