@@ -173,3 +173,22 @@ def test_an_alias_and_its_dated_id_share_cache_entries(client: anthropic.Anthrop
     written = first.usage.cache_creation_input_tokens
     assert written >= MODELS["claude-haiku-4-5-20251001"].cache_min_tokens
     assert (0, written) == cache_split(second.usage)
+
+
+def test_two_blocks_never_read_the_entry_of_one_block_holding_both(client: anthropic.Anthropic) -> None:
+    """Prefix identity is per block: one text holding what two blocks hold (even with the bytes that
+    tag a text block) is another prompt, and writes its own entry."""
+    one = client.messages.create(
+        model=MODEL,
+        max_tokens=0,
+        system=marked(INSTRUCTIONS + "\x00text\x00" + APPENDIX),
+        messages=user("x"),
+    )
+    two = client.messages.create(
+        model=MODEL,
+        max_tokens=0,
+        system=[{"type": "text", "text": INSTRUCTIONS}, *marked(APPENDIX)],
+        messages=user("x"),
+    )
+    assert one.usage.cache_creation_input_tokens > 0
+    assert (two.usage.cache_creation_input_tokens > 0, two.usage.cache_read_input_tokens) == (True, 0)

@@ -64,13 +64,15 @@ class _Breakpoint:
 def _prefix_key(block: Any) -> bytes:
     """What a block adds to the prefix's identity: its content without its `cache_control` marker.
 
-    A plain text block (the shared instructions, mostly) is its text, tagged so that it can never
-    read as another block's JSON; anything else is its canonical JSON.
+    A plain text block (the shared instructions, mostly) is its text, tagged and length-prefixed so
+    that it can never read as another block's JSON nor as two blocks; anything else is its canonical
+    JSON (self-delimiting).
     """
     if isinstance(block, dict):
         text = block.get("text")
         if block.get("type") == "text" and isinstance(text, str) and _PLAIN_TEXT_KEYS.issuperset(block):
-            return b"\x00text\x00" + text.encode("utf-8", "surrogatepass")
+            data = text.encode("utf-8", "surrogatepass")
+            return b"\x00text" + len(data).to_bytes(8, "big") + data  # length-prefixed: parts never run together
         if "cache_control" in block:
             block = {k: v for k, v in block.items() if k != "cache_control"}
     return canonical_json(block).encode("utf-8")
