@@ -585,3 +585,16 @@ def test_sentences_split_where_the_plain_pattern_splits_them(pieces: list[str]) 
 
     text = "".join(pieces)
     assert SENTENCE_SPLIT_RE.split(text) == re.split(r"(?<=[.!?])\s+|\n{2,}|\n(?=[-*#\d])", text)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_ids_spell_their_number_a_base62_digit_at_a_time(number: int) -> None:
+    """Ids are spelled two digits a step for speed: the same characters as one digit a step."""
+    from pipeline.emulator.hashing import BASE62, ID_DIGITS, spelled_id
+
+    rest, digits = number, []
+    for _ in range(ID_DIGITS):
+        rest, digit = divmod(rest, 62)
+        digits.append(BASE62[digit])
+    assert spelled_id("msg", number) == "msg_01" + "".join(digits)

@@ -30,9 +30,17 @@ def bytes_hash(data: bytes) -> int:
 
 
 def spelled_id(prefix: str, number: int) -> str:
-    """An id in the API's shape (`msg_01` and 22 base-62 digits) spelling the low digits of `number`."""
-    chars = []
-    for _ in range(ID_DIGITS):
-        number, digit = divmod(number, 62)
-        chars.append(BASE62[digit])
-    return f"{prefix}_01{''.join(chars)}"
+    """An id in the API's shape (`msg_01` and 22 base-62 digits) spelling the low digits of `number`.
+
+    The digits come least significant first, two at a time (`_DIGIT_PAIRS`: the same characters a
+    digit at a time would give, in half the steps).
+    """
+    pairs = []
+    for _ in range(ID_DIGITS // 2):
+        number, pair = divmod(number, 62 * 62)
+        pairs.append(_DIGIT_PAIRS[pair])
+    return f"{prefix}_01{''.join(pairs)}"
+
+
+# For 0 <= n < 62**2: the two base-62 digits of n, least significant first.
+_DIGIT_PAIRS = tuple(BASE62[n % 62] + BASE62[n // 62] for n in range(62 * 62))

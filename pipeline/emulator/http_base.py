@@ -64,6 +64,9 @@ def _not_a_number(constant: str) -> Any:
     raise ValueError(f"{constant} is not a valid JSON value")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_not_a_number)  # one decoder: json.loads with options builds one a call
+
+
 def _is_unicode(body: Any) -> bool:
     """Whether every string in a parsed body is Unicode text (a lone surrogate escape decodes to one that is not)."""
     try:
@@ -116,7 +119,7 @@ class Endpoint:
         if len(raw) > limit:
             raise ApiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
         try:
-            body = json.loads(raw, parse_constant=_not_a_number)
+            body = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads reads bytes
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "invalid_request_error", f"There was an error parsing the body: {exc}") from exc
         except RecursionError as exc:  # nesting deeper than the parser's stack
