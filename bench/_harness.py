@@ -68,7 +68,11 @@ class EmulatorProcess:
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # SIGKILL rather than a benchmark that hangs or dies on it
+                self.process.kill()
+                self.process.wait()
 
 
 def synthetic_text(index: int, *, paragraphs: int = 3) -> str:

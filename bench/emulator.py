@@ -82,6 +82,16 @@ def _start_emulator(port: int, latency_ms: float) -> subprocess.Popen[bytes]:
     raise SystemExit("emulator did not start")
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if the emulator has not left within 10 s: a benchmark never hangs on it."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _body(index: int) -> bytes:
     return json.dumps({
         "model": "claude-haiku-5-5",
@@ -152,8 +162,7 @@ def main() -> None:
         real_ok, real_elapsed = asyncio.run(_drive(url, len(bodies), args.concurrency, bodies))
         real_cpu_s = _cpu_s(emulator.pid) - cpu_before
     finally:
-        emulator.terminate()
-        emulator.wait()
+        _stop(emulator)
 
     port = _free_port()
     emulator = _start_emulator(port, latency_ms=1500)
@@ -161,8 +170,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/v1/messages"
         held_ok, held_elapsed = asyncio.run(_drive(url, args.connections, args.connections))
     finally:
-        emulator.terminate()
-        emulator.wait()
+        _stop(emulator)
 
     print(json.dumps({
         "benchmark": "emulator",
