@@ -95,3 +95,18 @@ def test_an_image_costs_its_pixels_not_its_bytes(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def test_more_than_600_images_in_a_request_are_refused(client: anthropic.Anthropic) -> None:
+    """A request may hold many images, not without end: 600 pass, the 601st is a 400."""
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(png(10, 10))}}
+    text = {"type": "text", "text": "What are these?"}
+    count = client.messages.count_tokens(
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": [image] * 600 + [text]}]
+    )
+    assert count.input_tokens > 600
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.count_tokens(
+            model="claude-sonnet-4-6", messages=[{"role": "user", "content": [image] * 601 + [text]}]
+        )
+    assert "too many images: 601 > 600" in caught.value.api_message

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .api_errors import invalid
@@ -38,6 +39,11 @@ INPUT_BLOCK_TYPES = frozenset(
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 MAX_IMAGE_BASE64_BYTES = 5 * 1024 * 1024
 MAX_IMAGE_SIDE_PX = 8000  # docs: build-with-claude/vision
+# At most this many images in one request. The docs give 100 in one place and 600 (1M-context models)
+# in another (https://platform.claude.com/docs/en/build-with-claude/vision); the emulator takes the
+# larger, so it never refuses what the API takes, and a request cannot name one image without end.
+MAX_IMAGES = 600
+IMAGES_READ_KEPT = 8  # images of up to 5 MB of base64 each: 40 MB at most
 MANY_IMAGES = 20  # more images than this in one request ...
 MAX_MANY_IMAGE_SIDE_PX = 2000  # ... and each may be at most 2000 x 2000 px
 DOCUMENT_SOURCES = ("base64", "text", "content", "url", "file")
@@ -70,7 +76,10 @@ def check_messages(messages: Any, version: str, *, seed: int) -> None:
         raise invalid("messages: Field required")
     if not messages:
         raise invalid("messages: at least one message is required")
-    many = _count_images(messages) > MANY_IMAGES
+    images = _count_images(messages)
+    if images > MAX_IMAGES:
+        raise invalid(f"messages: too many images: {images} > {MAX_IMAGES} per request")
+    many = images > MANY_IMAGES
     context = _Context(version, seed, MAX_MANY_IMAGE_SIDE_PX if many else MAX_IMAGE_SIDE_PX)
     for index, message in enumerate(messages):
         where = f"messages.{index}"
@@ -231,6 +240,19 @@ def _check_image(block: dict[str, Any], at: str, max_side_px: int) -> None:
         raise invalid(f"{at}.source.type: Input tag '{kind}' found using 'type' does not match the expected tags")
 
 
+@lru_cache(maxsize=IMAGES_READ_KEPT)
+def _read_image(data: str) -> tuple[str | None, tuple[int, int] | None] | None:
+    """An image's format and pixel size from its base64 data, or None when that is not valid base64.
+
+    Kept for the last few images: a request naming one uploaded image many times, or a run sending
+    the same one, decodes it once."""
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return image_format(decoded), image_size(decoded)
+
+
 def _check_base64_image(source: dict[str, Any], where: str, max_side_px: int) -> None:
     media_type = source.get("media_type")
     if media_type not in IMAGE_MEDIA_TYPES:
@@ -240,11 +262,10 @@ def _check_base64_image(source: dict[str, Any], where: str, max_side_px: int) ->
         raise invalid(f"{where}.data: Input should be a valid string")
     if len(data) > MAX_IMAGE_BASE64_BYTES:
         raise invalid(f"{where}: image exceeds 5 MB maximum: {len(data)} bytes > {MAX_IMAGE_BASE64_BYTES} bytes")
-    try:
-        decoded = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise invalid(f"{where}.data: The image data is not valid base64") from exc
-    detected = image_format(decoded)
+    read = _read_image(data)
+    if read is None:
+        raise invalid(f"{where}.data: The image data is not valid base64")
+    detected, size = read
     if detected is None:
         raise invalid(f"{where}.data: Image does not match the provided media type {media_type}")
     if detected != media_type:
@@ -252,7 +273,6 @@ def _check_base64_image(source: dict[str, Any], where: str, max_side_px: int) ->
             f"{where}: The image was specified using the {media_type} media type, "
             f"but the image appears to be a {detected} image"
         )
-    size = image_size(decoded)
     if size is not None and max(size) > max_side_px:
         many = " for many-image requests" if max_side_px == MAX_MANY_IMAGE_SIDE_PX else ""
         raise invalid(
