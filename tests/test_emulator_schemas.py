@@ -422,3 +422,17 @@ def test_enum_descriptions_are_read_as_the_pattern_per_name_reads_them(names: li
     assert _described_by_pattern(description, tuple(names)) == structured._described_values.__wrapped__(
         description, tuple(names)
     )
+
+
+def test_equal_but_different_enum_values_are_not_taken_for_each_other() -> None:
+    """`[1, 0]` and `[True, False]` are equal tuples; their names ("1", "True") are not, and the enum's
+    cached terms follow the names."""
+    from pipeline.emulator.document import analyse
+
+    doc = analyse("The claim is false. False, false and false again, whatever it says.")
+    structured._choice_plan.cache_clear()
+    alone = structured._choose([True, False], {}, doc)
+    structured._choice_plan.cache_clear()
+    structured._choose([1, 0], {}, doc)
+    assert alone[0] is False
+    assert structured._choose([True, False], {}, doc) == alone

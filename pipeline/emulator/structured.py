@@ -98,10 +98,11 @@ def _choose(values: list[Any], descriptions: dict[Any, str], doc: Doc) -> tuple[
     its keyword count. Each keyword of the enum is looked up in the document once, whichever values
     share it.
     """
+    names = tuple(str(value) for value in values)  # the key is the names: `True` and `1` are equal, not alike
     if all(map(_is_primitive, values)):
-        plan = _choice_plan(tuple(values), tuple(descriptions.get(value, "") for value in values))
-    else:  # object consts (in `anyOf`): nothing to cache them by
-        plan = _plan([str(value) for value in values], [descriptions.get(value, "") for value in values])
+        plan = _choice_plan(names, tuple(descriptions.get(value, "") for value in values))
+    else:  # object consts (in `anyOf`): not keys of `descriptions`
+        plan = _plan(list(names), [descriptions.get(value, "") for value in values])
     raw = [0] * len(values)
     words = doc.words
     found = plan.keywords & words.keys()  # the set operations run in C; the loops below only over hits
@@ -142,9 +143,10 @@ class _Plan:
 
 
 @lru_cache(maxsize=ENUM_CACHE_SIZE)
-def _choice_plan(values: tuple[Any, ...], descriptions: tuple[str, ...]) -> _Plan:
-    """`_plan` of an enum of primitive values (a job's enum is the same in every request: cached)."""
-    return _plan([str(value) for value in values], list(descriptions))
+def _choice_plan(names: tuple[str, ...], descriptions: tuple[str, ...]) -> _Plan:
+    """`_plan` of an enum of primitive values, by their names (a job's enum is the same in every request:
+    cached)."""
+    return _plan(list(names), list(descriptions))
 
 
 def _plan(names: list[str], descriptions: list[str]) -> _Plan:
