@@ -7,11 +7,12 @@ entry points. `validation.py` re-exports both names, which is where the HTTP lay
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable
 from typing import Any
 
 from ..errors import EmulatorError
 
-__all__ = ["ApiError", "invalid"]
+__all__ = ["ApiError", "invalid", "refuse_extra"]
 
 
 class ApiError(EmulatorError):
@@ -37,3 +38,10 @@ class ApiError(EmulatorError):
 def invalid(message: str) -> ApiError:
     """A 400 `invalid_request_error` with `message`."""
     return ApiError(400, "invalid_request_error", message)
+
+
+def refuse_extra(fields: Iterable[str], allowed: Container[str], where: str = "") -> None:
+    """The 400 for the first of `fields` not `allowed`: `<where><field>: Extra inputs are not permitted`."""
+    for field in fields:
+        if field not in allowed:
+            raise invalid(f"{where}{field}: Extra inputs are not permitted")

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .api_errors import refuse_extra
 from .files import (
     MAX_EXPIRES_IN_S,
     MAX_LIST_IDS,
@@ -120,9 +121,7 @@ class FilesEndpoint(Endpoint):
     async def files_upload(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
             parts = {part.name: part for part in await self._read_upload(request)}
-            for name in parts:
-                if name not in ("file", "expires_in_seconds"):
-                    raise invalid(f"{name}: Extra inputs are not permitted")
+            refuse_extra(parts, ("file", "expires_in_seconds"))
             file = parts.get("file")
             if file is None or file.filename is None:
                 raise invalid("file: Field required")

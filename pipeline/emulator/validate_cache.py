@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from .api_errors import invalid
+from .api_errors import invalid, refuse_extra
 
 __all__ = ["MAX_CACHE_BREAKPOINTS", "check_cache_markers"]
 
@@ -60,9 +60,7 @@ def _blocks_in_render_order(body: dict[str, Any]) -> Iterator[tuple[str, Any]]:
 def _marker_ttl(control: Any, where: str) -> str:
     if not isinstance(control, dict) or control.get("type") != "ephemeral":
         raise invalid(f"{where}.type: Input should be 'ephemeral'")
-    for key in control:
-        if key not in ("type", "ttl"):
-            raise invalid(f"{where}.{key}: Extra inputs are not permitted")
+    refuse_extra(control, ("type", "ttl"), f"{where}.")
     ttl = control.get("ttl", "5m")
     if ttl not in ("5m", "1h"):
         raise invalid(f"{where}.ttl: Input should be '5m' or '1h'")

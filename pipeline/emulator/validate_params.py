@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .api_errors import invalid
+from .api_errors import invalid, refuse_extra
 
 __all__ = [
     "check_metadata",
@@ -84,9 +84,7 @@ def check_metadata(metadata: Any) -> None:
         return
     if not isinstance(metadata, dict):
         raise invalid("metadata: Input should be a valid dictionary")
-    for key in metadata:
-        if key != "user_id":
-            raise invalid(f"metadata.{key}: Extra inputs are not permitted")
+    refuse_extra(metadata, ("user_id",), "metadata.")
     user_id = metadata.get("user_id")
     if user_id is None:
         return
@@ -105,9 +103,7 @@ def check_thinking_shape(thinking: Any, max_tokens: int | None) -> None:
     kind = thinking.get("type") if isinstance(thinking, dict) else None
     if not isinstance(thinking, dict) or kind not in THINKING_FIELDS:
         raise invalid("thinking.type: Input should be 'adaptive', 'enabled', 'disabled' or 'between_tools'")
-    for key in thinking:
-        if key not in THINKING_FIELDS[kind]:
-            raise invalid(f"thinking.{kind}.{key}: Extra inputs are not permitted")
+    refuse_extra(thinking, THINKING_FIELDS[kind], f"thinking.{kind}.")
     if thinking.get("display") is not None and thinking["display"] not in THINKING_DISPLAYS:
         raise invalid(f"thinking.{kind}.display: Input should be 'summarized' or 'omitted'")
     if kind != "enabled":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .api_errors import invalid
+from .api_errors import invalid, refuse_extra
 
 __all__ = ["check_tool_choice", "check_tools"]
 
@@ -70,9 +70,7 @@ def check_tool_choice(tool_choice: Any, tool_names: list[str]) -> None:
     kind = tool_choice.get("type") if isinstance(tool_choice, dict) else None
     if not isinstance(tool_choice, dict) or kind not in TOOL_CHOICE_FIELDS:
         raise invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
-    for key in tool_choice:
-        if key not in TOOL_CHOICE_FIELDS[kind]:
-            raise invalid(f"tool_choice.{kind}.{key}: Extra inputs are not permitted")
+    refuse_extra(tool_choice, TOOL_CHOICE_FIELDS[kind], f"tool_choice.{kind}.")
     if "disable_parallel_tool_use" in tool_choice and not isinstance(tool_choice["disable_parallel_tool_use"], bool):
         raise invalid(f"tool_choice.{kind}.disable_parallel_tool_use: Input should be a valid boolean")
     if kind == "tool":

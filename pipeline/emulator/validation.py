@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from ..models import ModelSpec, get_model
-from .api_errors import ApiError, invalid
+from .api_errors import ApiError, invalid, refuse_extra
 from .model_rules import model_rule_violation
 from .schemas import check_output_schema
 from .tokens import count_request_tokens
@@ -87,9 +87,7 @@ def _check_model(body: dict[str, Any]) -> ModelSpec:
 def _check_output_config(config: Any) -> None:
     if not isinstance(config, dict):
         raise invalid("output_config: Input should be a valid dictionary")
-    for key in config:
-        if key not in ("effort", "format"):
-            raise invalid(f"output_config.{key}: Extra inputs are not permitted")
+    refuse_extra(config, ("effort", "format"), "output_config.")
     if "effort" in config and config["effort"] not in ("low", "medium", "high", "xhigh", "max"):
         raise invalid("output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'")
     fmt = config.get("format")
@@ -178,9 +176,7 @@ def validate_batch_create(body: Any) -> list[dict[str, Any]]:
     """Validate the envelope of `POST /v1/messages/batches`; params are checked per request later."""
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")
-    for key in body:
-        if key != "requests":
-            raise invalid(f"{key}: Extra inputs are not permitted")
+    refuse_extra(body, ("requests",))
     requests = body.get("requests")
     if not isinstance(requests, list):
         raise invalid("requests: Field required")
