@@ -1,12 +1,19 @@
 """What an image's first bytes say: its format and its pixel size, read from the header alone.
 
 The emulator never decodes pixels; the API's checks on an image (the declared media type, the
-8000-pixel and many-image 2000-pixel limits) need only the header. Pure functions over bytes.
+8000-pixel and many-image 2000-pixel limits) and its token cost need only the header. Pure
+functions over bytes, and `read_base64_image`, which validation and the token count share.
 """
 
 from __future__ import annotations
 
-__all__ = ["image_format", "image_size"]
+import base64
+import binascii
+from functools import lru_cache
+
+__all__ = ["image_format", "image_size", "read_base64_image"]
+
+IMAGES_READ_KEPT = 8  # images of up to 5 MB of base64 each: 40 MB at most
 
 JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame, not DHT/JPG/DAC
 JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xDA)})  # no length field
@@ -71,3 +78,16 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             return width, height
         position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
     return None
+
+
+@lru_cache(maxsize=IMAGES_READ_KEPT)
+def read_base64_image(data: str) -> tuple[str | None, tuple[int, int] | None] | None:
+    """An image's format and pixel size from its base64 data, or None when that is not valid base64.
+
+    Kept for the last few images: validation and the token count read the same image once, and a
+    request naming one uploaded image many times decodes it once."""
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return image_format(decoded), image_size(decoded)

@@ -9,14 +9,12 @@ costs, per page, its extracted text by that rule plus a fixed page image (`pdf_t
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 from typing import Any, NamedTuple
 
 from .canonical import canonical_json, remembered
-from .images import image_size
+from .images import read_base64_image
 from .pdf import PdfError, read_base64_pdf
 
 __all__ = ["PromptPart", "count_request_tokens", "count_text_tokens", "pdf_tokens", "render_prefix_parts"]
@@ -31,7 +29,6 @@ REQUEST_OVERHEAD_TOKENS = 4
 PDF_PAGE_IMAGE_TOKENS = 1_600
 IMAGE_MAX_EDGE_PX = 1_568  # longer images are scaled down before they are billed (vision docs)
 PIXELS_PER_IMAGE_TOKEN = 750
-IMAGE_HEADER_CHARS = 350_000  # base64 of 256 KiB: past any JPEG's metadata segments to its frame header
 
 
 def count_text_tokens(text: str) -> int:
@@ -84,23 +81,15 @@ def image_tokens(data: str) -> int:
     """Tokens of a base64 image, by its pixels as the vision docs bill them: `width * height / 750`,
     after scaling the long edge down to IMAGE_MAX_EDGE_PX, and never over PDF_PAGE_IMAGE_TOKENS
     (https://platform.claude.com/docs/en/build-with-claude/vision, "Evaluate image size"). An image
-    whose size cannot be read from its header costs the ceiling.
+    whose size cannot be read (a cut header, data that is not base64) costs the ceiling.
     """
-    size = image_size(_header_bytes(data))
+    read = read_base64_image(data)
+    size = read[1] if read is not None else None
     if size is None:
         return PDF_PAGE_IMAGE_TOKENS
     width, height = size
     scale = min(1.0, IMAGE_MAX_EDGE_PX / max(width, height, 1))
     return min(PDF_PAGE_IMAGE_TOKENS, max(1, math.ceil(width * scale * height * scale / PIXELS_PER_IMAGE_TOKEN)))
-
-
-def _header_bytes(data: str) -> bytes:
-    """The first bytes of a base64 image, enough for its header (its size), without decoding it all."""
-    prefix = data[: IMAGE_HEADER_CHARS - IMAGE_HEADER_CHARS % 4]
-    try:
-        return base64.b64decode(prefix)
-    except (binascii.Error, ValueError):
-        return b""
 
 
 class PromptPart(NamedTuple):

@@ -18,14 +18,11 @@ Pure functions; every failure raises `invalid(...)`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from .api_errors import invalid
-from .images import image_format, image_size
+from .images import read_base64_image
 from .signing import thinking_signature_is_valid
 
 __all__ = ["check_messages", "check_system"]
@@ -43,7 +40,6 @@ MAX_IMAGE_SIDE_PX = 8000  # docs: build-with-claude/vision
 # in another (https://platform.claude.com/docs/en/build-with-claude/vision); the emulator takes the
 # larger, so it never refuses what the API takes, and a request cannot name one image without end.
 MAX_IMAGES = 600
-IMAGES_READ_KEPT = 8  # images of up to 5 MB of base64 each: 40 MB at most
 MANY_IMAGES = 20  # more images than this in one request ...
 MAX_MANY_IMAGE_SIDE_PX = 2000  # ... and each may be at most 2000 x 2000 px
 DOCUMENT_SOURCES = ("base64", "text", "content", "url", "file")
@@ -240,19 +236,6 @@ def _check_image(block: dict[str, Any], at: str, max_side_px: int) -> None:
         raise invalid(f"{at}.source.type: Input tag '{kind}' found using 'type' does not match the expected tags")
 
 
-@lru_cache(maxsize=IMAGES_READ_KEPT)
-def _read_image(data: str) -> tuple[str | None, tuple[int, int] | None] | None:
-    """An image's format and pixel size from its base64 data, or None when that is not valid base64.
-
-    Kept for the last few images: a request naming one uploaded image many times, or a run sending
-    the same one, decodes it once."""
-    try:
-        decoded = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return image_format(decoded), image_size(decoded)
-
-
 def _check_base64_image(source: dict[str, Any], where: str, max_side_px: int) -> None:
     media_type = source.get("media_type")
     if media_type not in IMAGE_MEDIA_TYPES:
@@ -262,7 +245,7 @@ def _check_base64_image(source: dict[str, Any], where: str, max_side_px: int) ->
         raise invalid(f"{where}.data: Input should be a valid string")
     if len(data) > MAX_IMAGE_BASE64_BYTES:
         raise invalid(f"{where}: image exceeds 5 MB maximum: {len(data)} bytes > {MAX_IMAGE_BASE64_BYTES} bytes")
-    read = _read_image(data)
+    read = read_base64_image(data)
     if read is None:
         raise invalid(f"{where}.data: The image data is not valid base64")
     detected, size = read
