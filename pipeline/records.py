@@ -29,6 +29,10 @@ class RecordContext:
     run_id: str
     backend: str
     metadata_columns: dict[str, str] = field(default_factory=dict)  # manifest column -> output column, as seen
+    fingerprint: str = field(init=False)  # the job's, hashed once a run rather than once a row
+
+    def __post_init__(self) -> None:
+        self.fingerprint = self.job.fingerprint
 
     def column(self, name: str) -> str:
         column = self.metadata_columns.get(name)
@@ -43,7 +47,7 @@ def _base_row(context: RecordContext, work: Work, created_at: datetime) -> dict[
         "source": work.ref.source,
         "doc_sha256": work.sha256,
         "job": context.job.name,
-        "job_fingerprint": context.job.fingerprint,
+        "job_fingerprint": context.fingerprint,
         "run_id": context.run_id,
         "backend": context.backend,
         "created_at": created_at,
