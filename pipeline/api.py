@@ -28,7 +28,7 @@ import re
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import anthropic
@@ -37,6 +37,9 @@ from opentelemetry import trace
 
 from .errors import FatalRunError, PipelineError, RequestError, TransientError
 from .transport import ApiResponse, ConnectedObserver, HeadersObserver
+
+if TYPE_CHECKING:
+    from .api_batches import SdkBatches
 
 __all__ = ["ApiClient", "ApiResponse", "HeadersObserver", "translate_error"]
 
@@ -365,6 +368,13 @@ class ApiClient:
     def base_url(self) -> str:
         """Where requests go: `ANTHROPIC_BASE_URL`, the SDK's default, or the one given."""
         return str(self._clients[0].base_url).rstrip("/")
+
+    @property
+    def batches(self) -> SdkBatches:
+        """The Message Batches API, through the first client (`api_batches.py`)."""
+        from .api_batches import SdkBatches
+
+        return SdkBatches(self._clients[0])
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         if self._on_headers is not None:

@@ -155,6 +155,14 @@ def emulator(
 @click.option("--itpm", type=click.IntRange(min=1), help="Input tokens per minute (overrides the job).")
 @click.option("--otpm", type=click.IntRange(min=1), help="Output tokens per minute (overrides the job).")
 @click.option("--progress", type=click.Choice(["auto", "bar", "log", "off"]), help="Progress display [default: auto].")
+@click.option(
+    "--mode",
+    type=click.Choice(["realtime", "batch"]),
+    default="realtime",
+    show_default=True,
+    help="realtime: concurrent requests; batch: the Message Batches API at half the price (answers within 24 h).",
+)
+@click.option("--no-wait", is_flag=True, help="Batch mode: submit and exit; the next run collects the results.")
 def run(
     job_file: Path,
     input_path: Path | None,
@@ -169,14 +177,17 @@ def run(
     itpm: int | None,
     otpm: int | None,
     progress: str | None,
+    mode: str,
+    no_wait: bool,
 ) -> None:
     """Run JOB over INPUT (a folder, or a JSONL, CSV or Parquet manifest) and write rows to --out.
 
     \b
     Exit codes: 0 every document ok; 1 finished, some documents in error; 2 usage or
     configuration error; 3 a fatal error stopped the run; 4 the output directory or the
-    disk failed (the message says what to do); 75 another run holds --out; 130 interrupted
-    (rerun to resume).
+    disk failed (the message says what to do); 5 batch mode with --no-wait: batches of an
+    earlier run are still in progress (the next run collects them); 75 another run holds
+    --out; 130 interrupted (rerun to resume).
     """
     from .runner import run as run_job
     from .transport import transport_for
@@ -199,6 +210,8 @@ def run(
             itpm=itpm,
             otpm=otpm,
             progress=progress,
+            mode=mode,
+            wait=not no_wait,
         )
         if dry_run:
             from .dryrun import dry_run as plan_run
@@ -216,3 +229,24 @@ def run(
     if summary.fatal_error:  # last, where a person reading a cron log looks first
         click.echo(f"docpipe: error: {summary.fatal_error}", err=True)
     sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cancel", is_flag=True, help="Cancel every batch not yet collected (answers already made are kept).")
+def batches(out_dir: Path, cancel: bool) -> None:
+    """List the Message Batches of an output directory: state, counts and cost.
+
+    Batches not yet collected are looked up at the API when ANTHROPIC_API_KEY is set.
+    """
+    import os
+
+    from .batch_report import report_batches
+    from .transport import api_transport
+
+    key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+    transport = api_transport(api_key=key, base_url=os.environ.get("ANTHROPIC_BASE_URL")) if key else None
+    try:
+        click.echo(report_batches(out_dir, transport=transport, cancel=cancel))
+    except PipelineError as exc:
+        _fail(exc)

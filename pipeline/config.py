@@ -31,7 +31,9 @@ MAX_CONCURRENCY = 4096
 DEFAULT_GRACE_S = 30.0
 # How long every request may fail to connect, with no HTTP response in between, before the run stops (exit 3).
 DEFAULT_UNREACHABLE_S = 60.0
+DEFAULT_BATCH_POLL_S = 2.0
 PROGRESS_MODES = ("auto", "bar", "log", "off")
+MODES = ("realtime", "batch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,9 @@ class RunConfig:
     grace_s: float = DEFAULT_GRACE_S
     unreachable_s: float = DEFAULT_UNREACHABLE_S
     flush_rows: int = 1000
+    mode: str = "realtime"  # or "batch": the Message Batches API at half price
+    wait: bool = True  # batch mode: wait for the batches to end (False: submit, and the next run collects)
+    batch_poll_s: float = DEFAULT_BATCH_POLL_S  # batch mode: the first wait between polls (it grows to a minute)
 
     def __repr__(self) -> str:
         return (
@@ -119,6 +124,8 @@ def resolve_config(
     otpm: int | None = None,
     progress: str | None = None,
     grace_s: float | None = None,
+    mode: str = "realtime",
+    wait: bool = True,
     env: Mapping[str, str] | None = None,
 ) -> RunConfig:
     """Resolve flags, environment, job file and defaults into one frozen RunConfig."""
@@ -136,6 +143,10 @@ def resolve_config(
     resolved_progress = progress or env.get("DOCPIPE_PROGRESS") or "auto"
     if resolved_progress not in PROGRESS_MODES:
         raise ConfigError(f"progress mode must be one of {', '.join(PROGRESS_MODES)}, not {resolved_progress!r}")
+    if mode not in MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if not wait and mode != "batch":
+        raise ConfigError("--no-wait applies to --mode batch only: a realtime run always waits for its answers")
     api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
     if not offline and not dry_run and not api_key:
         raise ConfigError(
@@ -161,4 +172,7 @@ def resolve_config(
         log_every_s=_first_float(_env_float(env, "DOCPIPE_LOG_EVERY_S", allow_zero=False), DEFAULT_LOG_EVERY_S),
         grace_s=_first_float(grace_s, _env_float(env, "DOCPIPE_GRACE_S", allow_zero=True), DEFAULT_GRACE_S),
         unreachable_s=_first_float(_env_float(env, "DOCPIPE_UNREACHABLE_S", allow_zero=False), DEFAULT_UNREACHABLE_S),
+        mode=mode,
+        wait=wait,
+        batch_poll_s=_first_float(_env_float(env, "DOCPIPE_BATCH_POLL_S", allow_zero=False), DEFAULT_BATCH_POLL_S),
     )

@@ -46,6 +46,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_LOCKED",
     "EXIT_OK",
+    "EXIT_PENDING",
     "EXIT_USAGE",
     "ConfigError",
     "DocumentError",
@@ -68,6 +69,7 @@ EXIT_DOCUMENT_ERRORS = 1  # finished; some documents in error, retried by the ne
 EXIT_USAGE = 2  # usage or configuration error: nothing was sent
 EXIT_FATAL = 3  # a fatal error stopped the run: bad key, spend limit, unknown model, API unreachable
 EXIT_ENVIRONMENT = 4  # the output directory, the disk or an input failed: a person must look
+EXIT_PENDING = 5  # batch mode, --no-wait: batches of an earlier run still in progress; the next run collects them
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the output directory; the next run catches up
 EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM; the next run resumes
 

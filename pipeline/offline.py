@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .transport import ApiResponse, Transport, TransportFactory, TransportOptions, api_transport
+from .transport import ApiResponse, BatchApi, Transport, TransportFactory, TransportOptions, api_transport, batches_of
 
 __all__ = ["OFFLINE_API_KEY", "offline_transport"]
 
@@ -22,6 +22,10 @@ class _EmulatedApi:
     @property
     def base_url(self) -> str:
         return self._transport.base_url
+
+    @property
+    def batches(self) -> BatchApi:
+        return batches_of(self._transport)
 
     async def create(
         self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None

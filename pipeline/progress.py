@@ -23,6 +23,7 @@ class Tally:
     skipped: int = 0
     tokens: int = 0
     cost_usd: float = 0.0
+    in_batches: int = 0  # requests submitted in Message Batches and not yet collected
 
 
 class Progress(Protocol):
@@ -40,7 +41,11 @@ class NullProgress:
 
 
 def _describe(tally: Tally) -> str:
-    return f"ok={tally.ok} err={tally.errors} done_before={tally.skipped} tok={tally.tokens:,} ${tally.cost_usd:.4f}"
+    batches = f" in_batches={tally.in_batches:,}" if tally.in_batches else ""
+    return (
+        f"ok={tally.ok} err={tally.errors} done_before={tally.skipped}{batches} tok={tally.tokens:,} "
+        f"${tally.cost_usd:.4f}"
+    )
 
 
 class TqdmProgress:

@@ -29,6 +29,7 @@ class RecordContext:
     run_id: str
     backend: str
     metadata_columns: dict[str, str] = field(default_factory=dict)  # manifest column -> output column, as seen
+    mode: str = "realtime"  # or "batch": priced at the batch discount
     fingerprint: str = field(init=False)  # the job's, hashed once a run rather than once a row
 
     def __post_init__(self) -> None:
@@ -55,6 +56,7 @@ def _base_row(context: RecordContext, work: Work, created_at: datetime) -> dict[
         "source_size": work.size,
         "source_mtime_ns": work.mtime_ns,
         "model": context.job.model,
+        "mode": context.mode,
     }
     for name, value in work.ref.metadata.items():
         row[context.column(name)] = value
@@ -83,7 +85,8 @@ def error_row(
 ) -> dict[str, Any]:
     """The row of a document that ended in error; tokens it spent on the way are billed to it."""
     usage = usage or TokenUsage()
-    cost = cost_usd(context.job.model, usage) if usage.prompt_tokens or usage.output_tokens else None
+    spent = usage.prompt_tokens or usage.output_tokens
+    cost = cost_usd(context.job.model, usage, batch=context.mode == "batch") if spent else None
     return (
         _base_row(context, work, created_at)
         | {
@@ -106,7 +109,7 @@ def ok_row(
     *,
     created_at: datetime,
     usage: TokenUsage,
-    latency_ms: float,
+    latency_ms: float | None,
     attempts: int,
     request_id: str | None,
     streamed: bool,
@@ -119,10 +122,10 @@ def ok_row(
             "status": "ok",
             "model": message.get("model") or context.job.model,
             "stop_reason": message.get("stop_reason"),
-            "latency_ms": round(latency_ms, 1),
+            "latency_ms": round(latency_ms, 1) if latency_ms is not None else None,
             "attempts": attempts,
             "request_id": request_id,
             "streamed": streamed,
         }
-        | _usage_columns(usage, cost_usd(context.job.model, usage))
+        | _usage_columns(usage, cost_usd(context.job.model, usage, batch=context.mode == "batch"))
     )

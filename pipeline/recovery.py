@@ -37,10 +37,11 @@ from .parts import (
     write_part,
 )
 
-__all__ = ["SegmentTable", "check_journal_job", "read_segment_table", "recover"]
+__all__ = ["SegmentTable", "check_journal_job", "from_json", "read_segment_table", "recover"]
 
 
-def _from_json(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
+def from_json(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
+    """A row read back from JSON (the journal, a batch record): dates and timestamps from ISO 8601 text."""
     for field_ in schema:
         value = row.get(field_.name)
         if isinstance(value, str):
@@ -105,7 +106,7 @@ def read_segment_table(path: Path, current: pa.Schema) -> SegmentTable:
         problem = _row_problem(row, job, columns)
         if problem is None:
             try:
-                rows.append((number, _from_json(row, schema)))
+                rows.append((number, from_json(row, schema)))
                 continue
             except (TypeError, ValueError):
                 problem = "a date or timestamp that cannot be read"

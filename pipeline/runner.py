@@ -2,7 +2,8 @@
 
 The run takes the lock first, so an overlapping run leaves at once, before it pays for the SDK.
 Then it refuses another job's directory, recovers an interrupted run's journal, opens the writer
-and hands the documents to the realtime executor (`realtime.py`) with the transport it was given.
+and hands the documents to the executor the configuration names (`realtime.py`, or `batch_mode.py`
+for Message Batches) with the transport it was given.
 Whatever happens, what is finished is published and the summary is saved with an exit code that
 says it.
 """
@@ -16,7 +17,14 @@ from typing import TYPE_CHECKING
 from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
 from .descriptors import descriptors_needed, reserve_descriptors
-from .errors import EXIT_DOCUMENT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, EnvironmentFailure, FatalRunError
+from .errors import (
+    EXIT_DOCUMENT_ERRORS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PENDING,
+    EnvironmentFailure,
+    FatalRunError,
+)
 from .lock import OutputLock
 from .progress import Progress, make_progress
 from .sources import count_documents
@@ -46,9 +54,10 @@ def run(
 
     `transport` is where requests go (`transport_for(config)` when None); `clock` is time as the run
     sees it. Exit codes in `summary.exit_code`: 0 every document ok, 1 some documents in error, 3 a
-    fatal error stopped the run, 4 the output directory, the disk or the input failed, 130
-    interrupted. A failure found before the run could start (a locked, foreign or unusable output
-    directory, a usage error) is raised instead, and nothing is written.
+    fatal error stopped the run, 4 the output directory, the disk or the input failed, 5 (batch
+    mode without waiting) batches of an earlier run still in progress, 130 interrupted. A failure
+    found before the run could start (a locked, foreign or unusable output directory, a usage
+    error) is raised instead, and nothing is written.
     """
     started = clock.monotonic()
     summary = RunSummary(
@@ -56,6 +65,7 @@ def run(
         job=config.job.name,
         job_fingerprint=config.job.fingerprint,
         backend=config.backend,
+        mode=config.mode,
         started_at=clock.wall().isoformat(timespec="seconds"),
     )
     reserve_descriptors(descriptors_needed(config.concurrency + POOL_MARGIN, offline=config.offline))
@@ -86,8 +96,10 @@ def run(
         summary.wall_s = round(clock.monotonic() - started, 3)
         if summary.stopped is not None:
             summary.exit_code = _EXIT_CODES[summary.stopped]
+        elif summary.errors or summary.errors_unchanged:
+            summary.exit_code = EXIT_DOCUMENT_ERRORS
         else:
-            summary.exit_code = EXIT_DOCUMENT_ERRORS if summary.errors or summary.errors_unchanged else EXIT_OK
+            summary.exit_code = EXIT_PENDING if summary.batches_pending_from_earlier else EXIT_OK
         write_summary(config.out_dir, summary)
     finally:
         lock.release()
@@ -97,6 +109,7 @@ def run(
 async def _run_async(
     config: RunConfig, summary: RunSummary, progress: Progress, transport: TransportFactory, clock: Clock
 ) -> None:
+    from .batch_mode import run_batches
     from .journal import JournalDamage
     from .ledger import load_ledger
     from .output import output_schema
@@ -124,7 +137,8 @@ async def _run_async(
     source = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
     fatal: FatalRunError | EnvironmentFailure | None = None
     try:
-        fatal = await run_realtime(
+        execute = run_batches if config.mode == "batch" else run_realtime
+        fatal = await execute(
             config, source, transport=transport, writer=writer, preparer=preparer,
             progress=progress, summary=summary, clock=clock,
         )

@@ -57,6 +57,14 @@ class RunSummary:
     journal_damage: list[str] = field(default_factory=list)  # "<segment> line <n>: <why>"
     journal_quarantined: list[str] = field(default_factory=list)  # segments moved to _wal/quarantine/
     skipped_files: dict[str, int] = field(default_factory=dict)  # folder files not of a document type, by extension
+    mode: str = "realtime"  # or "batch" (Message Batches)
+    batches_submitted: int = 0  # batches this run created, follow-ups included
+    batch_requests: int = 0  # requests in them
+    batch_requests_resubmitted: int = 0  # of those, errored or expired requests sent again in a follow-up
+    batches_collected: int = 0  # batches whose results this run wrote as rows
+    batches_pending: int = 0  # batches still in progress at the API when the run ended
+    batches_pending_from_earlier: int = 0  # of those, created by an earlier run
+    already_in_batches: int = 0  # documents not sent because a batch of this directory holds them
     stopped: str | None = None  # "fatal", "environment", "interrupted" or None
     fatal_error: str | None = None
     exit_code: int = EXIT_OK
@@ -90,6 +98,10 @@ class RunSummary:
             cost_usd=self.cost_usd,
         )
 
+    def batch_line(self) -> str:
+        """Batch mode's line: batches submitted, collected and still in progress."""
+        return _batch_line(self)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
@@ -104,6 +116,8 @@ class RunSummary:
             f"  requests: {self.requests_sent} sent, {self.retries} retried; latency p50 "
             f"{_ms(self.latency_p50_ms)}, p95 {_ms(self.latency_p95_ms)}",
         ]
+        if self.mode == "batch":
+            lines.append(f"  {self.batch_line()}")
         if self.errors_by_type:
             kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(self.errors_by_type.items()))
             lines.append(f"  errors by type: {kinds}")
@@ -117,6 +131,20 @@ class RunSummary:
         if self.saved_to is None and self.unsaved_reason:
             lines.append(f"  this summary could not be saved: {self.unsaved_reason}")
         return "\n".join(lines)
+
+
+def _batch_line(summary: RunSummary) -> str:
+    again = summary.batch_requests_resubmitted
+    resubmitted = f", {again:,} of them resubmitted" if again else ""
+    parts = [
+        f"batches: {summary.batches_submitted} submitted ({summary.batch_requests:,} requests{resubmitted}), "
+        f"{summary.batches_collected} collected"
+    ]
+    if summary.already_in_batches:
+        parts.append(f"{summary.already_in_batches:,} documents waiting in earlier batches")
+    if summary.batches_pending:
+        parts.append(f"{summary.batches_pending} still in progress: rerun to collect them")
+    return "; ".join(parts)
 
 
 def skipped_line(skipped: Mapping[str, int]) -> str:

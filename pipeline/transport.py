@@ -11,16 +11,18 @@ so the run decides *what* is sent and the factory decides *where*:
   when the transport opens and stopped when it closes (`--offline`).
 - Tests pass their own factory, or one of these pointed at an emulator they control.
 
-The protocol holds what the executors use today: one Messages request, non-streamed or streamed,
+The protocol holds what the executors use: one Messages request, non-streamed or streamed,
 answered as plain data, and its errors translated into docpipe's tree (`TransientError`,
-`RequestError`, `FatalRunError`). Message Batches, token counting and the Files API join it with the
-executors that need them (see docs/architecture.md).
+`RequestError`, `FatalRunError`); and, for the batch executor, the Message Batches API as
+`transport.batches` (`BatchApi`: create, retrieve, list, cancel, results streamed a line at a time).
+Token counting and the Files API join it with the executors that need them (see
+docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
 __all__ = [
     "POOL_MARGIN",
     "ApiResponse",
+    "BatchApi",
+    "BatchInfo",
+    "BatchResult",
+    "BatchTransport",
     "ConnectedObserver",
     "HeadersObserver",
     "OnFirstUse",
@@ -37,6 +43,7 @@ __all__ = [
     "TransportFactory",
     "TransportOptions",
     "api_transport",
+    "batches_of",
     "transport_for",
 ]
 
@@ -52,6 +59,59 @@ class ApiResponse:
     message: dict[str, Any]
     request_id: str | None
     streamed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    """A Message Batch as the API reports it (`processing_status`, `request_counts`, RFC 3339 times)."""
+
+    id: str
+    processing_status: str  # in_progress | canceling | ended
+    counts: Mapping[str, int]  # processing, succeeded, errored, canceled, expired
+    created_at: str
+    ended_at: str | None = None
+    expires_at: str | None = None
+    archived_at: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.processing_status == "ended"
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One line of a batch's results: `kind` is succeeded, errored, canceled or expired."""
+
+    custom_id: str
+    kind: str
+    message: dict[str, Any] | None = None  # succeeded: the Message as plain data
+    error_type: str | None = None  # errored: the inner error's type (invalid_request_error, api_error...)
+    error_message: str | None = None
+    request_id: str | None = None
+
+
+class BatchApi(Protocol):
+    """The Message Batches API; errors are translated as for `Transport.create`."""
+
+    async def create(self, requests: list[dict[str, Any]]) -> BatchInfo:
+        """Create one batch of `{"custom_id", "params"}` requests."""
+        ...
+
+    async def retrieve(self, batch_id: str) -> BatchInfo: ...
+
+    def list(self) -> AsyncIterator[BatchInfo]:
+        """Every batch of the workspace, newest first, a page at a time."""
+        ...
+
+    async def cancel(self, batch_id: str) -> BatchInfo: ...
+
+    def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
+        """An ended batch's results, streamed a line at a time, in any order."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +138,13 @@ class Transport(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class BatchTransport(Transport, Protocol):
+    """A transport that also reaches the Message Batches API."""
+
+    @property
+    def batches(self) -> BatchApi: ...
 
 
 TransportFactory = Callable[[TransportOptions], Transport]
@@ -107,6 +174,16 @@ def transport_for(config: RunConfig) -> TransportFactory:
 
         return offline_transport()
     return api_transport(api_key=config.api_key, base_url=config.base_url)
+
+
+def batches_of(transport: Transport) -> BatchApi:
+    """The transport's Message Batches API; a transport without one cannot run `--mode batch`."""
+    batches = getattr(transport, "batches", None)
+    if batches is None:
+        from .errors import FatalRunError
+
+        raise FatalRunError(f"the transport to {transport.base_url} cannot send Message Batches")
+    return batches  # type: ignore[no-any-return]
 
 
 class OnFirstUse:
@@ -139,6 +216,10 @@ class OnFirstUse:
     @property
     def base_url(self) -> str:
         return self._transport().base_url
+
+    @property
+    def batches(self) -> BatchApi:
+        return batches_of(self._transport())
 
     async def create(
         self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None

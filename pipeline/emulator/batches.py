@@ -26,9 +26,16 @@ from .validation import ApiError
 __all__ = ["Batch", "BatchStore"]
 
 CANCEL_DELAY_S = 0.2
+# Requests of a batch processed at once. They are accounted for prompt caching before any of them
+# publishes its cache entries, so a cold batch sharing a prefix pays this many writes, not one: the
+# docs say batches are processed with "high throughput and concurrent processing"
+# (https://platform.claude.com/docs/en/build-with-claude/batch-processing, batch limitations), and
+# recommend the 1-hour cache TTL "for better cache hit rates" since processing may take over 5 minutes.
+BATCH_WAVE = 16
 
-# Runs one request's params: returns ("succeeded", message) or raises ApiError.
-RunRequest = Callable[[dict[str, Any], str], dict[str, Any]]
+# Runs one request's params (key, wall time it is processed at): the message, and a callable that
+# publishes the cache entries it wrote (its response has started). Raises ApiError.
+RunRequest = Callable[[dict[str, Any], str, float], tuple[dict[str, Any], Callable[[], None]]]
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -76,6 +83,7 @@ class BatchStore:
         run: RunRequest,
         validate: Callable[[dict[str, Any], str, str], None],  # (params, API version, key)
         new_request_id: Callable[[], str],
+        fault: Callable[[dict[str, Any]], None] = lambda params: None,  # raises the ApiError a fault rule decides
     ) -> None:
         self.processing_s = processing_s
         self.expiry_s = expiry_s
@@ -84,6 +92,7 @@ class BatchStore:
         self.seed = seed
         self._run = run
         self._validate = validate
+        self._fault = fault
         self._batches: dict[str, Batch] = {}
         self._order: list[str] = []  # oldest first
 
@@ -134,20 +143,30 @@ class BatchStore:
             self._finish(batch, len(batch.requests), "", end)
 
     def _finish(self, batch: Batch, processed: int, rest: str, ended_at: float) -> None:
-        for index, request in enumerate(batch.requests):
-            custom_id = request["custom_id"]
-            if index >= processed:
-                batch.outcomes[custom_id] = rest
-                continue
-            try:
-                self._validate(request["params"], batch.version, batch.key)
-            except ApiError as exc:
-                batch.outcomes[custom_id] = "errored"
-                batch.errors[custom_id] = (exc, self._new_request_id())
-                continue
-            # Run (and bill) each request once, when the batch ends: every download gets the same results.
-            batch.messages[custom_id] = self._run(request["params"], batch.key)
-            batch.outcomes[custom_id] = "succeeded"
+        """Run the processed requests in waves of BATCH_WAVE, at an even pace over the processing time."""
+        total = len(batch.requests)
+        for start in range(0, total, BATCH_WAVE):
+            at = batch.created_at + batch.processing_s * start / max(1, total)
+            publish: list[Callable[[], None]] = []
+            for index in range(start, min(total, start + BATCH_WAVE)):
+                request = batch.requests[index]
+                custom_id = request["custom_id"]
+                if index >= processed:
+                    batch.outcomes[custom_id] = rest
+                    continue
+                try:
+                    self._validate(request["params"], batch.version, batch.key)
+                    self._fault(request["params"])
+                except ApiError as exc:
+                    batch.outcomes[custom_id] = "errored"
+                    batch.errors[custom_id] = (exc, self._new_request_id())
+                    continue
+                # Run (and bill) each request once, when the batch ends: every download gets the same results.
+                batch.messages[custom_id], started = self._run(request["params"], batch.key, at)
+                publish.append(started)
+                batch.outcomes[custom_id] = "succeeded"
+            for started in publish:
+                started()
         batch.ended_at = ended_at
 
     def cancel(self, batch_id: str, key: str, now: float) -> Batch:

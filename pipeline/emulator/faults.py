@@ -52,9 +52,11 @@ FAULT_KINDS = frozenset(
         "authentication",  # 401 authentication_error
         "permission",  # 403 permission_error
         "invalid_request",  # 400 invalid_request_error
+        "lost_response",  # endpoints but Messages: the request is served (a batch created), then the connection cut
     }
 )
-ENDPOINTS = frozenset({"messages", "count_tokens", "batches", "models", "files"})
+# "batch_requests": each request of a batch as it is processed; an error kind makes its result `errored`.
+ENDPOINTS = frozenset({"messages", "count_tokens", "batches", "models", "files", "batch_requests"})
 MAX_HANG_S = 600.0
 RULE_FIELDS = frozenset(
     {"kind", "probability", "match", "times", "statuses", "seconds", "retry_after_s", "endpoints", "message"}

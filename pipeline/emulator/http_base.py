@@ -200,12 +200,13 @@ class Endpoint:
             )
         return ApiError(400, "invalid_request_error", rule.message or "Invalid request")
 
-    async def _endpoint_fault(self, request: web.Request, endpoint: str, key: str, raw: bytes) -> bool:
+    async def _endpoint_fault(self, request: web.Request, endpoint: str, key: str, raw: bytes) -> str | None:
         """Apply the fault rule that fires for a request to an endpoint other than Messages.
 
         Error kinds raise their `ApiError`; `hang` and `slow_first_byte` wait, then let the request
-        through; the kinds that only make sense for a generated message do nothing. True when the
-        connection was dropped (`disconnect`) and nothing must be answered.
+        through; the kinds that only make sense for a generated message do nothing. Returns
+        "disconnect" when the connection was dropped and nothing must be served, "lost_response"
+        when the request must be served and its answer lost, else None.
         """
         text = f"{request.method} {request.path_qs}\n" + raw.decode("utf-8", "replace")
         body_hash = stable_hash(endpoint, text)
@@ -213,14 +214,16 @@ class Endpoint:
         self.state.seen[body_hash] = occurrence + 1
         fault = self.state.faults.decide(endpoint, text, body_hash, occurrence, stream=False)
         if fault is None or fault.kind in ANSWER_FAULT_KINDS:
-            return False
+            return None
         if fault.kind == "disconnect":
             if request.transport is not None:
                 request.transport.abort()
-            return True
+            return "disconnect"
+        if fault.kind == "lost_response":
+            return "lost_response"
         if fault.kind in ("hang", "slow_first_byte"):
             await asyncio.sleep(fault.seconds)
-            return False
+            return None
         raise self._fault_error(fault, key, body_hash, time.time())
 
     async def _call(self, request: web.Request, endpoint: str, action: Action) -> web.Response:
@@ -230,13 +233,21 @@ class Endpoint:
         try:
             key = self._authenticate(request)
             version = self._version(request)
+            lost = False
             if self.state.faults.rules:
                 small = request.content_length is None or request.content_length <= MAX_BATCH_BODY
                 raw = await request.read() if request.can_read_body and small else b""
-                if await self._endpoint_fault(request, endpoint, key, raw):
+                fault = await self._endpoint_fault(request, endpoint, key, raw)
+                if fault == "disconnect":
                     self._record(request, endpoint, 0, request_id, key, fault="disconnect")
                     return web.Response(status=500)
+                lost = fault == "lost_response"
             payload = await action(key, version)
+            if lost:  # served, and the answer never reaches the client
+                self._record(request, endpoint, 0, request_id, key, fault="lost_response")
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=500)
             self._record(request, endpoint, 200, request_id, key)
             if isinstance(payload, web.Response):
                 payload.headers.update(self._headers(request_id))

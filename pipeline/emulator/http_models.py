@@ -34,7 +34,9 @@ class ModelsEndpoint(Endpoint):
             key = self._authenticate(request)
             version = self._version(request)
             body, raw = await self._read_json(request, MAX_MESSAGES_BODY)
-            if await self._endpoint_fault(request, "count_tokens", key, raw):
+            if await self._endpoint_fault(request, "count_tokens", key, raw):  # counting has no effect to keep
+                if request.transport is not None:
+                    request.transport.abort()
                 self._record(request, "count_tokens", 0, request_id, key, fault="disconnect")
                 return web.Response(status=500)
             self.state.files.resolve(body, key, time.time())

@@ -10,12 +10,14 @@ the `http_*` modules) works over this object.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..models import get_model
 from .batches import BatchStore
 from .bodies import message_json, usage_json
 from .caching import PromptCache
+from .canonical import canonical_json
 from .clock import Clock
 from .config import EmulatorConfig
 from .engine import generate
@@ -24,10 +26,17 @@ from .files import FileStore
 from .hashing import spelled_id, stable_hash
 from .journal import Journal
 from .ratelimit import RateLimiter
-from .tokens import count_request_tokens
 from .validation import ApiError, merge_output_format, validate_messages
 
 __all__ = ["EmulatorState"]
+
+# What a fault rule on `batch_requests` makes of a request's result (the error of its `errored` result).
+BATCH_ERRORS = {
+    "overloaded": (529, "overloaded_error", "Overloaded"),
+    "server_error": (500, "api_error", "Internal server error"),
+    "rate_limit": (429, "rate_limit_error", "Rate limited"),
+    "invalid_request": (400, "invalid_request_error", "Invalid request"),
+}
 
 
 class EmulatorState:
@@ -48,6 +57,7 @@ class EmulatorState:
             run=self.run_batch_request,
             validate=self._validate_batch_params,
             new_request_id=lambda: self.new_id("req"),
+            fault=self._batch_request_fault,
         )
         self.files = FileStore()
         self.seen: dict[int, int] = {}  # request body hash -> how many times it has arrived
@@ -75,18 +85,44 @@ class EmulatorState:
         self.files.resolve(params, key, time.time())  # files are read when the request is processed
         validate_messages(params, version, seed=self.config.seed, in_batch=True)
 
-    def run_batch_request(self, params: dict[str, Any], key: str) -> dict[str, Any]:
+    def _batch_request_fault(self, params: dict[str, Any]) -> None:
+        """A fault rule for `batch_requests` that fires makes the request's result `errored` with its error."""
+        if not self.faults.rules:
+            return
+        text = canonical_json(params)
+        body_hash = stable_hash("batch_requests", text)
+        occurrence = self.seen.get(body_hash, 0)
+        self.seen[body_hash] = occurrence + 1
+        rule = self.faults.decide("batch_requests", text, body_hash, occurrence, stream=False)
+        if rule is None or rule.kind not in BATCH_ERRORS:
+            return
+        status, error_type, message = BATCH_ERRORS[rule.kind]
+        raise ApiError(status, error_type, rule.message or message)
+
+    def run_batch_request(
+        self, params: dict[str, Any], key: str, at: float
+    ) -> tuple[dict[str, Any], Callable[[], None]]:
+        """One request of a batch, processed at wall time `at`: its message, and the publishing of its cache entries.
+
+        Prompt caching works in batches as in Messages (the same cache, on the emulator's clock
+        at `at`); the batch store publishes a wave's entries once the whole wave is accounted.
+        """
         params = merge_output_format(params)
         spec = get_model(params["model"])
         if spec is None:  # validated before it runs; kept for the type checker
             raise ApiError(404, "not_found_error", f"model: {params['model']}")
+        when = at - self.clock.wall() + self.clock.monotonic()
+        split, pending = self.cache.account(params, key, spec, when)
         generation = generate(params, spec, self.config.seed)
-        tokens = count_request_tokens(params)
-        usage = usage_json(tokens, 0, 0, 0, generation.output_tokens, generation.thinking_tokens, "batch")
+        usage = usage_json(
+            split.input_tokens, split.cache_read_tokens, split.cache_write_5m_tokens, split.cache_write_1h_tokens,
+            generation.output_tokens, generation.thinking_tokens, "batch",
+        )
         self.journal.bill(usage)
-        return message_json(
+        message = message_json(
             self.new_id("msg"), spec.id, generation.content, generation.stop_reason, generation.stop_sequence, usage
         )
+        return message, lambda: self.cache.publish(pending, when)
 
 
 def _unfired(plan: FaultPlan) -> FaultPlan:

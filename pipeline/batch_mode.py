@@ -1,0 +1,434 @@
+"""The batch executor: the same documents, plans and rows as a realtime run, through Message Batches at half price.
+
+Design. A run in batch mode does, in order:
+
+1. **Reconcile.** A submission recorded but not known to be created (`submitting`: the run died or
+   the connection dropped during the create call) is looked for in the API's batch list (created
+   after it was recorded, with as many requests, not claimed by another submission). Found, it is
+   adopted; not found, it is `abandoned` and its documents are sent again. A batch is never
+   created twice for the same documents without looking first.
+2. **Collect** every earlier batch that has ended: results are streamed and matched by `custom_id`
+   (they come in any order), each written as a row through `records.py` the moment it is read.
+3. **Submit** the documents of the input that need work and are in no earlier batch: planned by
+   `plans.py` as for realtime, recorded in `OUT/_batches/` (`submissions.py`) before each create call,
+   the batch id right after; split to stay within 100,000 requests and 256 MB a batch.
+4. **Wait** (unless `--no-wait`): poll with backoff (`DOCPIPE_BATCH_POLL_S`, 2 s, growing 1.5 times
+   a poll to a minute), collect each batch as it
+   ends. `errored` results of a kind worth retrying, `expired` ones and answers that fail the job's
+   schema go into a follow-up batch (at most `FOLLOW_UP_ROUNDS` times), built from the params the
+   record kept; `canceled` ones and the rest become error rows, which the next run retries.
+
+Collecting twice writes nothing twice: an ok row already in the ledger is not written again, and a
+follow-up batch is recorded with its parent, so a collection cut short never resubmits twice.
+A signal stops the run at once: what is recorded is consistent at every step, and the next run
+resumes from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .clock import SYSTEM_CLOCK, Clock
+from .config import RunConfig
+from .errors import DocumentError, EnvironmentFailure, FatalRunError, RequestError, ResponseError, TransientError
+from .journal import encode_row
+from .plans import Planner
+from .prepare import Preparer, Work
+from .pricing import TokenUsage
+from .progress import Progress
+from .records import RecordContext, error_row, ok_row
+from .recovery import from_json
+from .refs import DocumentRef
+from .requests import parse_answer
+from .stopping import Stop, install_signals, restore_signals
+from .submissions import DocEntry, Submission, SubmissionStore, custom_id, request_index
+from .summary import RunSummary
+from .transport import BatchApi, BatchInfo, BatchResult, OnFirstUse, TransportFactory, TransportOptions, batches_of
+from .writer import ResultWriter
+
+__all__ = ["BatchRun", "run_batches"]
+
+MAX_BATCH_REQUESTS = 100_000  # the API's limit per batch
+MAX_BATCH_BYTES = 250_000_000  # under the API's 256 MB per create body, with room for the envelope
+POLL_MAX_S = 60.0
+POLL_GROWTH = 1.5
+FOLLOW_UP_ROUNDS = 3  # follow-up batches for errored or expired requests, per document
+CREATE_ATTEMPTS = 4
+ADOPT_WINDOW_S = 300.0  # clock skew allowed when a lost create is looked for in the batch list
+RETRIED_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Requests gathered for one batch."""
+
+    docs: list[DocEntry] = field(default_factory=list)
+    params: list[bytes] = field(default_factory=list)
+    bytes: int = 0
+    failed: list[Work] = field(default_factory=list)  # prepared in error: a row, no request
+
+
+def _entry(work: Work) -> DocEntry:
+    metadata = json.loads(encode_row(work.ref.metadata)) if work.ref.metadata else {}
+    return DocEntry(
+        doc_id=work.ref.doc_id, source=work.ref.source, sha256=work.sha256, truncated=work.truncated,
+        size=work.size, mtime_ns=work.mtime_ns, metadata=metadata,
+    )
+
+
+def _work(doc: DocEntry) -> Work:
+    """The `Work` a row is written from, rebuilt from the record (no payload: it was sent)."""
+    ref = DocumentRef(doc.doc_id, doc.source, None, None, doc.metadata)
+    return Work(ref, None, doc.sha256, doc.truncated, doc.size, doc.mtime_ns)
+
+
+def _created_at(info: BatchInfo) -> float:
+    try:
+        return datetime.fromisoformat(info.created_at).timestamp()
+    except ValueError:
+        return 0.0
+
+
+class BatchRun:
+    """One batch-mode run: its collaborators, its submissions and what it has written."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        transport: OnFirstUse,
+        writer: ResultWriter,
+        preparer: Preparer,
+        progress: Progress,
+        summary: RunSummary,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.config = config
+        self.job = config.job
+        self.transport = transport
+        self.writer = writer
+        self.preparer = preparer
+        self.progress = progress
+        self.summary = summary
+        self.clock = clock
+        self.store = SubmissionStore(config.out_dir)
+        self.planner = Planner(config.job)
+        self.records = RecordContext(config.job, summary.run_id, config.backend, mode="batch")
+        self.submissions: list[Submission] = []
+        self.claimed: set[str] = set()  # documents in a batch of this directory not collected when the run began
+        self.in_batches = 0  # requests submitted and not yet collected
+        self.stop_preparing = threading.Event()
+        self._created = 0
+
+    @property
+    def api(self) -> BatchApi:
+        return batches_of(self.transport)
+
+    # -- rows -------------------------------------------------------------------------------------
+
+    def write(self, row: dict[str, Any]) -> None:
+        try:
+            self.writer.add(from_json(row, self.writer.schema))
+        except OSError as exc:
+            raise EnvironmentFailure.from_os_error(
+                exc, doing="record a finished row in", path=self.writer.out_dir
+            ) from None
+        self.summary.count(row)
+        self.show_progress()
+
+    def show_progress(self) -> None:
+        tally = self.summary.tally(self.preparer.skipped)
+        tally.in_batches = self.in_batches
+        self.progress.update(tally)
+
+    def _error(self, doc: DocEntry, error: DocumentError, usage: TokenUsage) -> None:
+        when = self.clock.wall()
+        self.write(error_row(self.records, _work(doc), error, created_at=when, usage=usage, attempts=doc.attempts))
+
+    # -- 1. reconcile --------------------------------------------------------------------------
+
+    async def reconcile(self, submission: Submission) -> bool:
+        """Adopt the batch a `submitting` record created, if the API lists one; else mark it abandoned."""
+        known = {s.batch_id for s in self.submissions if s.batch_id}
+        async for info in self.api.list():
+            if _created_at(info) < submission.recorded_at - ADOPT_WINDOW_S:
+                break  # newest first: every batch from here on is older than the record
+            if info.id not in known and info.total == submission.requests:
+                submission.batch_id, submission.state = info.id, "submitted"
+                submission.note = "found in the API's batch list after an interrupted create"
+                self.store.save(submission)
+                return True
+        submission.state, submission.note = "abandoned", "no batch was created: its documents are sent again"
+        self.store.save(submission)
+        return False
+
+    # -- 2. collect ----------------------------------------------------------------------------
+
+    async def collect(self, submission: Submission) -> None:
+        """Write the rows of an ended batch; put what is worth another try in a follow-up batch."""
+        assert submission.batch_id is not None
+        docs = self.store.docs(submission)
+        seen = bytearray(len(docs))
+        counts: Counter[str] = Counter()
+        again: dict[int, TokenUsage] = {}  # request -> what its answers cost so far
+        cost_before = self.summary.cost_usd
+        try:
+            async for result in self.api.results(submission.batch_id):
+                index = request_index(submission.tag, result.custom_id)
+                if index is None or index >= len(docs) or seen[index]:
+                    continue  # not one of this submission's requests
+                seen[index] = 1
+                counts[result.kind] += 1
+                spent = self._record(docs[index], result)
+                if spent is not None:
+                    again[index] = spent
+        except RequestError as exc:  # results gone (archived after 29 days) or the batch deleted
+            for index, doc in enumerate(docs):
+                if not seen[index]:
+                    counts["unavailable"] += 1
+                    error = RequestError(f"the batch's results are unavailable: {exc.message}",
+                                         error_type="batch_results_unavailable", document_id=doc.doc_id)
+                    self._error(doc, error, TokenUsage(**doc.spent))
+        for index in range(len(docs)):
+            if not seen[index] and "unavailable" not in counts:
+                counts["missing"] += 1
+                again[index] = TokenUsage()
+        if again and not any(s.parent == submission.tag for s in self.submissions):
+            await self._follow_up(submission, docs, again)
+        self.writer.flush()  # the rows are in parts before the record says collected
+        submission.state, submission.counts = "collected", dict(counts)
+        submission.cost_usd = round(self.summary.cost_usd - cost_before, 6)
+        self.store.save(submission)
+        self.store.discard_params(submission)
+        self.in_batches -= submission.requests
+        self.summary.batches_collected += 1
+        self.show_progress()
+
+    def _record(self, doc: DocEntry, result: BatchResult) -> TokenUsage | None:
+        """Write the row one result makes; or, for a request worth another try, return what it has cost so far."""
+        spent = TokenUsage(**doc.spent)
+        can_retry = doc.attempts <= FOLLOW_UP_ROUNDS
+        if result.kind == "succeeded":
+            assert result.message is not None
+            if doc.sha256 is not None and self.preparer.ledger.is_done(doc.doc_id, doc.sha256):
+                return None  # written by a collection cut short
+            usage = spent + TokenUsage.from_usage(result.message.get("usage") or {})
+            try:
+                answer = parse_answer(self.job, result.message, document_id=doc.doc_id, request_id=None)
+            except ResponseError as exc:
+                if exc.error_type == "schema_mismatch" and doc.attempts <= self.job.schema_retries:
+                    return usage
+                self._error(doc, exc, usage)
+                return None
+            self.write(ok_row(
+                self.records, _work(doc), answer.values, result.message, created_at=self.clock.wall(),
+                usage=usage, latency_ms=None, attempts=doc.attempts, request_id=None, streamed=False,
+            ))
+            return None
+        if result.kind in ("errored", "expired") and can_retry and (
+            result.kind == "expired" or result.error_type in RETRIED_ERRORS
+        ):
+            return spent
+        if result.kind == "errored":
+            error = RequestError(
+                f"{result.error_type}: {result.error_message}", error_type=result.error_type or "api_error",
+                document_id=doc.doc_id, request_id=result.request_id,
+            )
+        elif result.kind == "canceled":
+            error = RequestError("the batch was canceled before this request was processed; the next run sends it",
+                                 error_type="canceled", document_id=doc.doc_id)
+        else:
+            error = RequestError(f"the request {result.kind} in its batch {FOLLOW_UP_ROUNDS + 1} times; the next run "
+                                 "sends it again", error_type=result.kind, document_id=doc.doc_id)
+        self._error(doc, error, spent)
+        return None
+
+    async def _follow_up(self, parent: Submission, docs: list[DocEntry], again: dict[int, TokenUsage]) -> None:
+        chunk = _Chunk()
+        for index, line in self.store.params(parent, set(again)):
+            doc = docs[index]
+            spent = asdict(again[index])
+            chunk.docs.append(DocEntry(**{**asdict(doc), "attempts": doc.attempts + 1, "spent": spent}))
+            chunk.params.append(line)
+            chunk.bytes += len(line)
+        self.summary.batch_requests_resubmitted += len(chunk.docs)
+        await self.submit(chunk, round_=parent.round + 1, parent=parent.tag)
+
+    # -- 3. submit -----------------------------------------------------------------------------
+
+    def _chunks(self, works: Iterator[Work], limit: int | None) -> Iterator[_Chunk]:
+        """Prepared documents gathered into batches (runs in the preparation thread)."""
+        chunk, taken = _Chunk(), 0
+        for work in works:
+            if work.ref.doc_id in self.claimed:
+                self.summary.already_in_batches += 1
+                continue
+            if limit is not None and taken >= limit:
+                break
+            taken += 1
+            if work.error is not None or work.payload is None:
+                chunk.failed.append(work)
+                continue
+            (spec,) = self.planner.plan(work.ref.doc_id, work.payload)
+            line = json.dumps(spec.params).encode("utf-8")  # ASCII, as the SDK sends it: the size is what is sent
+            if chunk.docs and (len(chunk.docs) >= MAX_BATCH_REQUESTS or chunk.bytes + len(line) + 96 > MAX_BATCH_BYTES):
+                yield chunk
+                chunk = _Chunk()
+            chunk.docs.append(_entry(work))
+            chunk.params.append(line)
+            chunk.bytes += len(line) + 96
+        if chunk.docs or chunk.failed:
+            yield chunk
+
+    async def submit(self, chunk: _Chunk, *, round_: int = 0, parent: str | None = None) -> None:
+        """Record a batch, create it, record its id: a crash at any point leaves a record the next run reads."""
+        for work in chunk.failed:
+            assert work.error is not None
+            self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
+        if not chunk.docs:
+            return
+        self._created += 1
+        submission = Submission(
+            tag=f"{self.summary.run_id}-{self._created:03d}", state="submitting", requests=len(chunk.docs),
+            bytes=chunk.bytes, recorded_at=self.clock.wall().timestamp(), run_id=self.summary.run_id,
+            round=round_, parent=parent,
+        )
+        self.store.record(submission, chunk.docs, [line + b"\n" for line in chunk.params])
+        self.submissions.append(submission)
+        self.claimed.update(doc.doc_id for doc in chunk.docs)
+        requests = [
+            {"custom_id": custom_id(submission.tag, index), "params": json.loads(line)}
+            for index, line in enumerate(chunk.params)
+        ]
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                info = await self.api.create(requests)
+            except TransientError as exc:
+                if await self.reconcile(submission):
+                    break  # the create went through; only its answer was lost
+                if attempt == CREATE_ATTEMPTS:
+                    raise FatalRunError(
+                        f"could not create a message batch after {attempt} attempts ({exc.message}); nothing "
+                        "was created (the API's batch list was checked): rerun to try again"
+                    ) from None
+                submission.state = "submitting"
+                self.store.save(submission)
+                await self.clock.sleep(min(POLL_MAX_S, self.config.batch_poll_s * 2**attempt))
+                continue
+            except RequestError as exc:
+                submission.state, submission.note = "abandoned", f"the API refused the batch: {exc.message}"
+                self.store.save(submission)
+                raise FatalRunError(f"the API refused a message batch: {exc.message}") from None
+            submission.batch_id, submission.state = info.id, "submitted"
+            self.store.save(submission)
+            break
+        self.in_batches += submission.requests
+        self.summary.batches_submitted += 1
+        self.summary.batch_requests += submission.requests
+        self.show_progress()
+
+    async def submit_input(self, source: Iterator[DocumentRef]) -> None:
+        chunks = self._chunks(self.preparer.works(source, stop=self.stop_preparing), self.config.limit)
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+            await self.submit(chunk)
+
+    # -- 4. wait -------------------------------------------------------------------------------
+
+    def pending(self) -> list[Submission]:
+        return [s for s in self.submissions if s.state == "submitted"]
+
+    async def collect_ended(self) -> int:
+        """Collect every pending batch that has ended; return how many are still in progress (follow-ups included)."""
+        for submission in self.pending():
+            assert submission.batch_id is not None
+            try:
+                info = await self.api.retrieve(submission.batch_id)
+            except TransientError:
+                continue  # asked again at the next poll
+            except RequestError as exc:  # the batch is gone: its documents go back to the next run
+                submission.state, submission.note = "abandoned", exc.message
+                self.store.save(submission)
+                self.in_batches -= submission.requests
+                continue
+            if info.ended:
+                await self.collect(submission)
+        return len(self.pending())
+
+    async def wait(self) -> None:
+        """Poll with backoff until every batch has ended and is collected (a signal cancels the wait)."""
+        delay = self.config.batch_poll_s
+        while await self.collect_ended():
+            await self.clock.sleep(delay)
+            delay = min(POLL_MAX_S, delay * POLL_GROWTH)
+
+    async def run(self, source: Iterator[DocumentRef]) -> None:
+        self.submissions = self.store.load()
+        earlier = [s for s in self.submissions if s.pending]
+        for submission in earlier:
+            self.claimed.update(doc.doc_id for doc in self.store.docs(submission))
+            if submission.state == "submitted":
+                self.in_batches += submission.requests
+        for submission in [s for s in earlier if s.state == "submitting"]:
+            if await self.reconcile(submission):
+                self.in_batches += submission.requests
+            else:
+                self.claimed.difference_update(doc.doc_id for doc in self.store.docs(submission))
+        await self.collect_ended()
+        await self.submit_input(source)
+        if self.config.wait:
+            await self.wait()
+        earlier_tags = {s.tag for s in earlier}
+        self.summary.batches_pending = sum(1 for s in self.submissions if s.state == "submitted")
+        self.summary.batches_pending_from_earlier = sum(
+            1 for s in self.submissions if s.state == "submitted" and s.tag in earlier_tags
+        )
+
+
+async def run_batches(
+    config: RunConfig,
+    source: Iterator[DocumentRef],
+    *,
+    transport: TransportFactory,
+    writer: ResultWriter,
+    preparer: Preparer,
+    progress: Progress,
+    summary: RunSummary,
+    clock: Clock = SYSTEM_CLOCK,
+) -> FatalRunError | EnvironmentFailure | None:
+    """Run `source` through Message Batches; return the error that stopped the run, if one did."""
+    run = BatchRun(
+        config, transport=OnFirstUse(transport, TransportOptions(max_connections=8), clock=clock.monotonic),
+        writer=writer, preparer=preparer, progress=progress, summary=summary, clock=clock,
+    )
+    loop = asyncio.get_running_loop()
+    stop = Stop()
+    installed = install_signals(loop, stop)
+    task = asyncio.create_task(run.run(source))
+    stop_wait = asyncio.create_task(stop.requested.wait())
+    fatal: FatalRunError | EnvironmentFailure | None = None
+    try:
+        await asyncio.wait([task, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():  # a signal: every step is recorded, so stopping now loses nothing
+            run.stop_preparing.set()
+            task.cancel()
+            summary.stopped = "interrupted"
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except (FatalRunError, EnvironmentFailure) as exc:
+            fatal = exc
+    finally:
+        stop_wait.cancel()
+        run.stop_preparing.set()
+        restore_signals(loop, installed)
+        await run.transport.aclose()
+        summary.transport_open_s = round(run.transport.open_s, 3)
+    return fatal

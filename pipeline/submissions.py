@@ -1,0 +1,201 @@
+"""The output directory's record of its Message Batches: what was submitted, as which batch, what came of it.
+
+A batch is paid for once it is created, so the record is written *before* the create call and the
+batch id right after it; a run killed anywhere in between is picked up by the next one:
+
+    OUT/_batches/<tag>.docs.jsonl     line i: the document of request `<tag>-<i>` (id, source, hash,
+                                      size, mtime, truncated, metadata): enough to write its row
+    OUT/_batches/<tag>.params.jsonl   line i: the Messages params of request `<tag>-<i>`, to resubmit it
+    OUT/_batches/<tag>.json           the submission's state, replaced atomically at each step
+
+States: `submitting` (recorded, create not known to have succeeded) -> `submitted` (batch id known)
+-> `collected` (every result written as a row or resubmitted); or `submitting` -> `abandoned` (the
+API's batch list shows no batch was created: its documents are free to be sent again).
+
+Every file is written to a temporary name, fsynced and renamed, then the directory is fsynced: a
+file is whole or absent. `custom_id`s are `<tag>-<i>`, within the API's `^[a-zA-Z0-9_-]{1,64}$`
+whatever the document ids are, and unique across the directory because tags are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import EnvironmentFailure
+
+__all__ = ["BATCH_DIR", "DocEntry", "Submission", "SubmissionStore", "custom_id", "request_index"]
+
+BATCH_DIR = "_batches"
+STATES = ("submitting", "submitted", "collected", "abandoned")
+_TAG = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
+_CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def custom_id(tag: str, index: int) -> str:
+    return f"{tag}-{index}"
+
+
+def request_index(tag: str, value: str) -> int | None:
+    """The request number a `custom_id` of submission `tag` names, or None when it is not one of its ids."""
+    prefix = f"{tag}-"
+    if not value.startswith(prefix) or not value[len(prefix) :].isdigit():
+        return None
+    return int(value[len(prefix) :])
+
+
+@dataclass(frozen=True, slots=True)
+class DocEntry:
+    """The document behind one request: what its row needs that the answer does not carry."""
+
+    doc_id: str
+    source: str
+    sha256: str | None
+    truncated: bool = False
+    size: int | None = None
+    mtime_ns: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # manifest columns, dates as ISO 8601 text
+    attempts: int = 1  # batches this document has been in, this one included
+    spent: dict[str, int] = field(default_factory=dict)  # `TokenUsage` of its earlier answers (a schema retry)
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> DocEntry:
+        return cls(**value)
+
+
+@dataclass(slots=True)
+class Submission:
+    """One batch: its tag, where it stands, and (once collected) what it came to."""
+
+    tag: str
+    state: str
+    requests: int
+    bytes: int
+    recorded_at: float  # wall clock (epoch seconds) when recorded, before the create call
+    run_id: str
+    batch_id: str | None = None
+    round: int = 0  # 0 a first submission; n the n-th follow-up of errored or expired requests
+    parent: str | None = None  # the submission a follow-up resubmits requests of
+    counts: dict[str, int] = field(default_factory=dict)  # by result type, once collected
+    cost_usd: float = 0.0  # of the rows written from it
+    note: str | None = None  # why it was abandoned or how it was found
+
+    @property
+    def pending(self) -> bool:
+        """Created (or maybe created) and not yet collected."""
+        return self.state in ("submitting", "submitted")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _durable_write(path: Path, chunks: Iterator[bytes] | list[bytes]) -> int:
+    """Write `chunks` to `path` so that it is whole or absent; return the bytes written."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    written = 0
+    with open(temporary, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+            written += len(chunk)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+    return written
+
+
+class SubmissionStore:
+    """`OUT/_batches/`: read and written by the batch executor and `docpipe batches`."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.folder = out_dir / BATCH_DIR
+
+    def _failure(self, exc: OSError, doing: str) -> EnvironmentFailure:
+        return EnvironmentFailure.from_os_error(exc, doing=doing, path=self.folder)
+
+    def load(self) -> list[Submission]:
+        """Every submission of the directory, oldest first. A state file that cannot be read stops the run."""
+        if not self.folder.is_dir():
+            return []
+        submissions = []
+        try:
+            for path in sorted(self.folder.glob("*.json")):
+                try:
+                    value = json.loads(path.read_text(encoding="utf-8"))
+                    submission = Submission(**value)
+                except (ValueError, TypeError) as exc:
+                    raise EnvironmentFailure(
+                        f"the batch record {path} is unreadable ({exc}); it names a batch that may be paid for: "
+                        "look at `docpipe batches` and the API's batch list before removing it",
+                        path=path,
+                    ) from None
+                if submission.state not in STATES or not _TAG.match(submission.tag):
+                    raise EnvironmentFailure(f"the batch record {path} is not one docpipe wrote", path=path)
+                submissions.append(submission)
+        except OSError as exc:
+            raise self._failure(exc, "read the batch records in") from None
+        return sorted(submissions, key=lambda s: (s.recorded_at, s.tag))
+
+    def record(
+        self, submission: Submission, docs: list[DocEntry], params: Iterator[bytes] | list[bytes]
+    ) -> None:
+        """Write a new submission's documents and params, then its state: all before the create call."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            lines = [json.dumps(asdict(doc), ensure_ascii=False).encode("utf-8") + b"\n" for doc in docs]
+            _durable_write(self.folder / f"{submission.tag}.docs.jsonl", lines)
+            _durable_write(self.folder / f"{submission.tag}.params.jsonl", params)
+        except OSError as exc:
+            raise self._failure(exc, "record a batch before submitting it in") from None
+        self.save(submission)
+
+    def save(self, submission: Submission) -> None:
+        """Replace the submission's state file atomically."""
+        try:
+            text = json.dumps(asdict(submission), ensure_ascii=False, indent=1).encode("utf-8")
+            _durable_write(self.folder / f"{submission.tag}.json", [text])
+        except OSError as exc:
+            raise self._failure(exc, "record a batch's state in") from None
+
+    def docs(self, submission: Submission) -> list[DocEntry]:
+        """The documents of a submission, request i at index i."""
+        path = self.folder / f"{submission.tag}.docs.jsonl"
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return [DocEntry.from_json(json.loads(line)) for line in handle]
+        except OSError as exc:
+            raise self._failure(exc, "read a batch's documents in") from None
+        except (ValueError, TypeError) as exc:
+            raise EnvironmentFailure(f"the batch record {path} is damaged ({exc})", path=path) from None
+
+    def params(self, submission: Submission, wanted: set[int]) -> Iterator[tuple[int, bytes]]:
+        """The params lines (without the newline) of the requests numbered in `wanted`, in order."""
+        path = self.folder / f"{submission.tag}.params.jsonl"
+        try:
+            with open(path, "rb") as handle:
+                for index, line in enumerate(handle):
+                    if index in wanted:
+                        yield index, line.rstrip(b"\n")
+        except OSError as exc:
+            raise self._failure(exc, "read a batch's requests in") from None
+
+    def discard_params(self, submission: Submission) -> None:
+        """A collected submission's params are not needed again: the largest file goes."""
+        with contextlib.suppress(OSError):  # a file left behind costs disk, never correctness
+            (self.folder / f"{submission.tag}.params.jsonl").unlink(missing_ok=True)
+
+
+def valid_custom_id(value: str) -> bool:
+    return bool(_CUSTOM_ID.match(value))

@@ -1,0 +1,251 @@
+"""Batch mode end to end: `docpipe run --mode batch` through the CLI, the real SDK and real HTTP to the emulator.
+
+The emulator processes a batch in `batch_processing_s` of its clock; a test that needs a batch to stay
+in progress for a while gives it an hour and moves the emulator's clock past it (`clock.advance`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anthropic
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+from conftest import SEED, TEST_KEY, ForkedRun
+
+import pipeline
+from pipeline.cli import main
+from pipeline.emulator import Emulator, EmulatorConfig
+from pipeline.jobs import load_job
+from pipeline.pricing import TokenUsage, cost_usd
+from pipeline.submissions import BATCH_DIR, SubmissionStore, valid_custom_id
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = ROOT / "sample_data" / "manifest.jsonl"
+TRIAGE = ROOT / "jobs" / "triage.toml"
+DOCUMENTS = 14  # rows of the sample manifest
+HOUR = 3600.0
+
+
+def invoke(args: list[str], emulator: Emulator, **env: str) -> Result:
+    environment = {
+        "DOCPIPE_PROGRESS": "off", "ANTHROPIC_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": emulator.base_url,
+        "DOCPIPE_BATCH_POLL_S": "0.05", **env,
+    }
+    return CliRunner().invoke(main, args, env=environment, catch_exceptions=False)
+
+
+def run_batch(out: Path, emulator: Emulator, *extra: str) -> Result:
+    return invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "batch", *extra], emulator)
+
+
+def fork_run(emulator: Emulator, out: Path, *extra: str) -> ForkedRun:
+    environment = dict(
+        os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=emulator.base_url, DOCPIPE_PROGRESS="off",
+        DOCPIPE_BATCH_POLL_S="0.05",
+    )
+    argv = ["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "batch", *extra]
+    return ForkedRun(argv, environment)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def stats(emulator: Emulator) -> dict[str, int]:
+    raw = emulator.control.stats()
+    return {"batches_created": raw["batches_created"], "billed": raw["messages_billed"],
+            "messages": raw["requests"]["by_endpoint"].get("messages", 0)}
+
+
+def states(out: Path) -> list[str]:
+    return [s.state for s in SubmissionStore(out).load()]
+
+
+def ok_rows(out: Path) -> pd.DataFrame:
+    frame = pipeline.load_results(out, latest=False)
+    return frame[frame.status == "ok"]
+
+
+def test_a_batch_run_writes_the_realtime_rows_at_the_batch_price(tmp_path: Path) -> None:
+    """Same job, same documents: every job field equal to the realtime run's, priced at the batch discount."""
+    job = load_job(TRIAGE)
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.1)) as emulator:
+        realtime = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(tmp_path / "rt")], emulator)
+        assert 0 == realtime.exit_code, realtime.output
+        batch = run_batch(tmp_path / "batch", emulator)
+        assert 0 == batch.exit_code, batch.output
+        after = stats(emulator)
+    assert 1 == after["batches_created"] and DOCUMENTS == after["messages"]  # the batch sent no Messages request
+    assert 2 * DOCUMENTS == after["billed"]
+    assert "batches: 1 submitted (14 requests), 1 collected" in batch.output
+    rt = pipeline.load_results(tmp_path / "rt").set_index("doc_id").sort_index()
+    bt = pipeline.load_results(tmp_path / "batch").set_index("doc_id").sort_index()
+    assert list(rt.index) == list(bt.index) and len(bt) == DOCUMENTS
+    for field in job.fields:
+        assert rt[field.name].astype(str).tolist() == bt[field.name].astype(str).tolist(), field.name
+    assert set(rt["mode"]) == {"realtime"} and set(bt["mode"]) == {"batch"}
+    assert bt["latency_ms"].isna().all() and not bt["streamed"].any()
+    for frame, discount in ((rt, False), (bt, True)):
+        for row in frame.itertuples():
+            usage = TokenUsage(row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_write_tokens)
+            assert row.cost_usd == pytest.approx(cost_usd(job.model, usage, batch=discount))
+    assert bt.cost_usd.sum() < 0.75 * rt.cost_usd.sum()
+    (record,) = SubmissionStore(tmp_path / "batch").load()
+    assert record.state == "collected" and record.counts == {"succeeded": DOCUMENTS}
+    assert record.cost_usd == pytest.approx(bt.cost_usd.sum(), abs=1e-6)
+    assert not (tmp_path / "batch" / BATCH_DIR / f"{record.tag}.params.jsonl").exists()  # not needed again
+
+
+def test_a_run_killed_right_after_create_is_resumed_by_polling_the_same_batch(tmp_path: Path) -> None:
+    """SIGKILL once the batch id is recorded; the rerun creates nothing and collects that batch."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        process = fork_run(emulator, out)
+        wait_for(lambda: "submitted" in states(out))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        assert 1 == stats(emulator)["batches_created"] and 0 == stats(emulator)["billed"]
+        emulator.state.clock.advance(HOUR)
+        result = run_batch(out, emulator)
+        after = stats(emulator)
+    assert 0 == result.exit_code, result.output
+    assert 1 == after["batches_created"] and DOCUMENTS == after["billed"]
+    ok = ok_rows(out)
+    assert DOCUMENTS == len(ok) and not ok.doc_id.duplicated().any()
+    assert ["collected"] == states(out)
+
+
+def test_a_create_whose_answer_is_lost_is_found_in_the_batch_list_not_created_again(tmp_path: Path) -> None:
+    """The connection drops after the API created the batch: docpipe adopts it from the list."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.1)) as emulator:
+        emulator.control.set_faults(
+            [{"kind": "lost_response", "endpoints": ["batches"], "match": "POST /v1/messages/batches\n", "times": 1}]
+        )
+        result = run_batch(out, emulator)
+        after = stats(emulator)
+    assert 0 == result.exit_code, result.output
+    assert 1 == after["batches_created"] and DOCUMENTS == after["billed"]
+    assert DOCUMENTS == len(ok_rows(out))
+    (record,) = SubmissionStore(out).load()
+    assert record.note is not None and "batch list" in record.note
+
+
+def test_errored_requests_go_into_a_follow_up_batch(tmp_path: Path) -> None:
+    """Three requests come back `errored` (overloaded): a follow-up batch of those three answers them."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.1)) as emulator:
+        emulator.control.set_faults([{"kind": "overloaded", "endpoints": ["batch_requests"], "times": 3}])
+        result = run_batch(out, emulator)
+        after = stats(emulator)
+    assert 0 == result.exit_code, result.output
+    assert 2 == after["batches_created"] and DOCUMENTS == after["billed"]
+    ok = ok_rows(out)
+    assert DOCUMENTS == len(ok) and 3 == int((ok.attempts == 2).sum())
+    first, follow_up = SubmissionStore(out).load()
+    assert first.counts == {"succeeded": DOCUMENTS - 3, "errored": 3}
+    assert follow_up.parent == first.tag and follow_up.requests == 3 and follow_up.round == 1
+    assert "3 of them resubmitted" in result.output
+
+
+def test_expired_requests_are_resubmitted_then_recorded_and_the_next_run_sends_them(tmp_path: Path) -> None:
+    """Batches expiring half-way: follow-ups at most three times, then an `expired` error row; a rerun finishes."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.4, batch_expiry_s=0.2)) as emulator:
+        result = run_batch(out, emulator)
+        assert 1 == result.exit_code, result.output
+        assert 4 == stats(emulator)["batches_created"]  # 14 -> 7 expired -> 4 -> 2 -> 1 left
+        frame = pipeline.load_results(out)
+        assert DOCUMENTS - 1 == int((frame.status == "ok").sum())
+        (expired,) = frame[frame.status == "error"].itertuples()
+        assert "expired" == expired.error_type and 4 == expired.attempts
+        emulator.state.batches.expiry_s = HOUR
+        rerun = run_batch(out, emulator)
+        assert 0 == rerun.exit_code, rerun.output
+        assert 5 == stats(emulator)["batches_created"] and DOCUMENTS == stats(emulator)["billed"]
+    assert DOCUMENTS == len(ok_rows(out))
+
+
+def test_no_wait_submits_and_the_next_runs_collect(tmp_path: Path) -> None:
+    """--no-wait exits 0 at once; a run while the batch is in progress exits 5 and creates nothing; then 0."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        first = run_batch(out, emulator, "--no-wait")
+        assert 0 == first.exit_code, first.output
+        assert "1 still in progress: rerun to collect them" in first.output
+        assert not list(out.glob("part-*.parquet"))
+        second = run_batch(out, emulator, "--no-wait")
+        assert 5 == second.exit_code, second.output
+        assert "14 documents waiting in earlier batches" in second.output
+        assert 1 == stats(emulator)["batches_created"]
+        emulator.state.clock.advance(HOUR)
+        third = run_batch(out, emulator, "--no-wait")
+        assert 0 == third.exit_code, third.output
+        assert 1 == stats(emulator)["batches_created"] and DOCUMENTS == stats(emulator)["billed"]
+    assert DOCUMENTS == len(ok_rows(out))
+    saved = sorted((out / "_runs").glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
+    summaries = [json.loads(path.read_text()) for path in saved]
+    assert [s["exit_code"] for s in summaries] == [0, 5, 0]
+
+
+def test_batches_lists_and_cancels_and_the_next_run_records_the_canceled(tmp_path: Path) -> None:
+    """`docpipe batches OUT` shows the batch live; --cancel cancels it; canceled requests are error rows, then sent."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        assert 0 == run_batch(out, emulator, "--no-wait").exit_code
+        (record,) = SubmissionStore(out).load()
+        listing = invoke(["batches", str(out)], emulator)
+        assert 0 == listing.exit_code, listing.output
+        assert record.batch_id in listing.output and "API: in_progress" in listing.output
+        assert "processing 14" in listing.output
+        canceled = invoke(["batches", str(out), "--cancel"], emulator)
+        assert 0 == canceled.exit_code and "asked the API to cancel 1 batch" in canceled.output
+        collected = run_batch(out, emulator)
+        assert 1 == collected.exit_code, collected.output
+        frame = pipeline.load_results(out)
+        assert {"canceled"} == set(frame.error_type) and DOCUMENTS == len(frame)
+        emulator.state.batches.processing_s = 0.1
+        again = run_batch(out, emulator)
+        assert 0 == again.exit_code, again.output
+        assert 2 == stats(emulator)["batches_created"]
+    assert DOCUMENTS == len(pipeline.load_results(out).query("status == 'ok'"))
+
+
+def test_batches_of_a_directory_without_any_says_so(tmp_path: Path, emulator: Emulator) -> None:
+    result = invoke(["batches", str(tmp_path)], emulator)
+    assert 0 == result.exit_code and "no message batches" in result.output
+    missing = invoke(["batches", str(tmp_path / "nowhere")], emulator)
+    assert 2 == missing.exit_code and "no output directory" in missing.output
+
+
+def test_no_wait_without_batch_mode_is_a_usage_error(tmp_path: Path, emulator: Emulator) -> None:
+    result = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(tmp_path / "o"), "--no-wait"], emulator)
+    assert 2 == result.exit_code and "--no-wait applies to --mode batch only" in result.output
+
+
+def test_custom_ids_follow_the_api_rules_whatever_the_document_ids(tmp_path: Path) -> None:
+    """Document ids with spaces, slashes and non-ASCII letters: the custom_ids sent are the API's pattern."""
+    manifest = tmp_path / "m.jsonl"
+    ids = ["a b/c", "ünïcode", "x" * 200, "dup.1"]
+    manifest.write_text("".join(json.dumps({"id": i, "text": f"document {n} about invoices"}) + "\n"
+                                for n, i in enumerate(ids)))
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.1)) as emulator:
+        result = invoke(["run", str(TRIAGE), str(manifest), "--out", str(out), "--mode", "batch"], emulator)
+        with anthropic.Anthropic(api_key=TEST_KEY, base_url=emulator.base_url, max_retries=0) as client:
+            (batch,) = client.messages.batches.list()
+            custom_ids = [line.custom_id for line in client.messages.batches.results(batch.id)]
+    assert 0 == result.exit_code, result.output
+    assert len(set(custom_ids)) == len(ids) and all(valid_custom_id(c) for c in custom_ids)
+    assert sorted(ids) == sorted(ok_rows(out).doc_id)
