@@ -119,7 +119,7 @@ class BatchRun:
         self.summary = summary
         self.clock = clock
         self.store = SubmissionStore(config.out_dir)
-        self.planner = Planner(config.job)
+        self.planner = Planner(config.job, mode="batch")
         self.records = RecordContext(config.job, summary.run_id, config.backend, mode="batch")
         self.submissions: list[Submission] = []
         self.claimed: set[str] = set()  # documents in a batch of this directory not collected when the run began

@@ -103,7 +103,7 @@ class Job:
     timeout_s: float = DEFAULT_TIMEOUT_S
     too_long: str = "truncate"
     max_document_tokens: int = DEFAULT_MAX_DOCUMENT_TOKENS
-    cache_ttl: str = "5m"
+    cache_ttl: str | None = None  # "5m" or "1h"; None: by mode, 5m realtime and 1h in batches
     effort: str | None = None
     schema_retries: int = 2
     retry: RetrySettings = RetrySettings()
@@ -398,7 +398,7 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         timeout_s=timeout_s,
         too_long=_choice(table, "too_long", TOO_LONG_POLICIES, "truncate", "job.", path),
         max_document_tokens=max_document_tokens,
-        cache_ttl=_choice(table, "cache_ttl", CACHE_TTLS, "5m", "job.", path),
+        cache_ttl=_choice(table, "cache_ttl", CACHE_TTLS, "", "job.", path) or None,
         effort=effort,
         schema_retries=schema_retries,
         retry=retry,

@@ -33,8 +33,11 @@ class RequestSpec:
 class Planner:
     """The requests a job needs per document; what every request shares is built once."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, *, mode: str = "realtime") -> None:
         self.job = job
+        # Batches may take over 5 minutes to process: the docs advise the 1-hour TTL for a shared prefix
+        # (https://platform.claude.com/docs/en/build-with-claude/batch-processing).
+        self.cache_ttl = job.cache_ttl or ("1h" if mode == "batch" else "5m")
         self.system = system_prompt(job)
         self.schema = job.output_schema()  # one dict shared by every request: nothing may mutate params
         self.prefix_estimate = estimate_prefix_tokens(self.system, self.schema)
@@ -46,7 +49,9 @@ class Planner:
 
     def plan(self, document_id: str, payload: Payload) -> list[RequestSpec]:
         """The requests one document needs: today one, built from its payload."""
-        params = build_params(self.job, document_id, payload, system=self.system, schema=self.schema)
+        params = build_params(
+            self.job, document_id, payload, system=self.system, schema=self.schema, cache_ttl=self.cache_ttl
+        )
         return [
             RequestSpec(
                 document_id=document_id,

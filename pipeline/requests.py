@@ -114,18 +114,21 @@ def build_params(
     *,
     system: str | None = None,
     schema: dict[str, Any] | None = None,
+    cache_ttl: str | None = None,
 ) -> dict[str, Any]:
     """The Messages API params for one document (without `stream`); a `str` is a text payload.
 
     `system` and `schema` are the job's system prompt and output schema when the caller has them
-    already (the runner computes them once per run).
+    already (the runner computes them once per run). The shared prefix is cached for `cache_ttl`,
+    else the job's, else 5 minutes.
     """
     output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": schema or job.output_schema()}}
     if job.effort:
         output_config["effort"] = job.effort
     cache_control: dict[str, str] = {"type": "ephemeral"}
-    if job.cache_ttl != "5m":
-        cache_control["ttl"] = job.cache_ttl
+    ttl = cache_ttl or job.cache_ttl or "5m"
+    if ttl != "5m":
+        cache_control["ttl"] = ttl
     return {
         "model": job.model,
         "max_tokens": job.max_tokens,

@@ -134,7 +134,7 @@ def test_defaults_apply_when_keys_are_absent(tmp_path: Path) -> None:
     assert (job.stream, job.too_long, job.cache_ttl, job.effort, job.schema_retries) == (
         "auto",
         "truncate",
-        "5m",
+        None,  # by mode: 5m realtime, 1h in batches
         None,
         2,
     )
