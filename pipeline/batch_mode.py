@@ -407,6 +407,7 @@ async def run_batches(
         config, transport=OnFirstUse(transport, TransportOptions(max_connections=8), clock=clock.monotonic),
         writer=writer, preparer=preparer, progress=progress, summary=summary, clock=clock,
     )
+    summary.cache_note = run.planner.cache_note()
     loop = asyncio.get_running_loop()
     stop = Stop()
     installed = install_signals(loop, stop)

@@ -23,7 +23,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     # The journal's rows count as done without being recovered: a dry run writes nothing.
     ledger = load_ledger(config.out_dir, job, schema=schema)
     preparer = Preparer(job, ledger)
-    planner = Planner(job)  # the estimate a run's request would carry
+    planner = Planner(job, mode=config.mode)  # the estimate a run's request would carry
     listed: list[str] = []
     to_send = errors = estimated_input = 0
     skipped: Counter[str] = Counter()
@@ -53,6 +53,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
         *([f"  {journal_line(ledger.journal_rows)}"] if ledger.journal_rows else []),
         *([f"  {unchanged_line(preparer.errors_unchanged)}"] if preparer.errors_unchanged else []),
         *([f"  {skipped_line(skipped)}"] if skipped else []),
+        *([f"  {note}"] if (note := planner.cache_note()) else []),
         f"  {errors} would be error rows before any request{shown}:" if errors else f"  no input errors{shown}:",
     ]
     return "\n".join(header + listed)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .jobs import Job
+from .models import get_model
 from .payloads import Payload
 from .requests import build_params, estimate_document_tokens, estimate_prefix_tokens, should_stream, system_prompt
 
@@ -42,6 +43,25 @@ class Planner:
         self.schema = job.output_schema()  # one dict shared by every request: nothing may mutate params
         self.prefix_estimate = estimate_prefix_tokens(self.system, self.schema)
         self.stream = should_stream(job)
+
+    def cache_minimum(self) -> int | None:
+        """The model's minimum cacheable prefix, in tokens; None for a model docpipe does not know."""
+        spec = get_model(self.job.model)
+        return spec.cache_min_tokens if spec is not None else None
+
+    def prefix_cacheable(self) -> bool:
+        """Whether the shared prefix is long enough for the model to cache (as far as docpipe knows)."""
+        minimum = self.cache_minimum()
+        return minimum is None or self.prefix_estimate >= minimum
+
+    def cache_note(self) -> str | None:
+        """A line for the summary and the dry run when the shared prefix is too short to be cached."""
+        if self.prefix_cacheable():
+            return None
+        return (
+            f"the shared prefix (about {self.prefix_estimate:,} tokens) is under {self.job.model}'s minimum of "
+            f"{self.cache_minimum():,} cacheable tokens: it is sent, and paid, in full with every request"
+        )
 
     def estimate(self, document_id: str, payload: Payload) -> int:
         """Input tokens one document's request is estimated to send, its shared prefix included."""

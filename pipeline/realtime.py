@@ -372,6 +372,7 @@ async def run_realtime(
         limiter=limiter, writer=writer, preparer=preparer,
         progress=progress, summary=summary, clock=clock,
     )
+    summary.cache_note = run.planner.cache_note()
     try:
         await execute(run, source)
     finally:

@@ -64,6 +64,7 @@ class RunSummary:
     batches_collected: int = 0  # batches whose results this run wrote as rows
     batches_pending: int = 0  # batches still in progress at the API when the run ended
     batches_pending_from_earlier: int = 0  # of those, created by an earlier run
+    cache_note: str | None = None  # the shared prefix is too short to be cached
     already_in_batches: int = 0  # documents not sent because a batch of this directory holds them
     stopped: str | None = None  # "fatal", "environment", "interrupted" or None
     fatal_error: str | None = None
@@ -118,6 +119,8 @@ class RunSummary:
         ]
         if self.mode == "batch":
             lines.append(f"  {self.batch_line()}")
+        if self.cache_note:
+            lines.append(f"  {self.cache_note}")
         if self.errors_by_type:
             kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(self.errors_by_type.items()))
             lines.append(f"  errors by type: {kinds}")

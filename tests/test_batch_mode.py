@@ -254,3 +254,30 @@ def test_custom_ids_follow_the_api_rules_whatever_the_document_ids(tmp_path: Pat
     assert 0 == result.exit_code, result.output
     assert len(set(custom_ids)) == len(ids) and all(valid_custom_id(c) for c in custom_ids)
     assert sorted(ids) == sorted(ok_rows(out).doc_id)
+
+
+SHORT_JOB = """
+[job]
+name = "short"
+instructions = "Label the document."
+
+[[fields]]
+name = "label"
+type = "enum"
+values = ["a", "b"]
+"""
+
+
+def test_a_prefix_too_short_to_cache_is_named_in_the_summary_and_the_dry_run(tmp_path: Path) -> None:
+    """A shared prefix under the model's minimum is never cached: the run and the dry run say so."""
+    job_path = tmp_path / "short.toml"
+    job_path.write_text(SHORT_JOB)
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.1)) as emulator:
+        dry = invoke(["run", str(job_path), str(MANIFEST), "--out", str(tmp_path / "o"), "--dry-run"], emulator)
+        run = invoke(["run", str(job_path), str(MANIFEST), "--out", str(tmp_path / "o")], emulator)
+        triage = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(tmp_path / "t")], emulator)
+    note = "minimum of 512 cacheable tokens"
+    assert note in dry.output and note in run.output and note not in triage.output
+    assert 0 == pipeline.load_results(tmp_path / "o").cache_write_tokens.sum()  # what the note warns of
+    summary = json.loads(next((tmp_path / "o" / "_runs").glob("*.json")).read_text())
+    assert note in summary["cache_note"]
