@@ -61,7 +61,7 @@ POLL_MAX_S = 60.0
 POLL_GROWTH = 1.5
 FOLLOW_UP_ROUNDS = 3  # follow-up batches for errored or expired requests, per document
 CREATE_ATTEMPTS = 4
-ADOPT_WINDOW_S = 300.0  # clock skew allowed when a lost create is looked for in the batch list
+ADOPT_SKEW_S = 60.0  # clock skew allowed when a lost create is looked for in the batch list
 RETRIED_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
 
 
@@ -158,8 +158,8 @@ class BatchRun:
         """Adopt the batch a `submitting` record created, if the API lists one; else mark it abandoned."""
         known = {s.batch_id for s in self.submissions if s.batch_id}
         async for info in self.api.list():
-            if _created_at(info) < submission.recorded_at - ADOPT_WINDOW_S:
-                break  # newest first: every batch from here on is older than the record
+            if _created_at(info) < submission.recorded_at - ADOPT_SKEW_S:
+                break  # newest first: every batch from here on was created before the record was written
             if info.id not in known and info.total == submission.requests:
                 submission.batch_id, submission.state = info.id, "submitted"
                 submission.note = "found in the API's batch list after an interrupted create"
@@ -189,6 +189,8 @@ class BatchRun:
                 spent = self._record(docs[index], result)
                 if spent is not None:
                     again[index] = spent
+        except TransientError:
+            return  # a 5xx or a connection cut mid-download: collected again at the next poll, nothing lost
         except RequestError as exc:  # results gone (archived after 29 days) or the batch deleted
             for index, doc in enumerate(docs):
                 if not seen[index]:
@@ -200,7 +202,7 @@ class BatchRun:
             if not seen[index] and "unavailable" not in counts:
                 counts["missing"] += 1
                 again[index] = TokenUsage()
-        if again and not any(s.parent == submission.tag for s in self.submissions):
+        if again and not any(s.parent == submission.tag and s.state != "abandoned" for s in self.submissions):
             await self._follow_up(submission, docs, again)
         self.writer.flush()  # the rows are in parts before the record says collected
         submission.state, submission.counts = "collected", dict(counts)
@@ -352,11 +354,12 @@ class BatchRun:
                 info = await self.api.retrieve(submission.batch_id)
             except TransientError:
                 continue  # asked again at the next poll
-            except RequestError as exc:  # the batch is gone: its documents go back to the next run
-                submission.state, submission.note = "abandoned", exc.message
-                self.store.save(submission)
-                self.in_batches -= submission.requests
-                continue
+            except RequestError as exc:  # deleted, or another workspace's key: never dropped unseen
+                raise FatalRunError(
+                    f"{exc.message}. Its record is {self.store.folder / (submission.tag + '.json')}: run with the key "
+                    "of the workspace that created it; if the batch is truly gone, move that record (and its "
+                    ".docs.jsonl and .params.jsonl) out of the directory and rerun to send its documents again"
+                ) from None
             if info.ended:
                 await self.collect(submission)
         return len(self.pending())

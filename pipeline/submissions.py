@@ -174,11 +174,18 @@ class SubmissionStore:
         path = self.folder / f"{submission.tag}.docs.jsonl"
         try:
             with open(path, encoding="utf-8") as handle:
-                return [DocEntry.from_json(json.loads(line)) for line in handle]
+                docs = [DocEntry.from_json(json.loads(line)) for line in handle]
         except OSError as exc:
             raise self._failure(exc, "read a batch's documents in") from None
         except (ValueError, TypeError) as exc:
             raise EnvironmentFailure(f"the batch record {path} is damaged ({exc})", path=path) from None
+        if len(docs) != submission.requests:  # documents not listed would be sent, and paid, a second time
+            raise EnvironmentFailure(
+                f"the batch record {path} lists {len(docs)} documents where its batch holds {submission.requests}; "
+                "restore it from a backup, or look at `docpipe batches` before removing the batch's records",
+                path=path,
+            )
+        return docs
 
     def params(self, submission: Submission, wanted: set[int]) -> Iterator[tuple[int, bytes]]:
         """The params lines (without the newline) of the requests numbered in `wanted`, in order."""
