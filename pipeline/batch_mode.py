@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+
 from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
 from .errors import DocumentError, EnvironmentFailure, FatalRunError, RequestError, ResponseError, TransientError
@@ -48,7 +50,7 @@ from .recovery import from_json
 from .refs import DocumentRef
 from .requests import parse_answer
 from .stopping import Stop, install_signals, restore_signals
-from .submissions import DocEntry, Submission, SubmissionStore, custom_id, request_index
+from .submissions import BATCH_DIR, DocEntry, Submission, SubmissionStore, custom_id, request_index
 from .summary import RunSummary
 from .transport import BatchApi, BatchInfo, BatchResult, OnFirstUse, TransportFactory, TransportOptions, batches_of
 from .writer import ResultWriter
@@ -122,7 +124,9 @@ class BatchRun:
         self.planner = Planner(config.job, mode="batch")
         self.records = RecordContext(config.job, summary.run_id, config.backend, mode="batch")
         self.submissions: list[Submission] = []
-        self.claimed: set[str] = set()  # documents in a batch of this directory not collected when the run began
+        # (doc_id, text hash) of the documents in this directory's batches not collected when the run began,
+        # and in the batches it creates: never submitted again. A document edited meanwhile is new work.
+        self.claimed: set[tuple[str, str | None]] = set()
         self.in_batches = 0  # requests submitted and not yet collected
         self.stop_preparing = threading.Event()
         self._created = 0
@@ -132,6 +136,25 @@ class BatchRun:
         return batches_of(self.transport)
 
     # -- rows -------------------------------------------------------------------------------------
+
+    def _check_metadata(self, doc: DocEntry) -> None:
+        """A manifest column whose type changed while its documents were in a batch stops the run, named."""
+        schema = self.writer.schema
+        for name in doc.metadata:
+            column = self.records.column(name)
+            if column not in schema.names:  # the column left the manifest: the row goes without it
+                continue
+            kind = schema.field(column).type
+            value = from_json({column: doc.metadata[name]}, schema)[column]
+            try:
+                pa.array([value], type=kind)
+            except (pa.ArrowException, ValueError, TypeError, OverflowError):
+                raise EnvironmentFailure(
+                    f"manifest column {name!r} of document {doc.doc_id!r} was {value!r} when it was submitted in a "
+                    f"batch, which does not fit the column's type now ({kind}): the manifest changed while the "
+                    f"batch ran. Restore the column's type in {self.config.input_path} and rerun to collect it",
+                    path=self.config.input_path,
+                ) from None
 
     def write(self, row: dict[str, Any]) -> None:
         try:
@@ -149,22 +172,34 @@ class BatchRun:
         self.progress.update(tally)
 
     def _error(self, doc: DocEntry, error: DocumentError, usage: TokenUsage) -> None:
+        self._check_metadata(doc)
         when = self.clock.wall()
         self.write(error_row(self.records, _work(doc), error, created_at=when, usage=usage, attempts=doc.attempts))
 
     # -- 1. reconcile --------------------------------------------------------------------------
 
-    async def reconcile(self, submission: Submission) -> bool:
-        """Adopt the batch a `submitting` record created, if the API lists one; else mark it abandoned."""
+    async def find_created(self, submission: Submission) -> bool:
+        """Adopt the batch a `submitting` record's create made, if the API lists one (True).
+
+        A candidate was created after the record was written (`ADOPT_SKEW_S` of clock skew allowed),
+        holds as many requests, and is no other record's. Another directory's batch on the same key
+        could match as well: the adoption is checked when the batch's results are read (`collect`).
+        """
         known = {s.batch_id for s in self.submissions if s.batch_id}
         async for info in self.api.list():
             if _created_at(info) < submission.recorded_at - ADOPT_SKEW_S:
                 break  # newest first: every batch from here on was created before the record was written
             if info.id not in known and info.total == submission.requests:
-                submission.batch_id, submission.state = info.id, "submitted"
+                submission.batch_id, submission.state, submission.adopted = info.id, "submitted", True
                 submission.note = "found in the API's batch list after an interrupted create"
                 self.store.save(submission)
                 return True
+        return False
+
+    async def reconcile(self, submission: Submission) -> bool:
+        """A `submitting` record of an earlier run: adopt its batch, or mark it abandoned when the list has none."""
+        if await self.find_created(submission):
+            return True
         submission.state, submission.note = "abandoned", "no batch was created: its documents are sent again"
         self.store.save(submission)
         return False
@@ -198,6 +233,13 @@ class BatchRun:
                     error = RequestError(f"the batch's results are unavailable: {exc.message}",
                                          error_type="batch_results_unavailable", document_id=doc.doc_id)
                     self._error(doc, error, TokenUsage(**doc.spent))
+        if submission.adopted and not any(seen):  # another directory's batch: ours was never created
+            submission.state = "abandoned"
+            submission.note = f"batch {submission.batch_id} was adopted, but holds none of these requests: sent again"
+            self.store.save(submission)
+            await self._follow_up(submission, docs, {index: TokenUsage() for index in range(len(docs))})
+            self.in_batches -= submission.requests
+            return
         for index in range(len(docs)):
             if not seen[index] and "unavailable" not in counts:
                 counts["missing"] += 1
@@ -229,6 +271,7 @@ class BatchRun:
                     return usage
                 self._error(doc, exc, usage)
                 return None
+            self._check_metadata(doc)
             self.write(ok_row(
                 self.records, _work(doc), answer.values, result.message, created_at=self.clock.wall(),
                 usage=usage, latency_ms=None, attempts=doc.attempts, request_id=None, streamed=False,
@@ -256,10 +299,17 @@ class BatchRun:
         chunk = _Chunk()
         for index, line in self.store.params(parent, set(again)):
             doc = docs[index]
-            spent = asdict(again[index])
+            spent = asdict(again.pop(index))
             chunk.docs.append(DocEntry(**{**asdict(doc), "attempts": doc.attempts + 1, "spent": spent}))
             chunk.params.append(line)
             chunk.bytes += len(line)
+        for index, spent_usage in again.items():  # params no longer on disk: an error row; the next run sends it
+            error = RequestError(
+                f"could not be sent again: the params of batch {parent.tag} are gone from {self.store.folder}; "
+                "the next run sends this document anew", error_type="batch_record_incomplete",
+                document_id=docs[index].doc_id,
+            )
+            self._error(docs[index], error, spent_usage)
         self.summary.batch_requests_resubmitted += len(chunk.docs)
         await self.submit(chunk, round_=parent.round + 1, parent=parent.tag)
 
@@ -269,7 +319,7 @@ class BatchRun:
         """Prepared documents gathered into batches (runs in the preparation thread)."""
         chunk, taken = _Chunk(), 0
         for work in works:
-            if work.ref.doc_id in self.claimed:
+            if (work.ref.doc_id, work.sha256) in self.claimed:
                 self.summary.already_in_batches += 1
                 continue
             if limit is not None and taken >= limit:
@@ -304,7 +354,7 @@ class BatchRun:
         )
         self.store.record(submission, chunk.docs, [line + b"\n" for line in chunk.params])
         self.submissions.append(submission)
-        self.claimed.update(doc.doc_id for doc in chunk.docs)
+        self.claimed.update((doc.doc_id, doc.sha256) for doc in chunk.docs)
         requests = [
             {"custom_id": custom_id(submission.tag, index), "params": json.loads(line)}
             for index, line in enumerate(chunk.params)
@@ -313,16 +363,18 @@ class BatchRun:
             try:
                 info = await self.api.create(requests)
             except TransientError as exc:
-                if await self.reconcile(submission):
-                    break  # the create went through; only its answer was lost
-                if attempt == CREATE_ATTEMPTS:
-                    raise FatalRunError(
-                        f"could not create a message batch after {attempt} attempts ({exc.message}); nothing "
-                        "was created (the API's batch list was checked): rerun to try again"
-                    ) from None
-                submission.state = "submitting"
-                self.store.save(submission)
+                # The batch may exist though its answer was lost; a create still under way may be listed
+                # only a moment later. Wait, then look, and only then create again.
                 await self.clock.sleep(min(POLL_MAX_S, self.config.batch_poll_s * 2**attempt))
+                if await self.find_created(submission):
+                    break
+                if attempt == CREATE_ATTEMPTS:
+                    submission.state, submission.note = "abandoned", f"no batch was created: {exc.message}"
+                    self.store.save(submission)
+                    raise FatalRunError(
+                        f"could not create a message batch after {attempt} attempts ({exc.message}); none was "
+                        "created (the API's batch list was checked): rerun to try again"
+                    ) from None
                 continue
             except RequestError as exc:
                 submission.state, submission.note = "abandoned", f"the API refused the batch: {exc.message}"
@@ -375,14 +427,14 @@ class BatchRun:
         self.submissions = self.store.load()
         earlier = [s for s in self.submissions if s.pending]
         for submission in earlier:
-            self.claimed.update(doc.doc_id for doc in self.store.docs(submission))
+            self.claimed.update((doc.doc_id, doc.sha256) for doc in self.store.docs(submission))
             if submission.state == "submitted":
                 self.in_batches += submission.requests
         for submission in [s for s in earlier if s.state == "submitting"]:
             if await self.reconcile(submission):
                 self.in_batches += submission.requests
             else:
-                self.claimed.difference_update(doc.doc_id for doc in self.store.docs(submission))
+                self.claimed.difference_update((doc.doc_id, doc.sha256) for doc in self.store.docs(submission))
         await self.collect_ended()
         await self.submit_input(source)
         if self.config.wait:
@@ -429,6 +481,11 @@ async def run_batches(
             pass
         except (FatalRunError, EnvironmentFailure) as exc:
             fatal = exc
+        except RequestError as exc:  # the Batches API failed (a 5xx while listing, say): every step is recorded
+            fatal = FatalRunError(
+                f"the Message Batches API failed: {exc.message}. Every batch is recorded in "
+                f"{config.out_dir / BATCH_DIR}: rerun to go on from where this run stopped"
+            )
     finally:
         stop_wait.cancel()
         run.stop_preparing.set()

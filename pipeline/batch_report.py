@@ -32,6 +32,8 @@ def _line(submission: Submission, live: BatchInfo | str | None) -> str:
     elif isinstance(live, str):
         state = f"{submission.state}; API: {live}"
     cost = f"${submission.cost_usd:.4f}" if submission.state == "collected" else "-"
+    if submission.adopted:
+        state += " (adopted from the batch list after a lost create)"
     follow = f", follow-up #{submission.round} of {submission.parent}" if submission.parent else ""
     return (
         f"  {submission.tag}  {submission.batch_id or '(no batch)'}  {state}  {submission.requests:,} requests{follow}"
@@ -74,8 +76,9 @@ def report_batches(out_dir: Path, *, transport: TransportFactory | None, cancel:
     lines.append(f"  collected cost: ${cost:.4f}; not yet collected: {len(pending)}")
     if pending and transport is None:
         lines.append("  (set ANTHROPIC_API_KEY to see the API's live state of the batches not yet collected)")
-    if cancel and pending:
-        lines.append(f"  asked the API to cancel {len(pending)} batch(es): the next run collects what they answered")
+    asked = sum(1 for s in pending if s.batch_id is not None)
+    if cancel and asked:
+        lines.append(f"  asked the API to cancel {asked} batch(es): the next run collects what they answered")
     elif pending:
         lines.append("  the next `docpipe run` with --mode batch on this directory collects them")
     return "\n".join(lines)

@@ -65,8 +65,40 @@ class DocEntry:
     spent: dict[str, int] = field(default_factory=dict)  # `TokenUsage` of its earlier answers (a schema retry)
 
     @classmethod
-    def from_json(cls, value: dict[str, Any]) -> DocEntry:
-        return cls(**value)
+    def from_json(cls, value: Any) -> DocEntry:
+        """A line of a docs file; TypeError for one docpipe did not write."""
+        entry = cls(**value) if isinstance(value, dict) else None
+        if entry is None or not _typed(entry, _DOC_TYPES) or not set(entry.spent) <= _USAGE_FIELDS:
+            raise TypeError(f"not a document entry: {str(value)[:200]}")
+        if not all(type(number) is int for number in entry.spent.values()):
+            raise TypeError(f"token counts must be integers: {entry.spent}")
+        return entry
+
+
+_USAGE_FIELDS = frozenset(
+    {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"}
+)
+_OPTIONAL_STR, _OPTIONAL_INT = (str, type(None)), (int, type(None))
+_DOC_TYPES: dict[str, Any] = {
+    "doc_id": str, "source": str, "sha256": _OPTIONAL_STR, "truncated": bool, "size": _OPTIONAL_INT,
+    "mtime_ns": _OPTIONAL_INT, "metadata": dict, "attempts": int, "spent": dict,
+}
+_SUBMISSION_TYPES: dict[str, Any] = {
+    "tag": str, "state": str, "requests": int, "bytes": int, "recorded_at": (int, float), "run_id": str,
+    "batch_id": _OPTIONAL_STR, "round": int, "parent": _OPTIONAL_STR, "counts": dict, "cost_usd": (int, float),
+    "note": _OPTIONAL_STR, "adopted": bool,
+}
+
+
+def _typed(value: Any, types: dict[str, Any]) -> bool:
+    """Whether each field has its type (a bool is no int here)."""
+    for name, kind in types.items():
+        field_value = getattr(value, name)
+        if isinstance(field_value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else ()):
+            return False
+        if not isinstance(field_value, kind):
+            return False
+    return True
 
 
 @dataclass(slots=True)
@@ -85,6 +117,7 @@ class Submission:
     counts: dict[str, int] = field(default_factory=dict)  # by result type, once collected
     cost_usd: float = 0.0  # of the rows written from it
     note: str | None = None  # why it was abandoned or how it was found
+    adopted: bool = False  # found in the API's batch list after a lost create: checked when its results are read
 
     @property
     def pending(self) -> bool:
@@ -135,6 +168,14 @@ class SubmissionStore:
                 try:
                     value = json.loads(path.read_text(encoding="utf-8"))
                     submission = Submission(**value)
+                    if not _typed(submission, _SUBMISSION_TYPES):
+                        raise TypeError("a field of the wrong type")
+                    if submission.state in ("submitted", "collected") and submission.batch_id is None:
+                        raise TypeError(f"state {submission.state!r} without a batch_id")
+                    if submission.requests < 1:
+                        raise TypeError("no requests")
+                    if not all(isinstance(k, str) and type(v) is int for k, v in submission.counts.items()):
+                        raise TypeError("counts must be whole numbers by result type")
                 except (ValueError, TypeError) as exc:
                     raise EnvironmentFailure(
                         f"the batch record {path} is unreadable ({exc}); it names a batch that may be paid for: "
@@ -188,8 +229,13 @@ class SubmissionStore:
         return docs
 
     def params(self, submission: Submission, wanted: set[int]) -> Iterator[tuple[int, bytes]]:
-        """The params lines (without the newline) of the requests numbered in `wanted`, in order."""
+        """The params lines (without the newline) of the requests numbered in `wanted`, in order.
+
+        A params file that is gone yields nothing: the caller accounts for the requests it lacks.
+        """
         path = self.folder / f"{submission.tag}.params.jsonl"
+        if not path.exists():
+            return
         try:
             with open(path, "rb") as handle:
                 for index, line in enumerate(handle):

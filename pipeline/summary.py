@@ -144,7 +144,7 @@ def _batch_line(summary: RunSummary) -> str:
         f"{summary.batches_collected} collected"
     ]
     if summary.already_in_batches:
-        parts.append(f"{summary.already_in_batches:,} documents waiting in earlier batches")
+        parts.append(f"{summary.already_in_batches:,} documents not sent again: already in this directory's batches")
     if summary.batches_pending:
         parts.append(f"{summary.batches_pending} still in progress: rerun to collect them")
     return "; ".join(parts)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import anthropic
+import pytest
 from conftest import SEED, TEST_KEY
 from test_batch_mode import DOCUMENTS, HOUR, MANIFEST, TRIAGE, ok_rows, run_batch, stats
 
+import pipeline
 from pipeline.emulator import Emulator, EmulatorConfig
 from pipeline.submissions import BATCH_DIR, SubmissionStore
 
@@ -118,3 +121,157 @@ def test_a_rerun_with_another_key_does_not_orphan_the_paid_batch(tmp_path: Path)
     assert records[0][0] != "abandoned", records  # a created (paid) batch must never be recorded as not created
     assert 1 == after["batches_created"], records
 
+
+@pytest.mark.parametrize("edit", [{"requests": "14"}, {"batch_id": None}, {"counts": {"succeeded": "x"}}])
+def test_a_hand_edited_record_is_a_clear_error_not_a_traceback(tmp_path: Path, edit: dict) -> None:
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        assert 0 == run_batch(out, emulator, "--no-wait").exit_code
+        (path,) = (out / BATCH_DIR).glob("*.json")
+        path.write_text(json.dumps(json.loads(path.read_text()) | edit))
+        result = CliRunnerSafe.invoke(out, emulator)
+    no_traceback(result)
+    assert result.exit_code == 4 and str(path) in result.output, result.output
+
+
+def test_a_record_with_a_text_recorded_at_is_a_clear_error(tmp_path: Path) -> None:
+    """Two records, one hand-edited to "recorded_at": "yesterday": load() sorts outside its try -> TypeError."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        assert 0 == run_batch(out, emulator, "--no-wait", "--limit", "7").exit_code
+        assert 5 == run_batch(out, emulator, "--no-wait").exit_code  # 7 more submitted; the first batch pending
+        path = sorted((out / BATCH_DIR).glob("*.json"))[0]
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"recorded_at": "yesterday"}))
+        result = CliRunnerSafe.invoke(out, emulator)
+    no_traceback(result)
+    assert result.exit_code == 4 and str(path) in result.output, result.output
+
+
+def test_a_manifest_column_changing_type_while_in_a_batch_is_not_a_traceback(tmp_path: Path) -> None:
+    """DocEntry keeps the metadata of the run that submitted; the collecting run's schema says string:
+    ArrowTypeError from the writer, a traceback on every later run, the rows quarantined."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    manifest, out = tmp_path / "m.jsonl", tmp_path / "out"
+
+    def write(value: object) -> None:
+        manifest.write_text("".join(json.dumps({"id": i, "text": f"invoice {i} for 100 EUR", "n": value}) + "\n"
+                                    for i in ("a", "b")))
+
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        env = {"DOCPIPE_PROGRESS": "off", "ANTHROPIC_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": emulator.base_url,
+               "DOCPIPE_BATCH_POLL_S": "0.05"}
+        args = ["run", str(TRIAGE), str(manifest), "--out", str(out), "--mode", "batch"]
+        write(1)
+        assert 0 == CliRunner().invoke(main, [*args, "--no-wait"], env=env).exit_code
+        write("x")
+        emulator.state.clock.advance(HOUR)
+        result = CliRunner().invoke(main, args, env=env, catch_exceptions=True)
+    no_traceback(result)
+
+
+def test_a_document_changed_while_in_a_batch_is_not_reported_ok_with_the_old_answer(tmp_path: Path) -> None:
+    """Doc 'a' is edited while its batch runs. The collecting run writes the old text's answer, skips the new
+    text because the id is 'claimed', and exits 0: the current text has no row until yet another run."""
+    import hashlib
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    manifest, out = tmp_path / "m.jsonl", tmp_path / "out"
+
+    def write(text_a: str) -> None:
+        rows = [{"id": "a", "text": text_a}, {"id": "b", "text": "complaint about late delivery"}]
+        manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        env = {"DOCPIPE_PROGRESS": "off", "ANTHROPIC_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": emulator.base_url,
+               "DOCPIPE_BATCH_POLL_S": "0.05"}
+        args = ["run", str(TRIAGE), str(manifest), "--out", str(out), "--mode", "batch"]
+        write("invoice for 100 EUR due soon")
+        assert 0 == CliRunner().invoke(main, [*args, "--no-wait"], env=env).exit_code
+        new_text = "a contract between two parties, signed"
+        write(new_text)
+        emulator.state.clock.advance(HOUR)
+        emulator.state.batches.processing_s = 0.1
+        result = CliRunner().invoke(main, args, env=env)
+    frame = pipeline.load_results(out, latest=False)
+    current = hashlib.sha256(new_text.encode()).hexdigest()
+    has_current = bool(((frame.doc_id == "a") & (frame.doc_sha256 == current)).any())
+    assert not (result.exit_code == 0 and not has_current), result.output
+
+
+def test_a_deleted_params_file_does_not_block_the_directory_for_good(tmp_path: Path) -> None:
+    """The params file of a pending batch is deleted; one request comes back overloaded, so a follow-up is
+    needed. Every run then exits 4 ("check the path and its disk, then rerun") and nothing else progresses.
+    The params can be rebuilt from the input (or the document released to the next run)."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        assert 0 == run_batch(out, emulator, "--no-wait").exit_code
+        (params,) = (out / BATCH_DIR).glob("*.params.jsonl")
+        params.unlink()
+        emulator.control.set_faults([{"kind": "overloaded", "endpoints": ["batch_requests"], "times": 1}])
+        emulator.state.clock.advance(HOUR)
+        emulator.state.batches.processing_s = 0.1
+        codes = [run_batch(out, emulator).exit_code for _ in range(3)]
+    assert codes[-1] == 0 and DOCUMENTS == len(ok_rows(out)), codes
+
+
+def test_batches_report_of_a_hand_edited_record_is_not_a_traceback(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        assert 0 == run_batch(out, emulator, "--no-wait").exit_code
+        (path,) = (out / BATCH_DIR).glob("*.json")
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"state": "collected", "cost_usd": "0.1"}))
+        result = CliRunner().invoke(main, ["batches", str(out)], env={"ANTHROPIC_API_KEY": ""})
+    no_traceback(result)
+
+
+def test_another_directorys_batch_adopted_after_a_failed_create_is_given_back_when_read(tmp_path: Path) -> None:
+    """B's create fails at the connection while A's batch of the same size is in progress on the same key.
+
+    B may take A's batch for its own lost create; once it ends, none of its results carry B's custom_ids:
+    B's record says so, B's documents go into a batch of their own, A's batch and rows are untouched,
+    and no document of either directory is paid twice.
+    """
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        assert 0 == run_batch(tmp_path / "a", emulator, "--no-wait").exit_code
+        (a_record,) = SubmissionStore(tmp_path / "a").load()
+        emulator.control.set_faults(
+            [{"kind": "disconnect", "endpoints": ["batches"], "match": "POST /v1/messages/batches\n", "times": 1}]
+        )
+        assert 0 == run_batch(tmp_path / "b", emulator, "--no-wait").exit_code
+        emulator.control.set_faults([])
+        emulator.state.clock.advance(HOUR)
+        emulator.state.batches.processing_s = 0.1
+        b_result = run_batch(tmp_path / "b", emulator)
+        a_result = run_batch(tmp_path / "a", emulator)
+        after = stats(emulator)
+    assert 0 == b_result.exit_code, b_result.output
+    assert 0 == a_result.exit_code, a_result.output
+    assert DOCUMENTS == len(ok_rows(tmp_path / "a")) == len(ok_rows(tmp_path / "b"))
+    assert 2 * DOCUMENTS == after["billed"] and 2 == after["batches_created"]
+    b_records = SubmissionStore(tmp_path / "b").load()
+    adopted = [r for r in b_records if r.batch_id == a_record.batch_id]
+    assert 1 == len(adopted)  # within the clock skew allowed, the size matched: taken, then checked
+    assert all(r.state == "abandoned" and "holds none of these requests" in (r.note or "") for r in adopted)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [{"kind": "lost_response"}, {"kind": "hang", "endpoints": ["batch_requests"]}],
+    ids=["lost-response-on-messages", "hang-on-batch-requests"],
+)
+def test_the_emulator_refuses_a_fault_rule_it_cannot_apply(emulator: Emulator, rule: dict) -> None:
+    """A rule that would do nothing, or something else than it says, is refused when set (400), not accepted."""
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        emulator.control.set_faults([rule])
+    refused.value.close()  # the error holds the response's socket
+    assert 400 == refused.value.code
+    assert [] == emulator.control.faults()["rules"]

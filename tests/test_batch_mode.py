@@ -192,7 +192,7 @@ def test_no_wait_submits_and_the_next_runs_collect(tmp_path: Path) -> None:
         assert not list(out.glob("part-*.parquet"))
         second = run_batch(out, emulator, "--no-wait")
         assert 5 == second.exit_code, second.output
-        assert "14 documents waiting in earlier batches" in second.output
+        assert "14 documents not sent again: already in this directory's batches" in second.output
         assert 1 == stats(emulator)["batches_created"]
         emulator.state.clock.advance(HOUR)
         third = run_batch(out, emulator, "--no-wait")

@@ -56,6 +56,7 @@ FAULT_KINDS = frozenset(
     }
 )
 # "batch_requests": each request of a batch as it is processed; an error kind makes its result `errored`.
+BATCH_REQUEST_KINDS = frozenset({"overloaded", "server_error", "rate_limit", "invalid_request"})
 ENDPOINTS = frozenset({"messages", "count_tokens", "batches", "models", "files", "batch_requests"})
 MAX_HANG_S = 600.0
 RULE_FIELDS = frozenset(
@@ -107,6 +108,12 @@ class FaultRule:
         endpoints_raw = raw.get("endpoints", ["messages"])
         if not isinstance(endpoints_raw, list) or not all(isinstance(e, str) and e in ENDPOINTS for e in endpoints_raw):
             raise EmulatorError(f"{where}: endpoints must be a list among {', '.join(sorted(ENDPOINTS))}")
+        if kind == "lost_response" and "messages" in endpoints_raw:
+            raise EmulatorError(f"{where}: lost_response applies to endpoints other than messages; name them")
+        if "batch_requests" in endpoints_raw and kind not in BATCH_REQUEST_KINDS:
+            raise EmulatorError(
+                f"{where}: on batch_requests only {', '.join(sorted(BATCH_REQUEST_KINDS))} apply (an errored result)"
+            )
         times = raw.get("times")
         if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 0):
             raise EmulatorError(f"{where}: times must be a whole number >= 0")
