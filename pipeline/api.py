@@ -27,7 +27,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
@@ -381,7 +381,13 @@ class ApiClient:
             self._on_headers(headers)
 
     async def create(
-        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+        self,
+        params: dict[str, Any],
+        *,
+        stream: bool,
+        timeout_s: float,
+        document_id: str | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> ApiResponse:
         """Send one Messages request; raise TransientError, RequestError or FatalRunError on failure."""
         in_flight = self._in_flight
@@ -392,6 +398,8 @@ class ApiClient:
             if stream:
                 async with client.messages.stream(**params, timeout=timeout_s) as events:
                     self._observe(events.response.headers)
+                    if on_started is not None:
+                        on_started()
                     final = await events.get_final_message()
                     request_id = events.response.headers.get("request-id")
                 message = final.model_dump(mode="json")

@@ -69,6 +69,7 @@ JOB_KEYS = frozenset(
         "too_long",
         "max_document_tokens",
         "cache_ttl",
+        "cache_warmup",
         "effort",
         "schema_retries",
     }
@@ -104,6 +105,7 @@ class Job:
     too_long: str = "truncate"
     max_document_tokens: int = DEFAULT_MAX_DOCUMENT_TOKENS
     cache_ttl: str | None = None  # "5m" or "1h"; None: by mode, 5m realtime and 1h in batches
+    cache_warmup: bool = True  # realtime: the first request leads, the fan-out waits for its response to begin
     effort: str | None = None
     schema_retries: int = 2
     retry: RetrySettings = RetrySettings()
@@ -399,6 +401,9 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         too_long=_choice(table, "too_long", TOO_LONG_POLICIES, "truncate", "job.", path),
         max_document_tokens=max_document_tokens,
         cache_ttl=_choice(table, "cache_ttl", CACHE_TTLS, "", "job.", path) or None,
+        cache_warmup=_expect(table, "cache_warmup", bool, "job.", path, "true or false")
+        if "cache_warmup" in table
+        else True,
         effort=effort,
         schema_retries=schema_retries,
         retry=retry,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from .transport import ApiResponse, BatchApi, Transport, TransportFactory, TransportOptions, api_transport, batches_of
@@ -28,9 +29,17 @@ class _EmulatedApi:
         return batches_of(self._transport)
 
     async def create(
-        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+        self,
+        params: dict[str, Any],
+        *,
+        stream: bool,
+        timeout_s: float,
+        document_id: str | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> ApiResponse:
-        return await self._transport.create(params, stream=stream, timeout_s=timeout_s, document_id=document_id)
+        return await self._transport.create(
+            params, stream=stream, timeout_s=timeout_s, document_id=document_id, on_started=on_started
+        )
 
     async def aclose(self) -> None:
         try:

@@ -22,8 +22,9 @@ next run resumes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from .sources import DocumentRef
 from .stopping import Stop, install_signals, restore_signals
 from .summary import RunSummary, percentile
 from .transport import POOL_MARGIN, ApiResponse, OnFirstUse, Transport, TransportFactory, TransportOptions
+from .warmup import Warmup
 from .writer import ResultWriter
 
 __all__ = ["RealtimeRun", "execute", "run_realtime"]
@@ -100,6 +102,9 @@ class RealtimeRun:
         self.summary = summary
         self.clock = clock
         self.planner = Planner(config.job)
+        self.warmup = Warmup(
+            enabled=config.job.cache_warmup and config.concurrency > 1 and self.planner.prefix_cacheable()
+        )
         self.records = RecordContext(config.job, summary.run_id, config.backend)
         self.latencies_ms: list[float] = []
         self.stop_taking = threading.Event()
@@ -128,9 +133,12 @@ class RealtimeRun:
         assert work.payload is not None
         (spec,) = self.planner.plan(work.ref.doc_id, work.payload)
         tracker = _Tracker()
+        leads = await self.warmup.enter()
+        if leads:  # streamed, so the fan-out starts as its response begins, not when its answer is whole
+            spec = dataclasses.replace(spec, stream=True)
         try:
             (response, answer, latency_ms), attempts = await with_retries(
-                lambda number: self._attempt(spec, number, tracker),
+                lambda number: self._attempt(spec, number, tracker, self.warmup.started if leads else None),
                 settings=self.job.retry,
                 schema_retries=self.job.schema_retries,
                 spends_attempt=lambda failure: not tracker.unreachable,
@@ -154,8 +162,14 @@ class RealtimeRun:
         )
         self.write(row)
 
-    async def _attempt(self, spec: RequestSpec, number: int, tracker: _Tracker) -> tuple[ApiResponse, Answer, float]:
-        """One attempt at one request: admission, the call, and what its outcome tells the limiter."""
+    async def _attempt(
+        self, spec: RequestSpec, number: int, tracker: _Tracker, on_started: Callable[[], None] | None = None
+    ) -> tuple[ApiResponse, Answer, float]:
+        """One attempt at one request: admission, the call, and what its outcome tells the limiter.
+
+        `on_started` (the warm-up's leader) is called as the response begins, and in any case once the
+        attempt has ended.
+        """
         permit = await self.limiter.acquire(spec.estimated_input_tokens, spec.max_output_tokens, retry=number > 1)
         # Nothing is sent after a fatal error, and no document is started after a stop: the next run sends it.
         if self.fatal is not None or (number == 1 and self.stop_taking.is_set()):
@@ -169,7 +183,8 @@ class RealtimeRun:
         started = self.clock.monotonic()
         try:
             response = await self.transport.create(
-                spec.params, stream=spec.stream, timeout_s=spec.timeout_s, document_id=spec.document_id
+                spec.params, stream=spec.stream, timeout_s=spec.timeout_s, document_id=spec.document_id,
+                on_started=on_started,
             )
         except TransientError as exc:
             self.limiter.release(permit)
@@ -182,6 +197,9 @@ class RealtimeRun:
                 self.limiter.responded()
                 tracker.request_id = exc.request_id
             raise
+        finally:
+            if on_started is not None:
+                on_started()
         latency_ms = (self.clock.monotonic() - started) * 1000.0
         usage = TokenUsage.from_usage(response.message.get("usage") or {})
         self.limiter.release(

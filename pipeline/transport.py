@@ -132,9 +132,19 @@ class Transport(Protocol):
         ...
 
     async def create(
-        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+        self,
+        params: dict[str, Any],
+        *,
+        stream: bool,
+        timeout_s: float,
+        document_id: str | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> ApiResponse:
-        """Send one Messages request; raise TransientError, RequestError or FatalRunError on failure."""
+        """Send one Messages request; raise TransientError, RequestError or FatalRunError on failure.
+
+        `on_started` is called once the response has begun (a stream's response has arrived, before
+        its events): the moment a cache entry it writes becomes readable.
+        """
         ...
 
     async def aclose(self) -> None: ...
@@ -222,9 +232,17 @@ class OnFirstUse:
         return batches_of(self._transport())
 
     async def create(
-        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+        self,
+        params: dict[str, Any],
+        *,
+        stream: bool,
+        timeout_s: float,
+        document_id: str | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> ApiResponse:
-        return await self._transport().create(params, stream=stream, timeout_s=timeout_s, document_id=document_id)
+        return await self._transport().create(
+            params, stream=stream, timeout_s=timeout_s, document_id=document_id, on_started=on_started
+        )
 
     async def aclose(self) -> None:
         if self._opened is not None:

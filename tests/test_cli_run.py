@@ -219,7 +219,8 @@ def test_streamed_jobs_give_the_same_rows(emulator: Emulator, tmp_path: Path) ->
     assert 0 == invoke(["run", str(TRIAGE), str(docs), "--out", str(tmp_path / "b")], emulator).exit_code
     streamed = pipeline.load_results(tmp_path / "a").set_index("doc_id")
     plain = pipeline.load_results(tmp_path / "b").set_index("doc_id")
-    assert streamed.streamed.all() and not plain.streamed.any()
+    assert streamed.streamed.all()
+    assert 1 == plain.streamed.sum()  # the cache warm-up's leader, streamed so the fan-out starts as it begins
     assert plain.category.tolist() == streamed.category.tolist()
     assert plain.summary.tolist() == streamed.summary.tolist()
 

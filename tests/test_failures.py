@@ -228,7 +228,7 @@ def test_fatal_error_stops_the_run_within_seconds_with_exit_3(
     assert "stopped: fatal" in result.stderr
     assert TEST_KEY not in result.output
     # The fast documents, then at most one request per worker (the hung ones and the fatal one), not one more.
-    assert fast + 1 <= arrived <= fast + CONCURRENCY
+    assert fast + 1 <= arrived <= fast + CONCURRENCY, result.output
     assert _doc_ids(fast) == ([] if rows is None else sorted(rows.doc_id))
     assert rows is None or {"ok"} == set(rows.status)
     assert fast == billed_before

@@ -71,7 +71,13 @@ class ScriptedTransport:
         return "scripted://"
 
     async def create(
-        self, params: dict[str, Any], *, stream: bool, timeout_s: float, document_id: str | None = None
+        self,
+        params: dict[str, Any],
+        *,
+        stream: bool,
+        timeout_s: float,
+        document_id: str | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> ApiResponse:
         assert document_id is not None
         assert document_id in params["messages"][0]["content"][-1]["text"]  # the request is this document's
@@ -81,6 +87,8 @@ class ScriptedTransport:
         await asyncio.sleep(0)
         if isinstance(outcome, BaseException):
             raise outcome
+        if on_started is not None:
+            on_started()
         return ApiResponse(outcome, f"req_{document_id}_{self.calls[document_id]}", stream)
 
     async def aclose(self) -> None:
