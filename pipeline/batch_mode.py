@@ -27,6 +27,7 @@ resumes from it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from collections import Counter
@@ -37,6 +38,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .budget import Budget
 from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
 from .errors import DocumentError, EnvironmentFailure, FatalRunError, RequestError, ResponseError, TransientError
@@ -129,6 +131,7 @@ class BatchRun:
         self.claimed: set[tuple[str, str | None]] = set()
         self.in_batches = 0  # requests submitted and not yet collected
         self.stop_preparing = threading.Event()
+        self.budget = Budget(config.max_cost_usd, config.job.model, batch=True)
         self._created = 0
 
     @property
@@ -156,6 +159,11 @@ class BatchRun:
                     path=self.config.input_path,
                 ) from None
 
+    def _settle(self, doc: DocEntry, row: dict[str, Any]) -> None:
+        """A document of this run's batches has its row: its reservation is settled at the row's cost."""
+        if doc.reserved:
+            self.budget.settle(doc.reserved, row.get("cost_usd"))
+
     def write(self, row: dict[str, Any]) -> None:
         try:
             self.writer.add(from_json(row, self.writer.schema))
@@ -174,7 +182,9 @@ class BatchRun:
     def _error(self, doc: DocEntry, error: DocumentError, usage: TokenUsage) -> None:
         self._check_metadata(doc)
         when = self.clock.wall()
-        self.write(error_row(self.records, _work(doc), error, created_at=when, usage=usage, attempts=doc.attempts))
+        row = error_row(self.records, _work(doc), error, created_at=when, usage=usage, attempts=doc.attempts)
+        self.write(row)
+        self._settle(doc, row)
 
     # -- 1. reconcile --------------------------------------------------------------------------
 
@@ -210,6 +220,8 @@ class BatchRun:
         """Write the rows of an ended batch; put what is worth another try in a follow-up batch."""
         assert submission.batch_id is not None
         docs = self.store.docs(submission)
+        if submission.run_id != self.summary.run_id:  # reserved for by another run's budget, not this one's
+            docs = [dataclasses.replace(doc, reserved=0.0) for doc in docs]
         seen = bytearray(len(docs))
         counts: Counter[str] = Counter()
         again: dict[int, TokenUsage] = {}  # request -> what its answers cost so far
@@ -272,10 +284,12 @@ class BatchRun:
                 self._error(doc, exc, usage)
                 return None
             self._check_metadata(doc)
-            self.write(ok_row(
+            row = ok_row(
                 self.records, _work(doc), answer.values, result.message, created_at=self.clock.wall(),
                 usage=usage, latency_ms=None, attempts=doc.attempts, request_id=None, streamed=False,
-            ))
+            )
+            self.write(row)
+            self._settle(doc, row)
             return None
         if result.kind in ("errored", "expired") and can_retry and (
             result.kind == "expired" or result.error_type in RETRIED_ERRORS
@@ -329,11 +343,15 @@ class BatchRun:
                 chunk.failed.append(work)
                 continue
             (spec,) = self.planner.plan(work.ref.doc_id, work.payload)
+            reserved = self.budget.reserve(spec.estimated_input_tokens, spec.max_output_tokens)
+            if reserved is None:  # --max-cost: nothing more is submitted; what is, is collected
+                self.stop_preparing.set()
+                break
             line = json.dumps(spec.params).encode("utf-8")  # ASCII, as the SDK sends it: the size is what is sent
             if chunk.docs and (len(chunk.docs) >= MAX_BATCH_REQUESTS or chunk.bytes + len(line) + 96 > MAX_BATCH_BYTES):
                 yield chunk
                 chunk = _Chunk()
-            chunk.docs.append(_entry(work))
+            chunk.docs.append(dataclasses.replace(_entry(work), reserved=reserved))
             chunk.params.append(line)
             chunk.bytes += len(line) + 96
         if chunk.docs or chunk.failed:
@@ -439,6 +457,8 @@ class BatchRun:
         await self.submit_input(source)
         if self.config.wait:
             await self.wait()
+        if self.budget.refused:
+            self.summary.stopped, self.summary.stop_note = "budget", self.budget.describe()
         earlier_tags = {s.tag for s in earlier}
         self.summary.batches_pending = sum(1 for s in self.submissions if s.state == "submitted")
         self.summary.batches_pending_from_earlier = sum(

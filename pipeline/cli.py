@@ -163,6 +163,13 @@ def emulator(
     help="realtime: concurrent requests; batch: the Message Batches API at half the price (answers within 24 h).",
 )
 @click.option("--no-wait", is_flag=True, help="Batch mode: submit and exit; the next run collects the results.")
+@click.option(
+    "--max-cost",
+    "max_cost_usd",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="USD",
+    help="Start no request that could take this run's spend past USD (exit 6; rerun with more to go on).",
+)
 def run(
     job_file: Path,
     input_path: Path | None,
@@ -179,6 +186,7 @@ def run(
     progress: str | None,
     mode: str,
     no_wait: bool,
+    max_cost_usd: float | None,
 ) -> None:
     """Run JOB over INPUT (a folder, or a JSONL, CSV or Parquet manifest) and write rows to --out.
 
@@ -186,8 +194,9 @@ def run(
     Exit codes: 0 every document ok; 1 finished, some documents in error; 2 usage or
     configuration error; 3 a fatal error stopped the run; 4 the output directory or the
     disk failed (the message says what to do); 5 batch mode with --no-wait: batches of an
-    earlier run are still in progress (the next run collects them); 75 another run holds
-    --out; 130 interrupted (rerun to resume).
+    earlier run are still in progress (the next run collects them); 6 --max-cost reached
+    (rerun with a higher budget to go on); 75 another run holds --out; 130 interrupted
+    (rerun to resume).
     """
     from .runner import run as run_job
     from .transport import transport_for
@@ -212,6 +221,7 @@ def run(
             progress=progress,
             mode=mode,
             wait=not no_wait,
+            max_cost_usd=max_cost_usd,
         )
         if dry_run:
             from .dryrun import dry_run as plan_run
@@ -226,6 +236,8 @@ def run(
     click.echo(summary.describe(), err=True)
     saved = f" (summary: {summary.saved_to})" if summary.saved_to else ""
     click.echo(f"docpipe: results in {out_dir}/{saved}", err=True)
+    if summary.stop_note:
+        click.echo(f"docpipe: stopped: {summary.stop_note}", err=True)
     if summary.fatal_error:  # last, where a person reading a cron log looks first
         click.echo(f"docpipe: error: {summary.fatal_error}", err=True)
     sys.exit(summary.exit_code)

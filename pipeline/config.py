@@ -62,6 +62,7 @@ class RunConfig:
     mode: str = "realtime"  # or "batch": the Message Batches API at half price
     wait: bool = True  # batch mode: wait for the batches to end (False: submit, and the next run collects)
     batch_poll_s: float = DEFAULT_BATCH_POLL_S  # batch mode: the first wait between polls (it grows to a minute)
+    max_cost_usd: float | None = None  # --max-cost: no request starts that could take the run past it
 
     def __repr__(self) -> str:
         return (
@@ -126,6 +127,7 @@ def resolve_config(
     grace_s: float | None = None,
     mode: str = "realtime",
     wait: bool = True,
+    max_cost_usd: float | None = None,
     env: Mapping[str, str] | None = None,
 ) -> RunConfig:
     """Resolve flags, environment, job file and defaults into one frozen RunConfig."""
@@ -145,6 +147,8 @@ def resolve_config(
         raise ConfigError(f"progress mode must be one of {', '.join(PROGRESS_MODES)}, not {resolved_progress!r}")
     if mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if max_cost_usd is not None and not (math.isfinite(max_cost_usd) and max_cost_usd > 0):
+        raise ConfigError(f"--max-cost must be a positive number of US dollars, not {max_cost_usd!r}")
     if not wait and mode != "batch":
         raise ConfigError("--no-wait applies to --mode batch only: a realtime run always waits for its answers")
     api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
@@ -174,5 +178,6 @@ def resolve_config(
         unreachable_s=_first_float(_env_float(env, "DOCPIPE_UNREACHABLE_S", allow_zero=False), DEFAULT_UNREACHABLE_S),
         mode=mode,
         wait=wait,
+        max_cost_usd=max_cost_usd,
         batch_poll_s=_first_float(_env_float(env, "DOCPIPE_BATCH_POLL_S", allow_zero=False), DEFAULT_BATCH_POLL_S),
     )

@@ -40,6 +40,7 @@ from pathlib import Path
 from .surrogates import escape_surrogates
 
 __all__ = [
+    "EXIT_BUDGET",
     "EXIT_DOCUMENT_ERRORS",
     "EXIT_ENVIRONMENT",
     "EXIT_FATAL",
@@ -70,6 +71,7 @@ EXIT_USAGE = 2  # usage or configuration error: nothing was sent
 EXIT_FATAL = 3  # a fatal error stopped the run: bad key, spend limit, unknown model, API unreachable
 EXIT_ENVIRONMENT = 4  # the output directory, the disk or an input failed: a person must look
 EXIT_PENDING = 5  # batch mode, --no-wait: batches of an earlier run still in progress; the next run collects them
+EXIT_BUDGET = 6  # --max-cost reached: no request started past it; a rerun with a higher budget goes on
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the output directory; the next run catches up
 EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM; the next run resumes
 

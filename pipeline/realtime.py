@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .budget import Budget
 from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
 from .errors import (
@@ -44,7 +45,7 @@ from .handoff import DONE, Handoff
 from .limits import Permit, RateLimiter
 from .plans import Planner, RequestSpec
 from .prepare import Preparer, Work
-from .pricing import TokenUsage
+from .pricing import TokenUsage, cost_usd
 from .progress import Progress
 from .records import RecordContext, error_row, ok_row
 from .requests import Answer, parse_answer
@@ -71,10 +72,15 @@ class _Tracker:
     spent: TokenUsage = field(default_factory=TokenUsage)
     request_id: str | None = None
     unreachable: bool = False  # the last attempt was sent to an API already unreachable: not the document's failure
+    last: TokenUsage | None = None  # what the last attempt's answer was billed
 
 
 class _NotSent(Exception):
     """A document admitted after a fatal error or a stop: no request, no row; the next run sends it."""
+
+
+class _OverBudget(_NotSent):
+    """The request's worst case does not fit what is left of --max-cost: the run stops, resumable."""
 
 
 class RealtimeRun:
@@ -102,6 +108,7 @@ class RealtimeRun:
         self.summary = summary
         self.clock = clock
         self.planner = Planner(config.job)
+        self.budget = Budget(config.max_cost_usd, config.job.model)
         self.warmup = Warmup(
             enabled=config.job.cache_warmup and config.concurrency > 1 and self.planner.prefix_cacheable()
         )
@@ -152,6 +159,8 @@ class RealtimeRun:
             )
             self.write(row)
             return
+        except _OverBudget:
+            raise
         except _NotSent:
             return
         self.latencies_ms.append(latency_ms)
@@ -175,6 +184,25 @@ class RealtimeRun:
         if self.fatal is not None or (number == 1 and self.stop_taking.is_set()):
             self.limiter.release(permit)
             raise _NotSent(spec.document_id)
+        reserved = self.budget.reserve(spec.estimated_input_tokens, spec.max_output_tokens)
+        if reserved is None:
+            self.limiter.release(permit)
+            raise _OverBudget(spec.document_id)
+        try:
+            return await self._send(spec, number, tracker, permit, on_started)
+        finally:
+            self.budget.settle(reserved, cost_usd(self.job.model, tracker.last) if tracker.last else None)
+
+    async def _send(
+        self,
+        spec: RequestSpec,
+        number: int,
+        tracker: _Tracker,
+        permit: Permit,
+        on_started: Callable[[], None] | None,
+    ) -> tuple[ApiResponse, Answer, float]:
+        """The call itself, once admitted and reserved for: what its outcome tells the limiter."""
+        tracker.last = None
         tracker.attempts = number
         tracker.unreachable = False
         self.summary.requests_sent += 1
@@ -210,6 +238,7 @@ class RealtimeRun:
         )
         self.limiter.succeeded()
         tracker.spent = tracker.spent + usage
+        tracker.last = usage
         tracker.request_id = response.request_id
         answer = parse_answer(self.job, response.message, document_id=spec.document_id, request_id=response.request_id)
         return response, answer, latency_ms
@@ -275,6 +304,10 @@ async def _worker(run: RealtimeRun, handoff: Handoff, stop: Stop) -> None:
             return
         try:
             await run.process(work)
+        except _OverBudget:  # requests in flight finish (they are reserved for); nothing new starts
+            run.stop_taking.set()
+            stop.request("budget")
+            return
         except (FatalRunError, EnvironmentFailure) as exc:
             run.fatal = run.fatal or exc
             stop.request("fatal" if isinstance(exc, FatalRunError) else "environment")
@@ -399,6 +432,8 @@ async def run_realtime(
             summary.transport_open_s = round(run.transport.open_s, 3)
         summary.latency_p50_ms = percentile(run.latencies_ms, 50)
         summary.latency_p95_ms = percentile(run.latencies_ms, 95)
+        if run.budget.refused:
+            summary.stop_note = run.budget.describe()
         summary.rate_limit_pauses = limiter.pauses
         summary.concurrency_decreases = limiter.decreases
     return run.fatal

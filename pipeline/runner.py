@@ -18,6 +18,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
 from .descriptors import descriptors_needed, reserve_descriptors
 from .errors import (
+    EXIT_BUDGET,
     EXIT_DOCUMENT_ERRORS,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -40,6 +41,7 @@ _EXIT_CODES = {
     "fatal": FatalRunError.exit_code,
     "environment": EnvironmentFailure.exit_code,
     "interrupted": EXIT_INTERRUPTED,
+    "budget": EXIT_BUDGET,
 }
 
 
@@ -55,7 +57,8 @@ def run(
     `transport` is where requests go (`transport_for(config)` when None); `clock` is time as the run
     sees it. Exit codes in `summary.exit_code`: 0 every document ok, 1 some documents in error, 3 a
     fatal error stopped the run, 4 the output directory, the disk or the input failed, 5 (batch
-    mode without waiting) batches of an earlier run still in progress, 130 interrupted. A failure
+    mode without waiting) batches of an earlier run still in progress, 6 the --max-cost budget
+    stopped the run (resumable), 130 interrupted. A failure
     found before the run could start (a locked, foreign or unusable output directory, a usage
     error) is raised instead, and nothing is written.
     """
@@ -66,6 +69,7 @@ def run(
         job_fingerprint=config.job.fingerprint,
         backend=config.backend,
         mode=config.mode,
+        max_cost_usd=config.max_cost_usd,
         started_at=clock.wall().isoformat(timespec="seconds"),
     )
     reserve_descriptors(descriptors_needed(config.concurrency + POOL_MARGIN, offline=config.offline))

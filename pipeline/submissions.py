@@ -63,6 +63,7 @@ class DocEntry:
     metadata: dict[str, Any] = field(default_factory=dict)  # manifest columns, dates as ISO 8601 text
     attempts: int = 1  # batches this document has been in, this one included
     spent: dict[str, int] = field(default_factory=dict)  # `TokenUsage` of its earlier answers (a schema retry)
+    reserved: float = 0.0  # the worst case this run's --max-cost reserved for it (0: none, or another run's)
 
     @classmethod
     def from_json(cls, value: Any) -> DocEntry:
@@ -81,7 +82,7 @@ _USAGE_FIELDS = frozenset(
 _OPTIONAL_STR, _OPTIONAL_INT = (str, type(None)), (int, type(None))
 _DOC_TYPES: dict[str, Any] = {
     "doc_id": str, "source": str, "sha256": _OPTIONAL_STR, "truncated": bool, "size": _OPTIONAL_INT,
-    "mtime_ns": _OPTIONAL_INT, "metadata": dict, "attempts": int, "spent": dict,
+    "mtime_ns": _OPTIONAL_INT, "metadata": dict, "attempts": int, "spent": dict, "reserved": (int, float),
 }
 _SUBMISSION_TYPES: dict[str, Any] = {
     "tag": str, "state": str, "requests": int, "bytes": int, "recorded_at": (int, float), "run_id": str,

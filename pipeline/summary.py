@@ -65,6 +65,8 @@ class RunSummary:
     batches_pending: int = 0  # batches still in progress at the API when the run ended
     batches_pending_from_earlier: int = 0  # of those, created by an earlier run
     cache_note: str | None = None  # the shared prefix is too short to be cached
+    max_cost_usd: float | None = None  # --max-cost
+    stop_note: str | None = None  # why a run stopped that is not an error (the budget), and what to do
     already_in_batches: int = 0  # documents not sent because a batch of this directory holds them
     stopped: str | None = None  # "fatal", "environment", "interrupted" or None
     fatal_error: str | None = None
