@@ -51,6 +51,8 @@ RETRIED_STATUSES = frozenset({408, 409, 429})
 # every connection on each send and close) and, less so, with aiohttp's. The clients share one TLS
 # context, so each costs no certificate loading.
 CONNECTIONS_PER_SHARD = 16
+# What count_tokens takes of a Messages request (SDK 2.x `messages.count_tokens` parameters).
+COUNTED_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"})
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HTML_TAG = re.compile(r"<[^>]*>")
 
@@ -375,6 +377,15 @@ class ApiClient:
         from .api_batches import SdkBatches
 
         return SdkBatches(self._clients[0])
+
+    async def count_tokens(self, params: dict[str, Any]) -> int:
+        """The input tokens of a Messages request, as `POST /v1/messages/count_tokens` counts them (free)."""
+        body = {key: value for key, value in params.items() if key in COUNTED_FIELDS}
+        try:
+            counted = await self._clients[0].messages.count_tokens(**body)
+        except Exception as exc:
+            raise translate_error(exc) from None
+        return int(counted.input_tokens)
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         if self._on_headers is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import signal
 import sys
@@ -262,3 +263,55 @@ def batches(out_dir: Path, cancel: bool) -> None:
         click.echo(report_batches(out_dir, transport=transport, cancel=cancel))
     except PipelineError as exc:
         _fail(exc)
+
+
+@main.command()
+@click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The output directory a run would use: its done documents left out, its rows give answer lengths.")
+@click.option("--offline", is_flag=True, help="Count tokens with the built-in API emulator.")
+@click.option("--concurrency", type=click.IntRange(1, 4096), help="Requests in flight at most [default: 16].")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N documents not already done.")
+@click.option("--include", multiple=True, help="Glob of files to take from a folder (repeatable).")
+@click.option("--exclude", multiple=True, help="Glob of files to skip in a folder (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
+def estimate(
+    job_file: Path,
+    input_path: Path,
+    out_dir: Path | None,
+    offline: bool,
+    concurrency: int | None,
+    limit: int | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Estimate what running JOB over INPUT costs, realtime and in batches; sends no Messages request.
+
+    Input tokens are counted with the API's free count_tokens on a sample when ANTHROPIC_API_KEY is
+    set (or with --offline), else estimated locally; the output says which.
+    """
+    import os
+    import tempfile
+
+    from .estimate import describe, estimate_run, to_json
+    from .transport import transport_for
+
+    try:
+        job = load_job(job_file)
+        with tempfile.TemporaryDirectory(prefix="docpipe-estimate-") as nowhere:
+            config = resolve_config(
+                job, input_path, out_dir or Path(nowhere) / "out", concurrency=concurrency, limit=limit,
+                offline=offline, include=include, exclude=exclude, dry_run=True,
+            )
+            reachable = offline or bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
+            if reachable and not offline:
+                config = dataclasses.replace(config, api_key=os.environ.get("ANTHROPIC_API_KEY") or
+                                             os.environ.get("ANTHROPIC_AUTH_TOKEN"),
+                                             base_url=os.environ.get("ANTHROPIC_BASE_URL"))
+            data = estimate_run(config, transport=transport_for(config) if reachable else None)
+    except PipelineError as exc:
+        _fail(exc)
+        return
+    click.echo(to_json(data) if as_json else describe(data))

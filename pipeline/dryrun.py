@@ -4,16 +4,34 @@ from __future__ import annotations
 
 from collections import Counter
 
+from .budget import Budget
 from .config import RunConfig
 from .ledger import load_ledger
 from .output import output_schema
 from .plans import Planner
 from .prepare import Preparer
-from .pricing import TokenUsage, cost_usd
 from .sources import manifest_metadata_columns, open_source
 from .summary import journal_line, skipped_line, unchanged_line
 
 __all__ = ["dry_run"]
+
+
+def _projections(config: RunConfig, documents: int, input_tokens: int, planner: Planner) -> list[str]:
+    """The expected cost, realtime and batch, on the local estimate (`docpipe estimate` counts with the API)."""
+    from .estimate import ASSUMED_OUTPUT_SHARE, project
+
+    lines = []
+    for mode in ("realtime", "batch"):
+        projection = project(
+            config.job, mode=mode, documents=documents, input_tokens=input_tokens,
+            prefix_tokens=planner.prefix_estimate, output_per_document=config.job.max_tokens * ASSUMED_OUTPUT_SHARE,
+            cacheable=planner.prefix_cacheable(), concurrency=config.concurrency,
+        )
+        lines.append(
+            f"  {mode}: expected ${projection.expected_usd:.4f} with caching, answers assumed "
+            f"{ASSUMED_OUTPUT_SHARE:.0%} of max_tokens (`docpipe estimate` counts tokens with the API)"
+        )
+    return lines
 
 
 def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
@@ -26,6 +44,8 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     planner = Planner(job, mode=config.mode)  # the estimate a run's request would carry
     listed: list[str] = []
     to_send = errors = estimated_input = 0
+    ceiling = 0.0
+    worst = Budget(None, job.model, batch=config.mode == "batch")  # what --max-cost would reserve
     skipped: Counter[str] = Counter()
     refs = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
     for work in preparer.works(refs):
@@ -38,22 +58,24 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
             to_send += 1
             tokens = planner.estimate(work.ref.doc_id, work.payload) if work.payload is not None else 0
             estimated_input += tokens
+            ceiling += worst.worst_case_usd(tokens, job.max_tokens)
             line = f"  send   {work.ref.doc_id}  ~{tokens:,} input tokens{'  (truncated)' if work.truncated else ''}"
         if len(listed) < max_listed:
             listed.append(line)
-    ceiling = cost_usd(job.model, TokenUsage(input_tokens=estimated_input, output_tokens=to_send * job.max_tokens))
     shown = f" (first {max_listed} listed)" if to_send + errors > max_listed else ""
     header = [
         f"docpipe: dry run of job {job.name!r} (fingerprint {job.fingerprint}) over {config.input_path}",
         f"  model {job.model}, max_tokens {job.max_tokens}, {'streamed' if planner.stream else 'non-streaming'}, "
         f"fields: {', '.join(f.name for f in job.fields)}",
         f"  would send {to_send} request(s), ~{estimated_input:,} input tokens before caching; "
-        f"cost at most ${ceiling or 0:.4f} if every answer used max_tokens",
+        f"cost at most ${ceiling:.4f} (every input token at the dearest input price, cache writes included, "
+        "and every answer at max_tokens)",
         f"  {preparer.already_done} already done (same content, same job fingerprint): not sent again",
         *([f"  {journal_line(ledger.journal_rows)}"] if ledger.journal_rows else []),
         *([f"  {unchanged_line(preparer.errors_unchanged)}"] if preparer.errors_unchanged else []),
         *([f"  {skipped_line(skipped)}"] if skipped else []),
         *([f"  {note}"] if (note := planner.cache_note()) else []),
+        *_projections(config, to_send, estimated_input, planner),
         f"  {errors} would be error rows before any request{shown}:" if errors else f"  no input errors{shown}:",
     ]
     return "\n".join(header + listed)

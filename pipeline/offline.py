@@ -41,6 +41,9 @@ class _EmulatedApi:
             params, stream=stream, timeout_s=timeout_s, document_id=document_id, on_started=on_started
         )
 
+    async def count_tokens(self, params: dict[str, Any]) -> int:
+        return int(await self._transport.count_tokens(params))  # type: ignore[attr-defined]
+
     async def aclose(self) -> None:
         try:
             await self._transport.aclose()

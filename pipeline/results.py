@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from .errors import ConfigError, EnvironmentFailure
 from .parts import ARROW_ERRORS, CONVERSION_ERRORS, first_line, part_files, read_part, unreadable_part
 
-__all__ = ["load_results"]
+__all__ = ["load_results", "load_table"]
 
 
 def _unified_dataset(out_dir: Path) -> ds.Dataset | None:
@@ -42,6 +42,17 @@ def _dataset_table(out_dir: Path, dataset: ds.Dataset, job: str | None) -> pa.Ta
             except ARROW_ERRORS as part_exc:
                 raise unreadable_part(out_dir, part, first_line(part_exc)) from None
         raise EnvironmentFailure(f"{out_dir} cannot be read: {first_line(exc)}", path=out_dir) from None
+
+
+def load_table(out_dir: Path, *, columns: list[str]) -> pa.Table:
+    """These columns of every row of the output, as one Arrow table (empty when there is no part)."""
+    dataset = _unified_dataset(out_dir)
+    if dataset is None:
+        return pa.table({name: pa.array([]) for name in columns})
+    try:
+        return dataset.to_table(columns=columns)
+    except ARROW_ERRORS:
+        return _dataset_table(out_dir, dataset, None).select(columns)
 
 
 def load_results(out: str | os.PathLike[str], *, job: str | None = None, latest: bool = True) -> Any:

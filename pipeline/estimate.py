@@ -1,0 +1,224 @@
+"""`docpipe estimate`: what a run will cost, realtime and in batches, before anything is sent.
+
+For the documents a run would send (the done ledger of `--out` applied, as a run applies it):
+
+- **Input tokens**: docpipe's local estimate of each request, calibrated by the API's free
+  `count_tokens` on a sample of the requests when the API is reachable (the output says which).
+- **Output tokens**: the mean of this job's earlier ok rows in the output directory (same job
+  fingerprint), else a stated assumption (`ASSUMED_OUTPUT_SHARE` of `max_tokens`); the ceiling at
+  `max_tokens` is shown beside it.
+- **Prompt caching**: the shared prefix is written once and read by every other request in realtime
+  (the cache warm-up), and written by each of the first `BATCH_CACHE_WAVE` requests of a batch,
+  which are processed at once on a cold cache; a prefix under the model's minimum is never cached.
+- **Cost**: expected (the above) and worst case (what `--max-cost` reserves: every input token at
+  the dearest input price, `max_tokens` out), both with the batch discount for batch mode.
+- **Time**: at the configured rate limits, and at `--concurrency` with this job's earlier latency.
+
+The model is a pure function (`project`) of those counts, so a benchmark can hold it against the
+rows a run actually wrote (`bench/cost.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .budget import Budget
+from .config import RunConfig
+from .errors import PipelineError
+from .jobs import Job
+from .models import get_model
+from .plans import Planner
+from .pricing import TokenUsage, cost_usd
+from .transport import TransportFactory, TransportOptions
+
+__all__ = ["Projection", "estimate_run", "project"]
+
+SAMPLE_REQUESTS = 20  # requests counted with count_tokens to calibrate the local estimate
+ASSUMED_OUTPUT_SHARE = 0.25  # of max_tokens, when no earlier row says how long answers are
+BATCH_CACHE_WAVE = 16  # requests of a batch assumed processed at once (the emulator's model, docs/emulator.md)
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """What one mode of a run is expected to cost."""
+
+    mode: str
+    documents: int
+    input_tokens: int
+    cache_write_tokens: int
+    cache_read_tokens: int
+    output_tokens: int
+    expected_usd: float
+    worst_usd: float
+
+
+def project(
+    job: Job, *, mode: str, documents: int, input_tokens: int, prefix_tokens: int, output_per_document: float,
+    cacheable: bool, concurrency: int,
+) -> Projection:
+    """Expected and worst-case cost of sending `documents` requests of `input_tokens` in all (prefix included)."""
+    if documents == 0:
+        return Projection(mode, 0, 0, 0, 0, 0, 0.0, 0.0)
+    batch = mode == "batch"
+    if not cacheable:
+        writes = 0
+    elif batch:
+        writes = min(documents, BATCH_CACHE_WAVE)  # the first wave finds the cache cold; the rest read
+    elif job.cache_warmup or concurrency <= 1:
+        writes = 1
+    else:
+        writes = min(concurrency, documents)
+    reads = documents - writes if cacheable else 0
+    prefix_total = documents * prefix_tokens if cacheable else 0
+    plain = input_tokens - prefix_total
+    ttl = job.cache_ttl or ("1h" if batch else "5m")
+    write_tokens = writes * prefix_tokens
+    output = round(documents * output_per_document)
+    per_request = TokenUsage(
+        input_tokens=round(plain / documents),
+        output_tokens=round(output / documents),
+        cache_read_tokens=round(reads * prefix_tokens / documents),
+        cache_write_5m_tokens=round(write_tokens / documents) if ttl == "5m" else 0,
+        cache_write_1h_tokens=round(write_tokens / documents) if ttl == "1h" else 0,
+    )
+    expected = (cost_usd(job.model, per_request, batch=batch) or 0.0) * documents
+    worst = Budget(None, job.model, batch=batch).worst_case_usd(round(input_tokens / documents), job.max_tokens)
+    return Projection(
+        mode, documents, plain, write_tokens, reads * prefix_tokens, output, round(expected, 6),
+        round(worst * documents, 6),
+    )
+
+
+async def _count(transport: TransportFactory, params: list[dict[str, Any]]) -> list[int]:
+    opened = transport(TransportOptions(max_connections=4))
+    try:
+        counter = getattr(opened, "count_tokens", None)
+        if counter is None:
+            raise PipelineError("the transport cannot count tokens")
+        return [await counter(p) for p in params]
+    finally:
+        await opened.aclose()
+
+
+def _earlier(out_dir: Path, job: Job) -> tuple[float | None, float | None, int]:
+    """Mean output tokens and median latency of this job's earlier ok rows in `out_dir`, and how many."""
+    if not out_dir.is_dir() or not list(out_dir.glob("part-*.parquet")):
+        return None, None, 0
+    import pyarrow.compute as pc
+
+    from .results import load_table
+
+    table = load_table(out_dir, columns=["status", "job_fingerprint", "output_tokens", "latency_ms"])
+    mine = table.filter(pc.and_(pc.equal(table["status"], "ok"), pc.equal(table["job_fingerprint"], job.fingerprint)))
+    if not len(mine):
+        return None, None, 0
+    latency = pc.approximate_median(mine["latency_ms"]).as_py()
+    return float(pc.mean(mine["output_tokens"]).as_py()), latency, len(mine)
+
+
+def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> dict[str, Any]:
+    """The estimate as data (`describe` turns it into text); `transport` None: no count_tokens."""
+    from .ledger import load_ledger
+    from .output import output_schema
+    from .prepare import Preparer
+    from .sources import manifest_metadata_columns, open_source
+
+    job = config.job
+    ledger = load_ledger(config.out_dir, job, schema=output_schema(job, manifest_metadata_columns(config.input_path)))
+    preparer = Preparer(job, ledger)
+    planner = Planner(job)
+    skipped: Counter[str] = Counter()
+    documents = errors = local = 0
+    sample: list[dict[str, Any]] = []
+    sample_local = 0
+    for work in preparer.works(open_source(config.input_path, include=config.include, exclude=config.exclude,
+                                           skipped=skipped)):
+        if config.limit is not None and documents + errors >= config.limit:
+            break
+        if work.error is not None or work.payload is None:
+            errors += 1
+            continue
+        documents += 1
+        (spec,) = planner.plan(work.ref.doc_id, work.payload)
+        local += spec.estimated_input_tokens
+        if len(sample) < SAMPLE_REQUESTS:
+            sample.append(spec.params)
+            sample_local += spec.estimated_input_tokens
+    ratio, counted_by = 1.0, "docpipe's local estimate (no API reachable: set ANTHROPIC_API_KEY or use --offline)"
+    if transport is not None and sample:
+        try:
+            counted = asyncio.run(_count(transport, sample))
+            ratio = sum(counted) / sample_local
+            counted_by = f"count_tokens on {len(sample)} request(s), applied to the local estimate (x{ratio:.2f})"
+        except PipelineError as exc:
+            counted_by = f"docpipe's local estimate (count_tokens failed: {exc})"
+    input_tokens = round(local * ratio)
+    prefix_tokens = round(planner.prefix_estimate * ratio)
+    output_mean, latency_ms, earlier_rows = _earlier(config.out_dir, job)
+    output_source = f"the mean of {earlier_rows} earlier ok row(s) of this job"
+    if output_mean is None:
+        output_mean = job.max_tokens * ASSUMED_OUTPUT_SHARE
+        output_source = f"assumed: {ASSUMED_OUTPUT_SHARE:.0%} of max_tokens (no earlier rows of this job in --out)"
+    model = get_model(job.model)
+    cacheable = model is None or prefix_tokens >= model.cache_min_tokens
+    projections = [
+        project(job, mode=mode, documents=documents, input_tokens=input_tokens, prefix_tokens=prefix_tokens,
+                output_per_document=output_mean, cacheable=cacheable, concurrency=config.concurrency)
+        for mode in ("realtime", "batch")
+    ]
+    return {
+        "job": job.name, "model": job.model, "documents": documents, "errors_before_sending": errors,
+        "already_done": preparer.already_done, "input_tokens": input_tokens, "prefix_tokens": prefix_tokens,
+        "input_counted_by": counted_by, "output_tokens_per_document": round(output_mean, 1),
+        "output_source": output_source, "output_ceiling_per_document": job.max_tokens, "cacheable": cacheable,
+        "latency_p50_ms": latency_ms, "concurrency": config.concurrency,
+        "rate_limits": {"rpm": config.rpm, "itpm": config.itpm, "otpm": config.otpm},
+        "projections": [asdict(p) for p in projections],
+    }
+
+
+def _wall(data: dict[str, Any], projection: dict[str, Any]) -> str:
+    limits, documents = data["rate_limits"], projection["documents"]
+    bounds = []
+    if limits["rpm"]:
+        bounds.append(documents / limits["rpm"] * 60)
+    if limits["itpm"]:
+        bounds.append((projection["input_tokens"] + projection["cache_write_tokens"]) / limits["itpm"] * 60)
+    if limits["otpm"]:
+        bounds.append(projection["output_tokens"] / limits["otpm"] * 60)
+    latency = data["latency_p50_ms"]
+    if latency:
+        bounds.append(documents / data["concurrency"] * latency / 1000)
+    if not bounds:
+        return "unknown (no rate limits configured, no earlier latency in --out)"
+    return f"about {max(bounds) / 60:.1f} min"
+
+
+def describe(data: dict[str, Any]) -> str:
+    """The estimate as the text `docpipe estimate` prints."""
+    lines = [
+        f"docpipe: estimate of job {data['job']!r} ({data['model']}): {data['documents']:,} document(s) to send, "
+        f"{data['already_done']:,} already done, {data['errors_before_sending']:,} error(s) before sending",
+        f"  input: {data['input_tokens']:,} tokens ({data['input_counted_by']}); shared prefix "
+        f"{data['prefix_tokens']:,} tokens{'' if data['cacheable'] else ', too short to be cached'}",
+        f"  output: {data['output_tokens_per_document']:,} tokens a document ({data['output_source']}); "
+        f"ceiling {data['output_ceiling_per_document']:,} (max_tokens)",
+    ]
+    for projection in data["projections"]:
+        batch_time = "most batches end within 1 h, all in 24 h"
+        when = _wall(data, projection) if projection["mode"] == "realtime" else batch_time
+        lines.append(
+            f"  {projection['mode']:>8}: expected ${projection['expected_usd']:.4f}, worst case "
+            f"${projection['worst_usd']:.4f} (cache: {projection['cache_write_tokens']:,} written, "
+            f"{projection['cache_read_tokens']:,} read); time: {when}"
+        )
+    return "\n".join(lines)
+
+
+def to_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2)
