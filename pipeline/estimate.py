@@ -165,7 +165,7 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
         output_mean = job.max_tokens * ASSUMED_OUTPUT_SHARE
         output_source = f"assumed: {ASSUMED_OUTPUT_SHARE:.0%} of max_tokens (no earlier rows of this job in --out)"
     model = get_model(job.model)
-    cacheable = model is None or prefix_tokens >= model.cache_min_tokens
+    cacheable = job.cache_ttl != "off" and (model is None or prefix_tokens >= model.cache_min_tokens)
     projections = [
         project(job, mode=mode, documents=documents, input_tokens=input_tokens, prefix_tokens=prefix_tokens,
                 output_per_document=output_mean, cacheable=cacheable, concurrency=config.concurrency)

@@ -45,7 +45,7 @@ __all__ = [
 
 STREAM_MODES = ("auto", "always", "never")
 TOO_LONG_POLICIES = ("truncate", "error")
-CACHE_TTLS = ("5m", "1h")
+CACHE_TTLS = ("5m", "1h", "off")  # off: no cache_control (every request pays its whole prompt)
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DEFAULT_MAX_TOKENS = 1024
@@ -104,7 +104,7 @@ class Job:
     timeout_s: float = DEFAULT_TIMEOUT_S
     too_long: str = "truncate"
     max_document_tokens: int = DEFAULT_MAX_DOCUMENT_TOKENS
-    cache_ttl: str | None = None  # "5m" or "1h"; None: by mode, 5m realtime and 1h in batches
+    cache_ttl: str | None = None  # "5m", "1h" or "off"; None: by mode, 5m realtime and 1h in batches
     cache_warmup: bool = True  # realtime: the first request leads, the fan-out waits for its response to begin
     effort: str | None = None
     schema_retries: int = 2

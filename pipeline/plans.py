@@ -50,13 +50,15 @@ class Planner:
         return spec.cache_min_tokens if spec is not None else None
 
     def prefix_cacheable(self) -> bool:
-        """Whether the shared prefix is long enough for the model to cache (as far as docpipe knows)."""
+        """Whether the shared prefix is cached: caching on, and long enough for the model (as far as docpipe knows)."""
+        if self.cache_ttl == "off":
+            return False
         minimum = self.cache_minimum()
         return minimum is None or self.prefix_estimate >= minimum
 
     def cache_note(self) -> str | None:
         """A line for the summary and the dry run when the shared prefix is too short to be cached."""
-        if self.prefix_cacheable():
+        if self.cache_ttl == "off" or self.prefix_cacheable():
             return None
         return (
             f"the shared prefix (about {self.prefix_estimate:,} tokens) is under {self.job.model}'s minimum of "

@@ -125,14 +125,14 @@ def build_params(
     output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": schema or job.output_schema()}}
     if job.effort:
         output_config["effort"] = job.effort
-    cache_control: dict[str, str] = {"type": "ephemeral"}
+    system_block: dict[str, Any] = {"type": "text", "text": system or system_prompt(job)}
     ttl = cache_ttl or job.cache_ttl or "5m"
-    if ttl != "5m":
-        cache_control["ttl"] = ttl
+    if ttl != "off":
+        system_block["cache_control"] = {"type": "ephemeral"} | ({"ttl": ttl} if ttl != "5m" else {})
     return {
         "model": job.model,
         "max_tokens": job.max_tokens,
-        "system": [{"type": "text", "text": system or system_prompt(job), "cache_control": cache_control}],
+        "system": [system_block],
         "messages": [
             {
                 "role": "user",

@@ -298,3 +298,10 @@ def test_refusal_explanation_is_in_the_message() -> None:
     message = {**_message(""), "stop_reason": "refusal", "stop_details": {"explanation": "policy X"}}
     with pytest.raises(ResponseError, match="policy X"):
         parse_answer(_job(), message, document_id="d", request_id=None)
+
+
+def test_cache_ttl_off_sends_no_cache_control() -> None:
+    """`cache_ttl = "off"`: the system block carries no cache_control, whatever the mode."""
+    params = build_params(_job(cache_ttl="off"), "d", "x")
+    assert "cache_control" not in params["system"][0]
+    assert "cache_control" not in build_params(_job(cache_ttl="off"), "d", "x", cache_ttl=None)["system"][0]
