@@ -158,11 +158,14 @@ def emulator(
 @click.option("--progress", type=click.Choice(["auto", "bar", "log", "off"]), help="Progress display [default: auto].")
 @click.option(
     "--mode",
-    type=click.Choice(["realtime", "batch"]),
+    type=click.Choice(["realtime", "batch", "auto"]),
     default="realtime",
     show_default=True,
-    help="realtime: concurrent requests; batch: the Message Batches API at half the price (answers within 24 h).",
+    help="realtime: concurrent requests; batch: the Message Batches API at half the price (answers within 24 h); "
+    "auto: batch from --batch-above documents to send.",
 )
+@click.option("--batch-above", type=click.IntRange(min=1), metavar="N",
+              help="--mode auto: Message Batches from N documents to send [default: job.batch_above, else 1000].")
 @click.option("--no-wait", is_flag=True, help="Batch mode: submit and exit; the next run collects the results.")
 @click.option(
     "--max-cost",
@@ -188,6 +191,7 @@ def run(
     mode: str,
     no_wait: bool,
     max_cost_usd: float | None,
+    batch_above: int | None,
 ) -> None:
     """Run JOB over INPUT (a folder, or a JSONL, CSV or Parquet manifest) and write rows to --out.
 
@@ -223,6 +227,7 @@ def run(
             mode=mode,
             wait=not no_wait,
             max_cost_usd=max_cost_usd,
+            batch_above=batch_above,
         )
         if dry_run:
             from .dryrun import dry_run as plan_run

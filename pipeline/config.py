@@ -33,7 +33,8 @@ DEFAULT_GRACE_S = 30.0
 DEFAULT_UNREACHABLE_S = 60.0
 DEFAULT_BATCH_POLL_S = 2.0
 PROGRESS_MODES = ("auto", "bar", "log", "off")
-MODES = ("realtime", "batch")
+MODES = ("realtime", "batch", "auto")
+DEFAULT_BATCH_ABOVE = 1000  # --mode auto: documents to send from which a run goes through Message Batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class RunConfig:
     wait: bool = True  # batch mode: wait for the batches to end (False: submit, and the next run collects)
     batch_poll_s: float = DEFAULT_BATCH_POLL_S  # batch mode: the first wait between polls (it grows to a minute)
     max_cost_usd: float | None = None  # --max-cost: no request starts that could take the run past it
+    batch_above: int = DEFAULT_BATCH_ABOVE  # --mode auto: batch from this many documents to send
 
     def __repr__(self) -> str:
         return (
@@ -128,6 +130,7 @@ def resolve_config(
     mode: str = "realtime",
     wait: bool = True,
     max_cost_usd: float | None = None,
+    batch_above: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> RunConfig:
     """Resolve flags, environment, job file and defaults into one frozen RunConfig."""
@@ -149,8 +152,10 @@ def resolve_config(
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     if max_cost_usd is not None and not (math.isfinite(max_cost_usd) and max_cost_usd > 0):
         raise ConfigError(f"--max-cost must be a positive number of US dollars, not {max_cost_usd!r}")
-    if not wait and mode != "batch":
-        raise ConfigError("--no-wait applies to --mode batch only: a realtime run always waits for its answers")
+    if not wait and mode == "realtime":
+        raise ConfigError("--no-wait applies to --mode batch (or auto) only: a realtime run waits for its answers")
+    if batch_above is not None and mode != "auto":
+        raise ConfigError("--batch-above applies to --mode auto only")
     api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
     if not offline and not dry_run and not api_key:
         raise ConfigError(
@@ -179,5 +184,6 @@ def resolve_config(
         mode=mode,
         wait=wait,
         max_cost_usd=max_cost_usd,
+        batch_above=_first(batch_above, job.batch_above) or DEFAULT_BATCH_ABOVE,
         batch_poll_s=_first_float(_env_float(env, "DOCPIPE_BATCH_POLL_S", allow_zero=False), DEFAULT_BATCH_POLL_S),
     )

@@ -70,6 +70,7 @@ JOB_KEYS = frozenset(
         "max_document_tokens",
         "cache_ttl",
         "cache_warmup",
+        "batch_above",
         "effort",
         "schema_retries",
     }
@@ -106,6 +107,7 @@ class Job:
     max_document_tokens: int = DEFAULT_MAX_DOCUMENT_TOKENS
     cache_ttl: str | None = None  # "5m", "1h" or "off"; None: by mode, 5m realtime and 1h in batches
     cache_warmup: bool = True  # realtime: the first request leads, the fan-out waits for its response to begin
+    batch_above: int | None = None  # --mode auto: from this many documents to send, Message Batches
     effort: str | None = None
     schema_retries: int = 2
     retry: RetrySettings = RetrySettings()
@@ -404,6 +406,7 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         cache_warmup=_expect(table, "cache_warmup", bool, "job.", path, "true or false")
         if "cache_warmup" in table
         else True,
+        batch_above=_positive_int(table, "batch_above", "job.", path),
         effort=effort,
         schema_retries=schema_retries,
         retry=retry,

@@ -136,6 +136,8 @@ async def _run_async(
         writer = ResultWriter(config.out_dir, schema, summary.run_id, flush_rows=config.flush_rows)
     except OSError as exc:
         raise EnvironmentFailure.from_os_error(exc, doing="prepare the output directory", path=config.out_dir) from None
+    if config.mode == "auto":
+        config = _choose_mode(config, summary, done=len(ledger))
     preparer = Preparer(job, ledger)
     skipped: Counter[str] = Counter()
     source = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
@@ -155,6 +157,22 @@ async def _run_async(
         if fatal is not None:
             summary.fatal_error = str(fatal)
             summary.stopped = "fatal" if isinstance(fatal, FatalRunError) else "environment"
+
+
+def _choose_mode(config: RunConfig, summary: RunSummary, *, done: int) -> RunConfig:
+    """`--mode auto`: Message Batches from `batch_above` documents to send (input less done), else realtime."""
+    import dataclasses
+
+    total = count_documents(config.input_path, include=config.include, exclude=config.exclude)
+    if total is None:
+        mode, reason = "realtime", "auto: the input's size is not known in advance"
+    else:
+        to_send = max(0, total - done) if config.limit is None else min(config.limit, max(0, total - done))
+        mode = "batch" if to_send >= config.batch_above else "realtime"
+        compared = "at or above" if mode == "batch" else "under"
+        reason = f"auto: about {to_send:,} documents to send, {compared} --batch-above {config.batch_above:,}"
+    summary.mode, summary.mode_reason = mode, reason
+    return dataclasses.replace(config, mode=mode)
 
 
 def _close_writer(

@@ -58,6 +58,7 @@ class RunSummary:
     journal_quarantined: list[str] = field(default_factory=list)  # segments moved to _wal/quarantine/
     skipped_files: dict[str, int] = field(default_factory=dict)  # folder files not of a document type, by extension
     mode: str = "realtime"  # or "batch" (Message Batches)
+    mode_reason: str | None = None  # --mode auto: why this mode
     batches_submitted: int = 0  # batches this run created, follow-ups included
     batch_requests: int = 0  # requests in them
     batch_requests_resubmitted: int = 0  # of those, errored or expired requests sent again in a follow-up
@@ -119,6 +120,8 @@ class RunSummary:
             f"  requests: {self.requests_sent} sent, {self.retries} retried; latency p50 "
             f"{_ms(self.latency_p50_ms)}, p95 {_ms(self.latency_p95_ms)}",
         ]
+        if self.mode_reason:
+            lines.append(f"  mode: {self.mode} ({self.mode_reason})")
         if self.mode == "batch":
             lines.append(f"  {self.batch_line()}")
         if self.cache_note:

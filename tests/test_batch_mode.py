@@ -236,7 +236,7 @@ def test_batches_of_a_directory_without_any_says_so(tmp_path: Path, emulator: Em
 
 def test_no_wait_without_batch_mode_is_a_usage_error(tmp_path: Path, emulator: Emulator) -> None:
     result = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(tmp_path / "o"), "--no-wait"], emulator)
-    assert 2 == result.exit_code and "--no-wait applies to --mode batch only" in result.output
+    assert 2 == result.exit_code and "--no-wait applies to --mode batch (or auto) only" in result.output
 
 
 def test_custom_ids_follow_the_api_rules_whatever_the_document_ids(tmp_path: Path) -> None:
@@ -281,3 +281,32 @@ def test_a_prefix_too_short_to_cache_is_named_in_the_summary_and_the_dry_run(tmp
     assert 0 == pipeline.load_results(tmp_path / "o").cache_write_tokens.sum()  # what the note warns of
     summary = json.loads(next((tmp_path / "o" / "_runs").glob("*.json")).read_text())
     assert note in summary["cache_note"]
+
+
+def test_auto_mode_batches_a_large_run_and_sends_a_small_one_at_once(tmp_path: Path) -> None:
+    """--mode auto: batch from --batch-above documents to send (done ones left out), realtime under it."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.1)) as emulator:
+        small = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "auto", "--limit", "7",
+                        "--batch-above", "10"], emulator)
+        assert 0 == small.exit_code, small.output
+        assert "mode: realtime (auto: about 7 documents to send, under --batch-above 10)" in small.output
+        assert 0 == stats(emulator)["batches_created"]
+        large = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(tmp_path / "large"), "--mode", "auto",
+                        "--batch-above", "10"], emulator)
+        assert 0 == large.exit_code, large.output
+        assert "mode: batch (auto: about 14 documents to send, at or above --batch-above 10)" in large.output
+        assert 1 == stats(emulator)["batches_created"]
+        rest = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "auto",
+                       "--batch-above", "10"], emulator)
+        assert "about 7 documents to send, under" in rest.output and 0 == rest.exit_code
+    assert {"realtime"} == set(pipeline.load_results(out)["mode"])
+    assert {"batch"} == set(pipeline.load_results(tmp_path / "large")["mode"])
+    summary = json.loads(next((tmp_path / "large" / "_runs").glob("*.json")).read_text())
+    assert ("batch", "auto: about 14 documents to send, at or above --batch-above 10") == (
+        summary["mode"], summary["mode_reason"])
+
+
+def test_batch_above_without_auto_is_a_usage_error(tmp_path: Path, emulator: Emulator) -> None:
+    result = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(tmp_path / "o"), "--batch-above", "5"], emulator)
+    assert 2 == result.exit_code and "--batch-above applies to --mode auto only" in result.output
