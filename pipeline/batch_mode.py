@@ -131,7 +131,7 @@ class BatchRun:
         self.claimed: set[tuple[str, str | None]] = set()
         self.in_batches = 0  # requests submitted and not yet collected
         self.stop_preparing = threading.Event()
-        self.budget = Budget(config.max_cost_usd, config.job.model, batch=True)
+        self.budget = Budget(config.max_cost_usd, config.job.model, batch=True, prices=config.job.prices)
         self._created = 0
 
     @property

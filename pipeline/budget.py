@@ -20,8 +20,11 @@ __all__ = ["Budget"]
 class Budget:
     """A run's spending cap, reserved before each request and settled after."""
 
-    def __init__(self, limit_usd: float | None, model: str, *, batch: bool = False) -> None:
+    def __init__(
+        self, limit_usd: float | None, model: str, *, batch: bool = False, prices: tuple[tuple[str, float], ...] = ()
+    ) -> None:
         self.limit_usd = limit_usd
+        self.prices = prices
         self.model = model
         self.batch = batch
         self.spent_usd = 0.0
@@ -31,7 +34,7 @@ class Budget:
 
     def worst_case_usd(self, input_tokens: int, max_output_tokens: int) -> float:
         """The most one request could cost; 0 for a model without known prices (nothing to cap against)."""
-        spec = model_prices(self.model)
+        spec = model_prices(self.model, self.prices)
         if spec is None:
             return 0.0
         threshold = spec.long_prompt_threshold_tokens

@@ -45,7 +45,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     listed: list[str] = []
     to_send = errors = estimated_input = 0
     ceiling = 0.0
-    worst = Budget(None, job.model, batch=config.mode == "batch")  # what --max-cost would reserve
+    worst = Budget(None, job.model, batch=config.mode == "batch", prices=job.prices)  # what --max-cost would reserve
     skipped: Counter[str] = Counter()
     refs = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
     for work in preparer.works(refs):

@@ -86,8 +86,9 @@ def project(
         cache_write_5m_tokens=round(write_tokens / documents) if ttl == "5m" else 0,
         cache_write_1h_tokens=round(write_tokens / documents) if ttl == "1h" else 0,
     )
-    expected = (cost_usd(job.model, per_request, batch=batch) or 0.0) * documents
-    worst = Budget(None, job.model, batch=batch).worst_case_usd(round(input_tokens / documents), job.max_tokens)
+    expected = (cost_usd(job.model, per_request, batch=batch, prices=job.prices) or 0.0) * documents
+    ceiling = Budget(None, job.model, batch=batch, prices=job.prices)
+    worst = ceiling.worst_case_usd(round(input_tokens / documents), job.max_tokens)
     return Projection(
         mode, documents, plain, write_tokens, reads * prefix_tokens, output, round(expected, 6),
         round(worst * documents, 6),

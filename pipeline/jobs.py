@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ JOB_KEYS = frozenset(
 FIELD_KEYS = frozenset({"name", "type", "description", "required", *FIELD_OPTIONS})
 RETRY_KEYS = frozenset({"max_attempts", "max_time_s", "initial_backoff_s", "max_backoff_s"})
 LIMIT_KEYS = frozenset({"rpm", "itpm", "otpm"})
+# USD per million tokens, over the model table and any DOCPIPE_PRICES file (pricing.PRICE_FIELDS)
+PRICE_KEYS = frozenset({"input_usd", "output_usd", "cache_write_5m_usd", "cache_write_1h_usd", "cache_read_usd"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class Job:
     cache_ttl: str | None = None  # "5m", "1h" or "off"; None: by mode, 5m realtime and 1h in batches
     cache_warmup: bool = True  # realtime: the first request leads, the fan-out waits for its response to begin
     batch_above: int | None = None  # --mode auto: from this many documents to send, Message Batches
+    prices: tuple[tuple[str, float], ...] = ()  # [prices]: the job's own (negotiated, or a new model's), by field
     effort: str | None = None
     schema_retries: int = 2
     retry: RetrySettings = RetrySettings()
@@ -343,6 +347,18 @@ def _subtable(data: dict[str, Any], name: str, allowed: frozenset[str], path: Pa
     return table
 
 
+def _prices(data: dict[str, Any], path: Path | None) -> tuple[tuple[str, float], ...]:
+    """`[prices]`: USD per million tokens that replace the model table's (and a prices file's) for this job."""
+    table = _subtable(data, "prices", PRICE_KEYS, path)
+    prices = []
+    for key, value in sorted(table.items()):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise JobError(f"expected a price in USD per million tokens (a number >= 0), got {value!r}",
+                           path=path, key=f"prices.{key}")
+        prices.append((key, float(value)))
+    return tuple(prices)
+
+
 def _retry_settings(data: dict[str, Any], path: Path | None) -> RetrySettings:
     table = _subtable(data, "retry", RETRY_KEYS, path)
     defaults = RetrySettings()
@@ -368,7 +384,7 @@ def _max_document_tokens(table: dict[str, Any], model: str, spec: ModelSpec, max
 
 def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: str = "job") -> Job:
     """Validate a parsed job document; every problem names the file and the key."""
-    _check_keys(data, frozenset({"job", "fields", "retry", "limits"}), "", path)
+    _check_keys(data, frozenset({"job", "fields", "retry", "limits", "prices"}), "", path)
     table = data.get("job")
     if not isinstance(table, dict):
         raise JobError("missing [job] table", path=path, key="job")
@@ -410,6 +426,7 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         effort=effort,
         schema_retries=schema_retries,
         retry=retry,
+        prices=_prices(data, path),
         rpm=_positive_int(limits_table, "rpm", "limits.", path),
         itpm=_positive_int(limits_table, "itpm", "limits.", path),
         otpm=_positive_int(limits_table, "otpm", "limits.", path),

@@ -1,6 +1,7 @@
 """What a response cost, in USD, from its usage and the model's list prices.
 
-Prices come from `models.py`; `DOCPIPE_PRICES` may name a JSON file that overrides any of them,
+Prices come from `models.py`; `DOCPIPE_PRICES` may name a JSON file that overrides any of them, and a
+job's `[prices]` table overrides both for that job,
 e.g. `{"claude-haiku-5-5": {"input_usd": 0.12}}`, so a price change needs no release. The file is
 read again whenever the variable names another file or the file changes (its modification time,
 size or inode), so a price edited in a notebook applies to the next cost computed, without a restart.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,22 +111,27 @@ def _read_overrides(path: str) -> dict[str, dict[str, float]]:
     return result
 
 
-def model_prices(model: str) -> ModelSpec | None:
-    """The model's spec (`model` an id or an alias) with any `DOCPIPE_PRICES` overrides applied.
+def model_prices(model: str, job_prices: Iterable[tuple[str, float]] = ()) -> ModelSpec | None:
+    """The model's spec (`model` an id or an alias) with any `DOCPIPE_PRICES` overrides applied, then the job's.
 
     An override may name the model by the id the job uses or by the model's own id."""
     spec = get_model(model)
+    if spec is None:
+        return None
     path = os.environ.get(PRICES_ENV)
-    if spec is None or not path:
-        return spec
-    overrides = _overrides(path)
-    override = overrides.get(model) or overrides.get(spec.id)
-    return dataclasses.replace(spec, **override) if override else spec  # type: ignore[arg-type]
+    if path:
+        overrides = _overrides(path)
+        override = overrides.get(model) or overrides.get(spec.id)
+        spec = dataclasses.replace(spec, **override) if override else spec  # type: ignore[arg-type]
+    job_override = dict(job_prices)
+    return dataclasses.replace(spec, **job_override) if job_override else spec  # type: ignore[arg-type]
 
 
-def cost_usd(model: str, usage: TokenUsage, *, batch: bool = False) -> float | None:
-    """USD cost of one response; None when the model's prices are unknown."""
-    spec = model_prices(model)
+def cost_usd(
+    model: str, usage: TokenUsage, *, batch: bool = False, prices: Iterable[tuple[str, float]] = ()
+) -> float | None:
+    """USD cost of one response; None when the model's prices are unknown. `prices`: the job's own."""
+    spec = model_prices(model, prices)
     if spec is None:
         return None
     multiplier = 1.0

@@ -108,7 +108,7 @@ class RealtimeRun:
         self.summary = summary
         self.clock = clock
         self.planner = Planner(config.job)
-        self.budget = Budget(config.max_cost_usd, config.job.model)
+        self.budget = Budget(config.max_cost_usd, config.job.model, prices=config.job.prices)
         self.warmup = Warmup(
             enabled=config.job.cache_warmup and config.concurrency > 1 and self.planner.prefix_cacheable()
         )
@@ -191,7 +191,8 @@ class RealtimeRun:
         try:
             return await self._send(spec, number, tracker, permit, on_started)
         finally:
-            self.budget.settle(reserved, cost_usd(self.job.model, tracker.last) if tracker.last else None)
+            last = tracker.last
+            self.budget.settle(reserved, cost_usd(self.job.model, last, prices=self.job.prices) if last else None)
 
     async def _send(
         self,

@@ -63,6 +63,10 @@ def _base_row(context: RecordContext, work: Work, created_at: datetime) -> dict[
     return row
 
 
+def _cost(context: RecordContext, usage: TokenUsage) -> float | None:
+    return cost_usd(context.job.model, usage, batch=context.mode == "batch", prices=context.job.prices)
+
+
 def _usage_columns(usage: TokenUsage, cost: float | None) -> dict[str, Any]:
     return {
         "input_tokens": usage.input_tokens,
@@ -86,7 +90,7 @@ def error_row(
     """The row of a document that ended in error; tokens it spent on the way are billed to it."""
     usage = usage or TokenUsage()
     spent = usage.prompt_tokens or usage.output_tokens
-    cost = cost_usd(context.job.model, usage, batch=context.mode == "batch") if spent else None
+    cost = _cost(context, usage) if spent else None
     return (
         _base_row(context, work, created_at)
         | {
@@ -127,5 +131,5 @@ def ok_row(
             "request_id": request_id,
             "streamed": streamed,
         }
-        | _usage_columns(usage, cost_usd(context.job.model, usage, batch=context.mode == "batch"))
+        | _usage_columns(usage, _cost(context, usage))
     )

@@ -238,3 +238,37 @@ def test_a_price_override_may_name_the_alias_or_the_id(
     spec = model_prices("claude-haiku-4-5")
     assert spec is not None
     assert 2.0 == spec.input_usd
+
+
+def test_a_jobs_prices_replace_the_table_and_a_prices_file(tmp_path, monkeypatch) -> None:
+    """[prices] in a job: the rows' cost uses them, over DOCPIPE_PRICES and the model table."""
+    from pipeline.jobs import load_job
+    from pipeline.pricing import TokenUsage, cost_usd
+
+    prices_file = tmp_path / "prices.json"
+    prices_file.write_text('{"claude-haiku-5-5": {"input_usd": 7.0, "output_usd": 9.0}}')
+    monkeypatch.setenv("DOCPIPE_PRICES", str(prices_file))
+    job_path = tmp_path / "job.toml"
+    job_path.write_text(
+        '[job]\ninstructions = "Label it."\n[[fields]]\nname = "label"\ntype = "string"\n'
+        "[prices]\ninput_usd = 1.0\n"
+    )
+    job = load_job(job_path)
+    usage = TokenUsage(input_tokens=10_000, output_tokens=10_000)  # under Haiku 5.5's long-prompt threshold
+    expected = (10_000 * 1.0 + 10_000 * 9.0) / 1e6  # the job's input price, the file's output price
+    assert cost_usd(job.model, usage, prices=job.prices) == pytest.approx(expected)
+    assert cost_usd(job.model, usage, prices=job.prices, batch=True) == pytest.approx(expected / 2)
+
+
+def test_a_bad_price_in_a_job_names_its_key(tmp_path) -> None:
+    from pipeline.errors import JobError
+    from pipeline.jobs import load_job
+
+    job_path = tmp_path / "job.toml"
+    head = '[job]\ninstructions = "x"\n[[fields]]\nname = "a"\ntype = "string"\n'
+    job_path.write_text(head + "[prices]\ninput_usd = -1\n")
+    with pytest.raises(JobError, match=r"prices\.input_usd"):
+        load_job(job_path)
+    job_path.write_text(head + "[prices]\nfoo = 1\n")
+    with pytest.raises(JobError, match="prices"):
+        load_job(job_path)
