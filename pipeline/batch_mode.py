@@ -34,27 +34,22 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
 
-import pyarrow as pa
-
+from .batch_rows import BatchRows, doc_entry
 from .budget import Budget
 from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
-from .errors import DocumentError, EnvironmentFailure, FatalRunError, RequestError, ResponseError, TransientError
-from .journal import encode_row
+from .errors import EnvironmentFailure, FatalRunError, RequestError, TransientError
 from .plans import Planner
 from .prepare import Preparer, Work
 from .pricing import TokenUsage
 from .progress import Progress
-from .records import RecordContext, error_row, ok_row
-from .recovery import from_json
+from .records import RecordContext, error_row
 from .refs import DocumentRef
-from .requests import parse_answer
 from .stopping import Stop, install_signals, restore_signals
 from .submissions import BATCH_DIR, DocEntry, Submission, SubmissionStore, custom_id, request_index
 from .summary import RunSummary
-from .transport import BatchApi, BatchInfo, BatchResult, OnFirstUse, TransportFactory, TransportOptions, batches_of
+from .transport import BatchApi, BatchInfo, OnFirstUse, TransportFactory, TransportOptions, batches_of
 from .writer import ResultWriter
 
 __all__ = ["BatchRun", "run_batches"]
@@ -63,10 +58,8 @@ MAX_BATCH_REQUESTS = 100_000  # the API's limit per batch
 MAX_BATCH_BYTES = 250_000_000  # under the API's 256 MB per create body, with room for the envelope
 POLL_MAX_S = 60.0
 POLL_GROWTH = 1.5
-FOLLOW_UP_ROUNDS = 3  # follow-up batches for errored or expired requests, per document
 CREATE_ATTEMPTS = 4
 ADOPT_SKEW_S = 60.0  # clock skew allowed when a lost create is looked for in the batch list
-RETRIED_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
 
 
 @dataclass(slots=True)
@@ -77,20 +70,6 @@ class _Chunk:
     params: list[bytes] = field(default_factory=list)
     bytes: int = 0
     failed: list[Work] = field(default_factory=list)  # prepared in error: a row, no request
-
-
-def _entry(work: Work) -> DocEntry:
-    metadata = json.loads(encode_row(work.ref.metadata)) if work.ref.metadata else {}
-    return DocEntry(
-        doc_id=work.ref.doc_id, source=work.ref.source, sha256=work.sha256, truncated=work.truncated,
-        size=work.size, mtime_ns=work.mtime_ns, metadata=metadata,
-    )
-
-
-def _work(doc: DocEntry) -> Work:
-    """The `Work` a row is written from, rebuilt from the record (no payload: it was sent)."""
-    ref = DocumentRef(doc.doc_id, doc.source, None, None, doc.metadata)
-    return Work(ref, None, doc.sha256, doc.truncated, doc.size, doc.mtime_ns)
 
 
 def _created_at(info: BatchInfo) -> float:
@@ -132,59 +111,20 @@ class BatchRun:
         self.in_batches = 0  # requests submitted and not yet collected
         self.stop_preparing = threading.Event()
         self.budget = Budget(config.max_cost_usd, config.job.model, batch=True, prices=config.job.prices)
+        self.rows = BatchRows(
+            config.job, records=self.records, writer=writer, ledger=preparer.ledger, summary=summary,
+            budget=self.budget, input_path=config.input_path, wall=clock.wall, on_row=self.show_progress,
+        )
         self._created = 0
 
     @property
     def api(self) -> BatchApi:
         return batches_of(self.transport)
 
-    # -- rows -------------------------------------------------------------------------------------
-
-    def _check_metadata(self, doc: DocEntry) -> None:
-        """A manifest column whose type changed while its documents were in a batch stops the run, named."""
-        schema = self.writer.schema
-        for name in doc.metadata:
-            column = self.records.column(name)
-            if column not in schema.names:  # the column left the manifest: the row goes without it
-                continue
-            kind = schema.field(column).type
-            value = from_json({column: doc.metadata[name]}, schema)[column]
-            try:
-                pa.array([value], type=kind)
-            except (pa.ArrowException, ValueError, TypeError, OverflowError):
-                raise EnvironmentFailure(
-                    f"manifest column {name!r} of document {doc.doc_id!r} was {value!r} when it was submitted in a "
-                    f"batch, which does not fit the column's type now ({kind}): the manifest changed while the "
-                    f"batch ran. Restore the column's type in {self.config.input_path} and rerun to collect it",
-                    path=self.config.input_path,
-                ) from None
-
-    def _settle(self, doc: DocEntry, row: dict[str, Any]) -> None:
-        """A document of this run's batches has its row: its reservation is settled at the row's cost."""
-        if doc.reserved:
-            self.budget.settle(doc.reserved, row.get("cost_usd"))
-
-    def write(self, row: dict[str, Any]) -> None:
-        try:
-            self.writer.add(from_json(row, self.writer.schema))
-        except OSError as exc:
-            raise EnvironmentFailure.from_os_error(
-                exc, doing="record a finished row in", path=self.writer.out_dir
-            ) from None
-        self.summary.count(row)
-        self.show_progress()
-
     def show_progress(self) -> None:
         tally = self.summary.tally(self.preparer.skipped)
         tally.in_batches = self.in_batches
         self.progress.update(tally)
-
-    def _error(self, doc: DocEntry, error: DocumentError, usage: TokenUsage) -> None:
-        self._check_metadata(doc)
-        when = self.clock.wall()
-        row = error_row(self.records, _work(doc), error, created_at=when, usage=usage, attempts=doc.attempts)
-        self.write(row)
-        self._settle(doc, row)
 
     # -- 1. reconcile --------------------------------------------------------------------------
 
@@ -233,7 +173,7 @@ class BatchRun:
                     continue  # not one of this submission's requests
                 seen[index] = 1
                 counts[result.kind] += 1
-                spent = self._record(docs[index], result)
+                spent = self.rows.record(docs[index], result)
                 if spent is not None:
                     again[index] = spent
         except TransientError:
@@ -244,7 +184,7 @@ class BatchRun:
                     counts["unavailable"] += 1
                     error = RequestError(f"the batch's results are unavailable: {exc.message}",
                                          error_type="batch_results_unavailable", document_id=doc.doc_id)
-                    self._error(doc, error, TokenUsage(**doc.spent))
+                    self.rows.error(doc, error, TokenUsage(**doc.spent))
         if submission.adopted and not any(seen):  # another directory's batch: ours was never created
             submission.state = "abandoned"
             submission.note = f"batch {submission.batch_id} was adopted, but holds none of these requests: sent again"
@@ -267,48 +207,6 @@ class BatchRun:
         self.summary.batches_collected += 1
         self.show_progress()
 
-    def _record(self, doc: DocEntry, result: BatchResult) -> TokenUsage | None:
-        """Write the row one result makes; or, for a request worth another try, return what it has cost so far."""
-        spent = TokenUsage(**doc.spent)
-        can_retry = doc.attempts <= FOLLOW_UP_ROUNDS
-        if result.kind == "succeeded":
-            assert result.message is not None
-            if doc.sha256 is not None and self.preparer.ledger.is_done(doc.doc_id, doc.sha256):
-                return None  # written by a collection cut short
-            usage = spent + TokenUsage.from_usage(result.message.get("usage") or {})
-            try:
-                answer = parse_answer(self.job, result.message, document_id=doc.doc_id, request_id=None)
-            except ResponseError as exc:
-                if exc.error_type == "schema_mismatch" and doc.attempts <= self.job.schema_retries:
-                    return usage
-                self._error(doc, exc, usage)
-                return None
-            self._check_metadata(doc)
-            row = ok_row(
-                self.records, _work(doc), answer.values, result.message, created_at=self.clock.wall(),
-                usage=usage, latency_ms=None, attempts=doc.attempts, request_id=None, streamed=False,
-            )
-            self.write(row)
-            self._settle(doc, row)
-            return None
-        if result.kind in ("errored", "expired") and can_retry and (
-            result.kind == "expired" or result.error_type in RETRIED_ERRORS
-        ):
-            return spent
-        if result.kind == "errored":
-            error = RequestError(
-                f"{result.error_type}: {result.error_message}", error_type=result.error_type or "api_error",
-                document_id=doc.doc_id, request_id=result.request_id,
-            )
-        elif result.kind == "canceled":
-            error = RequestError("the batch was canceled before this request was processed; the next run sends it",
-                                 error_type="canceled", document_id=doc.doc_id)
-        else:
-            error = RequestError(f"the request {result.kind} in its batch {FOLLOW_UP_ROUNDS + 1} times; the next run "
-                                 "sends it again", error_type=result.kind, document_id=doc.doc_id)
-        self._error(doc, error, spent)
-        return None
-
     async def _follow_up(self, parent: Submission, docs: list[DocEntry], again: dict[int, TokenUsage]) -> None:
         chunk = _Chunk()
         for index, line in self.store.params(parent, set(again)):
@@ -323,7 +221,7 @@ class BatchRun:
                 "the next run sends this document anew", error_type="batch_record_incomplete",
                 document_id=docs[index].doc_id,
             )
-            self._error(docs[index], error, spent_usage)
+            self.rows.error(docs[index], error, spent_usage)
         self.summary.batch_requests_resubmitted += len(chunk.docs)
         await self.submit(chunk, round_=parent.round + 1, parent=parent.tag)
 
@@ -351,7 +249,7 @@ class BatchRun:
             if chunk.docs and (len(chunk.docs) >= MAX_BATCH_REQUESTS or chunk.bytes + len(line) + 96 > MAX_BATCH_BYTES):
                 yield chunk
                 chunk = _Chunk()
-            chunk.docs.append(dataclasses.replace(_entry(work), reserved=reserved))
+            chunk.docs.append(dataclasses.replace(doc_entry(work), reserved=reserved))
             chunk.params.append(line)
             chunk.bytes += len(line) + 96
         if chunk.docs or chunk.failed:
@@ -361,7 +259,7 @@ class BatchRun:
         """Record a batch, create it, record its id: a crash at any point leaves a record the next run reads."""
         for work in chunk.failed:
             assert work.error is not None
-            self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
+            self.rows.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
         if not chunk.docs:
             return
         self._created += 1

@@ -4,9 +4,10 @@ An executor never builds an API client. It is handed a `TransportFactory` and op
 with its own options (how many connections, who hears the response headers and new connections),
 so the run decides *what* is sent and the factory decides *where*:
 
-- `api_transport(api_key=..., base_url=...)`: the API through the official SDK (`api.ApiClient`,
-  the only module that imports `anthropic`). The SDK is imported when the run opens the transport,
-  after the output directory's lock is taken, so a run that must leave at once does not pay it.
+- `api_transport(api_key=..., base_url=...)`: the API through the official SDK (`api.ApiClient`;
+  `api.py`, `api_http.py` and `api_batches.py` are the only modules that import `anthropic`). The
+  SDK is imported when the run opens the transport, after the output directory's lock is taken,
+  so a run that must leave at once does not pay it.
 - `offline.offline_transport()`: the same client against docpipe's emulator, booted on loopback
   when the transport opens and stopped when it closes (`--offline`).
 - Tests pass their own factory, or one of these pointed at an emulator they control.
