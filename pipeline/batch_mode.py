@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+from .batch_resend import resend_realtime
 from .batch_rows import BatchRows, doc_entry
 from .budget import Budget
 from .clock import SYSTEM_CLOCK, Clock
@@ -49,7 +50,7 @@ from .refs import DocumentRef
 from .stopping import Stop, install_signals, restore_signals
 from .submissions import BATCH_DIR, DocEntry, Submission, SubmissionStore, custom_id, request_index
 from .summary import RunSummary
-from .transport import BatchApi, BatchInfo, OnFirstUse, TransportFactory, TransportOptions, batches_of
+from .transport import POOL_MARGIN, BatchApi, BatchInfo, OnFirstUse, TransportFactory, TransportOptions, batches_of
 from .writer import ResultWriter
 
 __all__ = ["BatchRun", "run_batches"]
@@ -114,6 +115,11 @@ class BatchRun:
         self.rows = BatchRows(
             config.job, records=self.records, writer=writer, ledger=preparer.ledger, summary=summary,
             budget=self.budget, input_path=config.input_path, wall=clock.wall, on_row=self.show_progress,
+        )
+        self.realtime_rows = BatchRows(  # rows of requests resent at once (job batch_retry = "realtime")
+            config.job, records=RecordContext(config.job, summary.run_id, config.backend), writer=writer,
+            ledger=preparer.ledger, summary=summary, budget=self.budget, input_path=config.input_path,
+            wall=clock.wall, on_row=self.show_progress,
         )
         self._created = 0
 
@@ -196,7 +202,9 @@ class BatchRun:
             if not seen[index] and "unavailable" not in counts:
                 counts["missing"] += 1
                 again[index] = TokenUsage()
-        if again and not any(s.parent == submission.tag and s.state != "abandoned" for s in self.submissions):
+        if again and self.job.batch_retry == "realtime":
+            await self._resend(submission, docs, again)
+        elif again and not any(s.parent == submission.tag and s.state != "abandoned" for s in self.submissions):
             await self._follow_up(submission, docs, again)
         self.writer.flush()  # the rows are in parts before the record says collected
         submission.state, submission.counts = "collected", dict(counts)
@@ -207,6 +215,29 @@ class BatchRun:
         self.summary.batches_collected += 1
         self.show_progress()
 
+    async def _resend(self, parent: Submission, docs: list[DocEntry], again: dict[int, TokenUsage]) -> None:
+        """`batch_retry = "realtime"`: what the batch left unanswered goes out now as Messages requests."""
+        requests = []
+        for index, line in self.store.params(parent, set(again)):
+            spent = asdict(again.pop(index))
+            requests.append((dataclasses.replace(docs[index], spent=spent), line))
+        self._params_gone(parent, docs, again)
+        self.summary.batch_requests_resubmitted += len(requests)
+        await resend_realtime(
+            requests, job=self.job, transport=self.transport, rows=self.realtime_rows, budget=self.budget,
+            stream=self.planner.stream, concurrency=self.config.concurrency, sleep=self.clock.sleep,
+        )
+
+    def _params_gone(self, parent: Submission, docs: list[DocEntry], missing: dict[int, TokenUsage]) -> None:
+        """Requests whose params are gone from the record: an error row each; the next run sends them anew."""
+        for index, spent_usage in missing.items():
+            error = RequestError(
+                f"could not be sent again: the params of batch {parent.tag} are gone from {self.store.folder}; "
+                "the next run sends this document anew", error_type="batch_record_incomplete",
+                document_id=docs[index].doc_id,
+            )
+            self.rows.error(docs[index], error, spent_usage)
+
     async def _follow_up(self, parent: Submission, docs: list[DocEntry], again: dict[int, TokenUsage]) -> None:
         chunk = _Chunk()
         for index, line in self.store.params(parent, set(again)):
@@ -215,13 +246,7 @@ class BatchRun:
             chunk.docs.append(DocEntry(**{**asdict(doc), "attempts": doc.attempts + 1, "spent": spent}))
             chunk.params.append(line)
             chunk.bytes += len(line)
-        for index, spent_usage in again.items():  # params no longer on disk: an error row; the next run sends it
-            error = RequestError(
-                f"could not be sent again: the params of batch {parent.tag} are gone from {self.store.folder}; "
-                "the next run sends this document anew", error_type="batch_record_incomplete",
-                document_id=docs[index].doc_id,
-            )
-            self.rows.error(docs[index], error, spent_usage)
+        self._params_gone(parent, docs, again)
         self.summary.batch_requests_resubmitted += len(chunk.docs)
         await self.submit(chunk, round_=parent.round + 1, parent=parent.tag)
 
@@ -377,7 +402,9 @@ async def run_batches(
 ) -> FatalRunError | EnvironmentFailure | None:
     """Run `source` through Message Batches; return the error that stopped the run, if one did."""
     run = BatchRun(
-        config, transport=OnFirstUse(transport, TransportOptions(max_connections=8), clock=clock.monotonic),
+        config, transport=OnFirstUse(
+            transport, TransportOptions(max_connections=config.concurrency + POOL_MARGIN), clock=clock.monotonic
+        ),
         writer=writer, preparer=preparer, progress=progress, summary=summary, clock=clock,
     )
     summary.cache_note = run.planner.cache_note()

@@ -32,21 +32,22 @@ class Budget:
         self.refused = False  # a request did not fit: the run stops
         self._lock = threading.Lock()  # the batch executor reserves from the preparation thread
 
-    def worst_case_usd(self, input_tokens: int, max_output_tokens: int) -> float:
+    def worst_case_usd(self, input_tokens: int, max_output_tokens: int, *, batch: bool | None = None) -> float:
         """The most one request could cost; 0 for a model without known prices (nothing to cap against)."""
         spec = model_prices(self.model, self.prices)
         if spec is None:
             return 0.0
         threshold = spec.long_prompt_threshold_tokens
         multiplier = spec.long_prompt_multiplier if threshold is not None and input_tokens > threshold else 1.0
-        if self.batch:
+        if self.batch if batch is None else batch:
             multiplier *= spec.batch_discount
         per_input = max(spec.input_usd, spec.cache_write_5m_usd, spec.cache_write_1h_usd)
         return (input_tokens * per_input + max_output_tokens * spec.output_usd) * multiplier / 1_000_000
 
-    def reserve(self, input_tokens: int, max_output_tokens: int) -> float | None:
-        """Reserve one request's worst case; None (and `refused`) when it does not fit the budget."""
-        worst = self.worst_case_usd(input_tokens, max_output_tokens)
+    def reserve(self, input_tokens: int, max_output_tokens: int, *, batch: bool | None = None) -> float | None:
+        """Reserve one request's worst case (at the batch price or not, as the budget's unless `batch` says);
+        None (and `refused`) when it does not fit the budget."""
+        worst = self.worst_case_usd(input_tokens, max_output_tokens, batch=batch)
         with self._lock:
             if self.limit_usd is not None and self.spent_usd + self.reserved_usd + worst > self.limit_usd:
                 self.refused = True

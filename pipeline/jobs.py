@@ -46,6 +46,7 @@ __all__ = [
 
 STREAM_MODES = ("auto", "always", "never")
 TOO_LONG_POLICIES = ("truncate", "error")
+BATCH_RETRIES = ("batch", "realtime")
 CACHE_TTLS = ("5m", "1h", "off")  # off: no cache_control (every request pays its whole prompt)
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -72,6 +73,7 @@ JOB_KEYS = frozenset(
         "cache_ttl",
         "cache_warmup",
         "batch_above",
+        "batch_retry",
         "effort",
         "schema_retries",
     }
@@ -111,6 +113,7 @@ class Job:
     cache_ttl: str | None = None  # "5m", "1h" or "off"; None: by mode, 5m realtime and 1h in batches
     cache_warmup: bool = True  # realtime: the first request leads, the fan-out waits for its response to begin
     batch_above: int | None = None  # --mode auto: from this many documents to send, Message Batches
+    batch_retry: str = "batch"  # or "realtime": what a batch left unanswered goes out at once, not in a follow-up
     prices: tuple[tuple[str, float], ...] = ()  # [prices]: the job's own (negotiated, or a new model's), by field
     effort: str | None = None
     schema_retries: int = 2
@@ -423,6 +426,7 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         if "cache_warmup" in table
         else True,
         batch_above=_positive_int(table, "batch_above", "job.", path),
+        batch_retry=_choice(table, "batch_retry", BATCH_RETRIES, "batch", "job.", path),
         effort=effort,
         schema_retries=schema_retries,
         retry=retry,

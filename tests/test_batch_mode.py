@@ -310,3 +310,23 @@ def test_auto_mode_batches_a_large_run_and_sends_a_small_one_at_once(tmp_path: P
 def test_batch_above_without_auto_is_a_usage_error(tmp_path: Path, emulator: Emulator) -> None:
     result = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(tmp_path / "o"), "--batch-above", "5"], emulator)
     assert 2 == result.exit_code and "--batch-above applies to --mode auto only" in result.output
+
+
+def test_a_job_may_send_what_a_batch_left_unanswered_at_once_instead_of_in_a_follow_up(tmp_path: Path) -> None:
+    """batch_retry = "realtime": three overloaded results go out as Messages requests; their rows say realtime."""
+    job = tmp_path / "resend.toml"
+    job.write_text(TRIAGE.read_text().replace("[job]\n", '[job]\nbatch_retry = "realtime"\n', 1))
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.1)) as emulator:
+        emulator.control.set_faults([{"kind": "overloaded", "endpoints": ["batch_requests"], "times": 3}])
+        result = invoke(["run", str(job), str(MANIFEST), "--out", str(out), "--mode", "batch"], emulator)
+        after = stats(emulator)
+    assert 0 == result.exit_code, result.output
+    assert 1 == after["batches_created"] and 3 == after["messages"] and DOCUMENTS == after["billed"]
+    frame = pipeline.load_results(out)
+    assert DOCUMENTS == int((frame.status == "ok").sum())
+    resent = frame[frame["mode"] == "realtime"]
+    assert 3 == len(resent) and (resent.attempts == 2).all()
+    for row in resent.itertuples():  # priced as realtime: no batch discount
+        usage = TokenUsage(row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_write_tokens)
+        assert row.cost_usd == pytest.approx(cost_usd(load_job(job).model, usage))
