@@ -361,6 +361,7 @@ class BatchRun:
         """Poll with backoff until every batch has ended and is collected (a signal cancels the wait)."""
         delay = self.config.batch_poll_s
         while await self.collect_ended():
+            self.show_progress()  # the display's clock moves while the batches run
             await self.clock.sleep(delay)
             delay = min(POLL_MAX_S, delay * POLL_GROWTH)
 

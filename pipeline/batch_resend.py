@@ -49,10 +49,14 @@ async def resend_realtime(
     """Send each (document, params line) now; write its row through `rows` (realtime records)."""
     slots = asyncio.Semaphore(concurrency)
 
-    async def attempt(params: dict[str, Any], estimated: int, doc: DocEntry, spent: list[TokenUsage]) -> ApiResponse:
+    async def attempt(
+        params: dict[str, Any], estimated: int, doc: DocEntry, spent: list[TokenUsage], number: int
+    ) -> ApiResponse:
         reserved = budget.reserve(estimated, job.max_tokens, batch=False)
         if reserved is None:
             raise _OverBudget("--max-cost reached: not sent again", error_type="budget", document_id=doc.doc_id)
+        rows.summary.requests_sent += 1
+        rows.summary.retries += number > 1
         usage: TokenUsage | None = None
         try:
             response = await transport.create(params, stream=stream, timeout_s=job.timeout_s, document_id=doc.doc_id)
@@ -70,7 +74,7 @@ async def resend_realtime(
                 send = functools.partial(attempt, params, estimated, doc, spent)
                 try:
                     response, attempts = await with_retries(
-                        lambda _number: send(), settings=job.retry, schema_retries=0, sleep=sleep  # noqa: B023
+                        send, settings=job.retry, schema_retries=0, sleep=sleep
                     )
                 except _OverBudget:
                     return  # no row: the document is not done, and the next run sends it

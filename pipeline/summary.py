@@ -117,9 +117,12 @@ class RunSummary:
             + (f", {self.errors_unchanged} errors unchanged (not written again)" if self.errors_unchanged else ""),
             f"  tokens: {self.input_tokens:,} input, {self.output_tokens:,} output, {self.cache_read_tokens:,} "
             f"cache read, {self.cache_write_tokens:,} cache write; cost ${self.cost_usd:.4f}",
-            f"  requests: {self.requests_sent} sent, {self.retries} retried; latency p50 "
-            f"{_ms(self.latency_p50_ms)}, p95 {_ms(self.latency_p95_ms)}",
         ]
+        if self.mode != "batch" or self.requests_sent:
+            lines.append(
+                f"  requests: {self.requests_sent} sent, {self.retries} retried; latency p50 "
+                f"{_ms(self.latency_p50_ms)}, p95 {_ms(self.latency_p95_ms)}"
+            )
         if self.mode_reason:
             lines.append(f"  mode: {self.mode} ({self.mode_reason})")
         if self.mode == "batch":
