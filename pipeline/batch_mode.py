@@ -47,6 +47,7 @@ from .pricing import TokenUsage
 from .progress import Progress
 from .records import RecordContext, error_row
 from .refs import DocumentRef
+from .requests import estimate_tokens
 from .stopping import Stop, install_signals, restore_signals
 from .submissions import BATCH_DIR, DocEntry, Submission, SubmissionStore, custom_id, request_index
 from .summary import RunSummary
@@ -119,7 +120,7 @@ class BatchRun:
         self.realtime_rows = BatchRows(  # rows of requests resent at once (job batch_retry = "realtime")
             config.job, records=RecordContext(config.job, summary.run_id, config.backend), writer=writer,
             ledger=preparer.ledger, summary=summary, budget=self.budget, input_path=config.input_path,
-            wall=clock.wall, on_row=self.show_progress,
+            wall=clock.wall, on_row=self.show_progress, settles=False,
         )
         self._created = 0
 
@@ -219,8 +220,10 @@ class BatchRun:
         """`batch_retry = "realtime"`: what the batch left unanswered goes out now as Messages requests."""
         requests = []
         for index, line in self.store.params(parent, set(again)):
-            spent = asdict(again.pop(index))
-            requests.append((dataclasses.replace(docs[index], spent=spent), line))
+            doc, total = docs[index], again.pop(index)
+            earlier = self.rows.cost(TokenUsage(**doc.spent)) if doc.spent else 0.0
+            self.budget.settle(doc.reserved, max(0.0, self.rows.cost(total) - earlier))  # its batch answer
+            requests.append((dataclasses.replace(doc, spent=asdict(total), reserved=0.0), line))
         self._params_gone(parent, docs, again)
         self.summary.batch_requests_resubmitted += len(requests)
         await resend_realtime(
@@ -241,9 +244,17 @@ class BatchRun:
     async def _follow_up(self, parent: Submission, docs: list[DocEntry], again: dict[int, TokenUsage]) -> None:
         chunk = _Chunk()
         for index, line in self.store.params(parent, set(again)):
-            doc = docs[index]
-            spent = asdict(again.pop(index))
-            chunk.docs.append(DocEntry(**{**asdict(doc), "attempts": doc.attempts + 1, "spent": spent}))
+            doc, total = docs[index], again.pop(index)
+            earlier = self.rows.cost(TokenUsage(**doc.spent)) if doc.spent else 0.0
+            self.budget.settle(doc.reserved, max(0.0, self.rows.cost(total) - earlier))  # its last answer
+            doc = dataclasses.replace(doc, spent=asdict(total), reserved=0.0)
+            reserved = self.budget.reserve(estimate_tokens(line.decode("utf-8")), self.job.max_tokens)
+            if reserved is None:  # --max-cost: not sent again; what it cost has its row, the next run sends it
+                error = RequestError("--max-cost leaves no room to send it again; the next run sends it",
+                                     error_type="budget", document_id=doc.doc_id)
+                self.rows.error(doc, error, total)
+                continue
+            chunk.docs.append(dataclasses.replace(doc, attempts=doc.attempts + 1, reserved=reserved))
             chunk.params.append(line)
             chunk.bytes += len(line)
         self._params_gone(parent, docs, again)

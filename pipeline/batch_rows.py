@@ -23,7 +23,7 @@ from .jobs import Job
 from .journal import encode_row
 from .ledger import DoneLedger
 from .prepare import Work
-from .pricing import TokenUsage
+from .pricing import TokenUsage, cost_usd
 from .records import RecordContext, error_row, ok_row
 from .recovery import from_json
 from .refs import DocumentRef
@@ -68,6 +68,7 @@ class BatchRows:
         input_path: Path,
         wall: Callable[[], datetime],
         on_row: Callable[[], None],
+        settles: bool = True,
     ) -> None:
         self.job = job
         self.records = records
@@ -78,6 +79,7 @@ class BatchRows:
         self.input_path = input_path
         self.wall = wall
         self.on_row = on_row
+        self.settles = settles  # False: the sender settles each attempt itself (batch_resend)
 
     def _check_metadata(self, doc: DocEntry) -> None:
         """A manifest column whose type changed while its documents were in a batch stops the run, named."""
@@ -98,10 +100,19 @@ class BatchRows:
                     path=self.input_path,
                 ) from None
 
+    def cost(self, usage: TokenUsage) -> float:
+        """What `usage` costs at this writer's price (the batch discount for batch rows)."""
+        return cost_usd(self.job.model, usage, batch=self.records.mode == "batch", prices=self.job.prices) or 0.0
+
     def _settle(self, doc: DocEntry, row: dict[str, Any]) -> None:
-        """A document of this run's batches has its row: its reservation is settled at the row's cost."""
-        if doc.reserved:
-            self.budget.settle(doc.reserved, row.get("cost_usd"))
+        """A document has its row: its reservation (0 when none) is settled at what its last answer cost.
+
+        Earlier answers (`doc.spent`) were settled when they were sent again; a row of another run's
+        batch, reserved for by nobody here, still counts as this run's spending."""
+        if not self.settles:
+            return
+        earlier = self.cost(TokenUsage(**doc.spent)) if doc.spent else 0.0
+        self.budget.settle(doc.reserved, max(0.0, (row.get("cost_usd") or 0.0) - earlier))
 
     def write(self, row: dict[str, Any]) -> None:
         try:

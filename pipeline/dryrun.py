@@ -16,15 +16,15 @@ from .summary import journal_line, skipped_line, unchanged_line
 __all__ = ["dry_run"]
 
 
-def _projections(config: RunConfig, documents: int, input_tokens: int, planner: Planner) -> list[str]:
+def _projections(config: RunConfig, inputs: list[int], planner: Planner) -> list[str]:
     """The expected cost, realtime and batch, on the local estimate (`docpipe estimate` counts with the API)."""
     from .estimate import ASSUMED_OUTPUT_SHARE, project
 
     lines = []
     for mode in ("realtime", "batch"):
         projection = project(
-            config.job, mode=mode, documents=documents, input_tokens=input_tokens,
-            prefix_tokens=planner.prefix_estimate, output_per_document=config.job.max_tokens * ASSUMED_OUTPUT_SHARE,
+            config.job, mode=mode, inputs=inputs, worst_inputs=inputs, prefix_tokens=planner.prefix_estimate,
+            output_per_document=config.job.max_tokens * ASSUMED_OUTPUT_SHARE,
             cacheable=planner.prefix_cacheable(), concurrency=config.concurrency,
         )
         lines.append(
@@ -45,6 +45,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     listed: list[str] = []
     to_send = errors = estimated_input = 0
     ceiling = 0.0
+    inputs: list[int] = []
     worst = Budget(None, job.model, batch=config.mode == "batch", prices=job.prices)  # what --max-cost would reserve
     skipped: Counter[str] = Counter()
     refs = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
@@ -58,6 +59,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
             to_send += 1
             tokens = planner.estimate(work.ref.doc_id, work.payload) if work.payload is not None else 0
             estimated_input += tokens
+            inputs.append(tokens)
             ceiling += worst.worst_case_usd(tokens, job.max_tokens)
             line = f"  send   {work.ref.doc_id}  ~{tokens:,} input tokens{'  (truncated)' if work.truncated else ''}"
         if len(listed) < max_listed:
@@ -75,7 +77,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
         *([f"  {unchanged_line(preparer.errors_unchanged)}"] if preparer.errors_unchanged else []),
         *([f"  {skipped_line(skipped)}"] if skipped else []),
         *([f"  {note}"] if (note := planner.cache_note()) else []),
-        *_projections(config, to_send, estimated_input, planner),
+        *_projections(config, inputs, planner),
         f"  {errors} would be error rows before any request{shown}:" if errors else f"  no input errors{shown}:",
     ]
     return "\n".join(header + listed)

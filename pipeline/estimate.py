@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from .errors import PipelineError
 from .jobs import Job
 from .models import get_model
 from .plans import Planner
-from .pricing import TokenUsage, cost_usd
+from .pricing import TokenUsage, cost_usd, model_prices
 from .transport import TransportFactory, TransportOptions
 
 __all__ = ["Projection", "estimate_run", "project"]
@@ -58,10 +59,16 @@ class Projection:
 
 
 def project(
-    job: Job, *, mode: str, documents: int, input_tokens: int, prefix_tokens: int, output_per_document: float,
-    cacheable: bool, concurrency: int,
+    job: Job, *, mode: str, inputs: Sequence[int], worst_inputs: Sequence[int], prefix_tokens: int,
+    output_per_document: float, cacheable: bool, concurrency: int,
 ) -> Projection:
-    """Expected and worst-case cost of sending `documents` requests of `input_tokens` in all (prefix included)."""
+    """Expected and worst-case cost of one request per document.
+
+    `inputs` are each request's expected input tokens (prefix included); `worst_inputs` what
+    `--max-cost` would reserve for each (docpipe's local, high estimate). A model's long-prompt tier
+    applies per request, so requests over its threshold are priced apart from the others.
+    """
+    documents = len(inputs)
     if documents == 0:
         return Projection(mode, 0, 0, 0, 0, 0, 0.0, 0.0)
     batch = mode == "batch"
@@ -74,24 +81,28 @@ def project(
     else:
         writes = min(concurrency, documents)
     reads = documents - writes if cacheable else 0
-    prefix_total = documents * prefix_tokens if cacheable else 0
-    plain = input_tokens - prefix_total
     ttl = job.cache_ttl or ("1h" if batch else "5m")
-    write_tokens = writes * prefix_tokens
-    output = round(documents * output_per_document)
-    per_request = TokenUsage(
-        input_tokens=round(plain / documents),
-        output_tokens=round(output / documents),
-        cache_read_tokens=round(reads * prefix_tokens / documents),
-        cache_write_5m_tokens=round(write_tokens / documents) if ttl == "5m" else 0,
-        cache_write_1h_tokens=round(write_tokens / documents) if ttl == "1h" else 0,
-    )
-    expected = (cost_usd(job.model, per_request, batch=batch, prices=job.prices) or 0.0) * documents
+    spec = model_prices(job.model, job.prices)
+    threshold = spec.long_prompt_threshold_tokens if spec is not None else None
+    long = [tokens for tokens in inputs if threshold is not None and tokens > threshold]
+    groups = [group for group in ([t for t in inputs if threshold is None or t <= threshold], long) if group]
+    expected = 0.0
+    for group in groups:  # the average request of a group, times its size: the tier is decided per request
+        count, cached = len(group), prefix_tokens if cacheable else 0
+        per_request = TokenUsage(
+            input_tokens=round(sum(group) / count) - cached,
+            output_tokens=round(output_per_document),
+            cache_read_tokens=round(cached * reads / documents),
+            cache_write_5m_tokens=round(cached * writes / documents) if ttl == "5m" else 0,
+            cache_write_1h_tokens=round(cached * writes / documents) if ttl == "1h" else 0,
+        )
+        expected += (cost_usd(job.model, per_request, batch=batch, prices=job.prices) or 0.0) * count
     ceiling = Budget(None, job.model, batch=batch, prices=job.prices)
-    worst = ceiling.worst_case_usd(round(input_tokens / documents), job.max_tokens)
+    worst = sum(ceiling.worst_case_usd(tokens, job.max_tokens) for tokens in worst_inputs)
+    cached_total = documents * prefix_tokens if cacheable else 0
     return Projection(
-        mode, documents, plain, write_tokens, reads * prefix_tokens, output, round(expected, 6),
-        round(worst * documents, 6),
+        mode, documents, sum(inputs) - cached_total, writes * prefix_tokens if cacheable else 0,
+        reads * prefix_tokens, round(documents * output_per_document), round(expected, 6), round(worst, 6),
     )
 
 
@@ -135,6 +146,7 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
     planner = Planner(job)
     skipped: Counter[str] = Counter()
     documents = errors = local = 0
+    locals_: list[int] = []
     sample: list[dict[str, Any]] = []
     sample_local = 0
     for work in preparer.works(open_source(config.input_path, include=config.include, exclude=config.exclude,
@@ -147,6 +159,7 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
         documents += 1
         (spec,) = planner.plan(work.ref.doc_id, work.payload)
         local += spec.estimated_input_tokens
+        locals_.append(spec.estimated_input_tokens)
         if len(sample) < SAMPLE_REQUESTS:
             sample.append(spec.params)
             sample_local += spec.estimated_input_tokens
@@ -167,8 +180,9 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
         output_source = f"assumed: {ASSUMED_OUTPUT_SHARE:.0%} of max_tokens (no earlier rows of this job in --out)"
     model = get_model(job.model)
     cacheable = job.cache_ttl != "off" and (model is None or prefix_tokens >= model.cache_min_tokens)
+    calibrated = [round(tokens * ratio) for tokens in locals_]
     projections = [
-        project(job, mode=mode, documents=documents, input_tokens=input_tokens, prefix_tokens=prefix_tokens,
+        project(job, mode=mode, inputs=calibrated, worst_inputs=locals_, prefix_tokens=prefix_tokens,
                 output_per_document=output_mean, cacheable=cacheable, concurrency=config.concurrency)
         for mode in ("realtime", "batch")
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -105,8 +106,11 @@ def _read_overrides(path: str) -> dict[str, dict[str, float]]:
     for model, prices in raw.items():
         if not isinstance(prices, dict) or not set(prices) <= set(PRICE_FIELDS):
             raise ConfigError(f"{PRICES_ENV}={path}: {model}: price keys must be among {', '.join(PRICE_FIELDS)}")
-        if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in prices.values()):
-            raise ConfigError(f"{PRICES_ENV}={path}: {model}: prices must be numbers (USD per million tokens)")
+        if not all(
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+            for value in prices.values()
+        ):
+            raise ConfigError(f"{PRICES_ENV}={path}: {model}: prices must be numbers >= 0 (USD per million tokens)")
         result[model] = {key: float(value) for key, value in prices.items()}
     return result
 

@@ -160,6 +160,15 @@ class RealtimeRun:
             self.write(row)
             return
         except _OverBudget:
+            if tracker.spent.prompt_tokens or tracker.spent.output_tokens:  # an earlier answer was paid for
+                error = RequestError(
+                    "an answer failed the job's schema and --max-cost leaves no room to ask again; the next run "
+                    "sends it", error_type="budget", document_id=work.ref.doc_id, request_id=tracker.request_id,
+                )
+                self.write(error_row(
+                    self.records, work, error, created_at=self.clock.wall(),
+                    usage=tracker.spent, attempts=tracker.attempts, streamed=spec.stream,
+                ))
             raise
         except _NotSent:
             return

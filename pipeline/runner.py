@@ -23,6 +23,7 @@ from .errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PENDING,
+    ConfigError,
     EnvironmentFailure,
     FatalRunError,
 )
@@ -129,6 +130,7 @@ async def _run_async(
         # Read-only, and first: another job's rows or a column changing type refuse the run before
         # recovery or the writer touch anything. The ledger already counts the journal's rows.
         ledger = load_ledger(config.out_dir, job, schema=schema)
+        pending = _pending_batches(config)  # also read-only: a realtime run over pending batches is refused
         damaged: list[JournalDamage] = []
         summary.recovered_rows = recover(config.out_dir, schema, damaged=damaged)
         if damaged:
@@ -137,7 +139,7 @@ async def _run_async(
     except OSError as exc:
         raise EnvironmentFailure.from_os_error(exc, doing="prepare the output directory", path=config.out_dir) from None
     if config.mode == "auto":
-        config = _choose_mode(config, summary, done=len(ledger))
+        config = _choose_mode(config, summary, pending=pending)
     preparer = Preparer(job, ledger)
     skipped: Counter[str] = Counter()
     source = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
@@ -159,18 +161,38 @@ async def _run_async(
             summary.stopped = "fatal" if isinstance(fatal, FatalRunError) else "environment"
 
 
-def _choose_mode(config: RunConfig, summary: RunSummary, *, done: int) -> RunConfig:
-    """`--mode auto`: Message Batches from `batch_above` documents to send (input less done), else realtime."""
+def _pending_batches(config: RunConfig) -> int:
+    """Batches of this directory not yet collected; a realtime run would pay their documents twice, so it is refused."""
+    from .submissions import SubmissionStore
+
+    pending = sum(1 for submission in SubmissionStore(config.out_dir).load() if submission.pending)
+    if pending and config.mode == "realtime":
+        raise ConfigError(
+            f"{config.out_dir} has {pending} message batch(es) not yet collected: run with --mode batch (or auto) to "
+            f"collect them, or `docpipe batches {config.out_dir} --cancel` first; a realtime run would pay for "
+            "their documents again"
+        )
+    return pending
+
+
+def _choose_mode(config: RunConfig, summary: RunSummary, *, pending: int) -> RunConfig:
+    """`--mode auto`: Message Batches when the input holds `batch_above` documents or more, else realtime.
+
+    The input's size decides, not what is left to send: knowing that would mean preparing every
+    document first. An output directory with batches not yet collected always takes batch mode.
+    """
     import dataclasses
 
     total = count_documents(config.input_path, include=config.include, exclude=config.exclude)
-    if total is None:
+    if pending:
+        mode, reason = "batch", f"auto: {pending} batch(es) of this directory not yet collected"
+    elif total is None:
         mode, reason = "realtime", "auto: the input's size is not known in advance"
     else:
-        to_send = max(0, total - done) if config.limit is None else min(config.limit, max(0, total - done))
-        mode = "batch" if to_send >= config.batch_above else "realtime"
+        total = total if config.limit is None else min(total, config.limit)
+        mode = "batch" if total >= config.batch_above else "realtime"
         compared = "at or above" if mode == "batch" else "under"
-        reason = f"auto: about {to_send:,} documents to send, {compared} --batch-above {config.batch_above:,}"
+        reason = f"auto: the input holds about {total:,} documents, {compared} --batch-above {config.batch_above:,}"
     summary.mode, summary.mode_reason = mode, reason
     return dataclasses.replace(config, mode=mode)
 

@@ -33,14 +33,15 @@ class Warmup:
         self._open = not enabled
         self._led = False
         self._queue: deque[asyncio.Future[None]] = deque()
+        self._released = 0  # turns let go whose requests have not resumed yet: a newcomer still queues behind them
 
     @property
     def done(self) -> bool:
-        return self._open and not self._queue
+        return self._open and not self._queue and not self._released
 
     async def enter(self) -> bool:
         """True for the one request that leads; every other waits its turn until the leader's response has begun."""
-        if self._open and not self._queue:
+        if self.done:
             return False
         if not self._open and not self._led:
             self._led = True
@@ -51,6 +52,8 @@ class Warmup:
         try:
             await turn
         finally:
+            if turn.done() and not turn.cancelled():
+                self._released -= 1
             if self._open:  # this request's turn came (or it was cancelled during the fan-out): the next one's
                 self._next()
         return False
@@ -67,4 +70,5 @@ class Warmup:
             turn = self._queue.popleft()
             if not turn.done():
                 turn.set_result(None)
+                self._released += 1
                 return

@@ -284,26 +284,34 @@ def test_a_prefix_too_short_to_cache_is_named_in_the_summary_and_the_dry_run(tmp
 
 
 def test_auto_mode_batches_a_large_run_and_sends_a_small_one_at_once(tmp_path: Path) -> None:
-    """--mode auto: batch from --batch-above documents to send (done ones left out), realtime under it."""
+    """--mode auto: batch when the input holds --batch-above documents (--limit counts), realtime under it."""
     out = tmp_path / "out"
-    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.1)) as emulator:
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
         small = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "auto", "--limit", "7",
                         "--batch-above", "10"], emulator)
         assert 0 == small.exit_code, small.output
-        assert "mode: realtime (auto: about 7 documents to send, under --batch-above 10)" in small.output
+        assert "mode: realtime (auto: the input holds about 7 documents, under --batch-above 10)" in small.output
         assert 0 == stats(emulator)["batches_created"]
-        large = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(tmp_path / "large"), "--mode", "auto",
-                        "--batch-above", "10"], emulator)
+        large = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "auto",
+                        "--batch-above", "10", "--no-wait"], emulator)
         assert 0 == large.exit_code, large.output
-        assert "mode: batch (auto: about 14 documents to send, at or above --batch-above 10)" in large.output
+        assert "mode: batch (auto: the input holds about 14 documents, at or above --batch-above 10)" in large.output
         assert 1 == stats(emulator)["batches_created"]
-        rest = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "auto",
-                       "--batch-above", "10"], emulator)
-        assert "about 7 documents to send, under" in rest.output and 0 == rest.exit_code
-    assert {"realtime"} == set(pipeline.load_results(out)["mode"])
-    assert {"batch"} == set(pipeline.load_results(tmp_path / "large")["mode"])
-    summary = json.loads(next((tmp_path / "large" / "_runs").glob("*.json")).read_text())
-    assert ("batch", "auto: about 14 documents to send, at or above --batch-above 10") == (
+        # A batch not yet collected: auto takes batch mode whatever the size, realtime is refused.
+        pending = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "auto", "--limit", "1",
+                          "--no-wait"], emulator)
+        assert 5 == pending.exit_code and "auto: 1 batch(es) of this directory not yet collected" in pending.output
+        realtime = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out)], emulator)
+        assert 2 == realtime.exit_code and "not yet collected: run with --mode batch" in realtime.output
+        emulator.state.clock.advance(HOUR)
+        rest = invoke(["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "auto"], emulator)
+        assert 0 == rest.exit_code, rest.output
+        assert 1 == stats(emulator)["batches_created"] and DOCUMENTS == stats(emulator)["billed"]
+    frame = pipeline.load_results(out)
+    assert 7 == int((frame["mode"] == "realtime").sum()) and 7 == int((frame["mode"] == "batch").sum())
+    saved = sorted((out / "_runs").glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
+    summary = json.loads(saved[1].read_text())
+    assert ("batch", "auto: the input holds about 14 documents, at or above --batch-above 10") == (
         summary["mode"], summary["mode_reason"])
 
 

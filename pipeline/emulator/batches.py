@@ -23,7 +23,9 @@ from typing import Any
 from .hashing import stable_hash
 from .validation import ApiError
 
-__all__ = ["Batch", "BatchStore"]
+__all__ = ["MALFORMED_TEXT", "Batch", "BatchStore"]
+
+MALFORMED_TEXT = 'Here is the JSON you asked for: {"label": '  # a cut-off preamble, as the Messages fault answers
 
 CANCEL_DELAY_S = 0.2
 # Requests of a batch processed at once. They are accounted for prompt caching before any of them
@@ -83,7 +85,8 @@ class BatchStore:
         run: RunRequest,
         validate: Callable[[dict[str, Any], str, str], None],  # (params, API version, key)
         new_request_id: Callable[[], str],
-        fault: Callable[[dict[str, Any]], None] = lambda params: None,  # raises the ApiError a fault rule decides
+        # Raises the ApiError a fault rule decides; True for a `malformed_output` answer.
+        fault: Callable[[dict[str, Any]], bool] = lambda params: False,
     ) -> None:
         self.processing_s = processing_s
         self.expiry_s = expiry_s
@@ -156,13 +159,18 @@ class BatchStore:
                     continue
                 try:
                     self._validate(request["params"], batch.version, batch.key)
-                    self._fault(request["params"])
+                    malformed = self._fault(request["params"])
                 except ApiError as exc:
                     batch.outcomes[custom_id] = "errored"
                     batch.errors[custom_id] = (exc, self._new_request_id())
                     continue
                 # Run (and bill) each request once, when the batch ends: every download gets the same results.
                 batch.messages[custom_id], started = self._run(request["params"], batch.key, at)
+                if malformed:  # the `malformed_output` fault: billed, and its text is not the JSON asked for
+                    message = batch.messages[custom_id]
+                    message["content"] = [b for b in message["content"] if b["type"] != "text"] + [
+                        {"type": "text", "text": MALFORMED_TEXT, "citations": None}
+                    ]
                 publish.append(started)
                 batch.outcomes[custom_id] = "succeeded"
             for started in publish:

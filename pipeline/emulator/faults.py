@@ -56,7 +56,7 @@ FAULT_KINDS = frozenset(
     }
 )
 # "batch_requests": each request of a batch as it is processed; an error kind makes its result `errored`.
-BATCH_REQUEST_KINDS = frozenset({"overloaded", "server_error", "rate_limit", "invalid_request"})
+BATCH_REQUEST_KINDS = frozenset({"overloaded", "server_error", "rate_limit", "invalid_request", "malformed_output"})
 ENDPOINTS = frozenset({"messages", "count_tokens", "batches", "models", "files", "batch_requests"})
 MAX_HANG_S = 600.0
 RULE_FIELDS = frozenset(

@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from ..models import ModelSpec
+from .batches import MALFORMED_TEXT
 from .bodies import message_json, usage_json
 from .caching import CacheUsage, PendingWrite
 from .canonical import request_scope
@@ -36,7 +37,6 @@ from .validation import ApiError, merge_output_format, validate_messages
 
 __all__ = ["MessagesEndpoint"]
 
-MALFORMED_TEXT = 'Here is the JSON you asked for: {"label": '
 REFUSAL_DETAILS = {
     "type": "refusal",
     "category": None,

@@ -85,17 +85,20 @@ class EmulatorState:
         self.files.resolve(params, key, time.time())  # files are read when the request is processed
         validate_messages(params, version, seed=self.config.seed, in_batch=True)
 
-    def _batch_request_fault(self, params: dict[str, Any]) -> None:
-        """A fault rule for `batch_requests` that fires makes the request's result `errored` with its error."""
+    def _batch_request_fault(self, params: dict[str, Any]) -> bool:
+        """A fault rule for `batch_requests` that fires: an error kind makes the request's result `errored`
+        with its error (raised); `malformed_output` answers text that is not the JSON asked for (True)."""
         if not self.faults.rules:
-            return
+            return False
         text = canonical_json(params)
         body_hash = stable_hash("batch_requests", text)
         occurrence = self.seen.get(body_hash, 0)
         self.seen[body_hash] = occurrence + 1
         rule = self.faults.decide("batch_requests", text, body_hash, occurrence, stream=False)
-        if rule is None or rule.kind not in BATCH_ERRORS:
-            return
+        if rule is None:
+            return False
+        if rule.kind == "malformed_output":
+            return True
         status, error_type, message = BATCH_ERRORS[rule.kind]
         raise ApiError(status, error_type, rule.message or message)
 
