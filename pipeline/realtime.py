@@ -141,7 +141,7 @@ class RealtimeRun:
         (spec,) = self.planner.plan(work.ref.doc_id, work.payload)
         tracker = _Tracker()
         leads = await self.warmup.enter()
-        if leads:  # streamed, so the fan-out starts as its response begins, not when its answer is whole
+        if leads and self.job.stream != "never":  # streamed: the fan-out starts as its response begins
             spec = dataclasses.replace(spec, stream=True)
         try:
             (response, answer, latency_ms), attempts = await with_retries(
@@ -185,8 +185,8 @@ class RealtimeRun:
     ) -> tuple[ApiResponse, Answer, float]:
         """One attempt at one request: admission, the call, and what its outcome tells the limiter.
 
-        `on_started` (the warm-up's leader) is called as the response begins, and in any case once the
-        attempt has ended.
+        `on_started` (the warm-up's leader) is called as the response begins, or once the attempt has
+        ended; an attempt that fails and is worth another hands the lead to the next request instead.
         """
         permit = await self.limiter.acquire(spec.estimated_input_tokens, spec.max_output_tokens, retry=number > 1)
         # Nothing is sent after a fatal error, and no document is started after a stop: the next run sends it.
@@ -228,16 +228,19 @@ class RealtimeRun:
             self.limiter.release(permit)
             tracker.request_id = exc.request_id
             self._heard_failure(exc, permit, tracker)
+            if on_started is not None:  # the leader failed before its response began: the next request leads
+                self.warmup.handover()
             raise
         except BaseException as exc:
             self.limiter.release(permit)
             if isinstance(exc, RequestError):
                 self.limiter.responded()
                 tracker.request_id = exc.request_id
-            raise
-        finally:
-            if on_started is not None:
+            if on_started is not None:  # refused for itself, or stopped: the others go
                 on_started()
+            raise
+        if on_started is not None:
+            on_started()
         latency_ms = (self.clock.monotonic() - started) * 1000.0
         usage = TokenUsage.from_usage(response.message.get("usage") or {})
         self.limiter.release(

@@ -34,6 +34,8 @@ class Warmup:
         self._led = False
         self._queue: deque[asyncio.Future[None]] = deque()
         self._released = 0  # turns let go whose requests have not resumed yet: a newcomer still queues behind them
+        self._promote = False  # the next turn let go before the fan-out leads (the leader failed)
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def done(self) -> bool:
@@ -45,7 +47,8 @@ class Warmup:
             return False
         if not self._open and not self._led:
             self._led = True
-            asyncio.get_running_loop().call_later(self._max_wait_s, self.started)
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._max_wait_s, self.started)
             return True
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(turn)
@@ -54,15 +57,36 @@ class Warmup:
         finally:
             if turn.done() and not turn.cancelled():
                 self._released -= 1
-            if self._open:  # this request's turn came (or it was cancelled during the fan-out): the next one's
+            # Open: this request's turn came (or it was cancelled during the fan-out), the next one's comes.
+            # A cancelled request that was to lead passes the lead on to the one after it.
+            if self._open or (self._promote and turn.cancelled()):
                 self._next()
+        if not self._open and self._promote:
+            self._promote = False
+            return True
         return False
 
     def started(self) -> None:
         """The leader's response has begun, or its attempt ended: the fan-out starts (idempotent)."""
         if not self._open:
             self._open = True
+            self._promote = False
+            if self._timer is not None:
+                self._timer.cancel()
             self._next()
+
+    def handover(self) -> None:
+        """The leader's attempt failed before its response began: the first waiting request leads instead.
+
+        With nobody waiting, the next request to come leads. `MAX_WAIT_S` still bounds the whole wait.
+        """
+        if self._open:
+            return
+        if self._queue:
+            self._promote = True
+            self._next()
+        else:
+            self._led = False
 
     def _next(self) -> None:
         """Let the first waiting request go (at the next turn of the loop it goes on to let the one after it go)."""

@@ -133,3 +133,46 @@ def test_a_job_can_turn_the_warmup_off_and_then_a_cold_fan_out_pays_a_write_per_
     assert 0 == result.exit_code, result.output
     frame = pipeline.load_results(tmp_path / "out")
     assert not frame.streamed.any() and 8 == int((frame.cache_write_tokens > 0).sum())
+
+
+def test_a_leader_whose_attempt_fails_hands_the_lead_to_the_first_waiting_request() -> None:
+    """The leader's first attempt fails before its response begins (a 529): one request leads in its place,
+    the others still wait; they go when the new leader's response begins."""
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        warmup = Warmup(enabled=True)
+        order: list[str] = []
+        leaders: list[str] = []
+
+        async def request(name: str) -> None:
+            if await warmup.enter():
+                leaders.append(name)
+            order.append(name)
+
+        assert await warmup.enter()
+        followers = [asyncio.create_task(request(f"f{i}")) for i in range(3)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        warmup.handover()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        held = list(order)
+        warmup.started()
+        await asyncio.gather(*followers)
+        return leaders, held
+
+    leaders, held = asyncio.run(scenario())
+    assert ["f0"] == leaders and ["f0"] == held  # f0 leads at once; f1 and f2 wait for its response
+
+
+def test_a_leader_that_fails_at_a_cold_fan_out_still_leaves_one_cache_write(tmp_path: Path) -> None:
+    """The first request is answered 529: the next request leads, and the fan-out still pays one write."""
+    env = {"DOCPIPE_PROGRESS": "off", "ANTHROPIC_API_KEY": TEST_KEY}
+    with Emulator(EmulatorConfig(seed=SEED, latency=LatencyModel(ttft_ms=100))) as emulator:
+        emulator.control.set_faults([{"kind": "overloaded", "times": 1}])
+        env["ANTHROPIC_BASE_URL"] = emulator.base_url
+        args = ["run", str(TRIAGE), str(MANIFEST), "--out", str(tmp_path / "out"), "--concurrency", "8"]
+        result = CliRunner().invoke(main, args, env=env)
+    assert 0 == result.exit_code, result.output
+    frame = pipeline.load_results(tmp_path / "out")
+    assert 14 == int((frame.status == "ok").sum()) and 1 == int((frame.cache_write_tokens > 0).sum())
