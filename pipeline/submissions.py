@@ -87,7 +87,7 @@ _DOC_TYPES: dict[str, Any] = {
 _SUBMISSION_TYPES: dict[str, Any] = {
     "tag": str, "state": str, "requests": int, "bytes": int, "recorded_at": (int, float), "run_id": str,
     "batch_id": _OPTIONAL_STR, "round": int, "parent": _OPTIONAL_STR, "counts": dict, "cost_usd": (int, float),
-    "note": _OPTIONAL_STR, "adopted": bool,
+    "note": _OPTIONAL_STR, "adopted": bool, "job_fingerprint": _OPTIONAL_STR,
 }
 
 
@@ -119,6 +119,7 @@ class Submission:
     cost_usd: float = 0.0  # of the rows written from it
     note: str | None = None  # why it was abandoned or how it was found
     adopted: bool = False  # found in the API's batch list after a lost create: checked when its results are read
+    job_fingerprint: str | None = None  # the job its requests were built from: its rows say so
 
     @property
     def pending(self) -> bool:

@@ -275,3 +275,35 @@ def test_the_emulator_refuses_a_fault_rule_it_cannot_apply(emulator: Emulator, r
     refused.value.close()  # the error holds the response's socket
     assert 400 == refused.value.code
     assert [] == emulator.control.faults()["rules"]
+
+
+def test_answers_to_a_job_edited_while_its_batch_ran_are_recorded_under_the_job_that_asked(tmp_path: Path) -> None:
+    """The job's instructions change between submit and collect: the rows carry the fingerprint of the job
+    that built the requests, so they never count as done for the edited job, whose next run sends anew."""
+    from pipeline.jobs import load_job
+
+    job = tmp_path / "job.toml"
+    job.write_text(TRIAGE.read_text())
+    first_fingerprint = load_job(job).fingerprint
+    out = tmp_path / "out"
+    env = {"DOCPIPE_PROGRESS": "off", "ANTHROPIC_API_KEY": TEST_KEY, "DOCPIPE_BATCH_POLL_S": "0.05"}
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    args = ["run", str(job), str(MANIFEST), "--out", str(out), "--mode", "batch"]
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        env["ANTHROPIC_BASE_URL"] = emulator.base_url
+        assert 0 == CliRunner().invoke(main, [*args, "--no-wait"], env=env).exit_code
+        job.write_text(TRIAGE.read_text().replace('instructions = """', 'instructions = """Be brief.\n', 1))
+        edited_fingerprint = load_job(job).fingerprint
+        emulator.state.clock.advance(HOUR)
+        emulator.state.batches.processing_s = 0.1
+        collected = CliRunner().invoke(main, args, env=env)
+        assert 0 == collected.exit_code, collected.output
+        rerun = CliRunner().invoke(main, args, env=env)
+        assert 0 == rerun.exit_code, rerun.output
+    assert first_fingerprint != edited_fingerprint
+    rows = pipeline.load_results(out, latest=False)
+    assert DOCUMENTS == int((rows.job_fingerprint == first_fingerprint).sum())
+    assert DOCUMENTS == int((rows.job_fingerprint == edited_fingerprint).sum())

@@ -338,3 +338,32 @@ def test_a_job_may_send_what_a_batch_left_unanswered_at_once_instead_of_in_a_fol
     for row in resent.itertuples():  # priced as realtime: no batch discount
         usage = TokenUsage(row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_write_tokens)
         assert row.cost_usd == pytest.approx(cost_usd(load_job(job).model, usage))
+
+
+def test_requests_are_gathered_into_batches_within_the_request_and_byte_limits(tmp_path: Path) -> None:
+    """gather() closes a batch at max_requests or before max_bytes; every document is in exactly one."""
+    import threading
+
+    from pipeline.batch_chunks import ENVELOPE_BYTES, gather
+    from pipeline.budget import Budget
+    from pipeline.payloads import TextPayload
+    from pipeline.plans import Planner
+    from pipeline.prepare import Work
+    from pipeline.refs import DocumentRef
+    from pipeline.summary import RunSummary
+
+    job = load_job(TRIAGE)
+    works = [
+        Work(DocumentRef(f"d{i}", f"m:{i}", None, "x" * (50 * i), {}), TextPayload("x" * (50 * i)), f"{i:064d}")
+        for i in range(1, 26)
+    ]
+    summary = RunSummary(run_id="r", job=job.name, job_fingerprint="f", backend="emulator", started_at="")
+    sizes = [len(json.dumps(Planner(job).plan(w.ref.doc_id, w.payload)[0].params)) + ENVELOPE_BYTES for w in works]
+    max_bytes = max(sizes) * 3 + 1  # three of the largest always fit; four of the smaller may too
+    chunks = list(gather(iter(works), planner=Planner(job, mode="batch"), budget=Budget(None, job.model),
+                         claimed={("d3", f"{3:064d}")}, limit=None, stop=threading.Event(), summary=summary,
+                         max_requests=4, max_bytes=max_bytes))
+    ids = [doc.doc_id for chunk in chunks for doc in chunk.docs]
+    assert ids == [f"d{i}" for i in range(1, 26) if i != 3] and 1 == summary.already_in_batches
+    assert all(len(chunk.docs) <= 4 and chunk.bytes <= max_bytes for chunk in chunks)
+    assert any(len(chunk.docs) < 4 for chunk in chunks[:-1])  # some closed by bytes, not by count
