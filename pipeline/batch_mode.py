@@ -230,6 +230,8 @@ class BatchRun:
             doc, total = docs[index], again.pop(index)
             earlier = self.rows.cost(TokenUsage(**doc.spent)) if doc.spent else 0.0
             self.budget.settle(doc.reserved, max(0.0, self.rows.cost(total) - earlier))  # its batch answer
+            if doc.sha256 is not None and self.preparer.ledger.is_done(doc.doc_id, doc.sha256):
+                continue  # answered by the resend of a collection that was cut short: not paid twice
             requests.append((dataclasses.replace(doc, spent=asdict(total), reserved=0.0), line))
         self._params_gone(parent, docs, again)
         self.summary.batch_requests_resubmitted += len(requests)

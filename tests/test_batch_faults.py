@@ -307,3 +307,49 @@ def test_answers_to_a_job_edited_while_its_batch_ran_are_recorded_under_the_job_
     rows = pipeline.load_results(out, latest=False)
     assert DOCUMENTS == int((rows.job_fingerprint == first_fingerprint).sum())
     assert DOCUMENTS == int((rows.job_fingerprint == edited_fingerprint).sum())
+
+
+def test_a_kill_while_resending_at_once_never_pays_an_answered_request_twice(tmp_path: Path) -> None:
+    """batch_retry = "realtime": two requests come back errored and are resent; one is answered and
+    written, the other hangs; SIGKILL. The rerun collects the batch again and resends only the second."""
+    import os
+    import signal
+    import time
+
+    from click.testing import CliRunner
+    from conftest import ForkedRun
+
+    from pipeline.cli import main
+
+    job = tmp_path / "resend.toml"
+    job.write_text(TRIAGE.read_text().replace("[job]\n", '[job]\nbatch_retry = "realtime"\n', 1))
+    out = tmp_path / "out"
+    argv = ["run", str(job), str(MANIFEST), "--out", str(out), "--mode", "batch"]
+
+    def journal_rows() -> int:
+        lines = [line for p in (out / "_wal").glob("*.jsonl") for line in p.read_bytes().splitlines()]
+        return sum(not line.startswith(b'{"docpipe_journal') for line in lines)
+
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=0.1)) as emulator:
+        emulator.control.set_faults([
+            {"kind": "overloaded", "endpoints": ["batch_requests"], "times": 2},
+            {"kind": "hang", "seconds": 60, "times": 1},
+        ])
+        env = dict(os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=emulator.base_url,
+                   DOCPIPE_PROGRESS="off", DOCPIPE_BATCH_POLL_S="0.05")
+        process = ForkedRun(argv, env)
+        deadline = time.monotonic() + 30
+        while journal_rows() < DOCUMENTS - 1:  # 12 from the batch, 1 resent and answered
+            assert time.monotonic() < deadline, "the resent answer was never written"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        emulator.control.set_faults([])
+        before = emulator.control.stats()["requests"]["by_endpoint"].get("messages", 0)
+        rerun = CliRunner().invoke(main, argv, env={k: env[k] for k in (
+            "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "DOCPIPE_PROGRESS", "DOCPIPE_BATCH_POLL_S")})
+        sent_by_rerun = emulator.control.stats()["requests"]["by_endpoint"].get("messages", 0) - before
+    assert 0 == rerun.exit_code, rerun.output
+    assert 1 == sent_by_rerun  # only the request that hung; the answered one is not asked again
+    frame = pipeline.load_results(out)
+    assert DOCUMENTS == int((frame.status == "ok").sum())
