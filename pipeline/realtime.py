@@ -192,10 +192,14 @@ class RealtimeRun:
         # Nothing is sent after a fatal error, and no document is started after a stop: the next run sends it.
         if self.fatal is not None or (number == 1 and self.stop_taking.is_set()):
             self.limiter.release(permit)
+            if on_started is not None:
+                on_started()
             raise _NotSent(spec.document_id)
         reserved = self.budget.reserve(spec.estimated_input_tokens, spec.max_output_tokens)
         if reserved is None:
             self.limiter.release(permit)
+            if on_started is not None:  # a leader the budget refuses holds nobody back
+                on_started()
             raise _OverBudget(spec.document_id)
         try:
             return await self._send(spec, number, tracker, permit, on_started)

@@ -73,3 +73,4 @@ def test_a_batch_reservation_carries_the_discount() -> None:
     assert Budget(1, "claude-haiku-5-5", batch=True).worst_case_usd(1000, 1000) == pytest.approx(
         Budget(1, "claude-haiku-5-5").worst_case_usd(1000, 1000) / 2
     )
+
