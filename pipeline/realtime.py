@@ -188,6 +188,9 @@ class RealtimeRun:
         `on_started` (the warm-up's leader) is called as the response begins, or once the attempt has
         ended; an attempt that fails and is worth another hands the lead to the next request instead.
         """
+        # A leader that failed handed the lead on: its retry waits for the new leader like any other.
+        if on_started is not None and number > 1 and not self.warmup.done and not await self.warmup.enter():
+            on_started = None
         permit = await self.limiter.acquire(spec.estimated_input_tokens, spec.max_output_tokens, retry=number > 1)
         # Nothing is sent after a fatal error, and no document is started after a stop: the next run sends it.
         if self.fatal is not None or (number == 1 and self.stop_taking.is_set()):
