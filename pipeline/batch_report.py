@@ -50,6 +50,12 @@ async def _ask(submissions: list[Submission], transport: TransportFactory, cance
         for submission in submissions:
             if submission.batch_id is None:
                 continue
+            if cancel and submission.adopted:  # taken from the batch list after a lost create: maybe not ours
+                live[submission.tag] = (
+                    "not canceled: adopted from the batch list after a lost create, and not yet known to be this "
+                    "directory's (the next run checks it against its results)"
+                )
+                continue
             try:
                 live[submission.tag] = await (api.cancel if cancel else api.retrieve)(submission.batch_id)
             except PipelineError as exc:
@@ -76,7 +82,7 @@ def report_batches(out_dir: Path, *, transport: TransportFactory | None, cancel:
     lines.append(f"  collected cost: ${cost:.4f}; not yet collected: {len(pending)}")
     if pending and transport is None:
         lines.append("  (set ANTHROPIC_API_KEY to see the API's live state of the batches not yet collected)")
-    asked = sum(1 for s in pending if s.batch_id is not None)
+    asked = sum(1 for s in pending if s.batch_id is not None and not s.adopted)
     if cancel and asked:
         lines.append(f"  asked the API to cancel {asked} batch(es): the next run collects what they answered")
     elif pending:

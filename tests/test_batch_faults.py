@@ -353,3 +353,26 @@ def test_a_kill_while_resending_at_once_never_pays_an_answered_request_twice(tmp
     assert 1 == sent_by_rerun  # only the request that hung; the answered one is not asked again
     frame = pipeline.load_results(out)
     assert DOCUMENTS == int((frame.status == "ok").sum())
+
+
+def test_cancel_leaves_alone_a_batch_adopted_after_a_lost_create(tmp_path: Path) -> None:
+    """An adopted batch may be another directory's until its results say otherwise: --cancel names it, and
+    leaves it running."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=HOUR)) as emulator:
+        assert 0 == run_batch(tmp_path / "a", emulator, "--no-wait").exit_code
+        emulator.control.set_faults(
+            [{"kind": "disconnect", "endpoints": ["batches"], "match": "POST /v1/messages/batches\n", "times": 1}]
+        )
+        assert 0 == run_batch(tmp_path / "b", emulator, "--no-wait").exit_code
+        env = {"ANTHROPIC_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": emulator.base_url}
+        canceled = CliRunner().invoke(main, ["batches", str(tmp_path / "b"), "--cancel"], env=env)
+        (a_record,) = SubmissionStore(tmp_path / "a").load()
+        with anthropic.Anthropic(api_key=TEST_KEY, base_url=emulator.base_url, max_retries=0) as client:
+            a_state = client.messages.batches.retrieve(a_record.batch_id).processing_status
+    assert 0 == canceled.exit_code, canceled.output
+    assert "not canceled: adopted from the batch list" in canceled.output
+    assert "in_progress" == a_state
