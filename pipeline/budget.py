@@ -46,7 +46,9 @@ class Budget:
 
     def reserve(self, input_tokens: int, max_output_tokens: int, *, batch: bool | None = None) -> float | None:
         """Reserve one request's worst case (at the batch price or not, as the budget's unless `batch` says);
-        None (and `refused`) when it does not fit the budget."""
+        None (and `refused`) when it does not fit the budget. Without a budget, nothing is computed: 0."""
+        if self.limit_usd is None:
+            return 0.0
         worst = self.worst_case_usd(input_tokens, max_output_tokens, batch=batch)
         with self._lock:
             if self.limit_usd is not None and self.spent_usd + self.reserved_usd + worst > self.limit_usd:
@@ -54,6 +56,11 @@ class Budget:
                 return None
             self.reserved_usd += worst
         return worst
+
+    @property
+    def capped(self) -> bool:
+        """Whether there is a budget to keep (else reserving and settling cost nothing on the hot path)."""
+        return self.limit_usd is not None
 
     def settle(self, reserved: float, cost_usd: float | None) -> None:
         """The request is over: its reservation goes, its real cost (None: unknown or nothing) is spent."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import signal
 import sys
@@ -297,7 +296,6 @@ def estimate(
     Input tokens are counted with the API's free count_tokens on a sample when ANTHROPIC_API_KEY is
     set (or with --offline), else estimated locally; the output says which.
     """
-    import os
     import tempfile
 
     from .estimate import describe, estimate_run, to_json
@@ -310,11 +308,7 @@ def estimate(
                 job, input_path, out_dir or Path(nowhere) / "out", concurrency=concurrency, limit=limit,
                 offline=offline, include=include, exclude=exclude, dry_run=True,
             )
-            reachable = offline or bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
-            if reachable and not offline:
-                config = dataclasses.replace(config, api_key=os.environ.get("ANTHROPIC_API_KEY") or
-                                             os.environ.get("ANTHROPIC_AUTH_TOKEN"),
-                                             base_url=os.environ.get("ANTHROPIC_BASE_URL"))
+            reachable = offline or config.api_key is not None  # resolve_config read the key and base URL
             data = estimate_run(config, transport=transport_for(config) if reachable else None)
     except PipelineError as exc:
         _fail(exc)

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from collections.abc import Iterator
 
 from .budget import Budget
 from .config import RunConfig
-from .ledger import load_ledger
+from .ledger import DoneLedger, load_ledger
 from .output import output_schema
 from .plans import Planner
-from .prepare import Preparer
+from .prepare import Preparer, Work
 from .sources import manifest_metadata_columns, open_source
 from .summary import journal_line, skipped_line, unchanged_line
 
-__all__ = ["dry_run"]
+__all__ = ["dry_run", "would_send"]
+
+
+def would_send(config: RunConfig, skipped: Counter[str]) -> tuple[DoneLedger, Preparer, Iterator[Work]]:
+    """The works a run would take from its input, read-only: the done ledger applied, at most `--limit`.
+
+    The ledger reads the journal without recovering it, so nothing is written. Shared by the dry run
+    and `docpipe estimate`. `skipped` counts the folder files left out, by extension.
+    """
+    job = config.job
+    schema = output_schema(job, manifest_metadata_columns(config.input_path))  # a bad manifest fails here too
+    ledger = load_ledger(config.out_dir, job, schema=schema)
+    preparer = Preparer(job, ledger)
+    works = preparer.works(open_source(config.input_path, include=config.include, exclude=config.exclude,
+                                       skipped=skipped))
+    return ledger, preparer, works if config.limit is None else itertools.islice(works, config.limit)
 
 
 def _projections(config: RunConfig, inputs: list[int], planner: Planner) -> list[str]:
@@ -37,10 +54,6 @@ def _projections(config: RunConfig, inputs: list[int], planner: Planner) -> list
 def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     """What a run would send and what is already done, as text; sends nothing, writes nothing."""
     job = config.job
-    schema = output_schema(job, manifest_metadata_columns(config.input_path))  # a bad manifest fails here too
-    # The journal's rows count as done without being recovered: a dry run writes nothing.
-    ledger = load_ledger(config.out_dir, job, schema=schema)
-    preparer = Preparer(job, ledger)
     planner = Planner(job, mode=config.mode)  # the estimate a run's request would carry
     listed: list[str] = []
     to_send = errors = estimated_input = 0
@@ -48,10 +61,8 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     inputs: list[int] = []
     worst = Budget(None, job.model, batch=config.mode == "batch", prices=job.prices)  # what --max-cost would reserve
     skipped: Counter[str] = Counter()
-    refs = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
-    for work in preparer.works(refs):
-        if config.limit is not None and to_send + errors >= config.limit:
-            break
+    ledger, preparer, works = would_send(config, skipped)
+    for work in works:
         if work.error is not None:
             errors += 1
             line = f"  error  {work.ref.doc_id}: {work.error.message}"

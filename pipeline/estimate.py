@@ -135,24 +135,17 @@ def _earlier(out_dir: Path, job: Job) -> tuple[float | None, float | None, int]:
 
 def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> dict[str, Any]:
     """The estimate as data (`describe` turns it into text); `transport` None: no count_tokens."""
-    from .ledger import load_ledger
-    from .output import output_schema
-    from .prepare import Preparer
-    from .sources import manifest_metadata_columns, open_source
+    from .dryrun import would_send
 
     job = config.job
-    ledger = load_ledger(config.out_dir, job, schema=output_schema(job, manifest_metadata_columns(config.input_path)))
-    preparer = Preparer(job, ledger)
     planner = Planner(job)
     skipped: Counter[str] = Counter()
     documents = errors = local = 0
     locals_: list[int] = []
     sample: list[dict[str, Any]] = []
     sample_local = 0
-    for work in preparer.works(open_source(config.input_path, include=config.include, exclude=config.exclude,
-                                           skipped=skipped)):
-        if config.limit is not None and documents + errors >= config.limit:
-            break
+    _, preparer, works = would_send(config, skipped)
+    for work in works:
         if work.error is not None or work.payload is None:
             errors += 1
             continue

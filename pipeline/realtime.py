@@ -208,7 +208,8 @@ class RealtimeRun:
             return await self._send(spec, number, tracker, permit, on_started)
         finally:
             last = tracker.last
-            self.budget.settle(reserved, cost_usd(self.job.model, last, prices=self.job.prices) if last else None)
+            if self.budget.capped:  # the answer's cost is computed again for its row; only a budget needs it now
+                self.budget.settle(reserved, cost_usd(self.job.model, last, prices=self.job.prices) if last else None)
 
     async def _send(
         self,

@@ -102,10 +102,6 @@ class RunSummary:
             cost_usd=self.cost_usd,
         )
 
-    def batch_line(self) -> str:
-        """Batch mode's line: batches submitted, collected and still in progress."""
-        return _batch_line(self)
-
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
@@ -126,7 +122,7 @@ class RunSummary:
         if self.mode_reason:
             lines.append(f"  mode: {self.mode} ({self.mode_reason})")
         if self.mode == "batch":
-            lines.append(f"  {self.batch_line()}")
+            lines.append(f"  {_batch_line(self)}")
         if self.cache_note:
             lines.append(f"  {self.cache_note}")
         if self.errors_by_type:
@@ -145,6 +141,7 @@ class RunSummary:
 
 
 def _batch_line(summary: RunSummary) -> str:
+    """Batch mode's line: batches submitted, collected and still in progress."""
     again = summary.batch_requests_resubmitted
     resubmitted = f", {again:,} of them resubmitted" if again else ""
     parts = [

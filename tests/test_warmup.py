@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,22 @@ MANIFEST = ROOT / "sample_data" / "manifest.jsonl"
 TRIAGE = ROOT / "jobs" / "triage.toml"
 
 
-def run(out: Path, emulator: Emulator, *extra: str) -> pipeline.RunSummary | None:
+def run(out: Path, emulator: Emulator, *extra: str) -> None:
+    """`docpipe run` of the sample manifest, which must exit 0."""
     env = {"DOCPIPE_PROGRESS": "off", "ANTHROPIC_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": emulator.base_url}
     result = CliRunner().invoke(main, ["run", str(TRIAGE), str(MANIFEST), "--out", str(out), *extra], env=env)
     assert 0 == result.exit_code, result.output
-    return None
+
+
+def _recorder(warmup: Warmup) -> tuple[list[str], Callable[[str], Awaitable[None]]]:
+    """A request that enters the warm-up and records its name once let through, and the record."""
+    order: list[str] = []
+
+    async def request(name: str) -> None:
+        await warmup.enter()
+        order.append(name)
+
+    return order, request
 
 
 def test_a_cold_fan_out_pays_one_cache_write_not_one_per_request(tmp_path: Path) -> None:
@@ -48,11 +60,7 @@ def test_one_request_at_a_time_needs_no_leader(tmp_path: Path) -> None:
 def test_followers_keep_their_order_and_a_silent_leader_holds_them_only_max_wait_s() -> None:
     async def scenario() -> tuple[list[str], float]:
         warmup = Warmup(enabled=True, max_wait_s=0.05)
-        order: list[str] = []
-
-        async def request(name: str) -> None:
-            await warmup.enter()
-            order.append(name)
+        order, request = _recorder(warmup)
 
         assert await warmup.enter()  # the leader, which never reports its response starting
         loop = asyncio.get_running_loop()
@@ -81,11 +89,7 @@ def test_a_request_arriving_as_the_fan_out_starts_goes_after_the_ones_that_waite
 
     async def scenario() -> list[str]:
         warmup = Warmup(enabled=True)
-        order: list[str] = []
-
-        async def request(name: str) -> None:
-            await warmup.enter()
-            order.append(name)
+        order, request = _recorder(warmup)
 
         assert await warmup.enter()
         followers = [asyncio.create_task(request(f"f{i}")) for i in range(3)]
@@ -101,11 +105,7 @@ def test_a_request_arriving_as_the_fan_out_starts_goes_after_the_ones_that_waite
 def test_a_follower_cancelled_before_the_fan_out_lets_nobody_go_early() -> None:
     async def scenario() -> tuple[list[str], list[str]]:
         warmup = Warmup(enabled=True)
-        order: list[str] = []
-
-        async def request(name: str) -> None:
-            await warmup.enter()
-            order.append(name)
+        order, request = _recorder(warmup)
 
         assert await warmup.enter()
         first, second = asyncio.create_task(request("first")), asyncio.create_task(request("second"))
@@ -176,3 +176,22 @@ def test_a_leader_that_fails_at_a_cold_fan_out_still_leaves_one_cache_write(tmp_
     assert 0 == result.exit_code, result.output
     frame = pipeline.load_results(tmp_path / "out")
     assert 14 == int((frame.status == "ok").sum()) and 1 == int((frame.cache_write_tokens > 0).sum())
+
+
+def test_a_request_arriving_while_the_last_follower_is_released_still_goes_after_it() -> None:
+    """The last waiting request has been let go but has not resumed yet: a newcomer still goes after it."""
+
+    async def scenario() -> list[str]:
+        warmup = Warmup(enabled=True)
+        order, request = _recorder(warmup)
+        assert await warmup.enter()
+        followers = [asyncio.create_task(request(f"f{i}")) for i in range(3)]
+        await asyncio.sleep(0)
+        warmup.started()  # f0's turn is set
+        await asyncio.sleep(0)  # f0 runs, sets f1's turn
+        await asyncio.sleep(0)  # f1 runs, sets f2's turn: the queue is empty, f2 has not run
+        await request("late")
+        await asyncio.gather(*followers)
+        return order
+
+    assert ["f0", "f1", "f2", "late"] == asyncio.run(scenario())
