@@ -37,6 +37,7 @@ class Chunk:
     params: list[bytes] = field(default_factory=list)
     bytes: int = 0
     failed: list[Work] = field(default_factory=list)  # prepared in error: a row, no request
+    chunked: list[Work] = field(default_factory=list)  # in pieces: sent through Messages, not in a batch
 
 
 def gather(
@@ -63,7 +64,11 @@ def gather(
         if work.error is not None or work.payload is None:
             chunk.failed.append(work)
             continue
-        (spec,) = planner.plan(work.ref.doc_id, work.payload)
+        specs = planner.plan(work.ref.doc_id, work.payload)
+        if len(specs) > 1:  # its reduce needs its pieces' answers: one batch cannot hold both
+            chunk.chunked.append(work)
+            continue
+        (spec,) = specs
         reserved = budget.reserve(spec.estimated_input_tokens, spec.max_output_tokens)
         if reserved is None:  # --max-cost: nothing more is submitted; what is, is collected
             stop.set()
@@ -76,5 +81,5 @@ def gather(
         chunk.docs.append(dataclasses.replace(doc_entry(work), reserved=reserved))
         chunk.params.append(line)
         chunk.bytes += size
-    if chunk.docs or chunk.failed:
+    if chunk.docs or chunk.failed or chunk.chunked:
         yield chunk

@@ -23,6 +23,10 @@ follow-up batch is recorded with its parent, so a collection cut short never res
 A signal stops the run at once: what is recorded is consistent at every step, and the next run
 resumes from it.
 
+A document too long for one request under `too_long = "chunk"` is not batched: the request that
+combines its pieces' answers can only be built once they are answered. Such documents go through
+the realtime executor after the batches (at the realtime price, `mode = realtime` in their rows).
+
 At about 430 lines this module is over the 400 the style asks for: its four steps share one state
 (the submissions, the claims, the budget, the counts), and apart they would pass it all around. What
 stands alone lives beside it: gathering requests into batches (`batch_chunks.py`), rows from results
@@ -106,6 +110,7 @@ class BatchRun:
         # and in the batches it creates: never submitted again. A document edited meanwhile is new work.
         self.claimed: set[tuple[str, str | None]] = set()
         self.in_batches = 0  # requests submitted and not yet collected
+        self.chunked: list[DocumentRef] = []  # documents in pieces, sent through Messages once the batches are done
         self.stop_preparing = threading.Event()
         self.budget = Budget(config.max_cost_usd, config.job.model, batch=True, prices=config.job.prices)
         self.rows = BatchRows(
@@ -279,6 +284,7 @@ class BatchRun:
         for work in chunk.failed:
             assert work.error is not None
             self.rows.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
+        self.chunked.extend(work.ref for work in chunk.chunked)
         if not chunk.docs:
             return
         self._created += 1
@@ -435,4 +441,13 @@ async def run_batches(
         restore_signals(loop, installed)
         await run.transport.aclose()
         summary.transport_open_s = round(run.transport.open_s, 3)
+    if run.chunked and fatal is None and summary.stopped is None:
+        # A document in pieces needs their answers before the request that combines them: it goes through
+        # Messages, under the realtime executor's own signals, limits and pieces journal, at the realtime price.
+        from .realtime import run_realtime
+
+        fatal = await run_realtime(
+            config, iter(run.chunked), transport=transport, writer=writer, preparer=preparer, progress=progress,
+            summary=summary, clock=clock,
+        )
     return fatal

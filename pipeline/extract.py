@@ -42,6 +42,7 @@ __all__ = [
     "ExtractedText",
     "extract_bytes",
     "extract_text",
+    "read_file",
 ]
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -96,6 +97,11 @@ class ExtractedText:
 
 def extract_text(path: Path, *, document_id: str | None = None) -> ExtractedText:
     """Read one file and return its text; raise `ExtractionError` with an actionable message."""
+    return extract_bytes(read_file(path, document_id=document_id), path.suffix, document_id=document_id, path=str(path))
+
+
+def read_file(path: Path, *, document_id: str | None = None) -> bytes:
+    """The bytes of one document file of a supported type, at most `MAX_FILE_BYTES`; else `ExtractionError`."""
 
     def fail(message: str) -> ExtractionError:
         return ExtractionError(message, document_id=document_id, path=path)
@@ -119,12 +125,11 @@ def extract_text(path: Path, *, document_id: str | None = None) -> ExtractedText
         raise fail(_too_large(info.st_size))
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+            return handle.read(MAX_FILE_BYTES + 1)
     except PermissionError:
         raise fail(f"permission denied: cannot read {path}") from None
     except OSError as exc:
         raise fail(f"cannot read {path}: {exc.strerror or exc}") from None
-    return extract_bytes(data, path.suffix, document_id=document_id, path=str(path))
 
 
 def extract_bytes(

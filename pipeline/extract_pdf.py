@@ -21,11 +21,14 @@ from .errors import ExtractionError
 from .extract import CONTROL_CHARS, NEWLINES, PASSWORD_REQUIRED, Fail, reason
 from .pdf_failures import PDF_PARSE_FAILURES
 
-__all__ = ["pdf_text", "quiet_pypdf"]
+__all__ = ["NO_TEXT_LAYER", "pdf_pages", "pdf_text", "quiet_pypdf"]
 
 PDF_HEADER_WINDOW = 1024
 PYPDF_LOGGER = "pypdf"
 QUIET_LEVEL = logging.ERROR
+NO_TEXT_LAYER = (
+    'PDF has no text layer (scanned image?); set pdf = "auto" or "native" in the job to send it as the model sees it'
+)
 
 
 
@@ -64,11 +67,23 @@ def quiet_pypdf() -> Iterator[None]:
 
 def pdf_text(data: bytes, fail: Fail) -> tuple[str, int]:
     """The text of every page, pages joined by a form feed line, and the page count."""
+    cleaned, _ = pdf_pages(data, fail)
+    if not any(cleaned):
+        raise fail(NO_TEXT_LAYER)
+    return "\n\f\n".join(cleaned), len(cleaned)
+
+
+def pdf_pages(data: bytes, fail: Fail) -> tuple[list[str], bool]:
+    """The cleaned text of each page (empty for a page without a text layer; at least one page), and
+    whether the file is encrypted (with an empty password: readable here, refused by the API).
+
+    Refuses what no reader can read: no PDF header, corrupt, encrypted with a password.
+    """
     with quiet_pypdf():
-        return _pdf_text(data, fail)
+        return _pdf_pages(data, fail)
 
 
-def _pdf_text(data: bytes, fail: Fail) -> tuple[str, int]:
+def _pdf_pages(data: bytes, fail: Fail) -> tuple[list[str], bool]:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
@@ -107,7 +122,23 @@ def _pdf_text(data: bytes, fail: Fail) -> tuple[str, int]:
         raise fail(f"corrupt PDF: {reason(exc)}") from None
     if not page_texts:
         raise fail("corrupt PDF: it has no pages")
-    cleaned = [CONTROL_CHARS.sub("", NEWLINES.sub("\n", text)).strip() for text in page_texts]
-    if not any(cleaned):
-        raise fail("PDF has no text layer (scanned image?); OCR is not supported")
-    return "\n\f\n".join(cleaned), len(cleaned)
+    return [CONTROL_CHARS.sub("", NEWLINES.sub("\n", text)).strip() for text in page_texts], encrypted
+
+
+def pdf_subset(data: bytes, pages: list[int], fail: Fail) -> bytes:
+    """A new PDF of the given pages (0-based, in the order given) of `data`: a piece of a long PDF."""
+    with quiet_pypdf():
+        import pypdf
+        from pypdf.errors import PyPdfError
+
+        failures: tuple[type[BaseException], ...] = (PyPdfError, *PDF_PARSE_FAILURES)
+        try:
+            reader = pypdf.PdfReader(io.BytesIO(data))
+            writer = pypdf.PdfWriter()
+            for index in pages:
+                writer.add_page(reader.pages[index])
+            buffer = io.BytesIO()
+            writer.write(buffer)
+        except failures as exc:
+            raise fail(f"corrupt PDF: cannot cut pages from it ({reason(exc)})") from None
+        return buffer.getvalue()

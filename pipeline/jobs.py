@@ -45,7 +45,9 @@ __all__ = [
 ]
 
 STREAM_MODES = ("auto", "always", "never")
-TOO_LONG_POLICIES = ("truncate", "error")
+TOO_LONG_POLICIES = ("truncate", "error", "chunk")  # chunk: pieces that fit, then one reduce request
+TRUNCATE_KEEPS = ("head", "head_and_tail")
+PDF_MODES = ("auto", "native", "text")  # native: a `document` block, as the model sees the file; auto: by text layer
 BATCH_RETRIES = ("batch", "realtime")
 CACHE_TTLS = ("5m", "1h", "off")  # off: no cache_control (every request pays its whole prompt)
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
@@ -69,7 +71,9 @@ JOB_KEYS = frozenset(
         "stream",
         "timeout_s",
         "too_long",
+        "truncate",
         "max_document_tokens",
+        "pdf",
         "cache_ttl",
         "cache_warmup",
         "batch_above",
@@ -109,7 +113,9 @@ class Job:
     stream: str = "auto"
     timeout_s: float = DEFAULT_TIMEOUT_S
     too_long: str = "truncate"
+    truncate: str = "head"  # or "head_and_tail": what a truncated document keeps
     max_document_tokens: int = DEFAULT_MAX_DOCUMENT_TOKENS
+    pdf: str = "auto"  # "native", "text", or auto: native when a PDF has little or no text layer
     cache_ttl: str | None = None  # "5m", "1h" or "off"; None: by mode, 5m realtime and 1h in batches
     cache_warmup: bool = True  # realtime: the first request leads, the fan-out waits for its response to begin
     batch_above: int | None = None  # --mode auto: from this many documents to send, Message Batches
@@ -144,6 +150,11 @@ class Job:
             "max_document_tokens": self.max_document_tokens,
             "effort": self.effort,
         }
+        # Added later: in the material only when set otherwise, so that the jobs written before keep their fingerprint.
+        if self.truncate != "head":
+            material["truncate"] = self.truncate
+        if self.pdf != "auto":
+            material["pdf"] = self.pdf
         canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
@@ -420,6 +431,8 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         stream=_choice(table, "stream", STREAM_MODES, "auto", "job.", path),
         timeout_s=timeout_s,
         too_long=_choice(table, "too_long", TOO_LONG_POLICIES, "truncate", "job.", path),
+        truncate=_choice(table, "truncate", TRUNCATE_KEEPS, "head", "job.", path),
+        pdf=_choice(table, "pdf", PDF_MODES, "auto", "job.", path),
         max_document_tokens=max_document_tokens,
         cache_ttl=_choice(table, "cache_ttl", CACHE_TTLS, "", "job.", path) or None,
         cache_warmup=_expect(table, "cache_warmup", bool, "job.", path, "true or false")

@@ -1,9 +1,10 @@
 """Plans: a prepared document becomes the requests it needs, as plain data.
 
-Pure: no I/O, no clock. Today every document needs exactly one Messages request, built from its
-payload (`payloads.py`: text in a fenced text block, or bytes with a media type in a `document`
-block). A long document split into pieces and a reduce step are plans of several specs; the
-executors send whatever specs they are given.
+Pure: no I/O, no clock. A document needs one Messages request, built from its payload
+(`payloads.py`: text in a fenced text block, or bytes with a media type in a `document` block),
+except a chunked one: one request per piece, each marked with its part, then one reduce request,
+planned once the pieces are answered (`reduce`), that combines their answers into the document's
+fields. The executors send whatever specs they are given.
 """
 
 from __future__ import annotations
@@ -13,8 +14,16 @@ from typing import Any
 
 from .jobs import Job
 from .models import get_model
-from .payloads import Payload
-from .requests import build_params, estimate_document_tokens, estimate_prefix_tokens, should_stream, system_prompt
+from .payloads import ChunkedPayload, Payload
+from .requests import (
+    build_params,
+    estimate_document_tokens,
+    estimate_prefix_tokens,
+    estimate_tokens,
+    reduce_content,
+    should_stream,
+    system_prompt,
+)
 
 __all__ = ["Planner", "RequestSpec"]
 
@@ -29,6 +38,8 @@ class RequestSpec:
     max_output_tokens: int
     stream: bool
     timeout_s: float
+    part: int = 0  # a chunked document's piece: 1..pieces; 0 for a whole document or a reduce
+    pieces: int = 0  # how many pieces its document was cut into; 0 when it was not
 
 
 class Planner:
@@ -66,21 +77,52 @@ class Planner:
         )
 
     def estimate(self, document_id: str, payload: Payload) -> int:
-        """Input tokens one document's request is estimated to send, its shared prefix included."""
-        return self.prefix_estimate + estimate_document_tokens(document_id, payload)
+        """Input tokens one document's requests are estimated to send, shared prefixes included (not a reduce)."""
+        requests = len(payload.pieces) if isinstance(payload, ChunkedPayload) else 1
+        return self.prefix_estimate * requests + estimate_document_tokens(document_id, payload)
 
     def plan(self, document_id: str, payload: Payload) -> list[RequestSpec]:
-        """The requests one document needs: today one, built from its payload."""
-        params = build_params(
-            self.job, document_id, payload, system=self.system, schema=self.schema, cache_ttl=self.cache_ttl
-        )
-        return [
-            RequestSpec(
-                document_id=document_id,
-                params=params,
-                estimated_input_tokens=self.estimate(document_id, payload),
-                max_output_tokens=self.job.max_tokens,
-                stream=self.stream,
-                timeout_s=self.job.timeout_s,
+        """The requests one document needs now: one, or one per piece (whose answers `reduce` combines)."""
+        if not isinstance(payload, ChunkedPayload):
+            params = build_params(
+                self.job, document_id, payload, system=self.system, schema=self.schema, cache_ttl=self.cache_ttl
             )
+            return [self._spec(document_id, params, self.estimate(document_id, payload))]
+        count = len(payload.pieces)
+        return [
+            self._spec(
+                document_id,
+                build_params(
+                    self.job, document_id, piece, system=self.system, schema=self.schema, cache_ttl=self.cache_ttl,
+                    part=(number, count),
+                ),
+                self.estimate(document_id, piece),
+                part=number,
+                pieces=count,
+            )
+            for number, piece in enumerate(payload.pieces, 1)
         ]
+
+    def reduce(self, document_id: str, answers: list[dict[str, Any]]) -> RequestSpec:
+        """The request that combines the answers of a chunked document's pieces into its fields."""
+        content = reduce_content(document_id, answers)
+        params = build_params(
+            self.job, document_id, "", system=self.system, schema=self.schema, cache_ttl=self.cache_ttl,
+            content=content,
+        )
+        estimate = self.prefix_estimate + sum(estimate_tokens(block["text"]) for block in content)
+        return self._spec(document_id, params, estimate, pieces=len(answers))
+
+    def _spec(
+        self, document_id: str, params: dict[str, Any], estimate: int, *, part: int = 0, pieces: int = 0
+    ) -> RequestSpec:
+        return RequestSpec(
+            document_id=document_id,
+            params=params,
+            estimated_input_tokens=estimate,
+            max_output_tokens=self.job.max_tokens,
+            stream=self.stream,
+            timeout_s=self.job.timeout_s,
+            part=part,
+            pieces=pieces,
+        )

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from .batches import DocumentBatch, DocumentStream
+from .documents import load_document
 from .errors import DocumentError, ExtractionError
-from .extract import extract_text
+from .fitting import fit
 from .jobs import Job
 from .ledger import DoneLedger
-from .payloads import Payload, TextPayload
-from .requests import estimate_tokens, fit_document
+from .payloads import BinaryPayload, Payload, TextPayload
 from .sources import DocumentRef
 
 __all__ = ["BATCH_MAX_CHARS", "BATCH_MAX_REFS", "BATCH_MAX_WAIT_S", "Preparer", "Work", "row_determined"]
@@ -63,6 +63,8 @@ class Work:
     size: int | None = None
     mtime_ns: int | None = None
     error: DocumentError | None = None
+    input_kind: str | None = None  # "text" or "pdf" (the file itself); None when it failed before
+    pages: int | None = None  # a PDF's pages
 
 
 class Preparer:
@@ -201,25 +203,23 @@ class Preparer:
             return Work(ref, error=error)
         size, mtime_ns = stat if stat is not None else (None, None)
         try:
-            text = ref.text if ref.text is not None else extract_text(ref.path, document_id=ref.doc_id)  # type: ignore[arg-type]
+            if ref.text is not None:
+                payload: TextPayload | BinaryPayload = TextPayload(ref.text)
+                input_kind, pages = "text", None
+            else:
+                loaded = load_document(ref.path, pdf=self.job.pdf, document_id=ref.doc_id)  # type: ignore[arg-type]
+                payload, input_kind, pages = loaded.payload, loaded.input_kind, loaded.pages
         except ExtractionError as exc:
             return Work(ref, size=size, mtime_ns=mtime_ns, error=exc)
-        content = text if isinstance(text, str) else text.text
-        if not content.strip():
+        if isinstance(payload, TextPayload) and not payload.text.strip():
             return Work(ref, error=ExtractionError("empty document", document_id=ref.doc_id, path=ref.source))
         if sha256 is None:  # a file, read just now
-            sha256 = TextPayload(content).sha256()
+            sha256 = payload.sha256()
             if self.ledger.is_done(ref.doc_id, sha256):
                 self.already_done += 1
                 return None
-        fitted, truncated = fit_document(content, self.job)
-        if truncated and self.job.too_long == "error":
-            error = ExtractionError(
-                f"document too long: about {estimate_tokens(content):,} tokens, over job.max_document_tokens "
-                f'= {self.job.max_document_tokens:,}; set too_long = "truncate" or raise max_document_tokens',
-                document_id=ref.doc_id,
-                path=ref.source,
-            )
-            error.error_type = "document_too_long"
-            return Work(ref, sha256=sha256, size=size, mtime_ns=mtime_ns, error=error)
-        return Work(ref, TextPayload(fitted), sha256, truncated, size, mtime_ns)
+        try:
+            fitted = fit(ref.doc_id, payload, self.job, path=ref.source)
+        except ExtractionError as exc:
+            return Work(ref, sha256=sha256, size=size, mtime_ns=mtime_ns, error=exc, input_kind=input_kind, pages=pages)
+        return Work(ref, fitted.payload, sha256, fitted.truncated, size, mtime_ns, input_kind=input_kind, pages=pages)

@@ -22,7 +22,9 @@ next run resumes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ from .errors import (
 )
 from .handoff import DONE, Handoff
 from .limits import Permit, RateLimiter
+from .pieces import PieceAnswer, PieceJournal
 from .plans import Planner, RequestSpec
 from .prepare import Preparer, Work
 from .pricing import TokenUsage, cost_usd
@@ -73,6 +76,14 @@ class _Tracker:
     request_id: str | None = None
     unreachable: bool = False  # the last attempt was sent to an API already unreachable: not the document's failure
     last: TokenUsage | None = None  # what the last attempt's answer was billed
+    streamed: bool | None = None
+
+    def add(self, other: _Tracker) -> None:
+        """Fold another request's attempts into this one's (a chunked document's total)."""
+        self.attempts += other.attempts
+        self.spent = self.spent + other.spent
+        self.request_id = other.request_id or self.request_id
+        self.streamed = other.streamed if self.streamed is None else self.streamed
 
 
 class _NotSent(Exception):
@@ -113,6 +124,7 @@ class RealtimeRun:
             enabled=config.job.cache_warmup and config.concurrency > 1 and self.planner.prefix_cacheable()
         )
         self.records = RecordContext(config.job, summary.run_id, config.backend)
+        self.pieces = PieceJournal(writer.out_dir)
         self.latencies_ms: list[float] = []
         self.stop_taking = threading.Event()
         self.fatal: FatalRunError | EnvironmentFailure | None = None
@@ -138,37 +150,24 @@ class RealtimeRun:
             self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
             return
         assert work.payload is not None
-        (spec,) = self.planner.plan(work.ref.doc_id, work.payload)
+        specs = self.planner.plan(work.ref.doc_id, work.payload)
+        if specs[0].pieces:
+            await self._process_chunked(work, specs)
+            return
+        (spec,) = specs
         tracker = _Tracker()
-        leads = await self.warmup.enter()
-        if leads and self.job.stream != "never":  # streamed: the fan-out starts as its response begins
-            spec = dataclasses.replace(spec, stream=True)
         try:
-            (response, answer, latency_ms), attempts = await with_retries(
-                lambda number: self._attempt(spec, number, tracker, self.warmup.started if leads else None),
-                settings=self.job.retry,
-                schema_retries=self.job.schema_retries,
-                spends_attempt=lambda failure: not tracker.unreachable,
-                sleep=self.clock.sleep,
-            )
+            response, answer, latency_ms, attempts = await self._ask(spec, tracker)
         except (RequestError, ResponseError) as exc:
             exc.request_id = exc.request_id or tracker.request_id
             row = error_row(
                 self.records, work, exc, created_at=self.clock.wall(),
-                usage=tracker.spent, attempts=tracker.attempts, streamed=spec.stream,
+                usage=tracker.spent, attempts=tracker.attempts, streamed=tracker.streamed,
             )
             self.write(row)
             return
         except _OverBudget:
-            if tracker.spent.prompt_tokens or tracker.spent.output_tokens:  # an earlier answer was paid for
-                error = RequestError(
-                    "an answer failed the job's schema and --max-cost leaves no room to ask again; the next run "
-                    "sends it", error_type="budget", document_id=work.ref.doc_id, request_id=tracker.request_id,
-                )
-                self.write(error_row(
-                    self.records, work, error, created_at=self.clock.wall(),
-                    usage=tracker.spent, attempts=tracker.attempts, streamed=spec.stream,
-                ))
+            self._write_refused(work, tracker)
             raise
         except _NotSent:
             return
@@ -179,6 +178,127 @@ class RealtimeRun:
             request_id=response.request_id, streamed=response.streamed,
         )
         self.write(row)
+
+    async def _ask(self, spec: RequestSpec, tracker: _Tracker) -> tuple[ApiResponse, Answer, float, int]:
+        """One request to its answer, through the warm-up and the one retry layer."""
+        leads = await self.warmup.enter()
+        if leads and self.job.stream != "never":  # streamed: the fan-out starts as its response begins
+            spec = dataclasses.replace(spec, stream=True)
+        tracker.streamed = spec.stream
+        (response, answer, latency_ms), attempts = await with_retries(
+            lambda number: self._attempt(spec, number, tracker, self.warmup.started if leads else None),
+            settings=self.job.retry,
+            schema_retries=self.job.schema_retries,
+            spends_attempt=lambda failure: not tracker.unreachable,
+            sleep=self.clock.sleep,
+        )
+        return response, answer, latency_ms, attempts
+
+    def _write_refused(self, work: Work, tracker: _Tracker, *, requests: int | None = None) -> None:
+        """A document --max-cost stopped after some of its answers were paid for: their cost gets a row."""
+        if tracker.spent.prompt_tokens or tracker.spent.output_tokens:
+            error = RequestError(
+                "an answer failed the job's schema and --max-cost leaves no room to ask again; the next run "
+                "sends it", error_type="budget", document_id=work.ref.doc_id, request_id=tracker.request_id,
+            )
+            self.write(error_row(
+                self.records, work, error, created_at=self.clock.wall(),
+                usage=tracker.spent, attempts=tracker.attempts, streamed=tracker.streamed, requests=requests,
+            ))
+
+    async def _process_chunked(self, work: Work, specs: list[RequestSpec]) -> None:
+        """A document in pieces: each piece asked (unless an earlier run has its answer), then the reduce.
+
+        Every piece's answer is journaled (`pieces.py`) as it comes, so a stop in the middle re-pays
+        at most the pieces in flight. A piece that fails for good fails the document, with what its
+        pieces cost; the answered ones are kept for the next run.
+        """
+        key = (work.ref.doc_id, work.sha256 or "", self.records.fingerprint)
+        count = specs[0].pieces
+        answers = dict(self.pieces.answered(key, count))
+        earlier = list(answers.values())
+        started = self.clock.monotonic()
+
+        async def ask_piece(spec: RequestSpec) -> None:
+            tracker = _Tracker()
+            try:
+                response, answer, _, attempts = await self._ask(spec, tracker)
+            finally:
+                trackers.append(tracker)
+            values = json.loads(json.dumps(answer.values, default=str))  # dates as ISO text, as the reduce reads them
+            piece = PieceAnswer(
+                part=spec.part, pieces=count, values=values, usage=tracker.spent,
+                cost_usd=self._cost(tracker.spent), request_id=response.request_id, attempts=attempts,
+            )
+            try:
+                self.pieces.record(key, piece)
+            except OSError as exc:
+                raise EnvironmentFailure.from_os_error(
+                    exc, doing="record a piece's answer in", path=self.pieces.path
+                ) from None
+            answers[spec.part] = piece
+
+        trackers: list[_Tracker] = []
+        outcomes = await asyncio.gather(
+            *(ask_piece(spec) for spec in specs if spec.part not in answers), return_exceptions=True
+        )
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        total = _Tracker()
+        for tracker in trackers:
+            total.add(tracker)
+        for piece in earlier:
+            total.spent = total.spent + piece.usage
+            total.attempts += piece.attempts
+        cost = sum(piece.cost_usd or 0.0 for piece in earlier) + sum(self._cost(t.spent) or 0.0 for t in trackers)
+        if failures:
+            await self._fail_chunked(work, failures, total, cost, count)
+            return
+        reduce_spec = self.planner.reduce(work.ref.doc_id, [answers[part].values for part in range(1, count + 1)])
+        tracker = _Tracker()
+        try:
+            response, answer, _, _ = await self._ask(reduce_spec, tracker)
+        except BaseException as exc:
+            total.add(tracker)
+            await self._fail_chunked(work, [exc], total, cost + (self._cost(tracker.spent) or 0.0), count)
+            return
+        total.add(tracker)
+        latency_ms = (self.clock.monotonic() - started) * 1000.0
+        self.latencies_ms.append(latency_ms)
+        row = ok_row(
+            self.records, work, answer.values, response.message, created_at=self.clock.wall(),
+            usage=total.spent, latency_ms=latency_ms, attempts=total.attempts,
+            request_id=response.request_id, streamed=response.streamed, requests=count + 1,
+            cost_usd=cost + (self._cost(tracker.spent) or 0.0),
+        )
+        self.write(row)
+        self.pieces.finished(key)
+
+    async def _fail_chunked(
+        self, work: Work, failures: list[BaseException], total: _Tracker, cost: float, count: int
+    ) -> None:
+        """What ends a chunked document that did not get its answer: a stop, a fatal error, or an error row."""
+        for failure in failures:  # the run's own stops first: no row, the next run goes on from the journal
+            if isinstance(failure, (asyncio.CancelledError, FatalRunError, EnvironmentFailure, _OverBudget)):
+                if isinstance(failure, _OverBudget):
+                    self._write_refused(work, total, requests=count + 1)
+                raise failure
+        if any(isinstance(failure, _NotSent) for failure in failures):
+            return
+        failure = failures[0]
+        if not isinstance(failure, (RequestError, ResponseError)):
+            raise failure
+        failure.request_id = failure.request_id or total.request_id
+        failure.message = f"{failure.message} (one of its {count} pieces, or their combination)"
+        row = error_row(
+            self.records, work, failure, created_at=self.clock.wall(), usage=total.spent,
+            attempts=total.attempts, streamed=total.streamed, requests=count + 1, cost_usd=cost,
+        )
+        self.write(row)
+
+    def _cost(self, usage: TokenUsage) -> float | None:
+        if not (usage.prompt_tokens or usage.output_tokens):
+            return None
+        return cost_usd(self.job.model, usage, prices=self.job.prices)
 
     async def _attempt(
         self, spec: RequestSpec, number: int, tracker: _Tracker, on_started: Callable[[], None] | None = None
@@ -449,6 +569,8 @@ async def run_realtime(
         await execute(run, source)
     finally:
         await run.transport.aclose()
+        with contextlib.suppress(OSError):  # else finished documents' pieces stay listed: nothing asks for them
+            run.pieces.close()
         if isinstance(run.transport, OnFirstUse):
             summary.transport_open_s = round(run.transport.open_s, 3)
         summary.latency_p50_ms = percentile(run.latencies_ms, 50)

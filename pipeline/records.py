@@ -16,7 +16,8 @@ from .errors import DocumentError
 from .jobs import Job
 from .output import metadata_column_names
 from .prepare import Work
-from .pricing import TokenUsage, cost_usd
+from .pricing import TokenUsage
+from .pricing import cost_usd as price
 
 __all__ = ["RecordContext", "error_row", "ok_row"]
 
@@ -53,6 +54,8 @@ def _base_row(context: RecordContext, work: Work, created_at: datetime) -> dict[
         "backend": context.backend,
         "created_at": created_at,
         "truncated": work.truncated,
+        "input_kind": work.input_kind,
+        "input_pages": work.pages,
         "source_size": work.size,
         "source_mtime_ns": work.mtime_ns,
         "model": context.job.model,
@@ -64,7 +67,7 @@ def _base_row(context: RecordContext, work: Work, created_at: datetime) -> dict[
 
 
 def _cost(context: RecordContext, usage: TokenUsage) -> float | None:
-    return cost_usd(context.job.model, usage, batch=context.mode == "batch", prices=context.job.prices)
+    return price(context.job.model, usage, batch=context.mode == "batch", prices=context.job.prices)
 
 
 def _usage_columns(usage: TokenUsage, cost: float | None) -> dict[str, Any]:
@@ -86,11 +89,17 @@ def error_row(
     usage: TokenUsage | None = None,
     attempts: int = 0,
     streamed: bool | None = None,
+    requests: int | None = None,
+    cost_usd: float | None = None,
 ) -> dict[str, Any]:
-    """The row of a document that ended in error; tokens it spent on the way are billed to it."""
+    """The row of a document that ended in error; tokens it spent on the way are billed to it.
+
+    A chunked document's row gives the requests it was planned to take (`requests`) and the cost of
+    those it paid for, priced request by request (`cost_usd`).
+    """
     usage = usage or TokenUsage()
     spent = usage.prompt_tokens or usage.output_tokens
-    cost = _cost(context, usage) if spent else None
+    cost = cost_usd if cost_usd is not None else _cost(context, usage) if spent else None
     return (
         _base_row(context, work, created_at)
         | {
@@ -100,6 +109,7 @@ def error_row(
             "request_id": error.request_id,
             "attempts": attempts,
             "streamed": streamed,
+            "request_count": requests,
         }
         | _usage_columns(usage, cost)
     )
@@ -117,8 +127,14 @@ def ok_row(
     attempts: int,
     request_id: str | None,
     streamed: bool,
+    requests: int = 1,
+    cost_usd: float | None = None,
 ) -> dict[str, Any]:
-    """The row of an answered document: the job's fields, the answer's provenance, its tokens and cost."""
+    """The row of an answered document: the job's fields, the answer's provenance, its tokens and cost.
+
+    A chunked document's row counts every request it took (`requests`) and their tokens; its cost
+    is priced request by request (`cost_usd`), as a long-prompt tier applies per request.
+    """
     return (
         _base_row(context, work, created_at)
         | dict(values)
@@ -130,6 +146,7 @@ def ok_row(
             "attempts": attempts,
             "request_id": request_id,
             "streamed": streamed,
+            "request_count": requests,
         }
-        | _usage_columns(usage, _cost(context, usage))
+        | _usage_columns(usage, cost_usd if cost_usd is not None else _cost(context, usage))
     )

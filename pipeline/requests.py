@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ResponseError
 from .jobs import Job
-from .payloads import BinaryPayload, Payload, TextPayload
+from .payloads import BinaryPayload, ChunkedPayload, Payload, Piece, TextPayload
 from .surrogates import escape_surrogates
 
 __all__ = [
@@ -33,8 +33,8 @@ __all__ = [
     "estimate_tokens",
     "fence_document",
     "fence_id",
-    "fit_document",
     "parse_answer",
+    "reduce_content",
     "should_stream",
     "system_prompt",
 ]
@@ -42,7 +42,6 @@ __all__ = [
 # The SDK refuses non-streaming requests that may exceed 10 minutes: 3600 * max_tokens / 128000 > 600.
 NON_STREAMING_MAX_TOKENS = 21_333
 BYTES_PER_TOKEN_ESTIMATE = 3.5  # conservative: real tokenizers average ~4 bytes per token on English
-TRUNCATION_MARK = "\n\n[... document truncated by docpipe ...]"
 # An id longer than this is shown in the fence as its start, "...", and a hash of the whole id.
 FENCE_ID_MAX_CHARS = 128
 FENCE_ID_HASH_BYTES = 8
@@ -75,10 +74,15 @@ def estimate_tokens(text: str) -> int:
 def estimate_document_tokens(document_id: str, document: str | Payload) -> int:
     """The estimate of what a request sends besides the job's shared prefix: the fenced document, framed.
 
-    Bytes are estimated by their size (one token per `BYTES_PER_TOKEN_ESTIMATE` bytes), an upper
-    bound for a PDF's text layer but not for its pages as images; native PDFs refine it.
+    A PDF counts page by page, as the API bills it (`BinaryPayload.page_tokens`, `documents.py`);
+    other bytes by their size (one token per `BYTES_PER_TOKEN_ESTIMATE` bytes). A chunked document
+    counts what all its pieces send (the reduce request is not counted here).
     """
+    if isinstance(document, ChunkedPayload):
+        return sum(estimate_document_tokens(document_id, piece) for piece in document.pieces)
     if isinstance(document, BinaryPayload):
+        if document.page_tokens:
+            return sum(document.page_tokens) + FRAMING_TOKENS_ESTIMATE
         return math.ceil(document.nbytes / BYTES_PER_TOKEN_ESTIMATE) + FRAMING_TOKENS_ESTIMATE
     text = document.text if isinstance(document, TextPayload) else document
     return estimate_tokens(text) + estimate_tokens(fence_document(document_id, "")) + FRAMING_TOKENS_ESTIMATE
@@ -87,15 +91,6 @@ def estimate_document_tokens(document_id: str, document: str | Payload) -> int:
 def estimate_prefix_tokens(system: str, schema: dict[str, Any]) -> int:
     """The estimate of what every request of a job sends besides its document: system prompt and schema."""
     return estimate_tokens(system) + estimate_tokens(json.dumps(schema))
-
-
-def fit_document(text: str, job: Job) -> tuple[str, bool]:
-    """The document text cut to the job's token budget, and whether it had to be cut."""
-    if estimate_tokens(text) <= job.max_document_tokens:
-        return text, False
-    keep_bytes = int(job.max_document_tokens * BYTES_PER_TOKEN_ESTIMATE)
-    clipped = text.encode("utf-8")[:keep_bytes].decode("utf-8", "ignore")
-    return clipped + TRUNCATION_MARK, True
 
 
 def should_stream(job: Job) -> bool:
@@ -110,17 +105,20 @@ def should_stream(job: Job) -> bool:
 def build_params(
     job: Job,
     document_id: str,
-    document: str | Payload,
+    document: str | Piece,
     *,
     system: str | None = None,
     schema: dict[str, Any] | None = None,
     cache_ttl: str | None = None,
+    part: tuple[int, int] | None = None,
+    content: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The Messages API params for one document (without `stream`); a `str` is a text payload.
 
     `system` and `schema` are the job's system prompt and output schema when the caller has them
     already (the runner computes them once per run). The shared prefix is cached for `cache_ttl`,
-    else the job's, else 5 minutes.
+    else the job's, else 5 minutes. `part` (number, count) marks a piece of a chunked document;
+    `content` replaces the document's blocks (a reduce request, `reduce_content`).
     """
     output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": schema or job.output_schema()}}
     if job.effort:
@@ -136,39 +134,68 @@ def build_params(
         "messages": [
             {
                 "role": "user",
-                "content": document_content(document_id, document),
+                "content": content if content is not None else document_content(document_id, document, part=part),
             }
         ],
         "output_config": output_config,
     }
 
 
-def document_content(document_id: str, document: str | Payload) -> list[dict[str, Any]]:
-    """The user turn's content blocks for one document.
+def document_content(
+    document_id: str, document: str | Piece, *, part: tuple[int, int] | None = None, file_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The user turn's content blocks for one document, or one piece of it (`part`: number, count).
 
     Text is fenced in one text block (`fence_document`). Bytes go as a `document` block with a
-    base64 source and the fence's id as its title, so the model sees the file itself.
+    base64 source (or the `file_id` the Files API gave them) and the fence's id as its title, so
+    the model sees the file itself. A piece says which part it is, and which pages of a PDF.
     """
     if isinstance(document, BinaryPayload):
-        data = base64.b64encode(document.data).decode("ascii")
-        return [
-            {
-                "type": "document",
-                "source": {"type": "base64", "media_type": document.media_type, "data": data},
-                "title": fence_id(document_id),
-            }
-        ]
+        source: dict[str, Any]
+        if file_id is not None:
+            source = {"type": "file", "file_id": file_id}
+        else:
+            source = {"type": "base64", "media_type": document.media_type, "data": b64(document.data)}
+        title = fence_id(document_id)
+        if part is not None:
+            last = document.first_page + (document.pages or 1) - 1
+            title += f" (part {part[0]} of {part[1]}: pages {document.first_page}-{last})"
+        return [{"type": "document", "source": source, "title": title}]
     text = document.text if isinstance(document, TextPayload) else document
-    return [{"type": "text", "text": fence_document(document_id, text)}]
+    return [{"type": "text", "text": fence_document(document_id, text, part=part)}]
 
 
-def fence_document(document_id: str, text: str) -> str:
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+REDUCE_INSTRUCTIONS = """This document was too long for one request, so it was read in {count} parts, in order, and each
+part was answered on its own, under the task above. The parts' answers follow, as JSON, one per part.
+Combine them into one answer for the whole document, under the same task and output fields: decide
+each label for the document as a whole, write one summary from the parts' summaries, merge lists
+keeping each item once, and take numbers and dates from the parts that state them."""
+
+
+def reduce_content(document_id: str, answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The user turn of a reduce request: what to do, then the parts' answers fenced as the document."""
+    lines = [f"part {number}: {json.dumps(answer, ensure_ascii=False)}" for number, answer in enumerate(answers, 1)]
+    return [
+        {"type": "text", "text": REDUCE_INSTRUCTIONS.format(count=len(answers))},
+        {"type": "text", "text": fence_document(document_id, "\n".join(lines), part=(0, len(answers)))},
+    ]
+
+
+def fence_document(document_id: str, text: str, *, part: tuple[int, int] | None = None) -> str:
     """The document between <document> tags; a closing tag inside it is defused (as `<\\/document>`).
 
-    The id in the fence is at most `FENCE_ID_MAX_CHARS` long (see `fence_id`).
+    The id in the fence is at most `FENCE_ID_MAX_CHARS` long (see `fence_id`). A piece's fence says
+    which part it is; part 0 of N is the answers of all N parts (a reduce request).
     """
     body = _FENCE_CLOSE.sub(r"<\\/\1>", text)
-    return f'<document id="{_attr(fence_id(document_id))}">\n{body}\n</document>'
+    attributes = f'id="{_attr(fence_id(document_id))}"'
+    if part is not None:
+        attributes += f' parts="{part[1]}"' if part[0] == 0 else f' part="{part[0]} of {part[1]}"'
+    return f"<document {attributes}>\n{body}\n</document>"
 
 
 def fence_id(document_id: str) -> str:

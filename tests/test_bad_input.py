@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,7 +161,8 @@ def build_corpus(tmp_path: Path) -> Corpus:
     good("data.json", json.dumps({"report": {"quarter": "Q1", "revenue_eur": 120000, "note": "Costs fell."}}))
     good("table.csv", "order,status\n7781,damaged on arrival\n7782,delivered\n")
     good("report.pdf", make_pdf(["Audit report for the Rotterdam depot", "All findings were closed in May."]))
-    good("open.pdf", encrypted_pdf(""))  # encrypted, but with an empty user password: readable
+    good("open.pdf", encrypted_pdf(""))  # encrypted, but with an empty user password: readable, sent as its text
+    good("scan.pdf", blank_pdf())  # no text layer: sent as the PDF itself (the job's pdf = "auto")
     good("sub/nested.txt", "Contract amendment 3 between Northwind and Globex extends the term to 2028.\n")
     (docs / "inside_link.txt").symlink_to(docs / "sub" / "nested.txt")  # a link that stays inside: followed
     expected["inside_link.txt"] = OK
@@ -206,7 +208,6 @@ def build_corpus(tmp_path: Path) -> Corpus:
         ),
         "truncated.pdf": (make_pdf(["Hello world", "Second page"])[:300], failed("extraction_error", "corrupt PDF: ")),
         "locked.pdf": (encrypted_pdf("pw"), failed("extraction_error", PASSWORD_REQUIRED)),
-        "scan.pdf": (blank_pdf(), failed("extraction_error", "PDF has no text layer", "OCR is not supported")),
     }
     for name, (data, outcome) in bad.items():
         write(docs / name, data)
@@ -514,7 +515,7 @@ def test_bad_csv_manifest_rows_are_error_rows_and_the_rest_completes(
             failed("document_error", "m.csv line 12: has neither path nor text; give exactly one"),
         ),
         (",docs/notes.md,,ops", "m.csv:13", failed("document_error", "m.csv line 13: missing id")),
-        ("c-scan,docs/scan.pdf,,ops", "c-scan", failed("extraction_error", "PDF has no text layer")),
+        ("c-scan,docs/scan.pdf,,ops", "c-scan", OK),
         ("c-corrupt,docs/truncated.pdf,,ops", "c-corrupt", failed("extraction_error", "corrupt PDF")),
         ("", "", OK),  # a blank line is no row at all
         ('c-multiline,,"A quoted field\nover two lines: call back about order 7.",support', "c-multiline", OK),
@@ -644,10 +645,11 @@ LONG_TEXT = "Incident report, depot 4: a forklift battery overheated during the 
                 "document_too_long",
                 "document too long: about ",
                 "tokens, over job.max_document_tokens = 200",
-                'set too_long = "truncate" or raise max_document_tokens',
+                'set too_long = "chunk" (pieces, then one request to combine their answers) or "truncate" in the job',
             ),
             id="error",
         ),
+        pytest.param("chunk", OK, id="chunk"),
     ],
 )
 def test_too_long_document_follows_the_job_policy(
@@ -662,7 +664,12 @@ def test_too_long_document_follows_the_job_policy(
     result = invoke(["run", str(job), str(docs), "--out", str(out)], emulator)
     assert (0 if expected.error_type is None else 1) == result.exit_code, result.output
     rows = check_rows(out, {"long.txt": expected, "short.txt": OK})
-    assert needs_api({"long.txt": expected, "short.txt": OK}) == billed(emulator)
+    if too_long == "chunk":  # pieces within the budget, then one request that combines their answers
+        pieces = math.ceil(len(LONG_TEXT) / EMULATOR_BYTES_PER_TOKEN / 200)
+        assert pieces + 1 <= rows.loc["long.txt", "request_count"] and 1 == rows.loc["short.txt", "request_count"]
+        assert 1 + rows.loc["long.txt", "request_count"] == billed(emulator)
+    else:
+        assert needs_api({"long.txt": expected, "short.txt": OK}) == billed(emulator)
     assert sha256(LONG_TEXT.strip()) == rows.loc["long.txt", "doc_sha256"]  # the whole text's hash, either way
     assert [too_long == "truncate", False] == rows.loc[["long.txt", "short.txt"], "truncated"].tolist()
     if too_long == "truncate":

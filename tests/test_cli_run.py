@@ -57,9 +57,12 @@ def test_sample_run_offline_writes_one_typed_row_per_document(tmp_path: Path) ->
     result = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out), "--offline"], ANTHROPIC_API_KEY="")
     assert 0 == result.exit_code, result.output
     frame = pipeline.load_results(out)
-    assert 44 == len(frame)  # the corpus, and only the corpus: no README, no manifest
+    assert 46 == len(frame)  # the corpus, and only the corpus: no README, no manifest, no scripts
     assert sample_files() == sorted(frame.doc_id)
     assert {"ok"} == set(frame.status)
+    by_id = frame.set_index("doc_id")
+    assert ("pdf", 1) == tuple(by_id.loc["pdfs/scan_delivery_note.pdf", ["input_kind", "input_pages"]])  # a scan
+    assert {"text"} == set(by_id.drop("pdfs/scan_delivery_note.pdf").input_kind)
     assert {"emulator"} == set(frame.backend)
     assert set(frame.category) <= {
         "invoice",

@@ -488,14 +488,17 @@ def test_pdf_aes_encrypted(tmp_path: Path) -> None:
 
 
 def test_pdf_without_text_layer(tmp_path: Path) -> None:
-    """A PDF whose pages have no text (a scan) says OCR is not supported."""
+    """A PDF whose pages have no text (a scan), read as text, says how to send it as the PDF itself."""
     writer = pypdf.PdfWriter()
     writer.add_blank_page(width=612, height=792)
     writer.add_blank_page(width=612, height=792)
     buffer = io.BytesIO()
     writer.write(buffer)
     message = str(extraction_error(write(tmp_path, "scan.pdf", buffer.getvalue())))
-    assert message == "PDF has no text layer (scanned image?); OCR is not supported"
+    assert message == (
+        "PDF has no text layer (scanned image?); "
+        'set pdf = "auto" or "native" in the job to send it as the model sees it'
+    )
 
 
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.98])

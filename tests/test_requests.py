@@ -15,12 +15,10 @@ from pipeline.errors import ResponseError
 from pipeline.jobs import Job, parse_job
 from pipeline.requests import (
     FENCE_ID_MAX_CHARS,
-    TRUNCATION_MARK,
     build_params,
     estimate_document_tokens,
     estimate_tokens,
     fence_id,
-    fit_document,
     parse_answer,
     should_stream,
 )
@@ -188,26 +186,6 @@ def test_a_closing_tag_inside_the_document_cannot_end_the_fence(text: str, fence
 def test_should_stream(stream: str, max_tokens: int, expected: bool) -> None:
     """auto streams above 21,333 max_tokens (the SDK's non-streaming cap); always/never are obeyed."""
     assert expected == should_stream(_job(stream=stream, max_tokens=max_tokens))
-
-
-@pytest.mark.parametrize("text", ["a" * 350, "a" * 10, "é" * 175, ""])
-def test_fit_document_keeps_text_within_the_budget(text: str) -> None:
-    """A document whose estimate is within max_document_tokens is sent whole and not marked."""
-    assert (text, False) == fit_document(text, _job(max_document_tokens=100))
-
-
-@pytest.mark.parametrize(
-    ("text", "kept"),
-    [
-        ("a" * 351, "a" * 350),
-        ("b" * 10_000, "b" * 350),
-        ("é" * 176, "é" * 175),
-        ("a" + "é" * 200, "a" + "é" * 174),  # never cut inside a character
-    ],
-)
-def test_fit_document_truncates_above_the_budget_and_marks_it(text: str, kept: str) -> None:
-    """A document over max_document_tokens is cut to the budget, marked, and reported as truncated."""
-    assert (kept + TRUNCATION_MARK, True) == fit_document(text, _job(max_document_tokens=100))
 
 
 @pytest.mark.parametrize("thinking", [False, True], ids=["text-only", "thinking-first"])
