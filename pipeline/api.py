@@ -38,6 +38,7 @@ from .transport import ApiResponse, ConnectedObserver, HeadersObserver
 
 if TYPE_CHECKING:
     from .api_batches import SdkBatches
+    from .api_files import SdkFiles
 
 __all__ = ["ApiClient", "ApiResponse", "HeadersObserver", "translate_error"]
 
@@ -303,6 +304,13 @@ class ApiClient:
         from .api_batches import SdkBatches
 
         return SdkBatches(self._clients[0])
+
+    @property
+    def files(self) -> SdkFiles:
+        """The Files API, through the first client (`api_files.py`)."""
+        from .api_files import SdkFiles
+
+        return SdkFiles(self._clients[0])
 
     async def count_tokens(self, params: dict[str, Any]) -> int:
         """The input tokens of a Messages request, as `POST /v1/messages/count_tokens` counts them (free)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from .batch_rows import doc_entry
 from .budget import Budget
+from .payloads import BinaryPayload
 from .plans import Planner
 from .prepare import Work
 from .submissions import DocEntry
@@ -38,6 +39,7 @@ class Chunk:
     bytes: int = 0
     failed: list[Work] = field(default_factory=list)  # prepared in error: a row, no request
     chunked: list[Work] = field(default_factory=list)  # in pieces: sent through Messages, not in a batch
+    documents: list[BinaryPayload | None] = field(default_factory=list)  # each request's native PDF, to upload
 
 
 def gather(
@@ -80,6 +82,7 @@ def gather(
             chunk = Chunk()
         chunk.docs.append(dataclasses.replace(doc_entry(work), reserved=reserved))
         chunk.params.append(line)
+        chunk.documents.append(spec.document)
         chunk.bytes += size
     if chunk.docs or chunk.failed or chunk.chunked:
         yield chunk

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import json
 import threading
 from collections import Counter
@@ -52,17 +53,29 @@ from .budget import Budget
 from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
 from .errors import EnvironmentFailure, FatalRunError, RequestError, TransientError
+from .payloads import BinaryPayload
 from .plans import Planner
 from .prepare import Preparer
 from .pricing import TokenUsage
 from .progress import Progress
 from .records import RecordContext, error_row
 from .refs import DocumentRef
-from .requests import estimate_tokens
+from .requests import estimate_tokens, with_file_source
+from .retry import with_retries
 from .stopping import Stop, install_signals, restore_signals
 from .submissions import BATCH_DIR, DocEntry, Submission, SubmissionStore, custom_id, request_index
 from .summary import RunSummary
-from .transport import POOL_MARGIN, BatchApi, BatchInfo, OnFirstUse, TransportFactory, TransportOptions, batches_of
+from .transport import (
+    POOL_MARGIN,
+    BatchApi,
+    BatchInfo,
+    OnFirstUse,
+    TransportFactory,
+    TransportOptions,
+    batches_of,
+    files_of,
+)
+from .uploads import Uploads
 from .writer import ResultWriter
 
 __all__ = ["BatchRun", "run_batches"]
@@ -70,6 +83,8 @@ __all__ = ["BatchRun", "run_batches"]
 POLL_MAX_S = 60.0
 POLL_GROWTH = 1.5
 CREATE_ATTEMPTS = 4
+# A batch may take 24 h, its follow-ups as long again; the files its requests name must outlive them.
+BATCH_FILES_EXPIRE_S = 7 * 24 * 3600
 ADOPT_SKEW_S = 60.0  # clock skew allowed when a lost create is looked for in the batch list
 
 
@@ -111,6 +126,7 @@ class BatchRun:
         self.claimed: set[tuple[str, str | None]] = set()
         self.in_batches = 0  # requests submitted and not yet collected
         self.chunked: list[DocumentRef] = []  # documents in pieces, sent through Messages once the batches are done
+        self.uploads = Uploads(config.out_dir, lambda: files_of(self.transport), expires_in_s=BATCH_FILES_EXPIRE_S)
         self.stop_preparing = threading.Event()
         self.budget = Budget(config.max_cost_usd, config.job.model, batch=True, prices=config.job.prices)
         self.rows = BatchRows(
@@ -287,6 +303,7 @@ class BatchRun:
         self.chunked.extend(work.ref for work in chunk.chunked)
         if not chunk.docs:
             return
+        await self._upload_documents(chunk)
         self._created += 1
         submission = Submission(
             tag=f"{self.summary.run_id}-{self._created:03d}", state="submitting", requests=len(chunk.docs),
@@ -328,6 +345,31 @@ class BatchRun:
         self.summary.batches_submitted += 1
         self.summary.batch_requests += submission.requests
         self.show_progress()
+
+    async def _upload_documents(self, chunk: Chunk) -> None:
+        """Native PDFs go in a batch by `file_id`: uploaded (and recorded) before the batch is, kept until collected.
+
+        The params recorded for follow-up batches name the same files, so files are deleted only once
+        no batch of the directory is pending (`_delete_files`).
+        """
+        for index, document in enumerate(chunk.documents):
+            if document is None:
+                continue
+            upload = functools.partial(self._upload, document)
+            file_id, _ = await with_retries(upload, settings=self.job.retry, schema_retries=0, sleep=self.clock.sleep)
+            chunk.params[index] = json.dumps(with_file_source(json.loads(chunk.params[index]), file_id)).encode()
+
+    async def _upload(self, document: BinaryPayload, attempt: int) -> str:
+        return await self.uploads.file_id(document, holder="batch")
+
+    async def _delete_files(self) -> None:
+        """Once no batch of the directory is pending, no request can name an uploaded file: delete them all."""
+        if any(s.state in ("submitted", "submitting") for s in self.submissions):
+            return
+        await self.uploads.close()
+        if self.uploads.pending():
+            self.summary.files_cleaned += await self.uploads.clean()
+        self.summary.files_uploaded = self.uploads.uploaded
 
     async def submit_input(self, source: Iterator[DocumentRef]) -> None:
         chunks = gather(
@@ -384,6 +426,7 @@ class BatchRun:
         await self.submit_input(source)
         if self.config.wait:
             await self.wait()
+        await self._delete_files()
         if self.budget.refused:
             self.summary.stopped, self.summary.stop_note = "budget", self.budget.describe()
         earlier_tags = {s.tag for s in earlier}

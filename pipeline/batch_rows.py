@@ -43,14 +43,16 @@ def doc_entry(work: Work) -> DocEntry:
     metadata = json.loads(encode_row(work.ref.metadata)) if work.ref.metadata else {}
     return DocEntry(
         doc_id=work.ref.doc_id, source=work.ref.source, sha256=work.sha256, truncated=work.truncated,
-        size=work.size, mtime_ns=work.mtime_ns, metadata=metadata,
+        size=work.size, mtime_ns=work.mtime_ns, metadata=metadata, input_kind=work.input_kind, pages=work.pages,
     )
 
 
 def _work(doc: DocEntry) -> Work:
     """The `Work` a row is written from, rebuilt from the record (no payload: it was sent)."""
     ref = DocumentRef(doc.doc_id, doc.source, None, None, doc.metadata)
-    return Work(ref, None, doc.sha256, doc.truncated, doc.size, doc.mtime_ns)
+    return Work(
+        ref, None, doc.sha256, doc.truncated, doc.size, doc.mtime_ns, input_kind=doc.input_kind, pages=doc.pages
+    )
 
 
 class BatchRows:

@@ -56,7 +56,7 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
     job = config.job
     planner = Planner(job, mode=config.mode)  # the estimate a run's request would carry
     listed: list[str] = []
-    to_send = errors = estimated_input = 0
+    to_send = requests = errors = estimated_input = 0
     ceiling = 0.0
     inputs: list[int] = []
     worst = Budget(None, job.model, batch=config.mode == "batch", prices=job.prices)  # what --max-cost would reserve
@@ -67,12 +67,19 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
             errors += 1
             line = f"  error  {work.ref.doc_id}: {work.error.message}"
         else:
+            estimates = planner.request_estimates(work.ref.doc_id, work.payload) if work.payload is not None else [0]
             to_send += 1
-            tokens = planner.estimate(work.ref.doc_id, work.payload) if work.payload is not None else 0
+            requests += len(estimates)
+            tokens = sum(estimates)
             estimated_input += tokens
-            inputs.append(tokens)
-            ceiling += worst.worst_case_usd(tokens, job.max_tokens)
-            line = f"  send   {work.ref.doc_id}  ~{tokens:,} input tokens{'  (truncated)' if work.truncated else ''}"
+            inputs.extend(estimates)
+            ceiling += sum(worst.worst_case_usd(request, job.max_tokens) for request in estimates)
+            how = "  (truncated)" if work.truncated else ""
+            if len(estimates) > 1:
+                how = f"  (in {len(estimates) - 1} pieces, then one request combining their answers)"
+            elif work.input_kind == "pdf":
+                how = f"  (the PDF itself, {work.pages} page(s))"
+            line = f"  send   {work.ref.doc_id}  ~{tokens:,} input tokens{how}"
         if len(listed) < max_listed:
             listed.append(line)
     shown = f" (first {max_listed} listed)" if to_send + errors > max_listed else ""
@@ -80,8 +87,8 @@ def dry_run(config: RunConfig, *, max_listed: int = 50) -> str:
         f"docpipe: dry run of job {job.name!r} (fingerprint {job.fingerprint}) over {config.input_path}",
         f"  model {job.model}, max_tokens {job.max_tokens}, {'streamed' if planner.stream else 'non-streaming'}, "
         f"fields: {', '.join(f.name for f in job.fields)}",
-        f"  would send {to_send} request(s), ~{estimated_input:,} input tokens before caching; "
-        f"cost at most ${ceiling:.4f} (every input token at the dearest input price, cache writes included, "
+        f"  would send {to_send} document(s) in {requests} request(s), ~{estimated_input:,} input tokens before "
+        f"caching; cost at most ${ceiling:.4f} (every input token at the dearest input price, cache writes included, "
         "and every answer at max_tokens)",
         f"  {preparer.already_done} already done (same content, same job fingerprint): not sent again",
         *([f"  {journal_line(ledger.journal_rows)}"] if ledger.journal_rows else []),

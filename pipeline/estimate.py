@@ -150,14 +150,11 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
             errors += 1
             continue
         documents += 1
-        specs = planner.plan(work.ref.doc_id, work.payload)
-        estimates = [spec.estimated_input_tokens for spec in specs]
-        if specs[0].pieces:  # and the request that combines the pieces' answers: the prefix and those answers
-            estimates.append(planner.prefix_estimate + round(len(specs) * job.max_tokens * ASSUMED_OUTPUT_SHARE))
+        estimates = planner.request_estimates(work.ref.doc_id, work.payload)  # a chunked one's pieces and reduce
         local += sum(estimates)
         locals_.extend(estimates)
-        for spec in specs:
-            if len(sample) < SAMPLE_REQUESTS:
+        if len(sample) < SAMPLE_REQUESTS:
+            for spec in planner.plan(work.ref.doc_id, work.payload)[: SAMPLE_REQUESTS - len(sample)]:
                 sample.append(spec.params)
                 sample_local += spec.estimated_input_tokens
     ratio, counted_by = 1.0, "docpipe's local estimate (no API reachable: set ANTHROPIC_API_KEY or use --offline)"

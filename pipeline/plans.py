@@ -14,7 +14,7 @@ from typing import Any
 
 from .jobs import Job
 from .models import get_model
-from .payloads import ChunkedPayload, Payload
+from .payloads import BinaryPayload, ChunkedPayload, Payload
 from .requests import (
     build_params,
     estimate_document_tokens,
@@ -25,7 +25,9 @@ from .requests import (
     system_prompt,
 )
 
-__all__ = ["Planner", "RequestSpec"]
+__all__ = ["REDUCE_ANSWER_SHARE", "Planner", "RequestSpec"]
+
+REDUCE_ANSWER_SHARE = 0.25  # of max_tokens: a piece's answer, as a combining request's estimate counts it
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class RequestSpec:
     timeout_s: float
     part: int = 0  # a chunked document's piece: 1..pieces; 0 for a whole document or a reduce
     pieces: int = 0  # how many pieces its document was cut into; 0 when it was not
+    document: BinaryPayload | None = None  # the PDF it sends natively: may go through the Files API instead
 
 
 class Planner:
@@ -81,13 +84,25 @@ class Planner:
         requests = len(payload.pieces) if isinstance(payload, ChunkedPayload) else 1
         return self.prefix_estimate * requests + estimate_document_tokens(document_id, payload)
 
+    def request_estimates(self, document_id: str, payload: Payload) -> list[int]:
+        """Input tokens of each request the document will take, its shared prefix included, without building them.
+
+        A chunked document's combining request is estimated from its pieces' answers at
+        `REDUCE_ANSWER_SHARE` of max_tokens each: they are not known until the pieces are answered.
+        """
+        if not isinstance(payload, ChunkedPayload):
+            return [self.estimate(document_id, payload)]
+        pieces = [self.estimate(document_id, piece) for piece in payload.pieces]
+        return [*pieces, self.prefix_estimate + round(len(pieces) * self.job.max_tokens * REDUCE_ANSWER_SHARE)]
+
     def plan(self, document_id: str, payload: Payload) -> list[RequestSpec]:
         """The requests one document needs now: one, or one per piece (whose answers `reduce` combines)."""
         if not isinstance(payload, ChunkedPayload):
             params = build_params(
                 self.job, document_id, payload, system=self.system, schema=self.schema, cache_ttl=self.cache_ttl
             )
-            return [self._spec(document_id, params, self.estimate(document_id, payload))]
+            document = payload if isinstance(payload, BinaryPayload) else None
+            return [self._spec(document_id, params, self.estimate(document_id, payload), document=document)]
         count = len(payload.pieces)
         return [
             self._spec(
@@ -99,6 +114,7 @@ class Planner:
                 self.estimate(document_id, piece),
                 part=number,
                 pieces=count,
+                document=piece if isinstance(piece, BinaryPayload) else None,
             )
             for number, piece in enumerate(payload.pieces, 1)
         ]
@@ -114,7 +130,8 @@ class Planner:
         return self._spec(document_id, params, estimate, pieces=len(answers))
 
     def _spec(
-        self, document_id: str, params: dict[str, Any], estimate: int, *, part: int = 0, pieces: int = 0
+        self, document_id: str, params: dict[str, Any], estimate: int, *, part: int = 0, pieces: int = 0,
+        document: BinaryPayload | None = None,
     ) -> RequestSpec:
         return RequestSpec(
             document_id=document_id,
@@ -125,4 +142,5 @@ class Planner:
             timeout_s=self.job.timeout_s,
             part=part,
             pieces=pieces,
+            document=document,
         )

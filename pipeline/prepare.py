@@ -65,6 +65,13 @@ class Work:
     error: DocumentError | None = None
     input_kind: str | None = None  # "text" or "pdf" (the file itself); None when it failed before
     pages: int | None = None  # a PDF's pages
+    whole: TextPayload | BinaryPayload | None = None  # what the local estimate cut: the API's count may send it whole
+
+    @property
+    def nbytes(self) -> int:
+        """What the work holds in memory, as the handoff's byte bound counts it."""
+        held = self.payload.nbytes if self.payload is not None else 0
+        return held + (self.whole.nbytes if self.whole is not None else 0)
 
 
 class Preparer:
@@ -222,4 +229,8 @@ class Preparer:
             fitted = fit(ref.doc_id, payload, self.job, path=ref.source)
         except ExtractionError as exc:
             return Work(ref, sha256=sha256, size=size, mtime_ns=mtime_ns, error=exc, input_kind=input_kind, pages=pages)
-        return Work(ref, fitted.payload, sha256, fitted.truncated, size, mtime_ns, input_kind=input_kind, pages=pages)
+        whole = payload if fitted.payload is not payload else None
+        return Work(
+            ref, fitted.payload, sha256, fitted.truncated, size, mtime_ns,
+            input_kind=input_kind, pages=pages, whole=whole,
+        )

@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,18 +45,28 @@ from .errors import (
 )
 from .handoff import DONE, Handoff
 from .limits import Permit, RateLimiter
+from .payloads import TextPayload
 from .pieces import PieceAnswer, PieceJournal
 from .plans import Planner, RequestSpec
 from .prepare import Preparer, Work
 from .pricing import TokenUsage, cost_usd
 from .progress import Progress
 from .records import RecordContext, error_row, ok_row
-from .requests import Answer, parse_answer
+from .requests import Answer, parse_answer, with_file_source
 from .retry import with_retries
 from .sources import DocumentRef
 from .stopping import Stop, install_signals, restore_signals
 from .summary import RunSummary, percentile
-from .transport import POOL_MARGIN, ApiResponse, OnFirstUse, Transport, TransportFactory, TransportOptions
+from .transport import (
+    POOL_MARGIN,
+    ApiResponse,
+    OnFirstUse,
+    Transport,
+    TransportFactory,
+    TransportOptions,
+    files_of,
+)
+from .uploads import FILES_ABOVE_BYTES, Uploads
 from .warmup import Warmup
 from .writer import ResultWriter
 
@@ -125,6 +135,9 @@ class RealtimeRun:
         )
         self.records = RecordContext(config.job, summary.run_id, config.backend)
         self.pieces = PieceJournal(writer.out_dir)
+        self.uploads = Uploads(writer.out_dir, lambda: files_of(self.transport))
+        self._counting: bool | None = None  # False once count_tokens failed: the local estimate decides
+        self._prefix_count: int | None = None  # count_tokens of a request around an empty document
         self.latencies_ms: list[float] = []
         self.stop_taking = threading.Event()
         self.fatal: FatalRunError | EnvironmentFailure | None = None
@@ -149,20 +162,29 @@ class RealtimeRun:
         if work.error is not None:
             self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
             return
+        if work.whole is not None:
+            work = await self._counted(work)
         assert work.payload is not None
         specs = self.planner.plan(work.ref.doc_id, work.payload)
-        if specs[0].pieces:
-            await self._process_chunked(work, specs)
-            return
-        (spec,) = specs
+        try:
+            if specs[0].pieces:
+                await self._process_chunked(work, specs)
+            else:
+                await self._process_one(work, specs[0])
+        finally:  # a PDF uploaded for this document is deleted once nothing of it is in flight
+            for spec in specs:
+                if spec.document is not None:
+                    await self.uploads.release(spec.document, holder=spec.document_id)
+
+    async def _process_one(self, work: Work, spec: RequestSpec) -> None:
         tracker = _Tracker()
         try:
             response, answer, latency_ms, attempts = await self._ask(spec, tracker)
         except (RequestError, ResponseError) as exc:
             exc.request_id = exc.request_id or tracker.request_id
             row = error_row(
-                self.records, work, exc, created_at=self.clock.wall(),
-                usage=tracker.spent, attempts=tracker.attempts, streamed=tracker.streamed,
+                self.records, work, exc, created_at=self.clock.wall(), usage=tracker.spent,
+                attempts=tracker.attempts, streamed=tracker.streamed, requests=1 if tracker.attempts else None,
             )
             self.write(row)
             return
@@ -193,6 +215,31 @@ class RealtimeRun:
             sleep=self.clock.sleep,
         )
         return response, answer, latency_ms, attempts
+
+    async def _counted(self, work: Work) -> Work:
+        """A document docpipe's local estimate put over the budget: sent whole if the API's count says it fits.
+
+        The local estimate is deliberately high (`requests.BYTES_PER_TOKEN_ESTIMATE`), so a document
+        just over the budget by it is counted by `count_tokens` (free) before it is cut: its document
+        tokens are the request's count less the count of the same request around an empty document.
+        Where counting fails (not offered, refused, rate limited), the local decision stands.
+        """
+        assert work.whole is not None
+        count: Callable[[dict[str, Any]], Awaitable[int]] | None = getattr(self.transport, "count_tokens", None)
+        if count is None or self._counting is False:
+            return work
+        whole_params = self.planner.plan(work.ref.doc_id, work.whole)[0].params
+        try:
+            if self._prefix_count is None:
+                self._prefix_count = await count(self.planner.plan(work.ref.doc_id, TextPayload(""))[0].params)
+            counted = await count(whole_params) - self._prefix_count
+        except PipelineError:
+            self._counting = False
+            return work
+        if counted > self.job.max_document_tokens:
+            return work
+        self.summary.fit_by_count += 1
+        return dataclasses.replace(work, payload=work.whole, truncated=False, whole=None)
 
     def _write_refused(self, work: Work, tracker: _Tracker, *, requests: int | None = None) -> None:
         """A document --max-cost stopped after some of its answers were paid for: their cost gets a row."""
@@ -325,6 +372,15 @@ class RealtimeRun:
                 on_started()
             raise _OverBudget(spec.document_id)
         try:
+            if spec.document is not None and (number > 1 or spec.document.nbytes > FILES_ABOVE_BYTES):
+                try:  # sent again, or large: uploaded once, named by file_id from now on
+                    file_id = await self.uploads.file_id(spec.document, holder=spec.document_id)
+                except BaseException:
+                    self.limiter.release(permit)
+                    if on_started is not None:
+                        self.warmup.handover()
+                    raise
+                spec = dataclasses.replace(spec, params=with_file_source(spec.params, file_id))
             return await self._send(spec, number, tracker, permit, on_started)
         finally:
             last = tracker.last
@@ -406,7 +462,7 @@ def _produce(run: RealtimeRun, source: Iterator[DocumentRef], handoff: Handoff, 
             if run.config.limit is not None and queued >= run.config.limit:
                 break
             queued += 1
-            if not handoff.put(work, run.stop_taking, size=work.payload.nbytes if work.payload is not None else 0):
+            if not handoff.put(work, run.stop_taking, size=work.nbytes):
                 return
     except (OSError, ManifestError) as exc:
         errors.append(_input_failure(run.config.input_path, exc, run.preparer.refs_read))
@@ -530,6 +586,13 @@ async def execute(run: RealtimeRun, source: Iterator[DocumentRef]) -> None:
     run.summary.stopped = stop.reason
 
 
+def _batches_pending(out_dir: Path) -> bool:
+    """Whether a batch of the directory may still read uploaded files (a batch run sends its chunked documents here)."""
+    from .submissions import SubmissionStore
+
+    return any(submission.pending for submission in SubmissionStore(out_dir).load())
+
+
 async def run_realtime(
     config: RunConfig,
     source: Iterator[DocumentRef],
@@ -566,8 +629,14 @@ async def run_realtime(
     )
     summary.cache_note = run.planner.cache_note()
     try:
+        if run.uploads.pending() and not _batches_pending(config.out_dir):  # a killed run's uploads go first
+            with contextlib.suppress(PipelineError):
+                summary.files_cleaned = await run.uploads.clean()
         await execute(run, source)
     finally:
+        with contextlib.suppress(PipelineError):  # else the record keeps them, for the next run to delete
+            await run.uploads.close()
+        summary.files_uploaded = run.uploads.uploaded
         await run.transport.aclose()
         with contextlib.suppress(OSError):  # else finished documents' pieces stay listed: nothing asks for them
             run.pieces.close()

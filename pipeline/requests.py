@@ -37,6 +37,7 @@ __all__ = [
     "reduce_content",
     "should_stream",
     "system_prompt",
+    "with_file_source",
 ]
 
 # The SDK refuses non-streaming requests that may exceed 10 minutes: 3600 * max_tokens / 128000 > 600.
@@ -163,6 +164,19 @@ def document_content(
         return [{"type": "document", "source": source, "title": title}]
     text = document.text if isinstance(document, TextPayload) else document
     return [{"type": "text", "text": fence_document(document_id, text, part=part)}]
+
+
+def with_file_source(params: dict[str, Any], file_id: str) -> dict[str, Any]:
+    """The params with their document block reading an uploaded file instead of inline base64.
+
+    A new dict down to the block; the shared parts (system prompt, schema) stay shared, nothing is mutated.
+    """
+    (message,) = params["messages"]
+    content = [
+        block | {"source": {"type": "file", "file_id": file_id}} if block.get("type") == "document" else block
+        for block in message["content"]
+    ]
+    return params | {"messages": [message | {"content": content}]}
 
 
 def b64(data: bytes) -> str:

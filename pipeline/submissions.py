@@ -64,6 +64,8 @@ class DocEntry:
     attempts: int = 1  # batches this document has been in, this one included
     spent: dict[str, int] = field(default_factory=dict)  # `TokenUsage` of its earlier answers (a schema retry)
     reserved: float = 0.0  # the worst case this run's --max-cost reserved for it (0: none, or another run's)
+    input_kind: str | None = None  # "text" or "pdf" (None in records written before docpipe kept it)
+    pages: int | None = None  # a PDF's page count
 
     @classmethod
     def from_json(cls, value: Any) -> DocEntry:
@@ -83,6 +85,7 @@ _OPTIONAL_STR, _OPTIONAL_INT = (str, type(None)), (int, type(None))
 _DOC_TYPES: dict[str, Any] = {
     "doc_id": str, "source": str, "sha256": _OPTIONAL_STR, "truncated": bool, "size": _OPTIONAL_INT,
     "mtime_ns": _OPTIONAL_INT, "metadata": dict, "attempts": int, "spent": dict, "reserved": (int, float),
+    "input_kind": _OPTIONAL_STR, "pages": _OPTIONAL_INT,
 }
 _SUBMISSION_TYPES: dict[str, Any] = {
     "tag": str, "state": str, "requests": int, "bytes": int, "recorded_at": (int, float), "run_id": str,

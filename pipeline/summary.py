@@ -69,6 +69,13 @@ class RunSummary:
     max_cost_usd: float | None = None  # --max-cost
     stop_note: str | None = None  # why a run stopped that is not an error (the budget), and what to do
     already_in_batches: int = 0  # documents not sent because a batch of this directory holds them
+    native_pdfs: int = 0  # rows of PDFs sent as the file itself (input_kind pdf)
+    chunked: int = 0  # rows of documents answered in pieces (request_count over 1)
+    chunked_requests: int = 0  # the requests those took, the combining ones included
+    truncated: int = 0  # rows of documents cut to the job's budget
+    fit_by_count: int = 0  # documents over the budget by the local estimate, sent whole as count_tokens fit them
+    files_uploaded: int = 0  # PDFs uploaded through the Files API (and deleted once done)
+    files_cleaned: int = 0  # files an earlier, killed run left uploaded, deleted by this one
     stopped: str | None = None  # "fatal", "environment", "interrupted" or None
     fatal_error: str | None = None
     exit_code: int = EXIT_OK
@@ -83,6 +90,11 @@ class RunSummary:
         self.cache_read_tokens += row.get("cache_read_tokens") or 0
         self.cache_write_tokens += row.get("cache_write_tokens") or 0
         self.cost_usd += row.get("cost_usd") or 0.0
+        self.native_pdfs += row.get("input_kind") == "pdf"
+        self.truncated += bool(row.get("truncated"))
+        if (row.get("request_count") or 1) > 1:
+            self.chunked += 1
+            self.chunked_requests += row["request_count"]
         if row["status"] == "ok":
             self.ok += 1
         else:
@@ -123,6 +135,10 @@ class RunSummary:
             lines.append(f"  mode: {self.mode} ({self.mode_reason})")
         if self.mode == "batch":
             lines.append(f"  {_batch_line(self)}")
+        if self.native_pdfs or self.chunked or self.truncated or self.files_uploaded or self.files_cleaned or (
+            self.fit_by_count
+        ):
+            lines.append(f"  {_inputs_line(self)}")
         if self.cache_note:
             lines.append(f"  {self.cache_note}")
         if self.errors_by_type:
@@ -228,3 +244,21 @@ def write_summary(out_dir: Path, summary: RunSummary) -> None:
         summary.unsaved_reason = f"{exc.strerror or exc} ({exc.filename or runs})"
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
+
+
+def _inputs_line(summary: RunSummary) -> str:
+    """How documents were sent, where it was not one text request each."""
+    parts = []
+    if summary.native_pdfs:
+        parts.append(f"{summary.native_pdfs} PDF(s) sent as the file itself")
+    if summary.chunked:
+        parts.append(f"{summary.chunked} in pieces ({summary.chunked_requests} requests)")
+    if summary.truncated:
+        parts.append(f"{summary.truncated} truncated")
+    if summary.fit_by_count:
+        parts.append(f"{summary.fit_by_count} sent whole (count_tokens: within the budget the local estimate passed)")
+    if summary.files_uploaded:
+        parts.append(f"{summary.files_uploaded} PDF(s) uploaded through the Files API")
+    if summary.files_cleaned:
+        parts.append(f"{summary.files_cleaned} file(s) left by a killed run deleted")
+    return "inputs: " + ", ".join(parts)

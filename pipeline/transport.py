@@ -38,13 +38,16 @@ __all__ = [
     "BatchResult",
     "BatchTransport",
     "ConnectedObserver",
+    "FilesApi",
     "HeadersObserver",
     "OnFirstUse",
+    "StoredFile",
     "Transport",
     "TransportFactory",
     "TransportOptions",
     "api_transport",
     "batches_of",
+    "files_of",
     "transport_for",
 ]
 
@@ -93,6 +96,30 @@ class BatchResult:
     error_type: str | None = None  # errored: the inner error's type (invalid_request_error, api_error...)
     error_message: str | None = None
     request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file the Files API holds."""
+
+    id: str
+    filename: str
+
+
+class FilesApi(Protocol):
+    """The Files API; errors are translated as for `Transport.create`."""
+
+    async def upload(self, data: bytes, *, filename: str, media_type: str, expires_in_s: int) -> str:
+        """Upload `data`; its `file_id`."""
+        ...
+
+    async def delete(self, file_id: str) -> None:
+        """Delete a file; one the API does not know is taken as deleted."""
+        ...
+
+    def list(self) -> AsyncIterator[StoredFile]:
+        """Every file of the workspace, a page at a time."""
+        ...
 
 
 class BatchApi(Protocol):
@@ -187,6 +214,16 @@ def transport_for(config: RunConfig) -> TransportFactory:
     return api_transport(api_key=config.api_key, base_url=config.base_url)
 
 
+def files_of(transport: Transport) -> FilesApi:
+    """The transport's Files API; a transport without one cannot upload PDFs."""
+    files = getattr(transport, "files", None)
+    if files is None:
+        from .errors import FatalRunError
+
+        raise FatalRunError(f"the transport to {transport.base_url} cannot upload files")
+    return files  # type: ignore[no-any-return]
+
+
 def batches_of(transport: Transport) -> BatchApi:
     """The transport's Message Batches API; a transport without one cannot run `--mode batch`."""
     batches = getattr(transport, "batches", None)
@@ -232,6 +269,10 @@ class OnFirstUse:
     def batches(self) -> BatchApi:
         return batches_of(self._transport())
 
+    @property
+    def files(self) -> FilesApi:
+        return files_of(self._transport())
+
     async def create(
         self,
         params: dict[str, Any],
@@ -244,6 +285,15 @@ class OnFirstUse:
         return await self._transport().create(
             params, stream=stream, timeout_s=timeout_s, document_id=document_id, on_started=on_started
         )
+
+    async def count_tokens(self, params: dict[str, Any]) -> int:
+        """The request's input tokens as the API counts them; `PipelineError` when the transport cannot count."""
+        counter = getattr(self._transport(), "count_tokens", None)
+        if counter is None:
+            from .errors import PipelineError
+
+            raise PipelineError(f"the transport to {self.base_url} cannot count tokens")
+        return int(await counter(params))
 
     async def aclose(self) -> None:
         if self._opened is not None:

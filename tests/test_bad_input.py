@@ -179,7 +179,7 @@ def build_corpus(tmp_path: Path) -> Corpus:
     good("utf16.txt", (decoded["utf16.txt"] + "\n").encode("utf-16"))
     good("stray_byte.txt", (decoded["stray_byte.txt"] + "\n").encode("latin-1"))
 
-    # Larger than the model's whole context window: the triage job truncates and flags it.
+    # Larger than the model's whole context window: a truncating job cuts it and flags it.
     context_tokens = MODELS[load_job(TRIAGE).model].max_input_tokens
     line = "Pallet audit entry: warehouse 7, bay 12, checked and signed by the night shift.\n"
     huge = line * (context_tokens * EMULATOR_BYTES_PER_TOKEN // len(line) + 100)
@@ -271,7 +271,9 @@ def test_bad_folder_gives_one_error_row_per_bad_file_and_the_rest_completes(
     )
     emulator.control.set_faults(probe_rules(fenced))
     out = tmp_path / "out"
-    result = invoke(["run", str(TRIAGE), str(corpus.docs), "--out", str(out), "--concurrency", "4"], emulator)
+    result = invoke(
+        ["run", str(truncating(tmp_path)), str(corpus.docs), "--out", str(out), "--concurrency", "4"], emulator
+    )
 
     assert 1 == result.exit_code, result.output
     rows = check_rows(out, corpus.expected)
@@ -288,7 +290,7 @@ def test_bad_folder_gives_one_error_row_per_bad_file_and_the_rest_completes(
     assert "Müller" in rows.loc["latin1.txt", "summary"] and "Köln" in rows.loc["utf16.txt", "summary"]
 
     # Larger than the model's context: cut to the job's budget and flagged, never sent whole.
-    job = load_job(TRIAGE)
+    job = load_job(truncating(tmp_path))
     assert corpus.huge_bytes > EMULATOR_BYTES_PER_TOKEN * MODELS[job.model].max_input_tokens
     assert ["huge.txt"] == rows.index[rows.truncated].tolist()
     prompt_tokens = rows.input_tokens + rows.cache_read_tokens + rows.cache_write_tokens
@@ -307,7 +309,7 @@ def test_bad_folder_gives_one_error_row_per_bad_file_and_the_rest_completes(
     assert [] == marked(emulator, "hang")
 
     # A rerun retries the error rows (each fails again, before the API) and sends nothing for the rest.
-    rerun = invoke(["run", str(TRIAGE), str(corpus.docs), "--out", str(out)], emulator)
+    rerun = invoke(["run", str(truncating(tmp_path)), str(corpus.docs), "--out", str(out)], emulator)
     assert 1 == rerun.exit_code, rerun.output
     assert ok_count == billed(emulator)
     assert f"{error_count} seen, 0 ok, {error_count} errors, {ok_count} already done" in rerun.output
@@ -319,10 +321,11 @@ def test_bad_folder_gives_one_error_row_per_bad_file_and_the_rest_completes(
 def test_dry_run_lists_every_bad_file_without_sending(emulator: Emulator, corpus: Corpus, tmp_path: Path) -> None:
     """--dry-run names each file that would fail, and why, before any request; it writes nothing."""
     out = tmp_path / "out"
-    result = invoke(["run", str(TRIAGE), str(corpus.docs), "--out", str(out), "--dry-run"], emulator)
+    result = invoke(["run", str(truncating(tmp_path)), str(corpus.docs), "--out", str(out), "--dry-run"], emulator)
     assert 0 == result.exit_code, result.output
     errors = {doc_id: outcome for doc_id, outcome in corpus.expected.items() if outcome.error_type is not None}
-    assert f"would send {len(corpus.expected) - len(errors)} request(s)" in result.output
+    sent = len(corpus.expected) - len(errors)
+    assert f"would send {sent} document(s) in {sent} request(s)" in result.output
     assert f"{len(errors)} would be error rows before any request" in result.output
     listed = [line.strip() for line in result.output.splitlines() if line.strip().startswith("error ")]
     assert len(errors) == len(listed)
@@ -622,8 +625,15 @@ def test_non_utf8_line_deep_in_a_csv_manifest_stops_before_any_request(emulator:
 # -- documents longer than the job allows ----------------------------------------------------------
 
 
+def truncating(tmp_path: Path) -> Path:
+    """The triage job, but truncating long documents (it cuts them into pieces): the corpus's huge file is cut."""
+    job = tmp_path / "truncating.toml"
+    job.write_text(TRIAGE.read_text().replace('too_long = "chunk"', 'too_long = "truncate"'))
+    return job
+
+
 def small_job(tmp_path: Path, *, too_long: str, max_document_tokens: int) -> Path:
-    text = TRIAGE.read_text().replace('too_long = "truncate"', f'too_long = "{too_long}"')
+    text = TRIAGE.read_text().replace('too_long = "chunk"', f'too_long = "{too_long}"')
     text = text.replace("max_document_tokens = 60000", f"max_document_tokens = {max_document_tokens}")
     job = tmp_path / f"{too_long}.toml"
     job.write_text(text)

@@ -135,7 +135,7 @@ def test_rerun_sends_zero_requests(emulator: Emulator, tmp_path: Path) -> None:
     first = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator)
     assert 0 == first.exit_code, first.output
     sent = message_requests(emulator)
-    assert len(sample_files()) == sent
+    assert pipeline.load_results(out).request_count.sum() == sent  # one a document; the long report's pieces too
     second = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator)
     assert 0 == second.exit_code, second.output
     assert sent == message_requests(emulator)
@@ -194,12 +194,12 @@ def test_dry_run_sends_nothing_and_lists_work(emulator: Emulator, tmp_path: Path
     shutil.copytree(SAMPLE / "emails", docs)
     result = invoke(["run", str(TRIAGE), str(docs), "--out", str(out), "--dry-run"], emulator)
     assert 0 == result.exit_code, result.output
-    assert "would send 8 request(s)" in result.output
+    assert "would send 8 document(s) in 8 request(s)" in result.output
     assert 0 == message_requests(emulator)
     assert not out.exists()
     assert 0 == invoke(["run", str(TRIAGE), str(docs), "--out", str(out)], emulator).exit_code
     again = invoke(["run", str(TRIAGE), str(docs), "--out", str(out), "--dry-run"], emulator)
-    assert "would send 0 request(s)" in again.output
+    assert "would send 0 document(s) in 0 request(s)" in again.output
     assert "8 already done" in again.output
 
 
@@ -207,9 +207,11 @@ def test_limit_processes_at_most_n_new_documents(emulator: Emulator, tmp_path: P
     """--limit N sends at most N documents; the next run continues with the rest."""
     out = tmp_path / "out"
     assert 0 == invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out), "--limit", "5"], emulator).exit_code
-    assert 5 == message_requests(emulator)
+    first = pipeline.load_results(out)
+    assert (5, first.request_count.sum()) == (len(first), message_requests(emulator))
     assert 0 == invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out)], emulator).exit_code
-    assert len(sample_files()) == message_requests(emulator)
+    every = pipeline.load_results(out, latest=False)
+    assert (len(sample_files()), every.request_count.sum()) == (len(every), message_requests(emulator))
 
 
 def test_streamed_jobs_give_the_same_rows(emulator: Emulator, tmp_path: Path) -> None:

@@ -168,7 +168,7 @@ def test_dry_run_after_a_kill_counts_the_journal_rows_as_done_and_touches_nothin
         dry = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out), "--dry-run"], emulator)
         after = {**_snapshot(out), ".lock": ((out / ".lock").read_bytes(), (out / ".lock").stat().st_mtime_ns)}
         assert 0 == dry.exit_code, dry.output
-        assert f"would send {len(sample_files()) - left} request(s)" in dry.output
+        assert f"would send {len(sample_files()) - left} document(s)" in dry.output
         assert f"{left} already done" in dry.output
         assert f"{left} rows in the journal of an interrupted run counted" in dry.output
         assert before == after

@@ -2,7 +2,7 @@
 
     python sample_data/scripts/long_report.py sample_data/documents/reports/network_review_2026_full.md
 
-Deterministic (a seeded generator): the committed file is what this script writes. About 120 KB of
+Deterministic (a seeded generator): the committed file is what this script writes. About 260 KB of
 Markdown in numbered sections, so that `too_long = "chunk"` cuts it at section boundaries.
 """
 
@@ -51,9 +51,9 @@ def report() -> str:
         "This edition collects every site's quarterly findings, remediation costs and commitments for 2027.",
         "",
     ]
-    body = [section(rng, number) for number in range(1, 61)]
+    body = [section(rng, number) for number in range(1, 121)]
     tail = [
-        "## 61. Decisions requested",
+        "## 121. Decisions requested",
         "",
         "The committee is asked to approve USD 2.4 million of remediation for 2027, to confirm the Reno cold-chain",
         "upgrade by 28 February 2027, and to sign off the carrier scorecard that takes effect on 1 April 2027.",
