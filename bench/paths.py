@@ -30,7 +30,10 @@ def _path(row: dict[str, object]) -> str:
         return "chunked_pdf_pages" if row["input_kind"] == "pdf" else "chunked_text"
     if row["truncated"]:
         return "truncated"
-    return "pdf_native" if row["input_kind"] == "pdf" else "text"
+    if row["input_kind"] == "pdf":
+        return "pdf_native"
+    pages = row["input_pages"]
+    return "pdf_as_text" if pages == pages and pages else "text"  # NaN: not a PDF
 
 
 def measure(mode: str, documents: Path, workdir: Path) -> dict[str, object]:
@@ -53,7 +56,7 @@ def measure(mode: str, documents: Path, workdir: Path) -> dict[str, object]:
         pages = row["input_pages"]
         path["pages"] += int(pages) if pages == pages and pages else 0  # type: ignore[operator]  # NaN: not a PDF
         path["cost_usd"] += float(row["cost_usd"] or 0.0)  # type: ignore[operator]
-        if _path(row) != "text":  # the ways worth naming; plain text documents are most of the corpus
+        if _path(row) not in ("text", "pdf_as_text") or (row["input_pages"] or 0) > 100:  # worth naming
             path["ids"].append(row["doc_id"])  # type: ignore[union-attr]
     for path in paths.values():
         path["cost_usd"] = round(float(path["cost_usd"]), 6)  # type: ignore[arg-type]

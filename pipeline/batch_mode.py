@@ -369,7 +369,7 @@ class BatchRun:
         await self.uploads.close()
         if self.uploads.pending():
             self.summary.files_cleaned += await self.uploads.clean()
-        self.summary.files_uploaded = self.uploads.uploaded
+        self.summary.files_uploaded += self.uploads.uploaded
 
     async def submit_input(self, source: Iterator[DocumentRef]) -> None:
         chunks = gather(

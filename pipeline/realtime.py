@@ -631,12 +631,12 @@ async def run_realtime(
     try:
         if run.uploads.pending() and not _batches_pending(config.out_dir):  # a killed run's uploads go first
             with contextlib.suppress(PipelineError):
-                summary.files_cleaned = await run.uploads.clean()
+                summary.files_cleaned += await run.uploads.clean()
         await execute(run, source)
     finally:
         with contextlib.suppress(PipelineError):  # else the record keeps them, for the next run to delete
             await run.uploads.close()
-        summary.files_uploaded = run.uploads.uploaded
+        summary.files_uploaded += run.uploads.uploaded
         await run.transport.aclose()
         with contextlib.suppress(OSError):  # else finished documents' pieces stay listed: nothing asks for them
             run.pieces.close()
