@@ -88,6 +88,10 @@ class Preparer:
         inline rows are checked without their ref being built).
         """
         pieces = refs.pieces() if isinstance(refs, DocumentStream) else iter(refs)
+        if self.job.attachments == "documents":
+            from .attachments import expand_attachments  # an e-mail's attachments: refs of their own
+
+            pieces = expand_attachments(pieces)
         for batch in self._batches(pieces):
             if stop is not None and stop.is_set():
                 return
@@ -201,7 +205,9 @@ class Preparer:
             return Work(ref, error=error)
         size, mtime_ns = stat if stat is not None else (None, None)
         try:
-            text = ref.text if ref.text is not None else extract_text(ref.path, document_id=ref.doc_id)  # type: ignore[arg-type]
+            text = ref.text if ref.text is not None else extract_text(
+                ref.path, document_id=ref.doc_id, part=ref.part  # type: ignore[arg-type]
+            )
         except ExtractionError as exc:
             return Work(ref, size=size, mtime_ns=mtime_ns, error=exc)
         content = text if isinstance(text, str) else text.text
