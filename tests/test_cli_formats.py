@@ -1,5 +1,5 @@
-"""End to end: DOCX, XLSX, e-mail and main-content HTML through `docpipe run`, and e-mail attachments
-as documents of their own, through the real SDK against the emulator."""
+"""End to end: DOCX, XLSX, e-mail and main-content HTML through `docpipe run`, one document as INPUT,
+and e-mail attachments as documents of their own, through the real SDK against the emulator."""
 
 from __future__ import annotations
 
@@ -56,6 +56,47 @@ def test_a_folder_of_new_formats_gives_ok_rows(emulator: Emulator, tmp_path: Pat
     assert sorted(NEW_FORMATS) == sorted(frame.doc_id)
     assert {"ok"} == set(frame.status)
     assert sorted(NEW_FORMATS) == sorted(frame.source)
+
+
+def test_one_document_as_input_gives_one_row(emulator: Emulator, tmp_path: Path) -> None:
+    """`docpipe run JOB file.docx` runs that document alone, its id the file name; a rerun sends nothing."""
+    document = SAMPLE / "contracts" / "storage_agreement_tessaro_coffee.docx"
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(document), "--out", str(out)], emulator)
+    assert 0 == result.exit_code, result.output
+    frame = pipeline.load_results(out)
+    assert [("storage_agreement_tessaro_coffee.docx", "storage_agreement_tessaro_coffee.docx", "ok")] == list(
+        zip(frame.doc_id, frame.source, frame.status, strict=True)
+    )
+    again = invoke(["run", str(TRIAGE), str(document), "--out", str(out)], emulator)
+    assert 0 == again.exit_code, again.output
+    assert 1 == message_requests(emulator)
+
+
+def test_a_text_file_as_input_is_a_document_not_a_manifest(emulator: Emulator, tmp_path: Path) -> None:
+    """A `.txt` INPUT, once refused as an unsupported manifest, is one document; the dry run says so too."""
+    note = tmp_path / "note.txt"
+    note.write_text("Please call Bluepeak Freight about the missed pickup in Reno on Tuesday.\n")
+    out = tmp_path / "out"
+    dry = invoke(["run", str(TRIAGE), str(note), "--out", str(out), "--dry-run"], emulator)
+    assert 0 == dry.exit_code, dry.output
+    assert "would send 1 request(s)" in dry.output
+    result = invoke(["run", str(TRIAGE), str(note), "--out", str(out)], emulator)
+    assert 0 == result.exit_code, result.output
+    assert ["note.txt"] == list(pipeline.load_results(out).doc_id)
+
+
+def test_a_broken_document_as_input_is_an_error_row(emulator: Emulator, tmp_path: Path) -> None:
+    """One corrupt DOCX as INPUT finishes with exit 1 and an error row that says why."""
+    broken = tmp_path / "broken.docx"
+    broken.write_bytes(b"this is not a zip package")
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(broken), "--out", str(out)], emulator)
+    assert 1 == result.exit_code, result.output
+    frame = pipeline.load_results(out)
+    assert ["error"] == list(frame.status)
+    assert frame.error_message[0].startswith("corrupt DOCX: not a readable zip package")
+    assert 0 == message_requests(emulator)
 
 
 def _email_with_attachments() -> bytes:

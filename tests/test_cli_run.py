@@ -268,7 +268,7 @@ def test_bad_job_file_is_a_clear_usage_error(tmp_path: Path, mutate: Callable[[s
     [
         ("m.jsonl", "", "empty"),
         ("m.csv", "name,path\nx,y\n", "id"),
-        ("m.txt", "id\n", "manifest"),
+        ("m.tsv", "id\n", "manifest"),  # a .txt is one document now (test_cli_formats.py)
     ],
 )
 def test_unusable_manifest_is_a_clear_usage_error(tmp_path: Path, name: str, content: str, expected: str) -> None:
