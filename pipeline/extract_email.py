@@ -189,7 +189,10 @@ def _body(message: EmailMessage, fail: Fail) -> str:
         if subtype == "html" and text.strip():
             from .extract_html import html_text
 
-            text = html_text(text, fail)
+            try:
+                text = html_text(text, fail)
+            except ExtractionError as exc:  # the headers and attachments are still worth reading
+                return f"(body not read: {exc.message})"
         text = "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).strip()
         if text:
             return text

@@ -432,3 +432,10 @@ def test_mutated_office_and_email_files_fail_cleanly(data: st.DataObject) -> Non
         extract_bytes(bytes(mutated), suffix).text.encode("utf-8")
     except ExtractionError as exc:
         assert exc.message
+
+
+def test_email_with_malformed_html_body_keeps_its_headers() -> None:
+    """An HTML body the parser refuses is a one-line note; the headers are still read."""
+    data = b"From: a@northwind-logistics.example\nContent-Type: text/html\n\n<p>x</p><![ if x ]><p>y"
+    text = extract_bytes(data, ".eml").text
+    assert text.startswith("From: a@northwind-logistics.example\n\n(body not read: malformed HTML: ")
