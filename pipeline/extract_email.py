@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["ATTACHMENT_TYPES", "HEADERS", "MAX_NESTING", "AttachmentName", "attachment_names", "mail_text"]
 
 HEADERS = ("From", "To", "Cc", "Date", "Subject")
+MAIL_HEADERS = frozenset({"from", "to", "subject", "date"})  # a file with none of these is not an e-mail
 MAX_NESTING = 3  # forwarded e-mails inside forwarded e-mails: deeper ones are noted, not read
 MAX_NAME_CHARS = 200
 ATTACHMENT_TYPES = {
@@ -152,19 +153,15 @@ def _from_message(message: EmailMessage, fail: Fail, *, depth: int) -> _Mail:
 
     failures: tuple[type[BaseException], ...] = (MessageError, *PARSE_FAILURES)
     try:
-        names = {name.lower() for name, _ in message.raw_items()}
-        if not names & {header.lower() for header in HEADERS if header != "Cc"}:
+        if not MAIL_HEADERS & {name.lower() for name, _ in message.raw_items()}:
             raise fail("not an e-mail: it has no From, To, Subject or Date header; check the file type")
         headers = [(name, value) for name in HEADERS if (value := _header(message, name))]
         body = _body(message, fail)
-        attachments = [_attachment(part, number, fail, depth) for number, part in _attachments(message)]
+        parts = enumerate(message.iter_attachments(), start=1)
+        attachments = [_attachment(part, number, fail, depth) for number, part in parts]
     except failures as exc:
         raise fail(f"corrupt e-mail: {reason(exc)}") from None
     return _Mail(headers, body, attachments)
-
-
-def _attachments(message: EmailMessage) -> Iterator[tuple[int, EmailMessage]]:
-    return enumerate(message.iter_attachments(), start=1)
 
 
 def _header(message: EmailMessage, name: str) -> str:
