@@ -192,7 +192,7 @@ def run(
     max_cost_usd: float | None,
     batch_above: int | None,
 ) -> None:
-    """Run JOB over INPUT (a folder, or a JSONL, CSV or Parquet manifest) and write rows to --out.
+    """Run JOB over INPUT (a folder, a JSONL, CSV or Parquet manifest, or one document) and write rows to --out.
 
     \b
     Exit codes: 0 every document ok; 1 finished, some documents in error; 2 usage or
@@ -208,7 +208,7 @@ def run(
     try:
         job = load_job(job_file)
         if input_path is None:
-            raise ConfigError("missing INPUT: give a folder or a manifest (.jsonl, .csv, .parquet)")
+            raise ConfigError("missing INPUT: give a folder, a manifest (.jsonl, .csv, .parquet) or one document")
         config = resolve_config(
             job,
             input_path,

@@ -61,11 +61,16 @@ class Loaded:
     pages: int | None = None  # a PDF's page count, however it is sent
 
 
-def load_document(path: Path, *, pdf: str = "auto", document_id: str | None = None) -> Loaded:
-    """Read a document file and decide what to send; `ExtractionError` when it cannot be sent at all."""
+def load_document(
+    path: Path, *, pdf: str = "auto", document_id: str | None = None, part: int | None = None
+) -> Loaded:
+    """Read a document file and decide what to send; `ExtractionError` when it cannot be sent at all.
+
+    `part` names a part of an e-mail (`extract.extract_text`), always sent as its text.
+    """
     data = read_file(path, document_id=document_id)
-    if path.suffix.lower() != ".pdf" or pdf == "text":
-        extracted = extract_bytes(data, path.suffix, document_id=document_id, path=str(path))
+    if path.suffix.lower() != ".pdf" or pdf == "text" or part is not None:
+        extracted = extract_bytes(data, path.suffix, document_id=document_id, path=str(path), part=part)
         return Loaded(TextPayload(extracted.text), "text", extracted.pages)
     return _load_pdf(data, pdf, document_id=document_id, path=path)
 

@@ -1,8 +1,10 @@
-"""Text from one document file: plain text, Markdown, HTML, JSON, CSV or PDF.
+"""Text from one document file: plain text, Markdown, HTML, JSON, CSV, PDF, DOCX, XLSX or e-mail.
 
 This module chooses the format by suffix and reads the text formats itself (plain text, Markdown,
-JSON, CSV); HTML is read in `extract_html.py` and PDF in `extract_pdf.py`, each loaded with the
-first file of its kind. The helpers those modules share (`Fail`, `reason`) live here.
+JSON, CSV); HTML is read in `extract_html.py`, PDF in `extract_pdf.py`, DOCX and XLSX in
+`extract_office.py` and e-mail (`.eml`) in `extract_email.py`, each loaded, with the
+library it uses, by the first file of its kind. The helpers those modules share (`Fail`, `reason`)
+live here.
 
 Every failure is an `ExtractionError` whose message says what is wrong and, where there is one,
 what to do about it; the runner turns it into an error row and carries on. Nothing here raises
@@ -14,8 +16,14 @@ then charset-normalizer's guess, except that Windows-1252 (a superset of Latin-1
 whenever it reads as cleanly as the guess: short Western European files are where detectors go
 wrong most often, and they are by far the most common legacy text. Newlines become `\\n`.
 
-Structured formats are rendered for a model to read, not round-tripped: HTML becomes its visible
-text, JSON becomes `path.to[0].field: value` lines, CSV becomes `header: value` blocks, one per row.
+Structured formats are rendered for a model to read, not round-tripped: HTML becomes its main
+content (or, on a page too small to tell, its visible text), JSON becomes `path.to[0].field: value`
+lines, CSV becomes `header: value` blocks, one per row, DOCX its paragraphs and `cell | cell` table
+rows, XLSX one `## Sheet: name` section of `cell | cell` rows per sheet, and an e-mail its headers,
+its body and one `## Attachment: name (type)` section per attachment (see `extract_email.py`).
+
+An e-mail can also be read a part at a time (`part`): 0 is the e-mail without its attachments'
+text, n its nth attachment alone, as a job with `attachments = "documents"` asks (`attachments.py`).
 """
 
 from __future__ import annotations
@@ -56,8 +64,12 @@ SUFFIX_KINDS: dict[str, str] = {
     ".json": "json",
     ".csv": "csv",
     ".pdf": "pdf",
+    ".docx": "docx",
+    ".xlsx": "xlsx",
+    ".eml": "eml",
 }
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(SUFFIX_KINDS)
+MAIL_KINDS = frozenset({"eml"})  # the kinds whose attachments can be documents of their own
 
 # A text file is "binary" when it holds a NUL, or when more than this share of its characters are
 # control characters other than tab, newline, carriage return and form feed.
@@ -90,14 +102,18 @@ class ExtractedText:
     """The text of one document, and how it was read."""
 
     text: str
-    kind: str  # "txt" | "md" | "html" | "json" | "csv" | "pdf"
-    encoding: str | None  # detected text encoding; None for PDF
+    kind: str  # "txt" | "md" | "html" | "json" | "csv" | "pdf" | "docx" | "xlsx" | "eml"
+    encoding: str | None  # detected text encoding; None for the binary formats and e-mail
     pages: int | None  # PDFs only
 
 
-def extract_text(path: Path, *, document_id: str | None = None) -> ExtractedText:
-    """Read one file and return its text; raise `ExtractionError` with an actionable message."""
-    return extract_bytes(read_file(path, document_id=document_id), path.suffix, document_id=document_id, path=str(path))
+def extract_text(path: Path, *, document_id: str | None = None, part: int | None = None) -> ExtractedText:
+    """Read one file and return its text; raise `ExtractionError` with an actionable message.
+
+    `part` reads a part of an e-mail: 0 the e-mail without its attachments, n its nth attachment.
+    """
+    data = read_file(path, document_id=document_id)
+    return extract_bytes(data, path.suffix, document_id=document_id, path=str(path), part=part)
 
 
 def read_file(path: Path, *, document_id: str | None = None) -> bytes:
@@ -133,9 +149,12 @@ def read_file(path: Path, *, document_id: str | None = None) -> bytes:
 
 
 def extract_bytes(
-    data: bytes, suffix: str, *, document_id: str | None = None, path: str | None = None
+    data: bytes, suffix: str, *, document_id: str | None = None, path: str | None = None, part: int | None = None
 ) -> ExtractedText:
-    """Extract text from a file's bytes; `suffix` (".pdf" or "pdf", any case) chooses the format."""
+    """Extract text from a file's bytes; `suffix` (".pdf" or "pdf", any case) chooses the format.
+
+    `part` reads a part of an e-mail (see `extract_text`); other formats have none.
+    """
 
     def fail(message: str) -> ExtractionError:
         return ExtractionError(message, document_id=document_id, path=path)
@@ -145,12 +164,14 @@ def extract_bytes(
         raise fail(_too_large(len(data)))
     if not data.strip():
         raise fail("empty document")
-    if kind == "pdf":
-        from .extract_pdf import pdf_text  # pypdf and the PDF module load with the first PDF
+    if part is not None and kind not in MAIL_KINDS:
+        raise fail(f"a {kind} file has no parts; only an e-mail's attachments are read one at a time")
+    if kind in MAIL_KINDS:
+        from .extract_email import mail_text  # the e-mail module loads with the first e-mail
 
-        text, pages = pdf_text(data, fail)
-        _check_unicode(text, fail)
-        return ExtractedText(text=text, kind=kind, encoding=None, pages=pages)
+        return mail_text(data, kind, fail, part=part)
+    if kind in ("pdf", "docx", "xlsx"):
+        return _binary_text(data, kind, fail)
     decoded, encoding = _decode(data, fail)
     if kind == "html":
         from .extract_html import html_text
@@ -164,15 +185,29 @@ def extract_bytes(
         text = _plain_text(decoded)
     if not text.strip():
         raise fail("empty document")
-    _check_unicode(text, fail)
+    check_unicode(text, fail)
     return ExtractedText(text=text, kind=kind, encoding=encoding, pages=None)
 
 
-def _check_unicode(text: str, fail: Fail) -> None:
-    """Refuse text UTF-8 cannot encode: a JSON `\\ud800` escape or a PDF's text map can yield a lone surrogate."""
-    problem = utf8_problem(text)
-    if problem is not None:
-        raise fail(f"undecodable text: it holds {problem}; re-save the file with valid text")
+def _binary_text(data: bytes, kind: str, fail: Fail) -> ExtractedText:
+    """A PDF, DOCX or XLSX file's text; each format's library is loaded with its first file."""
+    pages = None
+    if kind == "pdf":
+        from .extract_pdf import pdf_text
+
+        text, pages = pdf_text(data, fail)
+    elif kind == "docx":
+        from .extract_office import docx_text
+
+        text = docx_text(data, fail)
+    else:
+        from .extract_office import xlsx_text
+
+        text = xlsx_text(data, fail)
+    if not text.strip():
+        raise fail("empty document")
+    check_unicode(text, fail)
+    return ExtractedText(text=text, kind=kind, encoding=None, pages=pages)
 
 
 # -- formats and sizes -----------------------------------------------------------------------------
@@ -329,6 +364,13 @@ def _csv_text(text: str, fail: Fail) -> str:
 
 
 # -- shared by the format modules ------------------------------------------------------------------
+
+
+def check_unicode(text: str, fail: Fail) -> None:
+    """Refuse text UTF-8 cannot encode: a JSON `\\ud800` escape or a PDF's text map can yield a lone surrogate."""
+    problem = utf8_problem(text)
+    if problem is not None:
+        raise fail(f"undecodable text: it holds {problem}; re-save the file with valid text")
 
 
 def reason(exc: BaseException) -> str:

@@ -1,16 +1,83 @@
-"""Text from an HTML page: its visible text, the title first, one line per block (see `extract.py`).
+"""Text from an HTML page: its main content through trafilatura, the title first (see `extract.py`).
 
-The standard library's parser reads any HTML without complaint; what it refuses (a broken
-declaration) becomes an `ExtractionError` like every other failure.
+Main content is what a reader came for: trafilatura drops navigation, sidebars, cookie banners,
+footers, share buttons and comment threads, and keeps the article, its headings and its tables
+(`| cell | cell |` rows). Before it looks, the elements a browser never shows (script, style,
+noscript, template, HTML comments) are taken out of the tree: trafilatura's fallback extractors
+would keep some of them.
+
+A page too small to tell content from boilerplate is read whole. When trafilatura finds less than
+`MIN_MAIN_CONTENT_CHARS` of main content (its own threshold, under which it falls back to cruder
+extractors that split sentences at every inline tag), or none, or fails on the markup, the page's
+visible text is taken instead (`visible_text`, the standard library's parser): a short page is not
+an "empty document". What that parser refuses (a broken declaration) is an `ExtractionError`.
+
+trafilatura and lxml are imported with the first HTML page, not with the pipeline; both log to
+their own loggers (silent unless the application configures logging) and emit no Python warnings.
 """
 
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from typing import Any
 
 from .extract import Fail, reason
 
-__all__ = ["html_text"]
+__all__ = ["MIN_MAIN_CONTENT_CHARS", "html_text", "visible_text"]
+
+MIN_MAIN_CONTENT_CHARS = 250  # trafilatura's MIN_EXTRACTED_SIZE
+NEVER_SHOWN = ("script", "style", "noscript", "template")
+
+
+def html_text(html: str, fail: Fail) -> str:
+    """The page's title, then its main content; its visible text when it has no main content to find."""
+    main = _main_content(html)
+    if main is None:
+        return visible_text(html, fail)
+    title, content = main
+    lines = [line.rstrip() for line in content.split("\n") if line.strip()]
+    if title and (not lines or lines[0].strip() != title):
+        lines.insert(0, title)
+    return "\n".join(lines)
+
+
+def _main_content(html: str) -> tuple[str, str] | None:
+    """(the page's title, trafilatura's main content), or None when it finds too little or fails."""
+    import trafilatura
+    from lxml import etree
+    from trafilatura.utils import load_html
+
+    try:
+        tree = load_html(html)
+        if tree is None:
+            return None
+        title = _title(tree)
+        etree.strip_elements(tree, *NEVER_SHOWN, etree.Comment, etree.ProcessingInstruction, with_tail=False)
+        content = trafilatura.extract(
+            tree,
+            favor_precision=True,
+            include_comments=False,
+            include_tables=True,
+            include_images=False,
+            include_links=False,
+            with_metadata=False,
+        )
+    except (etree.LxmlError, ValueError, TypeError, LookupError, AttributeError, AssertionError, RecursionError):
+        return None  # markup trafilatura cannot read: the visible-text parser reads anything
+    if content is None or len(content.strip()) < MIN_MAIN_CONTENT_CHARS:
+        return None
+    return title, content
+
+
+def _title(tree: Any) -> str:
+    """The text of the page's first <title> (a later one, as in an inline SVG, is a tooltip)."""
+    element = tree.find(".//title")
+    if element is None:
+        return ""
+    return " ".join("".join(element.itertext()).split())
+
+
+# -- visible text ----------------------------------------------------------------------------------
 
 
 class _VisibleText(HTMLParser):
@@ -95,8 +162,8 @@ class _VisibleText(HTMLParser):
         return "\n".join([title, *self.lines] if title else self.lines)
 
 
-def html_text(html: str, fail: Fail) -> str:
-    """The visible text of `html`, or the error `fail` builds for malformed markup."""
+def visible_text(html: str, fail: Fail) -> str:
+    """Every visible line of `html`, the title first, or the error `fail` builds for malformed markup."""
     parser = _VisibleText()
     try:
         parser.feed(html)

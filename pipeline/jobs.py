@@ -49,6 +49,7 @@ TOO_LONG_POLICIES = ("truncate", "error", "chunk")  # chunk: pieces that fit, th
 TRUNCATE_KEEPS = ("head", "head_and_tail")
 PDF_MODES = ("auto", "native", "text")  # native: a `document` block, as the model sees the file; auto: by text layer
 BATCH_RETRIES = ("batch", "realtime")
+ATTACHMENT_MODES = ("sections", "documents")  # an e-mail's attachments: sections of it, or documents of their own
 CACHE_TTLS = ("5m", "1h", "off")  # off: no cache_control (every request pays its whole prompt)
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -80,6 +81,7 @@ JOB_KEYS = frozenset(
         "batch_retry",
         "effort",
         "schema_retries",
+        "attachments",
     }
 )
 FIELD_KEYS = frozenset({"name", "type", "description", "required", *FIELD_OPTIONS})
@@ -123,6 +125,7 @@ class Job:
     prices: tuple[tuple[str, float], ...] = ()  # [prices]: the job's own (negotiated, or a new model's), by field
     effort: str | None = None
     schema_retries: int = 2
+    attachments: str = "sections"  # or "documents": each attachment of an e-mail a document of its own
     retry: RetrySettings = RetrySettings()
     rpm: int | None = None
     itpm: int | None = None
@@ -155,6 +158,8 @@ class Job:
             material["truncate"] = self.truncate
         if self.pdf != "auto":
             material["pdf"] = self.pdf
+        if self.attachments != "sections":  # an e-mail's text changes
+            material["attachments"] = self.attachments
         canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
@@ -442,6 +447,7 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
         batch_retry=_choice(table, "batch_retry", BATCH_RETRIES, "batch", "job.", path),
         effort=effort,
         schema_retries=schema_retries,
+        attachments=_choice(table, "attachments", ATTACHMENT_MODES, "sections", "job.", path),
         retry=retry,
         prices=_prices(data, path),
         rpm=_positive_int(limits_table, "rpm", "limits.", path),

@@ -97,6 +97,10 @@ class Preparer:
         inline rows are checked without their ref being built).
         """
         pieces = refs.pieces() if isinstance(refs, DocumentStream) else iter(refs)
+        if self.job.attachments == "documents":
+            from .attachments import expand_attachments  # an e-mail's attachments: refs of their own
+
+            pieces = expand_attachments(pieces)
         for batch in self._batches(pieces):
             if stop is not None and stop.is_set():
                 return
@@ -214,7 +218,9 @@ class Preparer:
                 payload: TextPayload | BinaryPayload = TextPayload(ref.text)
                 input_kind, pages = "text", None
             else:
-                loaded = load_document(ref.path, pdf=self.job.pdf, document_id=ref.doc_id)  # type: ignore[arg-type]
+                loaded = load_document(
+                    ref.path, pdf=self.job.pdf, document_id=ref.doc_id, part=ref.part  # type: ignore[arg-type]
+                )
                 payload, input_kind, pages = loaded.payload, loaded.input_kind, loaded.pages
         except ExtractionError as exc:
             return Work(ref, size=size, mtime_ns=mtime_ns, error=exc)

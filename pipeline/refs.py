@@ -1,9 +1,10 @@
 """Document refs: what the sources yield, and how one manifest row becomes one.
 
-A ref names a document to read (a file, or inline text) or, when `error` is set, why its row cannot
-be one. `ManifestRows` holds the rules every manifest format shares: the id is checked (valid text,
-not too long, seen once), exactly one of `path` and `text` is given, a path stays inside the
-manifest's folder, and every string a ref carries can be encoded as UTF-8 (see `sources.py`).
+A ref names a document to read (a file, a part of an e-mail file, or inline text) or, when `error`
+is set, why its row cannot be one. `ManifestRows` holds the rules every manifest format shares:
+the id is checked (valid text, not too long, seen once), exactly one of `path` and `text` is
+given, a path stays inside the manifest's folder, and every string a ref carries can be encoded as
+UTF-8 (see `sources.py`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class DocumentRef(NamedTuple):
     text: str | None  # inline text from the manifest
     metadata: dict[str, Any]  # every other manifest column, passed through
     error: DocumentError | None = None  # a row-level problem: the runner records an error row for it
+    part: int | None = None  # of an e-mail file: None all of it, 0 without its attachments, n its nth (attachments.py)
 
 
 def open_binary(path: Path) -> IO[bytes]:

@@ -1,4 +1,4 @@
-"""Documents in: a folder walked lazily, or a manifest (JSONL, CSV, Parquet) streamed row by row.
+"""Documents in: a folder walked lazily, a manifest (JSONL, CSV, Parquet) streamed row by row, or one document.
 
 Design. Inputs can be far larger than memory, so nothing here builds a list of documents: a folder
 is walked one directory listing at a time, a manifest is read a block of lines (or one Parquet batch)
@@ -7,6 +7,9 @@ to catch duplicates. This module is the entry (`open_source`, `read_manifest`); 
 `folders.py`, each manifest format in `manifest_jsonl.py` (with `manifest_jsonl_blocks.py`, which
 reads it a block at a time), `manifest_csv.py` and `manifest_parquet.py`, the rules a manifest row
 must meet to become a ref in `refs.py`, and the batches the preparation takes in `batches.py`.
+A single document file given as the input (`report.docx`, any supported document type but `.csv`,
+which names a manifest) is read as a walk of its folder would read it were it alone there: one
+ref, its id and source the file's name.
 Nothing here changes process-wide state: the csv module's field size limit is raised only while
 docpipe's reader reads a row (`manifest_csv.py`).
 
@@ -57,13 +60,16 @@ from typing import BinaryIO
 
 from .batches import DocumentBatch, DocumentStream
 from .errors import ConfigError, ManifestError, PipelineError
+from .extract import SUPPORTED_SUFFIXES
 from .folders import walk_folder
 from .manifest_csv import csv_metadata_columns, read_csv
 from .manifest_jsonl import jsonl_metadata_columns
 from .manifest_parquet import parquet_file, parquet_metadata_columns, read_parquet
 from .refs import MAX_ID_CHARS, DocumentRef
+from .surrogates import escape_surrogates
 
 __all__ = [
+    "DOCUMENT_SUFFIXES",
     "MANIFEST_SUFFIXES",
     "MAX_ID_CHARS",
     "DocumentRef",
@@ -75,6 +81,7 @@ __all__ = [
 ]
 
 MANIFEST_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".ndjson", ".csv", ".parquet"})
+DOCUMENT_SUFFIXES: frozenset[str] = SUPPORTED_SUFFIXES - MANIFEST_SUFFIXES  # an input file read as one document
 COUNT_CHUNK_BYTES = 8 << 20
 _SPACE_BYTES = b" \t\n\r\x0b\x0c"  # what bytes.isspace() takes for space
 
@@ -86,7 +93,7 @@ def open_source(
     exclude: Sequence[str] = (),
     skipped: Counter[str] | None = None,
 ) -> Iterator[DocumentRef]:
-    """The documents of an input: a folder is walked, anything else is read as a manifest.
+    """The documents of an input: a folder is walked, a document file is one document, anything else a manifest.
 
     `skipped` counts, by extension, the files of a folder that are not a supported document type.
     """
@@ -94,7 +101,24 @@ def open_source(
         return walk_folder(input_path, include=include, exclude=exclude, skipped=skipped)
     if include or exclude:
         raise ConfigError(f"--include and --exclude apply to a folder input, and {input_path} is not a folder")
+    if is_document_file(input_path):
+        return iter([single_document(input_path)])
     return read_manifest(input_path)
+
+
+def is_document_file(path: Path) -> bool:
+    """Whether an input names one document (by its suffix) rather than a folder or a manifest."""
+    return path.suffix.lower() in DOCUMENT_SUFFIXES and not path.is_dir()
+
+
+def single_document(path: Path) -> DocumentRef:
+    """The ref of one document given as the input: its id and source are its file name.
+
+    A file that cannot be read (missing, a FIFO, unreadable) is reported by its extraction, as an
+    error row, as a walked file's would be.
+    """
+    shown = escape_surrogates(path.name)
+    return DocumentRef(doc_id=shown, source=shown, path=Path(os.path.abspath(path)), text=None, metadata={})
 
 
 def count_documents(input_path: Path, *, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> int | None:
@@ -104,6 +128,8 @@ def count_documents(input_path: Path, *, include: Sequence[str] = (), exclude: S
     counted by their non-blank lines, without parsing (that would cost as much as a run over done
     documents): a CSV cell holding a line break makes the count a little high.
     """
+    if is_document_file(input_path):
+        return 1
     try:
         suffix = None if input_path.is_dir() else _manifest_suffix(input_path)
         if suffix == ".parquet":
@@ -173,14 +199,14 @@ def _manifest_pieces(path: Path) -> Iterator[DocumentRef | DocumentBatch]:
 
 
 def manifest_metadata_columns(path: Path) -> dict[str, str]:
-    """Metadata column name -> "string" | "int64" | "float64" | "bool"; `{}` for a folder.
+    """Metadata column name -> "string" | "int64" | "float64" | "bool"; `{}` for a folder or one document.
 
     Parquet and CSV need only the schema or header. A JSONL column takes the type of its first
     non-null value, exactly as `read_manifest` checks it; when the first row holds a null, the
     following lines are read (streamed) until a value appears, and a column that is null
     throughout is "string".
     """
-    if path.is_dir():
+    if path.is_dir() or is_document_file(path):
         return {}
     suffix = _manifest_suffix(path)
     if suffix == ".csv":
@@ -195,7 +221,8 @@ def _manifest_suffix(path: Path) -> str:
         info = os.stat(path)
     except FileNotFoundError:
         raise ManifestError(
-            "not found; give a folder of documents or a manifest (.csv, .jsonl, .ndjson, .parquet)", path=path
+            "not found; give a folder of documents, a manifest (.csv, .jsonl, .ndjson, .parquet) or one document",
+            path=path,
         ) from None
     except OSError as exc:
         raise ManifestError(f"cannot read: {exc.strerror or exc}", path=path) from None
@@ -205,7 +232,7 @@ def _manifest_suffix(path: Path) -> str:
     if suffix not in MANIFEST_SUFFIXES:
         raise ManifestError(
             f"unsupported manifest type {suffix or '(no suffix)'!r}; use .csv, .jsonl, .ndjson or .parquet, "
-            "or give a folder of documents",
+            f"give a folder of documents, or one document ({', '.join(sorted(DOCUMENT_SUFFIXES))})",
             path=path,
         )
     return suffix

@@ -28,7 +28,7 @@ TRIAGE = ROOT / "jobs" / "triage.toml"
 
 
 def sample_files() -> list[str]:
-    suffixes = {".txt", ".md", ".html", ".json", ".csv", ".pdf"}
+    suffixes = {".txt", ".md", ".html", ".json", ".csv", ".pdf", ".docx", ".xlsx", ".eml"}
     return sorted(
         p.relative_to(SAMPLE).as_posix()
         for p in SAMPLE.rglob("*")
@@ -57,7 +57,7 @@ def test_sample_run_offline_writes_one_typed_row_per_document(tmp_path: Path) ->
     result = invoke(["run", str(TRIAGE), str(SAMPLE), "--out", str(out), "--offline"], ANTHROPIC_API_KEY="")
     assert 0 == result.exit_code, result.output
     frame = pipeline.load_results(out)
-    assert 46 == len(frame)  # the corpus, and only the corpus: no README, no manifest, no scripts
+    assert 50 == len(frame)  # the corpus, and only the corpus: no README, no manifest, no scripts
     assert sample_files() == sorted(frame.doc_id)
     assert {"ok"} == set(frame.status)
     by_id = frame.set_index("doc_id")
@@ -101,7 +101,7 @@ def test_files_of_other_types_in_a_folder_are_counted_and_named(emulator: Emulat
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "note.txt").write_text("Please call the supplier about invoice 7.")
-    for name in ("scan.png", "offer.docx", "contract.docx", "Makefile"):
+    for name in ("scan.png", "offer.pptx", "contract.pptx", "Makefile"):
         (inbox / name).write_bytes(b"\x00not a document")
     os.mkfifo(inbox / "pipe.txt")  # never opened: reading a FIFO would block the run
     out = tmp_path / "out"
@@ -109,14 +109,14 @@ def test_files_of_other_types_in_a_folder_are_counted_and_named(emulator: Emulat
     assert 0 == result.exit_code, result.output
     assert ["note.txt"] == list(pipeline.load_results(out).doc_id)
     summary = json.loads(next((out / "_runs").glob("*.json")).read_text())
-    assert {".docx": 2, ".png": 1, "(no extension)": 1, "(not a regular file)": 1} == summary["skipped_files"]
-    expected = "skipped 5 files docpipe does not read ((no extension): 1, (not a regular file): 1, .docx: 2, .png: 1)"
+    assert {".pptx": 2, ".png": 1, "(no extension)": 1, "(not a regular file)": 1} == summary["skipped_files"]
+    expected = "skipped 5 files docpipe does not read ((no extension): 1, (not a regular file): 1, .png: 1, .pptx: 2)"
     assert expected in result.output
     dry = invoke(["run", str(TRIAGE), str(inbox), "--out", str(out), "--dry-run"], emulator)
     assert "skipped 5 files" in dry.output
-    taken = invoke(["run", str(TRIAGE), str(inbox), "--out", str(out), "--include", "*.docx"], emulator)
+    taken = invoke(["run", str(TRIAGE), str(inbox), "--out", str(out), "--include", "*.pptx"], emulator)
     assert 1 == taken.exit_code, taken.output  # named, they are taken, and fail with a reason each
-    assert "skipped" not in taken.output  # the FIFO does not match *.docx
+    assert "skipped" not in taken.output  # the FIFO does not match *.pptx
 
 
 def test_prompt_prefix_is_read_from_cache_after_first_request(emulator: Emulator, tmp_path: Path) -> None:
@@ -154,10 +154,10 @@ def test_job_edit_reprocesses_every_document(emulator: Emulator, tmp_path: Path)
     before = message_requests(emulator)
     result = invoke(["run", str(edited), str(docs), "--out", str(out)], emulator)
     assert 0 == result.exit_code, result.output
-    assert 8 == message_requests(emulator) - before
+    assert 9 == message_requests(emulator) - before  # the 9 e-mails of sample_data/documents/emails
     rows = pipeline.load_results(out, latest=False)
     assert 2 == rows.job_fingerprint.nunique()
-    assert 8 == len(pipeline.load_results(out))
+    assert 9 == len(pipeline.load_results(out))
 
 
 def test_changed_document_is_reprocessed(emulator: Emulator, tmp_path: Path) -> None:
@@ -194,13 +194,13 @@ def test_dry_run_sends_nothing_and_lists_work(emulator: Emulator, tmp_path: Path
     shutil.copytree(SAMPLE / "emails", docs)
     result = invoke(["run", str(TRIAGE), str(docs), "--out", str(out), "--dry-run"], emulator)
     assert 0 == result.exit_code, result.output
-    assert "would send 8 document(s) in 8 request(s)" in result.output
+    assert "would send 9 document(s) in 9 request(s)" in result.output
     assert 0 == message_requests(emulator)
     assert not out.exists()
     assert 0 == invoke(["run", str(TRIAGE), str(docs), "--out", str(out)], emulator).exit_code
     again = invoke(["run", str(TRIAGE), str(docs), "--out", str(out), "--dry-run"], emulator)
     assert "would send 0 document(s) in 0 request(s)" in again.output
-    assert "8 already done" in again.output
+    assert "9 already done" in again.output
 
 
 def test_limit_processes_at_most_n_new_documents(emulator: Emulator, tmp_path: Path) -> None:
@@ -273,7 +273,7 @@ def test_bad_job_file_is_a_clear_usage_error(tmp_path: Path, mutate: Callable[[s
     [
         ("m.jsonl", "", "empty"),
         ("m.csv", "name,path\nx,y\n", "id"),
-        ("m.txt", "id\n", "manifest"),
+        ("m.tsv", "id\n", "manifest"),  # a .txt is one document now (test_cli_formats.py)
     ],
 )
 def test_unusable_manifest_is_a_clear_usage_error(tmp_path: Path, name: str, content: str, expected: str) -> None:

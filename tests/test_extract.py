@@ -100,7 +100,7 @@ def test_plain_text_suffixes_case_insensitive(tmp_path: Path, name: str, kind: s
 
 def test_supported_suffixes() -> None:
     """The supported suffixes are exactly the documented ones."""
-    expected = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".json", ".csv", ".pdf"}
+    expected = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".json", ".csv", ".pdf", ".docx", ".xlsx", ".eml"}
     assert expected == SUPPORTED_SUFFIXES
 
 
@@ -265,7 +265,7 @@ def test_unsupported_suffix(tmp_path: Path, name: str, shown: str) -> None:
     message = str(extraction_error(write(tmp_path, name, "text")))
     assert message.startswith("unsupported ")
     assert shown in message
-    assert "supported: .csv, .htm, .html, .json, .markdown, .md, .pdf, .text, .txt" in message
+    assert "supported: .csv, .docx, .eml, .htm, .html, .json, .markdown, .md, .pdf, .text, .txt, .xlsx" in message
 
 
 @pytest.mark.parametrize("suffix", ["txt", ".txt", "TXT"])

@@ -235,6 +235,7 @@ INVALID_JOBS = [
     pytest.param(_job('too_long = "skip"\n'), "job.too_long", id="bad-too-long"),
     pytest.param(_job('cache_ttl = "10m"\n'), "job.cache_ttl", id="bad-cache-ttl"),
     pytest.param(_job("cache_ttl = 5\n"), "job.cache_ttl", id="cache-ttl-int"),
+    pytest.param(_job('attachments = "inline"\n'), "job.attachments", id="bad-attachments"),
     pytest.param(_job('effort = "extreme"\n'), "job.effort", id="bad-effort"),
     pytest.param(_job("timeout_s = -1\n"), "job.timeout_s", id="negative-timeout"),
     pytest.param(_job("timeout_s = 0\n"), "job.timeout_s", id="zero-timeout"),
@@ -328,6 +329,7 @@ ANSWER_CHANGES: list[Any] = [
     pytest.param(lambda d: d["job"].update(too_long="error"), id="too_long"),
     pytest.param(lambda d: d["job"].update(max_document_tokens=5000), id="max_document_tokens"),
     pytest.param(lambda d: d["job"].update(effort="low"), id="effort"),
+    pytest.param(lambda d: d["job"].update(attachments="documents"), id="attachments"),
     pytest.param(lambda d: d["fields"][0]["values"].update(c="third"), id="schema-enum-value"),
     pytest.param(lambda d: d["fields"][0].update(description="The label."), id="schema-description"),
     pytest.param(lambda d: d["fields"][1].update(max_words=21), id="schema-max-words"),
@@ -339,6 +341,14 @@ NEUTRAL_CHANGES: list[Any] = [
     pytest.param(lambda d: d.update(retry={"max_attempts": 2, "max_time_s": 9, "initial_backoff_s": 0}), id="retry"),
     pytest.param(lambda d: d.update(limits={"rpm": 10, "itpm": 1000, "otpm": 100}), id="limits"),
 ]
+
+
+def test_attachments_default_to_sections_and_keep_the_fingerprint() -> None:
+    """`attachments` is "sections" unless set; spelling out the default leaves the fingerprint as it was."""
+    default = parse_job(_base_data())
+    spelled = _edit(lambda d: d["job"].update(attachments="sections"))
+    assert ("sections", default.fingerprint) == (spelled.attachments, spelled.fingerprint)
+    assert "documents" == _edit(lambda d: d["job"].update(attachments="documents")).attachments
 
 
 @pytest.mark.parametrize("change", ANSWER_CHANGES)

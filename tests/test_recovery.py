@@ -231,4 +231,4 @@ def test_a_corrupt_or_foreign_part_is_exit_4_naming_it_and_touching_nothing(
     subprocess.run(["sh", "-c", command], check=True)
     rerun = invoke(["run", str(TRIAGE), str(docs), "--out", str(out)], emulator)
     assert 0 == rerun.exit_code, rerun.output
-    assert (sent, 8) == (message_requests(emulator), len(pipeline.load_results(out)))
+    assert (sent, 9) == (message_requests(emulator), len(pipeline.load_results(out)))

@@ -526,7 +526,7 @@ def test_parquet_row_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("missing.jsonl", None, "not found; give a folder of documents or a manifest"),
+        ("missing.jsonl", None, "not found; give a folder of documents, a manifest"),
         ("list.txt", "id,text\n", "unsupported manifest type '.txt'"),
         ("m.jsonl", "", "empty manifest"),
         ("m.jsonl", "\n\n  \n", "empty manifest"),
@@ -605,6 +605,25 @@ def test_open_source_dispatch(tmp_path: Path) -> None:
     assert ids(open_source(tmp_path / "docs")) == ["a.txt"]
     assert ids(open_source(manifest)) == ["x"]
     assert manifest_metadata_columns(tmp_path / "docs") == {}
+
+
+@pytest.mark.parametrize("name", ["memo.txt", "Report.DOCX", "page.html", "mail.eml", "rates.xlsx", "data.json"])
+def test_one_document_as_input(tmp_path: Path, name: str) -> None:
+    """A document file as the input is one ref, its id and source its name, with no metadata and a count of 1."""
+    make_tree(tmp_path, [f"in/{name}"])
+    document = tmp_path / "in" / name
+    expected = [DocumentRef(name, name, document, None, {})]
+    assert expected == list(open_source(tmp_path / "in" / ".." / "in" / name))
+    assert (1, {}) == (count_documents(document), manifest_metadata_columns(document))
+
+
+def test_a_csv_input_is_still_a_manifest_and_other_types_are_refused(tmp_path: Path) -> None:
+    """`.csv` keeps its meaning as a manifest; a type docpipe does not read is refused, naming those it reads."""
+    (tmp_path / "m.csv").write_text("id,text\na,hello\n", encoding="utf-8")
+    assert ["a"] == ids(open_source(tmp_path / "m.csv"))
+    (tmp_path / "scan.png").write_bytes(b"\x89PNG")
+    with pytest.raises(ManifestError, match=r"unsupported manifest type '.png'; .* or one document \(.docx, .eml"):
+        next(iter(open_source(tmp_path / "scan.png")))
 
 
 def test_open_source_filters_only_for_folders(tmp_path: Path) -> None:
