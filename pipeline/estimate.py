@@ -142,6 +142,7 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
     skipped: Counter[str] = Counter()
     documents = errors = local = 0
     locals_: list[int] = []
+    in_pieces: list[int] = []  # the requests of chunked documents: sent through Messages even in batch mode
     sample: list[dict[str, Any]] = []
     sample_local = 0
     _, preparer, works = would_send(config, skipped)
@@ -152,7 +153,7 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
         documents += 1
         estimates = planner.request_estimates(work.ref.doc_id, work.payload)  # a chunked one's pieces and reduce
         local += sum(estimates)
-        locals_.extend(estimates)
+        (in_pieces if len(estimates) > 1 else locals_).extend(estimates)
         if len(sample) < SAMPLE_REQUESTS:
             for spec in planner.plan(work.ref.doc_id, work.payload)[: SAMPLE_REQUESTS - len(sample)]:
                 sample.append(spec.params)
@@ -174,11 +175,16 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
         output_source = f"assumed: {ASSUMED_OUTPUT_SHARE:.0%} of max_tokens (no earlier rows of this job in --out)"
     model = get_model(job.model)
     cacheable = job.cache_ttl != "off" and (model is None or prefix_tokens >= model.cache_min_tokens)
-    calibrated = [round(tokens * ratio) for tokens in locals_]
+    def projected(mode: str, locals_of: list[int]) -> Projection:
+        return project(
+            job, mode=mode, inputs=[round(tokens * ratio) for tokens in locals_of], worst_inputs=locals_of,
+            prefix_tokens=prefix_tokens, output_per_document=output_mean, cacheable=cacheable,
+            concurrency=config.concurrency,
+        )
+
     projections = [
-        project(job, mode=mode, inputs=calibrated, worst_inputs=locals_, prefix_tokens=prefix_tokens,
-                output_per_document=output_mean, cacheable=cacheable, concurrency=config.concurrency)
-        for mode in ("realtime", "batch")
+        _plus(projected("realtime", locals_ + in_pieces)),
+        _plus(projected("batch", locals_), projected("realtime", in_pieces), mode="batch"),
     ]
     return {
         "job": job.name, "model": job.model, "documents": documents, "errors_before_sending": errors,
@@ -189,6 +195,20 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
         "rate_limits": {"rpm": config.rpm, "itpm": config.itpm, "otpm": config.otpm},
         "projections": [asdict(p) for p in projections],
     }
+
+
+def _plus(*projections: Projection, mode: str | None = None) -> Projection:
+    """Projections of parts of a run added up (a batch run sends its chunked documents' requests at once)."""
+    first = projections[0]
+    return Projection(
+        mode or first.mode,
+        *(
+            round(sum(getattr(p, name) for p in projections), 6) if name.endswith("_usd")
+            else sum(getattr(p, name) for p in projections)
+            for name in ("documents", "input_tokens", "cache_write_tokens", "cache_read_tokens", "output_tokens",
+                         "expected_usd", "worst_usd")
+        ),
+    )
 
 
 def _wall(data: dict[str, Any], projection: dict[str, Any]) -> str:

@@ -375,10 +375,12 @@ class RealtimeRun:
             if spec.document is not None and (number > 1 or spec.document.nbytes > FILES_ABOVE_BYTES):
                 try:  # sent again, or large: uploaded once, named by file_id from now on
                     file_id = await self.uploads.file_id(spec.document, holder=spec.document_id)
-                except BaseException:
+                except BaseException as exc:
                     self.limiter.release(permit)
-                    if on_started is not None:
-                        self.warmup.handover()
+                    if on_started is not None and isinstance(exc, TransientError):
+                        self.warmup.handover()  # as for the call itself: a failure worth a retry hands the lead on
+                    elif on_started is not None:
+                        on_started()
                     raise
                 spec = dataclasses.replace(spec, params=with_file_source(spec.params, file_id))
             return await self._send(spec, number, tracker, permit, on_started)

@@ -325,3 +325,23 @@ def test_a_long_output_streams_and_a_stream_that_keeps_failing_writes_no_partial
     failed = rows.loc["b.txt"]
     assert 2 == failed.attempts
     assert failed[["category", "summary", "confidence", "key_points"]].isna().all()  # nothing of the partial text
+
+
+def test_the_estimate_prices_a_chunked_document_at_the_realtime_price_in_batch_mode(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """`docpipe estimate`: a document in pieces goes through Messages even in batch mode, so its batch price is
+    the realtime one; the pieces and the combining request are all counted."""
+    import json
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "review.md").write_text(report(12))
+    job = job_file(tmp_path, too_long="chunk", max_document_tokens=600)
+    fitted = fit("review.md", TextPayload((docs / "review.md").read_text()), load_job(job))
+    assert isinstance(fitted.payload, ChunkedPayload)
+    result = invoke(["estimate", str(job), str(docs), "--json"], emulator)
+    assert 0 == result.exit_code, result.output
+    realtime, batch = json.loads(result.output)["projections"]
+    assert len(fitted.payload.pieces) + 1 == realtime["documents"] == batch["documents"]  # requests, in fact
+    assert realtime["expected_usd"] == batch["expected_usd"] > 0
