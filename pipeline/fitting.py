@@ -27,7 +27,7 @@ from .jobs import Job
 from .payloads import BinaryPayload, ChunkedPayload, Payload, TextPayload
 from .requests import BYTES_PER_TOKEN_ESTIMATE, estimate_tokens
 
-__all__ = ["HEAD_AND_TAIL_MARK", "TRUNCATION_MARK", "Fitted", "fit"]
+__all__ = ["HEAD_AND_TAIL_MARK", "TRUNCATION_MARK", "Fitted", "fit", "sendable_whole"]
 
 TRUNCATION_MARK = "\n\n[... document truncated by docpipe ...]"
 HEAD_AND_TAIL_MARK = "\n\n[... the middle of the document was left out by docpipe ...]\n\n"
@@ -57,6 +57,13 @@ def fit(
         pieces = split_text(payload.text, budget, estimate_tokens)
         return Fitted(ChunkedPayload(tuple(TextPayload(piece) for piece in pieces)))
     return Fitted(TextPayload(_truncated_text(payload.text, budget, job.truncate)), truncated=True)
+
+
+def sendable_whole(payload: TextPayload | BinaryPayload) -> bool:
+    """Whether the API takes the payload in one request at all, whatever its tokens: a PDF within its limits."""
+    if isinstance(payload, TextPayload):
+        return True
+    return len(payload.page_tokens) <= MAX_PDF_PAGES and payload.nbytes <= MAX_PDF_BYTES
 
 
 def _truncated_text(text: str, budget_tokens: int, keep: str) -> str:

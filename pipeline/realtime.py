@@ -43,6 +43,7 @@ from .errors import (
     ResponseError,
     TransientError,
 )
+from .fitting import sendable_whole
 from .handoff import DONE, Handoff
 from .limits import Permit, RateLimiter
 from .payloads import TextPayload
@@ -226,14 +227,16 @@ class RealtimeRun:
         """
         assert work.whole is not None
         count: Callable[[dict[str, Any]], Awaitable[int]] | None = getattr(self.transport, "count_tokens", None)
-        if count is None or self._counting is False:
+        if count is None or self._counting is False or not sendable_whole(work.whole):
             return work
         whole_params = self.planner.plan(work.ref.doc_id, work.whole)[0].params
         try:
             if self._prefix_count is None:
                 self._prefix_count = await count(self.planner.plan(work.ref.doc_id, TextPayload(""))[0].params)
             counted = await count(whole_params) - self._prefix_count
-        except PipelineError:
+        except RequestError:  # this request refused (a PDF the API cannot read, say): the local decision stands
+            return work
+        except PipelineError:  # not offered, rate limited, unreachable: the local estimate decides from now on
             self._counting = False
             return work
         if counted > self.job.max_document_tokens:
