@@ -312,6 +312,16 @@ class ApiClient:
 
         return SdkFiles(self._clients[0])
 
+    async def context_window(self, model: str) -> int:
+        """The model's `max_input_tokens`, as `GET /v1/models/{model}` reports it (SDK `types/model_info.py`)."""
+        try:
+            info = await self._clients[0].models.retrieve(model)
+        except Exception as exc:
+            raise translate_error(exc) from None
+        if info.max_input_tokens is None:
+            raise PipelineError(f"GET /v1/models/{model} gives no max_input_tokens")
+        return int(info.max_input_tokens)
+
     async def count_tokens(self, params: dict[str, Any]) -> int:
         """The input tokens of a Messages request, as `POST /v1/messages/count_tokens` counts them (free)."""
         body = {key: value for key, value in params.items() if key in COUNTED_FIELDS}

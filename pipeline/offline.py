@@ -6,7 +6,17 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from .transport import ApiResponse, BatchApi, Transport, TransportFactory, TransportOptions, api_transport, batches_of
+from .transport import (
+    ApiResponse,
+    BatchApi,
+    FilesApi,
+    Transport,
+    TransportFactory,
+    TransportOptions,
+    api_transport,
+    batches_of,
+    files_of,
+)
 
 __all__ = ["OFFLINE_API_KEY", "offline_transport"]
 
@@ -41,8 +51,15 @@ class _EmulatedApi:
             params, stream=stream, timeout_s=timeout_s, document_id=document_id, on_started=on_started
         )
 
+    @property
+    def files(self) -> FilesApi:
+        return files_of(self._transport)
+
     async def count_tokens(self, params: dict[str, Any]) -> int:
         return int(await self._transport.count_tokens(params))  # type: ignore[attr-defined]
+
+    async def context_window(self, model: str) -> int:
+        return int(await self._transport.context_window(model))  # type: ignore[attr-defined]
 
     async def aclose(self) -> None:
         try:

@@ -4,8 +4,9 @@ A chunked document takes several requests (its pieces, then one that combines th
 run may stop between them: a kill, a fatal error, a piece that fails for good. What a piece's
 answer cost is paid for by then, so each answer is appended to `OUT/_pieces.jsonl` (a `_` name,
 which dataset readers skip) and flushed to disk before the document goes on; the next run asks only
-the pieces that have no answer there. An answer counts for the same document only: the same id,
-the same content hash, the same job fingerprint, the same piece of the same cut.
+the pieces that have no answer there. An answer counts for the same document only (the same id,
+content hash and job fingerprint) and for the same piece of the same cut (its number, the number of
+pieces, and the hash of the piece's own content): a document cut otherwise asks its new pieces.
 
 Lines are JSON objects. A torn last line (a kill while appending) is expected and ignored; any other
 unreadable line is counted in `damaged` and skipped, its piece asked again. Once a document's row
@@ -37,6 +38,7 @@ class PieceAnswer:
 
     part: int
     pieces: int
+    piece_sha256: str  # of the piece's own content (text, or the bytes of its page range)
     values: dict[str, Any]  # the job's fields as JSON values (dates as ISO text)
     usage: TokenUsage
     cost_usd: float | None
@@ -46,7 +48,7 @@ class PieceAnswer:
     def to_json(self, key: DocumentKey) -> dict[str, Any]:
         return {
             "doc_id": key[0], "doc_sha256": key[1], "job_fingerprint": key[2], "part": self.part,
-            "pieces": self.pieces, "values": self.values,
+            "pieces": self.pieces, "piece_sha256": self.piece_sha256, "values": self.values,
             "usage": {name: getattr(self.usage, name) for name in _USAGE_FIELDS},
             "cost_usd": self.cost_usd, "request_id": self.request_id, "attempts": self.attempts,
         }  # fmt: skip
@@ -59,7 +61,8 @@ class PieceAnswer:
         if not all(isinstance(part, str) for part in key) or not isinstance(usage, dict):
             raise TypeError("not a piece entry")
         answer = cls(
-            part=int(line["part"]), pieces=int(line["pieces"]), values=dict(line["values"]),
+            part=int(line["part"]), pieces=int(line["pieces"]), piece_sha256=str(line["piece_sha256"]),
+            values=dict(line["values"]),
             usage=TokenUsage(**{name: int(usage.get(name, 0)) for name in _USAGE_FIELDS}),
             cost_usd=None if line["cost_usd"] is None else float(line["cost_usd"]),
             request_id=line["request_id"], attempts=int(line["attempts"]),
@@ -76,11 +79,16 @@ class PieceJournal:
         self._answers: dict[DocumentKey, dict[int, PieceAnswer]] | None = None
         self._finished: set[DocumentKey] = set()
 
-    def answered(self, key: DocumentKey, pieces: int) -> dict[int, PieceAnswer]:
-        """The pieces of this document (cut into `pieces`) already answered, by part."""
+    def answered(self, key: DocumentKey, piece_hashes: list[str]) -> dict[int, PieceAnswer]:
+        """The pieces of this document already answered, by part (1-based), for the cut whose pieces hash so."""
         if self._answers is None:
             self._answers = self._load()
-        return {part: answer for part, answer in self._answers.get(key, {}).items() if answer.pieces == pieces}
+        return {
+            part: answer
+            for part, answer in self._answers.get(key, {}).items()
+            if answer.pieces == len(piece_hashes) and 0 < part <= len(piece_hashes)
+            and answer.piece_sha256 == piece_hashes[part - 1]
+        }
 
     def record(self, key: DocumentKey, answer: PieceAnswer) -> None:
         """Keep a piece's answer on disk (flushed and fsynced) before the document goes on."""

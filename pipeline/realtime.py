@@ -36,6 +36,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
 from .errors import (
     EnvironmentFailure,
+    ExtractionError,
     FatalRunError,
     ManifestError,
     PipelineError,
@@ -43,10 +44,10 @@ from .errors import (
     ResponseError,
     TransientError,
 )
-from .fitting import sendable_whole
+from .fitting import fit, sendable_whole
 from .handoff import DONE, Handoff
 from .limits import Permit, RateLimiter
-from .payloads import TextPayload
+from .payloads import BinaryPayload, ChunkedPayload, TextPayload
 from .pieces import PieceAnswer, PieceJournal
 from .plans import Planner, RequestSpec
 from .prepare import Preparer, Work
@@ -139,6 +140,7 @@ class RealtimeRun:
         self.uploads = Uploads(writer.out_dir, lambda: files_of(self.transport))
         self._counting: bool | None = None  # False once count_tokens failed: the local estimate decides
         self._prefix_count: int | None = None  # count_tokens of a request around an empty document
+        self._budget: asyncio.Future[int] | None = None  # a document's tokens at most (`_document_budget`)
         self.latencies_ms: list[float] = []
         self.stop_taking = threading.Event()
         self.fatal: FatalRunError | EnvironmentFailure | None = None
@@ -163,8 +165,14 @@ class RealtimeRun:
         if work.error is not None:
             self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
             return
+        budget = await self._document_budget()
+        if budget < self.job.max_document_tokens:
+            work = self._refit(work, budget)
+            if work.error is not None:
+                self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
+                return
         if work.whole is not None:
-            work = await self._counted(work)
+            work = await self._counted(work, budget)
         assert work.payload is not None
         specs = self.planner.plan(work.ref.doc_id, work.payload)
         try:
@@ -217,7 +225,47 @@ class RealtimeRun:
         )
         return response, answer, latency_ms, attempts
 
-    async def _counted(self, work: Work) -> Work:
+    async def _document_budget(self) -> int:
+        """The tokens a request's document may take: the job's budget, or less if the model's context says so.
+
+        The model's context window comes from `GET /v1/models/{model}` where the API answers it (asked
+        once a run, with the first document), else the model table, which the job was checked against
+        when it was loaded; the request's answer (max_tokens) and shared prefix take the rest.
+        """
+        if self._budget is None:
+            self._budget = asyncio.ensure_future(self._ask_budget())
+        return await asyncio.shield(self._budget)
+
+    async def _ask_budget(self) -> int:
+        reader: Callable[[str], Awaitable[int]] | None = getattr(self.transport, "context_window", None)
+        if reader is None:
+            return self.job.max_document_tokens
+        try:
+            window = await reader(self.job.model)
+        except PipelineError:
+            return self.job.max_document_tokens
+        room = window - self.job.max_tokens - self.planner.prefix_estimate
+        if room < self.job.max_document_tokens:
+            self.summary.budget_note = (
+                f"{self.job.model}'s context window is {window:,} tokens (GET /v1/models): documents were cut to "
+                f"{max(room, 1):,} tokens, under job.max_document_tokens = {self.job.max_document_tokens:,}"
+            )
+        return max(1, min(room, self.job.max_document_tokens))
+
+    def _refit(self, work: Work, budget: int) -> Work:
+        """The work fitted again to a budget smaller than the one the preparation used."""
+        whole = work.whole if work.whole is not None else work.payload
+        if not isinstance(whole, TextPayload | BinaryPayload):
+            return work  # already in pieces: each within the job's budget; a smaller window is its own error
+        try:
+            fitted = fit(work.ref.doc_id, whole, dataclasses.replace(self.job, max_document_tokens=budget))
+        except ExtractionError as exc:
+            return dataclasses.replace(work, payload=None, whole=None, error=exc)
+        if fitted.payload is whole:
+            return work
+        return dataclasses.replace(work, payload=fitted.payload, truncated=fitted.truncated, whole=whole)
+
+    async def _counted(self, work: Work, budget: int) -> Work:
         """A document docpipe's local estimate put over the budget: sent whole if the API's count says it fits.
 
         The local estimate is deliberately high (`requests.BYTES_PER_TOKEN_ESTIMATE`), so a document
@@ -239,7 +287,7 @@ class RealtimeRun:
         except PipelineError:  # not offered, rate limited, unreachable: the local estimate decides from now on
             self._counting = False
             return work
-        if counted > self.job.max_document_tokens:
+        if counted > budget:
             return work
         self.summary.fit_by_count += 1
         return dataclasses.replace(work, payload=work.whole, truncated=False, whole=None)
@@ -265,7 +313,9 @@ class RealtimeRun:
         """
         key = (work.ref.doc_id, work.sha256 or "", self.records.fingerprint)
         count = specs[0].pieces
-        answers = dict(self.pieces.answered(key, count))
+        assert isinstance(work.payload, ChunkedPayload)
+        hashes = [piece.sha256() for piece in work.payload.pieces]
+        answers = dict(self.pieces.answered(key, hashes))
         earlier = list(answers.values())
         started = self.clock.monotonic()
 
@@ -277,7 +327,7 @@ class RealtimeRun:
                 trackers.append(tracker)
             values = json.loads(json.dumps(answer.values, default=str))  # dates as ISO text, as the reduce reads them
             piece = PieceAnswer(
-                part=spec.part, pieces=count, values=values, usage=tracker.spent,
+                part=spec.part, pieces=count, piece_sha256=hashes[spec.part - 1], values=values, usage=tracker.spent,
                 cost_usd=self._cost(tracker.spent), request_id=response.request_id, attempts=attempts,
             )
             try:

@@ -66,6 +66,7 @@ class RunSummary:
     batches_pending: int = 0  # batches still in progress at the API when the run ended
     batches_pending_from_earlier: int = 0  # of those, created by an earlier run
     cache_note: str | None = None  # the shared prefix is too short to be cached
+    budget_note: str | None = None  # the model's context window is smaller than the job's budget assumed
     max_cost_usd: float | None = None  # --max-cost
     stop_note: str | None = None  # why a run stopped that is not an error (the budget), and what to do
     already_in_batches: int = 0  # documents not sent because a batch of this directory holds them
@@ -141,6 +142,8 @@ class RunSummary:
             lines.append(f"  {_inputs_line(self)}")
         if self.cache_note:
             lines.append(f"  {self.cache_note}")
+        if self.budget_note:
+            lines.append(f"  {self.budget_note}")
         if self.errors_by_type:
             kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(self.errors_by_type.items()))
             lines.append(f"  errors by type: {kinds}")

@@ -286,6 +286,15 @@ class OnFirstUse:
             params, stream=stream, timeout_s=timeout_s, document_id=document_id, on_started=on_started
         )
 
+    async def context_window(self, model: str) -> int:
+        """The model's context window as the API reports it; `PipelineError` when the transport cannot say."""
+        reader = getattr(self._transport(), "context_window", None)
+        if reader is None:
+            from .errors import PipelineError
+
+            raise PipelineError(f"the transport to {self.base_url} cannot describe models")
+        return int(await reader(model))
+
     async def count_tokens(self, params: dict[str, Any]) -> int:
         """The request's input tokens as the API counts them; `PipelineError` when the transport cannot count."""
         counter = getattr(self._transport(), "count_tokens", None)

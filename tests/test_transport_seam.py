@@ -222,3 +222,45 @@ def test_a_run_with_nothing_to_send_never_opens_its_transport(tmp_path: Path) ->
     summary = run(config, transport=_factory({}, again), progress=NullProgress())
     assert (summary.already_done, summary.requests_sent, again) == (1, 0, [])
     assert len(first) == 1 and first[0].closed
+
+
+class SmallWindowTransport(ScriptedTransport):
+    """A transport whose model reports a context window smaller than the model table's."""
+
+    window = 0
+
+    async def context_window(self, model: str) -> int:
+        return self.window
+
+
+def test_a_context_window_smaller_than_the_job_assumed_cuts_documents_to_it(tmp_path: Path) -> None:
+    """GET /v1/models says less than the table: documents are fitted to what the window leaves; the summary says so."""
+    from pipeline.plans import Planner
+
+    job_file = tmp_path / "seam.toml"
+    job_file.write_text(JOB, encoding="utf-8")
+    job = load_job(job_file)
+    SmallWindowTransport.window = job.max_tokens + Planner(job).prefix_estimate + 100  # 100 tokens for a document
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"id": "long", "text": "long " + "pallet audit entry " * 120}, {"id": "short", "text": "short note"}]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    sent: list[str] = []
+
+    def open_transport(options: TransportOptions) -> Transport:
+        transport = SmallWindowTransport({"long": [_message("letter")], "short": [_message("letter")]}, options)
+        original = transport.create
+
+        async def create(params: dict[str, Any], **kwargs: Any) -> ApiResponse:
+            sent.append(params["messages"][0]["content"][-1]["text"])
+            return await original(params, **kwargs)
+
+        transport.create = create  # type: ignore[method-assign]
+        return transport
+
+    config = resolve_config(job, manifest, tmp_path / "out", concurrency=1, env={"ANTHROPIC_API_KEY": "unused"})
+    summary = run(config, transport=open_transport, progress=NullProgress(), clock=RecordingClock().clock())
+    results = load_results(tmp_path / "out").set_index("doc_id")
+    assert [True, False] == results.loc[["long", "short"], "truncated"].tolist()
+    assert summary.budget_note is not None and "documents were cut to 100 tokens" in summary.budget_note
+    long_sent = next(text for text in sent if 'id="long"' in text)
+    assert len(long_sent) < 100 * 4 + 200  # the document cut to the window's room, with its fence
