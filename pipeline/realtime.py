@@ -47,6 +47,7 @@ from .errors import (
 from .fitting import fit, sendable_whole
 from .handoff import DONE, Handoff
 from .limits import Permit, RateLimiter
+from .models import MODELS
 from .payloads import BinaryPayload, ChunkedPayload, TextPayload
 from .pieces import PieceAnswer, PieceJournal
 from .plans import Planner, RequestSpec
@@ -54,7 +55,7 @@ from .prepare import Preparer, Work
 from .pricing import TokenUsage, cost_usd
 from .progress import Progress
 from .records import RecordContext, error_row, ok_row
-from .requests import Answer, parse_answer, with_file_source
+from .requests import Answer, estimate_document_tokens, parse_answer, with_file_source
 from .retry import with_retries
 from .sources import DocumentRef
 from .stopping import Stop, install_signals, restore_signals
@@ -76,6 +77,8 @@ __all__ = ["RealtimeRun", "execute", "run_realtime"]
 
 PROGRESS_EVERY_S = 0.5
 HANDOFF_MAX_BYTES = 64 * 2**20  # documents waiting for a worker: a folder of large files holds this much, not 2 x C
+# No model has a smaller context window (the model table): a request within it fits whatever the API says.
+SMALLEST_CONTEXT_TOKENS = min(spec.max_input_tokens for spec in MODELS.values())
 WORKERS_PER_SLOT = 2  # documents in hand per request in flight: the spare ones cover documents waiting to retry
 
 
@@ -165,7 +168,7 @@ class RealtimeRun:
         if work.error is not None:
             self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
             return
-        budget = await self._document_budget()
+        budget = await self._document_budget() if self._may_not_fit(work) else self.job.max_document_tokens
         if budget < self.job.max_document_tokens:
             work = self._refit(work, budget)
             if work.error is not None:
@@ -225,12 +228,20 @@ class RealtimeRun:
         )
         return response, answer, latency_ms, attempts
 
+    def _may_not_fit(self, work: Work) -> bool:
+        """Whether the document's request could be over a context window: over the smallest any model has."""
+        whole = work.whole if work.whole is not None else work.payload
+        assert whole is not None
+        request = self.planner.prefix_estimate + estimate_document_tokens(work.ref.doc_id, whole) + self.job.max_tokens
+        return request > SMALLEST_CONTEXT_TOKENS
+
     async def _document_budget(self) -> int:
         """The tokens a request's document may take: the job's budget, or less if the model's context says so.
 
         The model's context window comes from `GET /v1/models/{model}` where the API answers it (asked
-        once a run, with the first document), else the model table, which the job was checked against
-        when it was loaded; the request's answer (max_tokens) and shared prefix take the rest.
+        once a run, by the first document whose request could be over any model's window: others never
+        wait for it), else the model table, which the job was checked against when it was loaded; the
+        request's answer (max_tokens) and shared prefix take the rest.
         """
         if self._budget is None:
             self._budget = asyncio.ensure_future(self._ask_budget())

@@ -345,3 +345,44 @@ def test_the_estimate_prices_a_chunked_document_at_the_realtime_price_in_batch_m
     realtime, batch = json.loads(result.output)["projections"]
     assert len(fitted.payload.pieces) + 1 == realtime["documents"] == batch["documents"]  # requests, in fact
     assert realtime["expected_usd"] == batch["expected_usd"] > 0
+
+
+def large_scan(size_bytes: int) -> bytes:
+    """One page that is one large image (incompressible bytes), as a high-resolution scan is."""
+    import random
+
+    image = random.Random(SEED).randbytes(size_bytes)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /XObject << /Im 5 0 R >> >> "
+        b"/Contents 4 0 R >>",
+        b"<< /Length 29 >>\nstream\nq 612 0 0 792 0 0 cm /Im Do Q\nendstream",
+        b"<< /Type /XObject /Subtype /Image /Width 1000 /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8 "
+        b"/Length %d >>\nstream\n%s\nendstream" % (size_bytes // 3000, size_bytes, image),
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_a_large_pdf_goes_through_the_files_api_from_its_first_attempt(tmp_path: Path) -> None:
+    """A native PDF over 4 MB is uploaded before it is sent, even offline (one file as INPUT), and deleted after."""
+    from pipeline.uploads import FILES_ABOVE_BYTES
+
+    scan = tmp_path / "big_scan.pdf"
+    scan.write_bytes(large_scan(FILES_ABOVE_BYTES + 200_000))
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(scan), "--out", str(out), "--offline"], ANTHROPIC_API_KEY="")
+    assert 0 == result.exit_code, result.output
+    row = rows_of(out).loc["big_scan.pdf"]
+    assert ("ok", "pdf", 1) == (row.status, row.input_kind, row.attempts)
+    assert "1 PDF(s) uploaded through the Files API" in result.output
+    assert not (out / "_files.jsonl").exists()  # uploaded, used, deleted: nothing left to clean

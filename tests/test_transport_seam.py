@@ -236,13 +236,16 @@ class SmallWindowTransport(ScriptedTransport):
 def test_a_context_window_smaller_than_the_job_assumed_cuts_documents_to_it(tmp_path: Path) -> None:
     """GET /v1/models says less than the table: documents are fitted to what the window leaves; the summary says so."""
     from pipeline.plans import Planner
+    from pipeline.realtime import SMALLEST_CONTEXT_TOKENS
 
     job_file = tmp_path / "seam.toml"
     job_file.write_text(JOB, encoding="utf-8")
     job = load_job(job_file)
     SmallWindowTransport.window = job.max_tokens + Planner(job).prefix_estimate + 100  # 100 tokens for a document
     manifest = tmp_path / "m.jsonl"
-    rows = [{"id": "long", "text": "long " + "pallet audit entry " * 120}, {"id": "short", "text": "short note"}]
+    # Only a request that could be over the smallest window any model has asks the API for the window.
+    long_text = "long " + "pallet audit entry " * (SMALLEST_CONTEXT_TOKENS // 5 + 1000)
+    rows = [{"id": "long", "text": long_text}, {"id": "short", "text": "short note"}]
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     sent: list[str] = []
 
