@@ -162,3 +162,26 @@ def test_a_schema_retry_of_one_piece_is_priced_at_the_long_prompt_tier(emulator:
     # every request was under 100k prompt tokens: the base price, $0.10 / $0.50 per million
     expected = (row.input_tokens * 0.10 + row.output_tokens * 0.50) / 1e6
     assert abs(row.cost_usd - expected) < 1e-6, (row.cost_usd, expected)
+
+
+def test_an_attachment_id_that_is_also_a_file_id_is_paid_for_on_every_run(emulator: Emulator, tmp_path: Path) -> None:
+    """attachments = "documents": the part ids `<e-mail id>#<n>-<name>` are made after the sources' duplicate-id
+    check (attachments.part_refs). A file of the folder with that name is a second document under the same id:
+    one row overwrites the other, and each run sends one of them again (the ledger has the other's hash)."""
+    from test_extract import make_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    sample = Path(__file__).parent.parent / "sample_data/documents/emails/invoice_with_pdf_NWL-INV-2026-0188.eml"
+    (docs / "mail.eml").write_bytes(sample.read_bytes())
+    (docs / "mail.eml#1-invoice_NWL-INV-2026-0188.pdf").write_bytes(
+        make_pdf(["A complaint: the pallets from order 7781 arrived broken; we want a refund. " * 5])
+    )
+    job = job_file(tmp_path, attachments="documents")
+    argv = ["run", str(job), str(docs), "--out", str(tmp_path / "out")]
+    first = invoke(argv, emulator)
+    assert first.exit_code in (0, 1), first.output
+    paid = billed(emulator)
+    for _ in range(2):
+        invoke(argv, emulator)
+    assert paid == billed(emulator), "a rerun of an unchanged folder pays again"
