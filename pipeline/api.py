@@ -158,6 +158,8 @@ def _fatal_status(
         return FatalRunError(
             f"permission denied (403): {message}. The key's workspace may not allow this model.", request_id=request_id
         )
+    if status == 404 and "file" in message.lower():
+        return None  # a file a request names is gone (deleted, expired): that request's failure, not the run's
     if status == 404:
         return FatalRunError(
             f"not found (404): {message}. Check the job's model name against `GET /v1/models`.", request_id=request_id

@@ -23,11 +23,12 @@ e-mail's text notes it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 
 from .batches import DocumentBatch
-from .errors import ExtractionError
+from .errors import DocumentError, ExtractionError
 from .extract import MAX_FILE_BYTES
 from .refs import DocumentRef
 
@@ -39,16 +40,71 @@ MAIL_SUFFIXES = frozenset({".eml"})
 def expand_attachments(pieces: Iterator[DocumentRef | DocumentBatch]) -> Iterator[DocumentRef | DocumentBatch]:
     """The input with each e-mail followed by its attachments' refs; anything else passed on as it is.
 
-    A batch the reader made (a JSONL block) is passed on unless it names an e-mail file: then its
-    refs are built, and it is passed on expanded.
+    A batch the reader made (a JSONL block) is passed on unless it names an e-mail file or a
+    document under an attachment's id: then its refs are built, and it is passed on expanded.
+
+    An attachment's id is made here, after the input's own duplicate check, so it is checked here:
+    an attachment whose id an earlier document has, or a later document under an attachment's id,
+    is an error row ("duplicate id", under `<id> (duplicate id)`, so that it shadows no row) rather
+    than a second document under the same id, which would be sent again on every run. Ids are
+    remembered as 8-byte digests, as the manifest readers do.
     """
+    claims = _Claims()
     for piece in pieces:
         if isinstance(piece, DocumentRef):
-            yield from part_refs(piece)
-        elif any(ref is not None and _is_mail(ref) for ref in piece.refs):
-            yield DocumentBatch([part for index in range(len(piece)) for part in part_refs(piece.ref(index))])
+            yield from claims.checked(part_refs(piece))
+            continue
+        ids = [ref.doc_id if ref is not None else "" for ref in piece.refs]
+        inline = piece.inline_rows()
+        for index, doc_id in zip(inline, piece.inline_ids(inline), strict=True):
+            ids[index] = doc_id
+        if any(ref is not None and _is_mail(ref) for ref in piece.refs) or claims.any_made(ids):
+            yield DocumentBatch(
+                [part for index in range(len(piece)) for part in claims.checked(part_refs(piece.ref(index)))]
+            )
         else:
+            claims.see(ids)
             yield piece
+
+
+class _Claims:
+    """The ids seen so far, and which of them attachments took."""
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self.made: set[bytes] = set()
+
+    def see(self, ids: list[str]) -> None:
+        self.seen.update(map(_digest, ids))
+
+    def any_made(self, ids: list[str]) -> bool:
+        return bool(self.made) and any(_digest(doc_id) in self.made for doc_id in ids)
+
+    def checked(self, refs: list[DocumentRef]) -> list[DocumentRef]:
+        """The refs, an e-mail's parts included, with an id taken twice turned into an error ref."""
+        out = []
+        for ref in refs:
+            digest = _digest(ref.doc_id)
+            attachment = ref.part is not None and ref.part > 0
+            if ref.error is None and (digest in self.made or (attachment and digest in self.seen)):
+                # Its row goes under an id of its own: an error row never shadows the other document's row.
+                doc_id = f"{ref.doc_id} (duplicate id)"
+                error = DocumentError(
+                    f"duplicate id {ref.doc_id!r}: an attachment of an e-mail and another document both have it; "
+                    "rename the file or the manifest id",
+                    document_id=doc_id,
+                    path=ref.source,
+                )
+                ref = DocumentRef(doc_id, ref.source, None, None, dict(ref.metadata), error=error)
+            elif attachment:
+                self.made.add(digest)
+            self.seen.add(digest)
+            out.append(ref)
+        return out
+
+
+def _digest(doc_id: str) -> bytes:
+    return hashlib.blake2b(doc_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
 def part_refs(ref: DocumentRef) -> list[DocumentRef]:

@@ -364,12 +364,12 @@ class BatchRun:
 
     async def _delete_files(self) -> None:
         """Once no batch of the directory is pending, no request can name an uploaded file: delete them all."""
+        self.summary.files_uploaded += self.uploads.uploaded
         if any(s.state in ("submitted", "submitting") for s in self.submissions):
             return
         await self.uploads.close()
         if self.uploads.pending():
             self.summary.files_cleaned += await self.uploads.clean()
-        self.summary.files_uploaded += self.uploads.uploaded
 
     async def submit_input(self, source: Iterator[DocumentRef]) -> None:
         chunks = gather(
@@ -489,6 +489,9 @@ async def run_batches(
         # Messages, under the realtime executor's own signals, limits and pieces journal, at the realtime price.
         from .realtime import run_realtime
 
+        if config.max_cost_usd is not None:  # what the batches spent or hold reserved is not the pieces' to spend
+            left = config.max_cost_usd - run.budget.spent_usd - run.budget.reserved_usd
+            config = dataclasses.replace(config, max_cost_usd=max(0.0, left))
         fatal = await run_realtime(
             config, iter(run.chunked), transport=transport, writer=writer, preparer=preparer, progress=progress,
             summary=summary, clock=clock,

@@ -68,12 +68,13 @@ def sendable_whole(payload: TextPayload | BinaryPayload) -> bool:
 
 def _truncated_text(text: str, budget_tokens: int, keep: str) -> str:
     data = text.encode("utf-8")
-    if keep == "head_and_tail":
+    if keep == "head_and_tail" and budget_tokens > estimate_tokens(HEAD_AND_TAIL_MARK):
         half = int((budget_tokens - estimate_tokens(HEAD_AND_TAIL_MARK)) * BYTES_PER_TOKEN_ESTIMATE) // 2
         head = data[:half].decode("utf-8", "ignore")
-        tail = data[len(data) - half :].decode("utf-8", "ignore")
+        tail = data[len(data) - half :].decode("utf-8", "ignore") if half else ""
         return head + HEAD_AND_TAIL_MARK + tail
-    keep_bytes = int((budget_tokens - estimate_tokens(TRUNCATION_MARK)) * BYTES_PER_TOKEN_ESTIMATE)
+    # A budget smaller than the mark itself keeps no text, and the mark says why.
+    keep_bytes = max(0, int((budget_tokens - estimate_tokens(TRUNCATION_MARK)) * BYTES_PER_TOKEN_ESTIMATE))
     return data[:keep_bytes].decode("utf-8", "ignore") + TRUNCATION_MARK
 
 

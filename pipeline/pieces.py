@@ -8,23 +8,25 @@ the pieces that have no answer there. An answer counts for the same document onl
 content hash and job fingerprint) and for the same piece of the same cut (its number, the number of
 pieces, and the hash of the piece's own content): a document cut otherwise asks its new pieces.
 
-Lines are JSON objects. A torn last line (a kill while appending) is expected and ignored; any other
-unreadable line is counted in `damaged` and skipped, its piece asked again. Once a document's row
-is written its entries are no longer needed, and `close` rewrites the file without them (write to
-a temporary file, fsync, rename).
+Lines are JSON objects. A torn last line (a kill while appending) is ended before the next append
+and ignored when read; any other unreadable line is counted in `damaged` and skipped, its piece
+asked again. Once a document's row is written its entries are no longer needed, and `close`
+rewrites the file without them, and without those of documents the ledger says are done (a run
+killed between a row and its `close`): write to a temporary file, fsync, rename.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .pricing import TokenUsage
 
-__all__ = ["PIECES_FILE", "PieceAnswer", "PieceJournal"]
+__all__ = ["PIECES_FILE", "PieceAnswer", "PieceJournal", "append_line"]
 
 PIECES_FILE = "_pieces.jsonl"
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
@@ -95,26 +97,37 @@ class PieceJournal:
         if self._answers is None:
             self._answers = self._load()
         line = json.dumps(answer.to_json(key), ensure_ascii=False, default=str) + "\n"
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.path, line.encode("utf-8"))
         self._answers.setdefault(key, {})[answer.part] = answer
 
     def finished(self, key: DocumentKey) -> None:
         """The document has its row: its pieces may go at `close`."""
         self._finished.add(key)
 
-    def close(self) -> None:
-        """Rewrite the journal without the pieces of documents that have their row (nothing to do if none)."""
-        if not self._finished or self._answers is None:
+    def close(self, *, stale: Callable[[DocumentKey], bool] | None = None) -> None:
+        """Rewrite the journal without the pieces no run will ask for again (nothing to do if there are none).
+
+        Those are the pieces of documents whose row this run wrote (`finished`) and, where `stale` is
+        given, of documents it says are done or no longer the job's (a row written by a run killed
+        before it closed the journal, another job fingerprint). The pieces of a document edited since
+        stay until that document is done under its new content.
+        """
+        if self._answers is None:
+            if stale is None or not self.path.exists():
+                return
+            self._answers = self._load()
+        drop = {key for key in self._answers if key in self._finished or (stale is not None and stale(key))}
+        if not drop:
             return
         keep = [
             answer.to_json(key)
             for key, answers in self._answers.items()
-            if key not in self._finished
+            if key not in drop
             for answer in answers.values()
         ]
+        for key in drop:
+            del self._answers[key]
+        self._finished.clear()
         if not keep:
             self.path.unlink(missing_ok=True)
             return
@@ -124,7 +137,6 @@ class PieceJournal:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
-        self._finished.clear()
 
     def _load(self) -> dict[DocumentKey, dict[int, PieceAnswer]]:
         answers: dict[DocumentKey, dict[int, PieceAnswer]] = {}
@@ -144,3 +156,15 @@ class PieceJournal:
                 continue
             answers.setdefault(key, {})[answer.part] = answer
         return answers
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append one line (flushed and fsynced); a torn last line a kill left is ended first, never glued onto."""
+    with open(path, "ab+") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell():
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = b"\n" + line
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())

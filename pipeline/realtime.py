@@ -52,7 +52,7 @@ from .payloads import BinaryPayload, ChunkedPayload, TextPayload
 from .pieces import PieceAnswer, PieceJournal
 from .plans import Planner, RequestSpec
 from .prepare import Preparer, Work
-from .pricing import TokenUsage, cost_usd
+from .pricing import TokenUsage, cost_usd, model_prices
 from .progress import Progress
 from .records import RecordContext, error_row, ok_row
 from .requests import Answer, estimate_document_tokens, parse_answer, with_file_source
@@ -92,11 +92,18 @@ class _Tracker:
     unreachable: bool = False  # the last attempt was sent to an API already unreachable: not the document's failure
     last: TokenUsage | None = None  # what the last attempt's answer was billed
     streamed: bool | None = None
+    cost: float | None = 0.0  # each answer priced on its own (a long-prompt tier is per request); None: no prices
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What its answers cost; None when nothing was paid for, or the model's prices are unknown."""
+        return self.cost if self.spent.prompt_tokens or self.spent.output_tokens else None
 
     def add(self, other: _Tracker) -> None:
         """Fold another request's attempts into this one's (a chunked document's total)."""
         self.attempts += other.attempts
         self.spent = self.spent + other.spent
+        self.cost = None if self.cost is None or other.cost is None else self.cost + other.cost
         self.request_id = other.request_id or self.request_id
         self.streamed = other.streamed if self.streamed is None else self.streamed
 
@@ -197,6 +204,7 @@ class RealtimeRun:
             row = error_row(
                 self.records, work, exc, created_at=self.clock.wall(), usage=tracker.spent,
                 attempts=tracker.attempts, streamed=tracker.streamed, requests=1 if tracker.attempts else None,
+                cost_usd=tracker.cost_usd,
             )
             self.write(row)
             return
@@ -209,7 +217,7 @@ class RealtimeRun:
         row = ok_row(
             self.records, work, answer.values, response.message, created_at=self.clock.wall(),
             usage=tracker.spent, latency_ms=latency_ms, attempts=attempts,
-            request_id=response.request_id, streamed=response.streamed,
+            request_id=response.request_id, streamed=response.streamed, cost_usd=tracker.cost_usd,
         )
         self.write(row)
 
@@ -313,6 +321,7 @@ class RealtimeRun:
             self.write(error_row(
                 self.records, work, error, created_at=self.clock.wall(),
                 usage=tracker.spent, attempts=tracker.attempts, streamed=tracker.streamed, requests=requests,
+                cost_usd=tracker.cost_usd,
             ))
 
     async def _process_chunked(self, work: Work, specs: list[RequestSpec]) -> None:
@@ -339,7 +348,7 @@ class RealtimeRun:
             values = json.loads(json.dumps(answer.values, default=str))  # dates as ISO text, as the reduce reads them
             piece = PieceAnswer(
                 part=spec.part, pieces=count, piece_sha256=hashes[spec.part - 1], values=values, usage=tracker.spent,
-                cost_usd=self._cost(tracker.spent), request_id=response.request_id, attempts=attempts,
+                cost_usd=tracker.cost_usd, request_id=response.request_id, attempts=attempts,
             )
             try:
                 self.pieces.record(key, piece)
@@ -360,9 +369,10 @@ class RealtimeRun:
         for piece in earlier:
             total.spent = total.spent + piece.usage
             total.attempts += piece.attempts
-        cost = sum(piece.cost_usd or 0.0 for piece in earlier) + sum(self._cost(t.spent) or 0.0 for t in trackers)
+        costs = [piece.cost_usd for piece in earlier] + [t.cost_usd for t in trackers]
+        cost = sum(c or 0.0 for c in costs)
         if failures:
-            await self._fail_chunked(work, failures, total, cost, count)
+            await self._fail_chunked(work, failures, total, self._priced(cost), count)
             return
         reduce_spec = self.planner.reduce(work.ref.doc_id, [answers[part].values for part in range(1, count + 1)])
         tracker = _Tracker()
@@ -370,7 +380,7 @@ class RealtimeRun:
             response, answer, _, _ = await self._ask(reduce_spec, tracker)
         except BaseException as exc:
             total.add(tracker)
-            await self._fail_chunked(work, [exc], total, cost + (self._cost(tracker.spent) or 0.0), count)
+            await self._fail_chunked(work, [exc], total, self._priced(cost + (tracker.cost_usd or 0.0)), count)
             return
         total.add(tracker)
         latency_ms = (self.clock.monotonic() - started) * 1000.0
@@ -379,13 +389,17 @@ class RealtimeRun:
             self.records, work, answer.values, response.message, created_at=self.clock.wall(),
             usage=total.spent, latency_ms=latency_ms, attempts=total.attempts,
             request_id=response.request_id, streamed=response.streamed, requests=count + 1,
-            cost_usd=cost + (self._cost(tracker.spent) or 0.0),
+            cost_usd=self._priced(cost + (tracker.cost_usd or 0.0)),
         )
         self.write(row)
         self.pieces.finished(key)
 
+    def _priced(self, cost: float) -> float | None:
+        """A summed cost, or None when the model's prices are unknown (a row says so rather than $0)."""
+        return cost if model_prices(self.job.model, self.job.prices) is not None else None
+
     async def _fail_chunked(
-        self, work: Work, failures: list[BaseException], total: _Tracker, cost: float, count: int
+        self, work: Work, failures: list[BaseException], total: _Tracker, cost: float | None, count: int
     ) -> None:
         """What ends a chunked document that did not get its answer: a stop, a fatal error, or an error row."""
         for failure in failures:  # the run's own stops first: no row, the next run goes on from the journal
@@ -405,11 +419,6 @@ class RealtimeRun:
             attempts=total.attempts, streamed=total.streamed, requests=count + 1, cost_usd=cost,
         )
         self.write(row)
-
-    def _cost(self, usage: TokenUsage) -> float | None:
-        if not (usage.prompt_tokens or usage.output_tokens):
-            return None
-        return cost_usd(self.job.model, usage, prices=self.job.prices)
 
     async def _attempt(
         self, spec: RequestSpec, number: int, tracker: _Tracker, on_started: Callable[[], None] | None = None
@@ -502,6 +511,8 @@ class RealtimeRun:
         self.limiter.succeeded()
         tracker.spent = tracker.spent + usage
         tracker.last = usage
+        price = cost_usd(self.job.model, usage, prices=self.job.prices)
+        tracker.cost = None if tracker.cost is None or price is None else tracker.cost + price
         tracker.request_id = response.request_id
         answer = parse_answer(self.job, response.message, document_id=spec.document_id, request_id=response.request_id)
         return response, answer, latency_ms
@@ -704,8 +715,9 @@ async def run_realtime(
             await run.uploads.close()
         summary.files_uploaded += run.uploads.uploaded
         await run.transport.aclose()
+        fingerprint, ledger = run.records.fingerprint, run.preparer.ledger
         with contextlib.suppress(OSError):  # else finished documents' pieces stay listed: nothing asks for them
-            run.pieces.close()
+            run.pieces.close(stale=lambda key: key[2] != fingerprint or ledger.is_done(key[0], key[1]))
         if isinstance(run.transport, OnFirstUse):
             summary.transport_open_s = round(run.transport.open_s, 3)
         summary.latency_p50_ms = percentile(run.latencies_ms, 50)

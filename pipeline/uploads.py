@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import PipelineError
 from .payloads import BinaryPayload
+from .pieces import append_line
 from .transport import FilesApi
 
 __all__ = ["FILES_ABOVE_BYTES", "FILES_RECORD", "Uploads"]
@@ -58,6 +58,7 @@ class Uploads:
         self._holders: dict[str, set[str]] = {}  # sha256 -> documents that may still send it
         self.uploaded = 0
         self.deleted = 0
+        self._undeleted = 0  # deletes that failed: their files stay recorded
 
     def pending(self) -> bool:
         """Whether an earlier run left files recorded and not deleted."""
@@ -126,27 +127,28 @@ class Uploads:
         """Delete every file this run uploaded and has not deleted yet; the record goes once all are."""
         for sha256 in list(self._uploads):
             await self._delete(sha256)
-        if self._uploads:
+        if self._undeleted:
             return  # a delete failed: the record stays for the next run
         if self.path.exists() and all(entry.get("state") == "deleted" for entry in self._latest().values()):
             self.path.unlink(missing_ok=True)
 
     async def _delete(self, sha256: str) -> None:
-        upload = self._uploads.get(sha256)
+        # Forgotten before the delete call: a document with the same content from now on uploads it anew,
+        # never naming a file that is being deleted.
+        upload = self._uploads.pop(sha256, None)
         self._holders.pop(sha256, None)
         if upload is None:
             return
         try:
             file_id = await asyncio.shield(upload)
         except (PipelineError, OSError):
-            self._uploads.pop(sha256, None)  # never uploaded: nothing to delete (its record says uploading)
-            return
+            return  # never uploaded: nothing to delete (its record says uploading, and the next run looks)
         try:
             await self._files().delete(file_id)
         except PipelineError:
+            self._undeleted += 1
             return  # recorded as uploaded: the next run deletes it
         self._append({"sha256": sha256, "file_id": file_id, "state": "deleted"})
-        self._uploads.pop(sha256, None)
         self.deleted += 1
 
     def _latest(self) -> dict[str, dict[str, Any]]:
@@ -171,7 +173,4 @@ class Uploads:
         return lines
 
     def _append(self, line: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.path, (json.dumps(line) + "\n").encode("utf-8"))

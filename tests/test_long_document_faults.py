@@ -1,7 +1,4 @@
-"""Review 13: reproductions of bugs found in the long-documents / Files API / formats change.
-
-Each test asserts the behaviour the change promises; each fails on 2241b8d.
-"""
+"""Faults around long documents, native PDFs and the Files API, found by attacking them: each test failed once."""
 
 from __future__ import annotations
 
@@ -21,9 +18,8 @@ from pipeline.pricing import TokenUsage
 from pipeline.requests import estimate_tokens
 
 
-def test_truncate_on_a_budget_under_the_marks_size_keeps_the_whole_document() -> None:
-    """max_document_tokens = 10 (accepted by the job loader): `_truncated_text` computes a negative byte
-    count, and data[:-n] keeps nearly all of a 10,000-byte document (fitting.py, _truncated_text)."""
+def test_truncate_on_a_budget_under_the_marks_size_keeps_no_more_than_the_budget() -> None:
+    """A budget smaller than the truncation mark keeps no text, never (by a negative cut) nearly all of it."""
     job = dataclasses.replace(load_job(TRIAGE), max_document_tokens=10, too_long="truncate")
     text = "x" * 10_000
     for keep in ("head", "head_and_tail"):
@@ -33,22 +29,23 @@ def test_truncate_on_a_budget_under_the_marks_size_keeps_the_whole_document() ->
         assert estimate_tokens(fitted.payload.text) <= 10 * 2, (keep, estimate_tokens(fitted.payload.text))
 
 
-def test_a_piece_appended_after_a_torn_line_is_lost_to_the_next_run(tmp_path: Path) -> None:
-    """A kill while appending leaves a torn last line; the next run's first `record` is glued onto it, so
-    the run after that cannot read that piece and pays for it again (pieces.py, record / _load)."""
+def test_a_piece_appended_after_a_torn_line_is_read_by_the_next_run(tmp_path: Path) -> None:
+    """A torn last line (a kill mid-append) is ended before the next piece is appended, so that piece is read back."""
     (tmp_path / PIECES_FILE).write_bytes(b'{"doc_id": "a", "doc_sha')  # killed mid-append
     key = ("a", "s", "f")
     journal = PieceJournal(tmp_path)
-    assert {} == journal.answered(key, 3)
-    answer = PieceAnswer(1, 3, {"x": 1}, TokenUsage(10, 5), 0.1, "req_1", 1)
+    hashes = ["h1", "h2", "h3"]
+    assert {} == journal.answered(key, hashes)
+    answer = PieceAnswer(1, 3, "h1", {"x": 1}, TokenUsage(10, 5), 0.1, "req_1", 1)
     journal.record(key, answer)  # paid for, and (the run believes) kept
     # the process is killed again before the document's row: the next run reads the journal
-    assert {1: answer} == PieceJournal(tmp_path).answered(key, 3)
+    assert {1: answer} == PieceJournal(tmp_path).answered(key, hashes)
 
 
-def test_a_journal_left_after_the_row_was_written_is_never_compacted(emulator: Emulator, tmp_path: Path) -> None:
-    """SIGKILL after a chunked document's row is written but before `PieceJournal.close`: every later run
-    skips the document (done), never loads the journal, and so never drops its pieces (realtime.py / pieces.py)."""
+def test_a_journal_left_after_the_row_was_written_is_compacted_by_the_next_run(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Pieces left by a kill between a chunked document's row and the journal's compaction go at the next run's end."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "review.md").write_text(report(12))
@@ -68,10 +65,8 @@ def test_a_journal_left_after_the_row_was_written_is_never_compacted(emulator: E
     assert not (out / PIECES_FILE).exists(), "the finished document's pieces are kept for ever"
 
 
-def test_max_cost_in_batch_mode_is_spent_twice_by_the_chunked_documents(tmp_path: Path) -> None:
-    """--mode batch --max-cost C: the chunked documents go to `run_realtime` after the batches, which makes a
-    fresh `Budget(C)` that knows nothing of what the batches spent (batch_mode.run_batches / realtime.py
-    RealtimeRun.__init__). The run spends more than C and exits 0."""
+def test_max_cost_in_batch_mode_covers_the_chunked_documents_too(tmp_path: Path) -> None:
+    """--mode batch --max-cost: the chunked documents sent through Messages after the batches get only what is left."""
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(6):
@@ -93,10 +88,8 @@ def test_max_cost_in_batch_mode_is_spent_twice_by_the_chunked_documents(tmp_path
     assert spent <= cap, f"--max-cost {cap} but the run spent {spent:.4f} (exit {result.exit_code})"
 
 
-def test_one_pdf_over_100_pages_turns_count_tokens_off_for_the_rest_of_the_run(tmp_path: Path) -> None:
-    """A scan over the API's 100 pages gets `Work.whole` (prepare.py) though no count can send it whole;
-    its count_tokens is refused (400), `_counted` sets `_counting = False` for the whole run (realtime.py),
-    and every later document the count would have sent whole is truncated instead."""
+def test_one_pdf_over_100_pages_leaves_count_tokens_on_for_the_other_documents(tmp_path: Path) -> None:
+    """A PDF no count can send whole is not counted; count_tokens still sends the other documents whole."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "0_scan.pdf").write_bytes(blank_pages(130))
@@ -114,10 +107,7 @@ def test_one_pdf_over_100_pages_turns_count_tokens_off_for_the_rest_of_the_run(t
 
 
 def test_two_documents_with_the_same_pdf_one_retrying_while_the_others_file_is_deleted(tmp_path: Path) -> None:
-    """The same scan filed twice. alpha's retry uploads it; once alpha is answered its file is deleted, but
-    `Uploads._delete` keeps `_uploads[sha]` until the DELETE returns, so bravo's retry, in that window, is handed
-    the file id being deleted (uploads.py, file_id / _delete). Its request gets 404 "File not found", which
-    `translate_error` makes a FATAL error ("check the job's model name"): the whole run stops, exit 3."""
+    """The same PDF in two documents: one's retry never names the file being deleted for the other; both end ok."""
     docs = tmp_path / "docs"
     docs.mkdir()
     scan = blank_pages(2)
@@ -144,10 +134,8 @@ def test_two_documents_with_the_same_pdf_one_retrying_while_the_others_file_is_d
     assert [] == left
 
 
-def test_a_schema_retry_of_one_piece_is_priced_at_the_long_prompt_tier(emulator: Emulator, tmp_path: Path) -> None:
-    """Haiku 5.5 prices a request over 100k prompt tokens at 5x. Each piece here is ~78k tokens; one piece is
-    asked twice (malformed output). `_process_chunked` prices `tracker.spent`, the SUM of that piece's attempts
-    (~156k), at the long tier: the row costs ~3x what was billed (realtime.py, `self._cost(t.spent)`)."""
+def test_a_schema_retry_of_one_piece_is_priced_request_by_request(emulator: Emulator, tmp_path: Path) -> None:
+    """A piece asked twice is priced attempt by attempt: two 78k-token requests are not one 156k-token one."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "review.md").write_text(report(1300))
@@ -164,10 +152,10 @@ def test_a_schema_retry_of_one_piece_is_priced_at_the_long_prompt_tier(emulator:
     assert abs(row.cost_usd - expected) < 1e-6, (row.cost_usd, expected)
 
 
-def test_an_attachment_id_that_is_also_a_file_id_is_paid_for_on_every_run(emulator: Emulator, tmp_path: Path) -> None:
-    """attachments = "documents": the part ids `<e-mail id>#<n>-<name>` are made after the sources' duplicate-id
-    check (attachments.part_refs). A file of the folder with that name is a second document under the same id:
-    one row overwrites the other, and each run sends one of them again (the ledger has the other's hash)."""
+def test_an_attachment_id_that_is_also_a_file_id_is_an_error_row_and_nothing_is_paid_again(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """An attachment id another document also has: an error row for the later one, and reruns send nothing."""
     from test_extract import make_pdf
 
     docs = tmp_path / "docs"
@@ -185,3 +173,9 @@ def test_an_attachment_id_that_is_also_a_file_id_is_paid_for_on_every_run(emulat
     for _ in range(2):
         invoke(argv, emulator)
     assert paid == billed(emulator), "a rerun of an unchanged folder pays again"
+    rows = rows_of(tmp_path / "out")
+    attachment = "mail.eml#1-invoice_NWL-INV-2026-0188.pdf"
+    assert "ok" == rows.loc[attachment, "status"]  # the attachment's answer, shadowed by no error row
+    duplicate = rows.loc[f"{attachment} (duplicate id)"]
+    assert ("document_error", attachment) == (duplicate.error_type, duplicate.source)
+    assert "duplicate id" in duplicate.error_message
