@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_extract import make_pdf
+from test_long_documents import blank_pages
 
 from pipeline.chunking import page_ranges, split_text
 from pipeline.documents import MAX_PDF_PAGES, PDF_PAGE_IMAGE_TOKENS, load_document, pdf_payload
@@ -25,15 +26,6 @@ from pipeline.requests import estimate_tokens
 def _job(**job: Any) -> Job:
     table = {"name": "t", "model": "claude-haiku-5-5", "instructions": "Classify."} | job
     return parse_job({"job": table, "fields": [{"name": "label", "type": "string", "description": "A label."}]})
-
-
-def blank_pages(count: int) -> bytes:
-    writer = pypdf.PdfWriter()
-    for _ in range(count):
-        writer.add_blank_page(width=612, height=792)
-    buffer = io.BytesIO()
-    writer.write(buffer)
-    return buffer.getvalue()
 
 
 def words(text: str) -> list[str]:
