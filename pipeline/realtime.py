@@ -52,7 +52,7 @@ from .payloads import BinaryPayload, ChunkedPayload, TextPayload
 from .pieces import PieceAnswer, PieceJournal
 from .plans import Planner, RequestSpec
 from .prepare import Preparer, Work
-from .pricing import TokenUsage, cost_usd, model_prices
+from .pricing import TokenUsage, cost_usd
 from .progress import Progress
 from .records import RecordContext, error_row, ok_row
 from .requests import Answer, estimate_document_tokens, parse_answer, with_file_source
@@ -336,15 +336,15 @@ class RealtimeRun:
         assert isinstance(work.payload, ChunkedPayload)
         hashes = [piece.sha256() for piece in work.payload.pieces]
         answers = dict(self.pieces.answered(key, hashes))
-        earlier = list(answers.values())
         started = self.clock.monotonic()
 
         async def ask_piece(spec: RequestSpec) -> None:
             tracker = _Tracker()
             try:
                 response, answer, _, attempts = await self._ask(spec, tracker)
-            finally:
-                trackers.append(tracker)
+            except BaseException:
+                lost.add(tracker)
+                raise
             values = json.loads(json.dumps(answer.values, default=str))  # dates as ISO text, as the reduce reads them
             piece = PieceAnswer(
                 part=spec.part, pieces=count, piece_sha256=hashes[spec.part - 1], values=values, usage=tracker.spent,
@@ -353,70 +353,74 @@ class RealtimeRun:
             try:
                 self.pieces.record(key, piece)
             except OSError as exc:
+                lost.add(tracker)
                 raise EnvironmentFailure.from_os_error(
                     exc, doing="record a piece's answer in", path=self.pieces.path
                 ) from None
             answers[spec.part] = piece
 
-        trackers: list[_Tracker] = []
+        # What the document's row counts: its answered pieces (kept in the journal, this run's or an
+        # earlier one's) and the combining request. What a failure costs beyond them (`lost`: attempts of
+        # a piece that failed, a combination that failed) goes in an error row; the kept answers do
+        # not, as the row of the answer that uses them counts them.
+        lost = _Tracker()
         outcomes = await asyncio.gather(
             *(ask_piece(spec) for spec in specs if spec.part not in answers), return_exceptions=True
         )
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        total = _Tracker()
-        for tracker in trackers:
-            total.add(tracker)
-        for piece in earlier:
-            total.spent = total.spent + piece.usage
-            total.attempts += piece.attempts
-        costs = [piece.cost_usd for piece in earlier] + [t.cost_usd for t in trackers]
-        cost = sum(c or 0.0 for c in costs)
         if failures:
-            await self._fail_chunked(work, failures, total, self._priced(cost), count)
+            await self._fail_chunked(work, failures, lost, count, kept=len(answers))
             return
         reduce_spec = self.planner.reduce(work.ref.doc_id, [answers[part].values for part in range(1, count + 1)])
         tracker = _Tracker()
         try:
             response, answer, _, _ = await self._ask(reduce_spec, tracker)
         except BaseException as exc:
-            total.add(tracker)
-            await self._fail_chunked(work, [exc], total, self._priced(cost + (tracker.cost_usd or 0.0)), count)
+            lost.add(tracker)
+            await self._fail_chunked(work, [exc], lost, count, kept=len(answers))
             return
-        total.add(tracker)
+        total = tracker
+        for piece in answers.values():
+            total.spent = total.spent + piece.usage
+            total.attempts += piece.attempts
+            total.cost = None if total.cost is None or piece.cost_usd is None else total.cost + piece.cost_usd
         latency_ms = (self.clock.monotonic() - started) * 1000.0
         self.latencies_ms.append(latency_ms)
         row = ok_row(
             self.records, work, answer.values, response.message, created_at=self.clock.wall(),
             usage=total.spent, latency_ms=latency_ms, attempts=total.attempts,
             request_id=response.request_id, streamed=response.streamed, requests=count + 1,
-            cost_usd=self._priced(cost + (tracker.cost_usd or 0.0)),
+            cost_usd=total.cost_usd,
         )
         self.write(row)
         self.pieces.finished(key)
 
-    def _priced(self, cost: float) -> float | None:
-        """A summed cost, or None when the model's prices are unknown (a row says so rather than $0)."""
-        return cost if model_prices(self.job.model, self.job.prices) is not None else None
-
     async def _fail_chunked(
-        self, work: Work, failures: list[BaseException], total: _Tracker, cost: float | None, count: int
+        self, work: Work, failures: list[BaseException], lost: _Tracker, count: int, *, kept: int
     ) -> None:
-        """What ends a chunked document that did not get its answer: a stop, a fatal error, or an error row."""
+        """What ends a chunked document that did not get its answer: a stop, a fatal error, or an error row.
+
+        The row counts only what the failure cost (`lost`); the `kept` answered pieces stay in the
+        journal for the next run, whose row counts them.
+        """
         for failure in failures:  # the run's own stops first: no row, the next run goes on from the journal
             if isinstance(failure, (asyncio.CancelledError, FatalRunError, EnvironmentFailure, _OverBudget)):
                 if isinstance(failure, _OverBudget):
-                    self._write_refused(work, total, requests=count + 1)
+                    self._write_refused(work, lost, requests=count + 1)
                 raise failure
         if any(isinstance(failure, _NotSent) for failure in failures):
             return
         failure = failures[0]
         if not isinstance(failure, (RequestError, ResponseError)):
             raise failure
-        failure.request_id = failure.request_id or total.request_id
-        failure.message = f"{failure.message} (one of its {count} pieces, or their combination)"
+        failure.request_id = failure.request_id or lost.request_id
+        failure.message = (
+            f"{failure.message} (one of its {count} pieces, or their combination; the answers of {kept} piece(s) "
+            "are kept and the next run asks only the rest)"
+        )
         row = error_row(
-            self.records, work, failure, created_at=self.clock.wall(), usage=total.spent,
-            attempts=total.attempts, streamed=total.streamed, requests=count + 1, cost_usd=cost,
+            self.records, work, failure, created_at=self.clock.wall(), usage=lost.spent,
+            attempts=lost.attempts, streamed=lost.streamed, requests=count + 1, cost_usd=lost.cost_usd,
         )
         self.write(row)
 

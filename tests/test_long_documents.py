@@ -386,3 +386,34 @@ def test_a_large_pdf_goes_through_the_files_api_from_its_first_attempt(tmp_path:
     assert ("ok", "pdf", 1) == (row.status, row.input_kind, row.attempts)
     assert "1 PDF(s) uploaded through the Files API" in result.output
     assert not (out / "_files.jsonl").exists()  # uploaded, used, deleted: nothing left to clean
+
+
+def test_every_token_paid_for_a_chunked_document_is_in_exactly_one_row(emulator: Emulator, tmp_path: Path) -> None:
+    """A piece that fails its schema once and a combination that fails for good: the error row counts what
+    was lost, the answered pieces wait in the journal, and the rerun's ok row counts them; every row summed
+    is what the API billed, nothing counted twice."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "review.md").write_text(report(12))
+    job = job_file(tmp_path, too_long="chunk", max_document_tokens=600)
+    job.write_text(job.read_text() + "\n[retry]\ninitial_backoff_s = 0\nmax_backoff_s = 0.1\n")
+    out = tmp_path / "out"
+    argv = ["run", str(job), str(docs), "--out", str(out)]
+    emulator.control.set_faults([
+        {"kind": "malformed_output", "match": 'part=\\"2 of', "times": 1},  # paid for, asked again
+        {"kind": "malformed_output", "match": 'parts=\\"'},  # the combination never parses: an error row
+    ])
+    first = invoke(argv, emulator)
+    assert 1 == first.exit_code, first.output
+    error = rows_of(out).loc["review.md"]
+    assert "error" == error.status and "are kept and the next run asks only the rest" in error.error_message
+    emulator.control.set_faults([])
+    again = invoke(argv, emulator)
+    assert 0 == again.exit_code, again.output
+    every_row = pipeline.load_results(out, latest=False)
+    billed_tokens = emulator.control.stats()["tokens"]
+    counted = every_row[["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"]].sum()
+    assert (billed_tokens["input"], billed_tokens["output"], billed_tokens["cache_read"],
+            billed_tokens["cache_creation"]) == tuple(int(n) for n in counted)
+    ok = rows_of(out).loc["review.md"]
+    assert "ok" == ok.status and ok.request_count >= 4
