@@ -314,15 +314,16 @@ class ApiClient:
 
         return SdkFiles(self._clients[0])
 
-    async def context_window(self, model: str) -> int:
-        """The model's `max_input_tokens`, as `GET /v1/models/{model}` reports it (SDK `types/model_info.py`)."""
+    async def model_limits(self, model: str) -> tuple[int, int | None]:
+        """The model's context window and maximum output, as `GET /v1/models/{model}` reports them
+        (SDK `types/model_info.py`: `max_input_tokens`, `max_tokens`)."""
         try:
             info = await self._clients[0].models.retrieve(model)
         except Exception as exc:
             raise translate_error(exc) from None
         if info.max_input_tokens is None:
             raise PipelineError(f"GET /v1/models/{model} gives no max_input_tokens")
-        return int(info.max_input_tokens)
+        return int(info.max_input_tokens), None if info.max_tokens is None else int(info.max_tokens)
 
     async def count_tokens(self, params: dict[str, Any]) -> int:
         """The input tokens of a Messages request, as `POST /v1/messages/count_tokens` counts them (free)."""

@@ -145,6 +145,7 @@ def emulator(
     type=click.Path(file_okay=False, path_type=Path),
     help="Output directory (a Parquet dataset).",
 )
+@click.option("--model", help="Run this model instead of the job's (an id or an alias; part of the job's fingerprint).")
 @click.option("--concurrency", type=click.IntRange(1, 4096), help="Requests in flight at most [default: 16].")
 @click.option("--limit", type=click.IntRange(min=1), help="Process at most N documents not already done.")
 @click.option("--offline", is_flag=True, help="Run against the built-in API emulator on loopback.")
@@ -191,6 +192,7 @@ def run(
     no_wait: bool,
     max_cost_usd: float | None,
     batch_above: int | None,
+    model: str | None,
 ) -> None:
     """Run JOB over INPUT (a folder, a JSONL, CSV or Parquet manifest, or one document) and write rows to --out.
 
@@ -206,7 +208,9 @@ def run(
     from .transport import transport_for
 
     try:
-        job = load_job(job_file)
+        job = load_job(job_file, model=model)
+        if job.model_note and not dry_run:
+            click.echo(f"docpipe: warning: {job.model_note}", err=True)
         if input_path is None:
             raise ConfigError("missing INPUT: give a folder, a manifest (.jsonl, .csv, .parquet) or one document")
         config = resolve_config(
@@ -275,6 +279,7 @@ def batches(out_dir: Path, cancel: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="The output directory a run would use: its done documents left out, its rows give answer lengths.")
 @click.option("--offline", is_flag=True, help="Count tokens with the built-in API emulator.")
+@click.option("--model", help="Estimate for this model instead of the job's (an id or an alias).")
 @click.option("--concurrency", type=click.IntRange(1, 4096), help="Requests in flight at most [default: 16].")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N documents not already done.")
 @click.option("--include", multiple=True, help="Glob of files to take from a folder (repeatable).")
@@ -290,6 +295,7 @@ def estimate(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     as_json: bool,
+    model: str | None,
 ) -> None:
     """Estimate what running JOB over INPUT costs, realtime and in batches; sends no Messages request.
 
@@ -302,7 +308,7 @@ def estimate(
     from .transport import transport_for
 
     try:
-        job = load_job(job_file)
+        job = load_job(job_file, model=model)
         with tempfile.TemporaryDirectory(prefix="docpipe-estimate-") as nowhere:
             config = resolve_config(
                 job, input_path, out_dir or Path(nowhere) / "out", concurrency=concurrency, limit=limit,

@@ -33,7 +33,7 @@ from typing import Any
 from .columns import RESERVED_COLUMNS
 from .errors import JobError
 from .fields import FIELD_OPTIONS, FIELD_TYPES, LIST_ITEM_TYPES, Field, FieldType, enum_values, types_taking
-from .models import ALIASES, DEFAULT_MODEL, MODELS, ModelSpec, get_model
+from .models import DEFAULT_MODEL, MODELS, ModelSpec, get_model
 
 __all__ = [
     "FIELD_TYPES",
@@ -81,6 +81,8 @@ JOB_KEYS = frozenset(
         "batch_retry",
         "effort",
         "schema_retries",
+        "context_window",  # a model the table does not know: its limits, checked at load
+        "max_output_tokens",
         "attachments",
     }
 )
@@ -139,6 +141,25 @@ class Job:
             "required": [field.name for field in self.fields],
             "additionalProperties": False,
         }
+
+    @property
+    def model_note(self) -> str | None:
+        """A warning line for a model docpipe's table does not know: what is not checked, and its price."""
+        if get_model(self.model) is not None:
+            return None
+        from .pricing import model_prices
+
+        priced = model_prices(self.model, self.prices) is not None
+        return (
+            f"model {self.model!r} is not in docpipe's model table: its limits are the API's (and the job's "
+            "context_window / max_output_tokens, if set)"
+            + (
+                ""
+                if priced
+                else "; it has no prices ([prices] in the job, or DOCPIPE_PRICES), so cost_usd is null and "
+                "--max-cost cannot cap it"
+            )
+        )
 
     @property
     def fingerprint(self) -> str:
@@ -280,14 +301,18 @@ def _parse_field(raw: Any, index: int, path: Path | None) -> Field:
     return Field(name, kind.name, description.strip(), values, max_words, max_items, required)
 
 
-def _model(table: dict[str, Any], path: Path | None) -> tuple[str, ModelSpec, int]:
-    """The job's model, its spec, and the job's max_tokens, checked against the model's maximum output."""
+def _model(table: dict[str, Any], path: Path | None) -> tuple[str, ModelSpec | None, int, int | None]:
+    """The job's model, its spec (None for a model the table does not know), max_tokens, and its context window.
+
+    The model table is knowledge, not a gate: a model it does not know (released after this docpipe)
+    runs, its limits from the job (`context_window`, `max_output_tokens`) where it gives them, else
+    from the API (`GET /v1/models`, asked at run time) and its refusals.
+    """
     model = _expect(table, "model", str, "job.", path, "a model id") if "model" in table else DEFAULT_MODEL
+    if not model.strip():
+        raise JobError("expected a model id, got an empty string", path=path, key="job.model")
     spec = get_model(model)
-    if spec is None:
-        known = ", ".join(sorted([*MODELS, *ALIASES]))
-        raise JobError(f"unknown model {model!r}; known models: {known}", path=path, key="job.model")
-    if spec.lifecycle == "retired":
+    if spec is not None and spec.lifecycle == "retired":
         served = ", ".join(sorted(m.id for m in MODELS.values() if m.lifecycle != "retired" and m.line == spec.line))
         raise JobError(
             f"model {model!r} is retired{f' since {spec.retires_at}' if spec.retires_at else ''} and answers every "
@@ -295,14 +320,16 @@ def _model(table: dict[str, Any], path: Path | None) -> tuple[str, ModelSpec, in
             path=path,
             key="job.model",
         )
+    max_output = spec.max_output_tokens if spec is not None else _positive_int(table, "max_output_tokens", "job.", path)
+    context = spec.max_input_tokens if spec is not None else _positive_int(table, "context_window", "job.", path)
     max_tokens = _positive_int(table, "max_tokens", "job.", path) or DEFAULT_MAX_TOKENS
-    if max_tokens > spec.max_output_tokens:
+    if max_output is not None and max_tokens > max_output:
         raise JobError(
-            f"{max_tokens} exceeds {model}'s maximum output of {spec.max_output_tokens} tokens",
+            f"{max_tokens} exceeds {model}'s maximum output of {max_output} tokens",
             path=path,
             key="job.max_tokens",
         )
-    return model, spec, max_tokens
+    return model, spec, max_tokens, context
 
 
 def _instructions(table: dict[str, Any], path: Path | None) -> str:
@@ -389,33 +416,43 @@ def _retry_settings(data: dict[str, Any], path: Path | None) -> RetrySettings:
     )
 
 
-def _max_document_tokens(table: dict[str, Any], model: str, spec: ModelSpec, max_tokens: int, path: Path | None) -> int:
+def _max_document_tokens(
+    table: dict[str, Any], model: str, context: int | None, max_tokens: int, path: Path | None
+) -> int:
     max_document_tokens = _positive_int(table, "max_document_tokens", "job.", path) or DEFAULT_MAX_DOCUMENT_TOKENS
-    if max_document_tokens + max_tokens > spec.max_input_tokens:
+    if context is not None and max_document_tokens + max_tokens > context:
         raise JobError(
             f"{max_document_tokens:,} document tokens plus max_tokens {max_tokens:,} exceed {model}'s context of "
-            f"{spec.max_input_tokens:,} tokens: every long document would be refused by the API; lower it",
+            f"{context:,} tokens: every long document would be refused by the API; lower it",
             path=path,
             key="job.max_document_tokens",
         )
     return max_document_tokens
 
 
-def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: str = "job") -> Job:
-    """Validate a parsed job document; every problem names the file and the key."""
+def parse_job(
+    data: dict[str, Any], *, path: Path | None = None, default_name: str = "job", model: str | None = None
+) -> Job:
+    """Validate a parsed job document; every problem names the file and the key.
+
+    `model` (the command line's `--model`) replaces the job's model before anything is checked, so
+    every check that depends on the model is made for the one that will run.
+    """
     _check_keys(data, frozenset({"job", "fields", "retry", "limits", "prices"}), "", path)
     table = data.get("job")
     if not isinstance(table, dict):
         raise JobError("missing [job] table", path=path, key="job")
+    if model is not None:
+        table = table | {"model": model}
     _check_keys(table, JOB_KEYS, "job.", path)
     name = _expect(table, "name", str, "job.", path, "a string") if "name" in table else default_name
-    model, spec, max_tokens = _model(table, path)
+    model, spec, max_tokens, context = _model(table, path)
     instructions = _instructions(table, path)
     fields = _fields(data, path)
     timeout_s = _timeout_s(table, path)
     schema_retries = _schema_retries(table, path)
     effort = _choice(table, "effort", EFFORTS, "", "job.", path) or None
-    if effort is not None and effort not in spec.efforts:
+    if effort is not None and spec is not None and effort not in spec.efforts:
         supported = ", ".join(spec.efforts) if spec.efforts else "none: leave effort out"
         raise JobError(
             f"{model} does not take effort {effort!r} (every request would be refused); it takes {supported}",
@@ -423,7 +460,7 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
             key="job.effort",
         )
     retry = _retry_settings(data, path)
-    max_document_tokens = _max_document_tokens(table, model, spec, max_tokens, path)
+    max_document_tokens = _max_document_tokens(table, model, context, max_tokens, path)
     limits_table = _subtable(data, "limits", LIMIT_KEYS, path)
     return Job(
         name=name,
@@ -456,8 +493,8 @@ def parse_job(data: dict[str, Any], *, path: Path | None = None, default_name: s
     )
 
 
-def load_job(path: Path) -> Job:
-    """Read and validate a job file."""
+def load_job(path: Path, *, model: str | None = None) -> Job:
+    """Read and validate a job file; `model` overrides the job's (`--model`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -468,4 +505,4 @@ def load_job(path: Path) -> Job:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise JobError(f"not valid TOML: {exc}", path=path) from None
-    return parse_job(data, path=path, default_name=path.stem)
+    return parse_job(data, path=path, default_name=path.stem, model=model)

@@ -58,8 +58,8 @@ class _EmulatedApi:
     async def count_tokens(self, params: dict[str, Any]) -> int:
         return int(await self._transport.count_tokens(params))  # type: ignore[attr-defined]
 
-    async def context_window(self, model: str) -> int:
-        return int(await self._transport.context_window(model))  # type: ignore[attr-defined]
+    async def model_limits(self, model: str) -> tuple[int, int | None]:
+        return await self._transport.model_limits(model)  # type: ignore[attr-defined, no-any-return]
 
     async def aclose(self) -> None:
         try:

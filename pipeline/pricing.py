@@ -2,7 +2,12 @@
 
 Prices come from `models.py`; `DOCPIPE_PRICES` may name a JSON file that overrides any of them, and a
 job's `[prices]` table overrides both for that job,
-e.g. `{"claude-haiku-5-5": {"input_usd": 0.12}}`, so a price change needs no release. The file is
+e.g. `{"claude-haiku-5-5": {"input_usd": 0.12}}`, so a price change needs no release. A model the
+table does not know (released after this docpipe) is priced from those two alone, given at least
+its input and output prices; its cache prices default to the API's multipliers of the input price
+(writes 1.25x for 5 minutes and 2x for 1 hour, reads 0.1x:
+https://platform.claude.com/docs/en/build-with-claude/prompt-caching) and its batch discount to 50%.
+Without them it has no price: `cost_usd` is None, never a guess. The file is
 read again whenever the variable names another file or the file changes (its modification time,
 size or inode), so a price edited in a notebook applies to the next cost computed, without a restart.
 """
@@ -20,10 +25,37 @@ from pathlib import Path
 from .errors import ConfigError
 from .models import ModelSpec, get_model
 
-__all__ = ["TokenUsage", "cost_usd", "model_prices"]
+__all__ = ["PriceSheet", "TokenUsage", "cost_usd", "model_prices"]
 
 PRICES_ENV = "DOCPIPE_PRICES"
 PRICE_FIELDS = ("input_usd", "output_usd", "cache_write_5m_usd", "cache_write_1h_usd", "cache_read_usd")
+
+
+# Cache prices as multiples of the input price, for a model only a prices file or a job prices (docs above).
+CACHE_MULTIPLIERS = {"cache_write_5m_usd": 1.25, "cache_write_1h_usd": 2.0, "cache_read_usd": 0.1}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriceSheet:
+    """What one request of a model costs, per million tokens, and the tiers and discounts that apply."""
+
+    input_usd: float
+    output_usd: float
+    cache_read_usd: float
+    cache_write_5m_usd: float
+    cache_write_1h_usd: float
+    long_prompt_threshold_tokens: int | None = None  # a prompt over this is billed at the multiplier
+    long_prompt_multiplier: float = 1.0
+    batch_discount: float = 0.5
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> PriceSheet:
+        return cls(
+            input_usd=spec.input_usd, output_usd=spec.output_usd, cache_read_usd=spec.cache_read_usd,
+            cache_write_5m_usd=spec.cache_write_5m_usd, cache_write_1h_usd=spec.cache_write_1h_usd,
+            long_prompt_threshold_tokens=spec.long_prompt_threshold_tokens,
+            long_prompt_multiplier=spec.long_prompt_multiplier, batch_discount=spec.batch_discount,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +147,23 @@ def _read_overrides(path: str) -> dict[str, dict[str, float]]:
     return result
 
 
-def model_prices(model: str, job_prices: Iterable[tuple[str, float]] = ()) -> ModelSpec | None:
-    """The model's spec (`model` an id or an alias) with any `DOCPIPE_PRICES` overrides applied, then the job's.
+def model_prices(model: str, job_prices: Iterable[tuple[str, float]] = ()) -> PriceSheet | None:
+    """The model's prices (`model` an id or an alias) with any `DOCPIPE_PRICES` overrides applied, then the job's.
 
-    An override may name the model by the id the job uses or by the model's own id."""
+    An override may name the model by the id the job uses or by the model's own id. A model the
+    table does not know has prices only if the overrides give at least its input and output prices.
+    """
     spec = get_model(model)
-    if spec is None:
-        return None
     path = os.environ.get(PRICES_ENV)
-    if path:
-        overrides = _overrides(path)
-        override = overrides.get(model) or overrides.get(spec.id)
-        spec = dataclasses.replace(spec, **override) if override else spec  # type: ignore[arg-type]
-    job_override = dict(job_prices)
-    return dataclasses.replace(spec, **job_override) if job_override else spec  # type: ignore[arg-type]
+    overrides = _overrides(path) if path else {}
+    given = dict(overrides.get(model) or (overrides.get(spec.id) if spec is not None else None) or {})
+    given.update(dict(job_prices))
+    if spec is not None:
+        return dataclasses.replace(PriceSheet.of(spec), **given) if given else PriceSheet.of(spec)  # type: ignore[arg-type]
+    if "input_usd" not in given or "output_usd" not in given:
+        return None
+    cache = {name: given["input_usd"] * multiple for name, multiple in CACHE_MULTIPLIERS.items()}
+    return PriceSheet(**(cache | given))  # type: ignore[arg-type]  # price fields only (PRICE_FIELDS)
 
 
 def cost_usd(

@@ -47,7 +47,7 @@ from .errors import (
 from .fitting import fit, sendable_whole
 from .handoff import DONE, Handoff
 from .limits import Permit, RateLimiter
-from .models import MODELS
+from .models import MODELS, get_model
 from .payloads import BinaryPayload, ChunkedPayload, TextPayload
 from .pieces import PieceAnswer, PieceJournal
 from .plans import Planner, RequestSpec
@@ -151,6 +151,7 @@ class RealtimeRun:
         self._counting: bool | None = None  # False once count_tokens failed: the local estimate decides
         self._prefix_count: int | None = None  # count_tokens of a request around an empty document
         self._budget: asyncio.Future[int] | None = None  # a document's tokens at most (`_document_budget`)
+        self._unknown_model = get_model(config.job.model) is None  # its limits are the API's: asked at once
         self.latencies_ms: list[float] = []
         self.stop_taking = threading.Event()
         self.fatal: FatalRunError | EnvironmentFailure | None = None
@@ -175,7 +176,8 @@ class RealtimeRun:
         if work.error is not None:
             self.write(error_row(self.records, work, work.error, created_at=self.clock.wall()))
             return
-        budget = await self._document_budget() if self._may_not_fit(work) else self.job.max_document_tokens
+        asks = self._unknown_model or self._may_not_fit(work)
+        budget = await self._document_budget() if asks else self.job.max_document_tokens
         if budget < self.job.max_document_tokens:
             work = self._refit(work, budget)
             if work.error is not None:
@@ -247,22 +249,32 @@ class RealtimeRun:
         """The tokens a request's document may take: the job's budget, or less if the model's context says so.
 
         The model's context window comes from `GET /v1/models/{model}` where the API answers it (asked
-        once a run, by the first document whose request could be over any model's window: others never
-        wait for it), else the model table, which the job was checked against when it was loaded; the
-        request's answer (max_tokens) and shared prefix take the rest.
+        once a run, by the first document whose request could be over any model's window, or by the
+        first document of a model the table does not know: others never wait for it), else the model
+        table (or the job's `context_window`), which the job was checked against when it was loaded;
+        the request's answer (max_tokens) and shared prefix take the rest. A model that cannot give
+        max_tokens of output stops the run before anything is sent.
         """
         if self._budget is None:
             self._budget = asyncio.ensure_future(self._ask_budget())
         return await asyncio.shield(self._budget)
 
     async def _ask_budget(self) -> int:
-        reader: Callable[[str], Awaitable[int]] | None = getattr(self.transport, "context_window", None)
+        Limits = tuple[int, int | None]
+        reader: Callable[[str], Awaitable[Limits]] | None = getattr(self.transport, "model_limits", None)
         if reader is None:
             return self.job.max_document_tokens
         try:
-            window = await reader(self.job.model)
+            window, max_output = await reader(self.job.model)
+        except FatalRunError:
+            raise  # a model the API does not serve (404), a bad key: nothing would be answered
         except PipelineError:
             return self.job.max_document_tokens
+        if max_output is not None and self.job.max_tokens > max_output:
+            raise FatalRunError(
+                f"the job's max_tokens {self.job.max_tokens:,} exceeds {self.job.model}'s maximum output of "
+                f"{max_output:,} tokens (GET /v1/models): every request would be refused; lower max_tokens"
+            )
         room = window - self.job.max_tokens - self.planner.prefix_estimate
         if room < self.job.max_document_tokens:
             self.summary.budget_note = (

@@ -72,6 +72,8 @@ def run(
         mode=config.mode,
         max_cost_usd=config.max_cost_usd,
         started_at=clock.wall().isoformat(timespec="seconds"),
+        model=config.job.model,
+        model_note=config.job.model_note,
     )
     reserve_descriptors(descriptors_needed(config.concurrency + POOL_MARGIN, offline=config.offline))
     try:

@@ -66,6 +66,8 @@ class RunSummary:
     batches_pending: int = 0  # batches still in progress at the API when the run ended
     batches_pending_from_earlier: int = 0  # of those, created by an earlier run
     cache_note: str | None = None  # the shared prefix is too short to be cached
+    model: str | None = None  # the model the run asked (the job's, or --model)
+    model_note: str | None = None  # a model docpipe's table does not know: what that means for the run
     budget_note: str | None = None  # the model's context window is smaller than the job's budget assumed
     max_cost_usd: float | None = None  # --max-cost
     stop_note: str | None = None  # why a run stopped that is not an error (the budget), and what to do
@@ -140,6 +142,8 @@ class RunSummary:
             self.fit_by_count
         ):
             lines.append(f"  {_inputs_line(self)}")
+        if self.model_note:
+            lines.append(f"  {self.model_note}")
         if self.cache_note:
             lines.append(f"  {self.cache_note}")
         if self.budget_note:

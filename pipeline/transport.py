@@ -286,14 +286,16 @@ class OnFirstUse:
             params, stream=stream, timeout_s=timeout_s, document_id=document_id, on_started=on_started
         )
 
-    async def context_window(self, model: str) -> int:
-        """The model's context window as the API reports it; `PipelineError` when the transport cannot say."""
-        reader = getattr(self._transport(), "context_window", None)
+    async def model_limits(self, model: str) -> tuple[int, int | None]:
+        """The model's context window and maximum output, as the API reports them; `PipelineError` when the
+        transport cannot say."""
+        reader = getattr(self._transport(), "model_limits", None)
         if reader is None:
             from .errors import PipelineError
 
             raise PipelineError(f"the transport to {self.base_url} cannot describe models")
-        return int(await reader(model))
+        window, max_output = await reader(model)
+        return int(window), max_output
 
     async def count_tokens(self, params: dict[str, Any]) -> int:
         """The request's input tokens as the API counts them; `PipelineError` when the transport cannot count."""

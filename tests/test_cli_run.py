@@ -252,7 +252,7 @@ def test_no_api_key_without_offline_is_a_usage_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda t: t.replace('model = "claude-haiku-5-5"', 'model = "claude-nonesuch"'), "[job.model]"),
+        (lambda t: t.replace('model = "claude-haiku-5-5"', 'model = ""'), "[job.model]"),
         (lambda t: t.replace("max_tokens = 1024", 'max_tokens = "lots"'), "[job.max_tokens]"),
         (lambda t: t.replace('type = "enum"', 'type = "colour"'), "[fields[0].type]"),
         (lambda t: t.replace("[job]", "[jobb]"), "[jobb]"),

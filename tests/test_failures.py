@@ -179,9 +179,9 @@ def test_fatal_error_stops_the_run_within_seconds_with_exit_3(
     waiting for them, write no error row (the untouched documents are simply not done) and record
     the fatal error in its summary; a rerun without the fault finishes exactly the rest.
 
-    A model docpipe does not know never reaches the API: the job loader refuses it (exit 2, see
-    `test_job_with_an_unknown_model_is_refused_before_any_request`). A model docpipe knows but the API
-    does not serve (retired since the job was written, or not enabled for the key) is the 404 case
+    A model neither docpipe nor the API knows stops the run at GET /v1/models, before any message (see
+    `test_a_model_neither_docpipe_nor_the_api_knows_stops_the_run_before_any_message`). A model docpipe
+    knows but the API does not serve (retired since the job was written, or not enabled for the key) is the 404 case
     here. The emulator serves the models of docpipe's own table and answers `404 not_found_error`
     "model: <id>" for a retired one, so for the first run the test has the emulator's lookup see the
     job's model as retired (docpipe's own table is left alone: it refuses a job on a retired model).
@@ -244,20 +244,21 @@ def test_fatal_error_stops_the_run_within_seconds_with_exit_3(
     assert {"ok"} == set(everything.status)
 
 
-def test_job_with_an_unknown_model_is_refused_before_any_request(tmp_path: Path) -> None:
-    """A model docpipe does not know: exit 2 naming the file, the key and the known models; nothing is sent."""
+def test_a_model_neither_docpipe_nor_the_api_knows_stops_the_run_before_any_message(tmp_path: Path) -> None:
+    """A model docpipe's table does not know runs if the API serves it; one the API does not serve either stops
+    the run (exit 3) at the first document's GET /v1/models, naming the model, before any Messages request."""
     job = tmp_path / "job.toml"
     job.write_text(TRIAGE.read_text().replace('model = "claude-haiku-5-5"', 'model = "claude-haiku-9-9"'))
     manifest = _manifest(tmp_path / "docs.jsonl", [_text(i) for i in range(20)])
     out = tmp_path / "out"
     with Emulator(EmulatorConfig(seed=SEED)) as emulator:
         result = invoke(["run", str(job), str(manifest), "--out", str(out)], emulator)
-        requests = emulator.control.stats()["requests"]["total"]
-    assert 2 == result.exit_code, result.output
-    assert str(job) in result.stderr and "[job.model]" in result.stderr
-    assert "claude-haiku-9-9" in result.stderr and "claude-haiku-5-5" in result.stderr  # what to use instead
-    assert 0 == requests
-    assert not out.exists()
+        by_endpoint = emulator.control.stats()["requests"]["by_endpoint"]
+    assert 3 == result.exit_code, result.output
+    assert "docpipe: warning: model 'claude-haiku-9-9' is not in docpipe's model table" in result.stderr
+    assert "not found (404)" in result.stderr and "claude-haiku-9-9" in result.stderr
+    assert (0, 1) == (by_endpoint.get("messages", 0), by_endpoint.get("models", 0))
+    assert [] == list(out.glob("part-*.parquet"))
 
 
 # -- 3. a second Ctrl-C exits at once, and nothing is corrupt -------------------------------------

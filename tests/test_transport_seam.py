@@ -229,8 +229,8 @@ class SmallWindowTransport(ScriptedTransport):
 
     window = 0
 
-    async def context_window(self, model: str) -> int:
-        return self.window
+    async def model_limits(self, model: str) -> tuple[int, int | None]:
+        return self.window, None
 
 
 def test_a_context_window_smaller_than_the_job_assumed_cuts_documents_to_it(tmp_path: Path) -> None:

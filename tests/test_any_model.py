@@ -1,0 +1,103 @@
+"""Any model the API serves: the model table is knowledge, not a gate; `--model` overrides the job's."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SEED
+from test_cli_run import SAMPLE, TRIAGE, invoke
+
+import pipeline
+from pipeline.emulator import Emulator, EmulatorConfig
+from pipeline.emulator import model_catalog as emulator_catalog
+from pipeline.emulator import state as emulator_state
+from pipeline.emulator import validation as emulator_validation
+from pipeline.errors import JobError
+from pipeline.jobs import load_job, parse_job
+from pipeline.models import ModelSpec, get_model
+from pipeline.pricing import PriceSheet, model_prices
+
+NEW_MODEL = "claude-sonnet-6-0-20261125"  # released after this docpipe: the API serves it, the table does not know it
+
+
+def _job(**job: Any) -> dict[str, Any]:
+    table = {"name": "t", "model": NEW_MODEL, "instructions": "Classify."} | job
+    return {"job": table, "fields": [{"name": "label", "type": "string", "description": "A label."}]}
+
+
+def test_a_model_the_table_does_not_know_is_accepted_with_its_limits_from_the_job() -> None:
+    """An unknown model loads; the job's context_window and max_output_tokens are checked when given."""
+    job = parse_job(_job())
+    assert NEW_MODEL == job.model and job.model_note is not None and "cost_usd is null" in job.model_note
+    with pytest.raises(JobError, match="exceeds claude-sonnet-6-0-20261125's maximum output of 2000 tokens"):
+        parse_job(_job(max_tokens=4000, max_output_tokens=2000))
+    with pytest.raises(JobError, match="context of 50,000 tokens"):
+        parse_job(_job(max_document_tokens=60_000, context_window=50_000))
+
+
+def test_a_retired_model_is_still_refused_and_a_known_one_still_checked() -> None:
+    """What the table knows it still says: a known model's limits are checked at load."""
+    with pytest.raises(JobError, match="maximum output"):
+        parse_job(_job(model="claude-haiku-5-5", max_tokens=10_000_000))
+
+
+def test_an_unknown_model_is_priced_from_the_job_with_the_api_cache_multipliers() -> None:
+    """[prices] with input and output prices is enough: cache prices follow the API's multipliers; else no price."""
+    assert model_prices(NEW_MODEL) is None
+    sheet = model_prices(NEW_MODEL, (("input_usd", 4.0), ("output_usd", 20.0)))
+    assert PriceSheet(
+        input_usd=4.0, output_usd=20.0, cache_write_5m_usd=5.0, cache_write_1h_usd=8.0, cache_read_usd=0.4
+    ) == sheet
+    assert model_prices(NEW_MODEL, (("input_usd", 4.0),)) is None  # half a price is no price
+
+
+@pytest.fixture
+def served_new_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulator, as the API, serves a model docpipe's table does not know (a copy of Sonnet 5.5's row)."""
+    base = get_model("claude-sonnet-5-5")
+    assert base is not None
+    new = dataclasses.replace(base, id=NEW_MODEL, display_name="Claude Sonnet 6", aliases=())
+
+    def served(model: str) -> ModelSpec | None:
+        return new if model == NEW_MODEL else get_model(model)
+
+    for module in (emulator_validation, emulator_catalog, emulator_state):
+        monkeypatch.setattr(module, "get_model", served)
+
+
+def test_a_run_on_a_new_model_writes_rows_with_null_cost_and_says_why(served_new_model: None, tmp_path: Path) -> None:
+    """--model with an id the table does not know: all ok, cost_usd null, one warning, and the summary says it."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+        result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", str(out), "--model", NEW_MODEL], emulator)
+    assert 0 == result.exit_code, result.output
+    rows = pipeline.load_results(out)
+    assert {"ok"} == set(rows.status) and {NEW_MODEL} == set(rows.model)
+    assert rows.cost_usd.isna().all()
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("docpipe: warning: model")]
+    assert 1 == len(warnings) and "not in docpipe's model table" in warnings[0]
+    summary = json.loads(next((out / "_runs").glob("*.json")).read_text())
+    assert (NEW_MODEL, True) == (summary["model"], "cost_usd is null" in summary["model_note"])
+
+
+def test_model_flag_is_part_of_the_fingerprint_and_a_priced_new_model_has_costs(
+    served_new_model: None, tmp_path: Path
+) -> None:
+    """--model changes the fingerprint (a rerun with another model asks again); [prices] prices a new model."""
+    job = tmp_path / "priced.toml"
+    job.write_text(TRIAGE.read_text() + "\n[prices]\ninput_usd = 4.0\noutput_usd = 20.0\n")
+    out = tmp_path / "out"
+    docs = SAMPLE / "invoices"
+    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+        first = invoke(["run", str(job), str(docs), "--out", str(out)], emulator)
+        assert 0 == first.exit_code, first.output
+        other = invoke(["run", str(job), str(docs), "--out", str(tmp_path / "other"), "--model", NEW_MODEL], emulator)
+        assert 0 == other.exit_code, other.output
+    assert load_job(job).fingerprint != load_job(job, model=NEW_MODEL).fingerprint
+    rows = pipeline.load_results(tmp_path / "other")
+    assert {NEW_MODEL} == set(rows.model) and (rows.cost_usd > 0).all()
+    assert "no prices" not in other.output  # priced by the job: only the limits are the API's
