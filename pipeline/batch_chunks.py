@@ -66,7 +66,8 @@ def gather(
         if work.error is not None or work.payload is None:
             chunk.failed.append(work)
             continue
-        specs = planner.plan(work.ref.doc_id, work.payload)
+        details = planner.details_for(work.ref.doc_id, work.ref.source, work.ref.metadata, work.size, work.mtime_ns)
+        specs = planner.plan(work.ref.doc_id, work.payload, details=details)
         if len(specs) > 1:  # its reduce needs its pieces' answers: one batch cannot hold both
             chunk.chunked.append(work)
             continue

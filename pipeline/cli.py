@@ -75,7 +75,18 @@ def _ignore_late_signals() -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="docpipe")
 def main() -> None:
-    """Batch document processing on Claude's Messages API."""
+    """Batch document processing on Claude's Messages API.
+
+    \b
+    Start with `docpipe init` (a commented job file); the job format is in the
+    README's "Jobs" section. Environment:
+      ANTHROPIC_API_KEY      the API key (or --offline: the built-in emulator)
+      ANTHROPIC_BASE_URL     another endpoint (a proxy, or an emulator)
+      DOCPIPE_CONCURRENCY, DOCPIPE_RPM, DOCPIPE_ITPM, DOCPIPE_OTPM   defaults for the run flags
+      DOCPIPE_PROGRESS       auto, bar, log or off
+      DOCPIPE_PRICES         a JSON file of prices per model (USD per million tokens)
+      DOCPIPE_GRACE_S, DOCPIPE_UNREACHABLE_S, DOCPIPE_LOG_EVERY_S, DOCPIPE_BATCH_POLL_S
+    """
 
 
 @main.command()
@@ -135,7 +146,7 @@ def emulator(
         _fail(exc)
 
 
-@main.command()
+@main.command(short_help="Run a job over a folder, a manifest or one document.")
 @click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
 @click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
 @click.option(
@@ -252,7 +263,7 @@ def run(
     sys.exit(summary.exit_code)
 
 
-@main.command()
+@main.command(short_help="The Message Batches of an output directory; --cancel them.")
 @click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--cancel", is_flag=True, help="Cancel every batch not yet collected (answers already made are kept).")
 def batches(out_dir: Path, cancel: bool) -> None:
@@ -273,7 +284,7 @@ def batches(out_dir: Path, cancel: bool) -> None:
         _fail(exc)
 
 
-@main.command()
+@main.command(short_help="What a run would cost, realtime and in batches; sends no message.")
 @click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -320,3 +331,42 @@ def estimate(
         _fail(exc)
         return
     click.echo(to_json(data) if as_json else describe(data))
+
+
+@main.command(short_help="Write a commented job file to start from.")
+@click.argument("name", default="job")
+@click.option("--to", "to_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write it [default: NAME.toml in the current folder].")
+def init(name: str, to_path: Path | None) -> None:
+    """Write a commented job file to start from: every key, its default, what it does."""
+    from .starter import starter_job
+
+    path = to_path or Path(f"{name}.toml")
+    try:
+        text = starter_job(name, str(path))
+        if path.exists():
+            raise ConfigError(f"{path} exists: give another NAME or --to, docpipe does not overwrite a job file")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except PipelineError as exc:
+        _fail(exc)
+        return
+    click.echo(f"docpipe: wrote {path}; check it: docpipe check {path}; run it: docpipe run {path} INPUT --out DIR")
+
+
+@main.command(short_help="Check a job (and its input) without sending anything.")
+@click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.option("--model", help="Check for this model instead of the job's.")
+def check(job_file: Path, input_path: Path | None, model: str | None) -> None:
+    """Check JOB (and INPUT, if given: every row read as a run reads it) without sending anything."""
+    from .starter import check_job
+
+    try:
+        lines = check_job(load_job(job_file, model=model), input_path)
+    except PipelineError as exc:
+        _fail(exc)
+        return
+    click.echo("\n".join(lines))

@@ -156,6 +156,7 @@ def resolve_config(
         raise ConfigError("--no-wait applies to --mode batch (or auto) only: a realtime run waits for its answers")
     if batch_above is not None and mode != "auto":
         raise ConfigError("--batch-above applies to --mode auto only")
+    _check_details(job, input_path)
     api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
     if not offline and not dry_run and not api_key:
         raise ConfigError(
@@ -187,3 +188,16 @@ def resolve_config(
         batch_above=_first(batch_above, job.batch_above) or DEFAULT_BATCH_ABOVE,
         batch_poll_s=_first_float(_env_float(env, "DOCPIPE_BATCH_POLL_S", allow_zero=False), DEFAULT_BATCH_POLL_S),
     )
+
+
+def _check_details(job: Job, input_path: Path) -> None:
+    """Refuse a document detail the job's instructions name that the input cannot give (`details.py`)."""
+    from .details import check, placeholders
+
+    if not placeholders(job.instructions):
+        return
+    from .sources import manifest_metadata_columns
+
+    columns = manifest_metadata_columns(input_path)
+    kind = "the folder" if input_path.is_dir() else f"the manifest {input_path.name}"
+    check(job.instructions, columns, input_name=kind)

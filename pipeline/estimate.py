@@ -155,7 +155,9 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
         local += sum(estimates)
         (in_pieces if len(estimates) > 1 else locals_).extend(estimates)
         if len(sample) < SAMPLE_REQUESTS:
-            for spec in planner.plan(work.ref.doc_id, work.payload)[: SAMPLE_REQUESTS - len(sample)]:
+            ref = work.ref
+            details = planner.details_for(ref.doc_id, ref.source, ref.metadata, work.size, work.mtime_ns)
+            for spec in planner.plan(ref.doc_id, work.payload, details=details)[: SAMPLE_REQUESTS - len(sample)]:
                 sample.append(spec.params)
                 sample_local += spec.estimated_input_tokens
     ratio, counted_by = 1.0, "docpipe's local estimate (no API reachable: set ANTHROPIC_API_KEY or use --offline)"

@@ -21,6 +21,7 @@ re-processes every document, a rerun of the same job never does.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
@@ -132,6 +133,7 @@ class Job:
     rpm: int | None = None
     itpm: int | None = None
     otpm: int | None = None
+    examples: tuple[tuple[str, str], ...] = ()  # [[examples]]: (input text, the expected answer as JSON)
 
     def output_schema(self) -> dict[str, Any]:
         """The structured-output JSON schema of one answer."""
@@ -181,6 +183,8 @@ class Job:
             material["pdf"] = self.pdf
         if self.attachments != "sections":  # an e-mail's text changes
             material["attachments"] = self.attachments
+        if self.examples:
+            material["examples"] = [list(example) for example in self.examples]
         canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
@@ -364,6 +368,50 @@ def _fields(data: dict[str, Any], path: Path | None) -> tuple[Field, ...]:
     return fields
 
 
+EXAMPLE_KEYS = frozenset({"input", "output"})
+MAX_EXAMPLES = 20
+
+
+def _examples(data: dict[str, Any], fields: tuple[Field, ...], path: Path | None) -> tuple[tuple[str, str], ...]:
+    """`[[examples]]`: a short input and the answer expected of it, checked against the fields as an answer is.
+
+    They go in the cached prefix (`requests.system_prompt`), so they are paid for once per cache entry.
+    """
+    raw = data.get("examples", [])
+    if not isinstance(raw, list) or len(raw) > MAX_EXAMPLES:
+        raise JobError(f"expected at most {MAX_EXAMPLES} [[examples]] entries", path=path, key="examples")
+    examples = []
+    by_name = {field.name: field for field in fields}
+    for index, example in enumerate(raw):
+        where = f"examples[{index}]."
+        if not isinstance(example, dict):
+            raise JobError("expected a table with input and output", path=path, key=f"examples[{index}]")
+        _check_keys(example, EXAMPLE_KEYS, where, path)
+        text = _expect(example, "input", str, where, path, "the example document's text")
+        if not text.strip():
+            raise JobError("expected the example document's text, got an empty string", path=path, key=where + "input")
+        output = example.get("output")
+        if not isinstance(output, dict):
+            raise JobError("expected a table of the job's fields and their values", path=path, key=where + "output")
+        for name in output:
+            if name not in by_name:
+                raise JobError(f"{name!r} is not one of the job's fields", path=path, key=f"{where}output.{name}")
+        answer: dict[str, Any] = {}
+        for field in fields:
+            if field.name not in output and field.required:
+                raise JobError("missing: the field is required", path=path, key=f"{where}output.{field.name}")
+            value = output.get(field.name)
+            if isinstance(value, datetime.date | datetime.time):  # a TOML date: the answer gives it as text
+                value = value.isoformat()
+            try:
+                field.convert(value)
+            except ValueError as exc:
+                raise JobError(str(exc), path=path, key=f"{where}output.{field.name}") from None
+            answer[field.name] = value
+        examples.append((text, json.dumps(answer, ensure_ascii=False)))
+    return tuple(examples)
+
+
 def _timeout_s(table: dict[str, Any], path: Path | None) -> float:
     timeout_s = (
         float(_expect(table, "timeout_s", (int, float), "job.", path, "a number of seconds"))
@@ -438,7 +486,7 @@ def parse_job(
     `model` (the command line's `--model`) replaces the job's model before anything is checked, so
     every check that depends on the model is made for the one that will run.
     """
-    _check_keys(data, frozenset({"job", "fields", "retry", "limits", "prices"}), "", path)
+    _check_keys(data, frozenset({"job", "fields", "retry", "limits", "prices", "examples"}), "", path)
     table = data.get("job")
     if not isinstance(table, dict):
         raise JobError("missing [job] table", path=path, key="job")
@@ -487,6 +535,7 @@ def parse_job(
         attachments=_choice(table, "attachments", ATTACHMENT_MODES, "sections", "job.", path),
         retry=retry,
         prices=_prices(data, path),
+        examples=_examples(data, fields, path),
         rpm=_positive_int(limits_table, "rpm", "limits.", path),
         itpm=_positive_int(limits_table, "itpm", "limits.", path),
         otpm=_positive_int(limits_table, "otpm", "limits.", path),

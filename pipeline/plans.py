@@ -9,14 +9,17 @@ fields. The executors send whatever specs they are given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .details import details, placeholders
 from .jobs import Job
 from .models import get_model
 from .payloads import BinaryPayload, ChunkedPayload, Payload
 from .requests import (
     build_params,
+    details_content,
     estimate_document_tokens,
     estimate_prefix_tokens,
     estimate_tokens,
@@ -57,6 +60,17 @@ class Planner:
         self.schema = job.output_schema()  # one dict shared by every request: nothing may mutate params
         self.prefix_estimate = estimate_prefix_tokens(self.system, self.schema)
         self.stream = should_stream(job)
+        self.detail_names = placeholders(job.instructions)  # document details the instructions name (`details.py`)
+
+    def details_for(
+        self, document_id: str, source: str, metadata: Mapping[str, Any], size: int | None, mtime_ns: int | None
+    ) -> list[tuple[str, str]] | None:
+        """The values of the details the job names, for one document; None when it names none."""
+        if not self.detail_names:
+            return None
+        return details(
+            self.detail_names, doc_id=document_id, source=source, metadata=metadata, size=size, mtime_ns=mtime_ns
+        )
 
     def cache_minimum(self) -> int | None:
         """The model's minimum cacheable prefix, in tokens; None for a model docpipe does not know."""
@@ -95,23 +109,30 @@ class Planner:
         pieces = [self.estimate(document_id, piece) for piece in payload.pieces]
         return [*pieces, self.prefix_estimate + round(len(pieces) * self.job.max_tokens * REDUCE_ANSWER_SHARE)]
 
-    def plan(self, document_id: str, payload: Payload) -> list[RequestSpec]:
-        """The requests one document needs now: one, or one per piece (whose answers `reduce` combines)."""
+    def plan(
+        self, document_id: str, payload: Payload, *, details: list[tuple[str, str]] | None = None
+    ) -> list[RequestSpec]:
+        """The requests one document needs now: one, or one per piece (whose answers `reduce` combines).
+
+        `details` (`details_for`) go with every request of the document.
+        """
+        extra = _details_tokens(details)
         if not isinstance(payload, ChunkedPayload):
             params = build_params(
-                self.job, document_id, payload, system=self.system, schema=self.schema, cache_ttl=self.cache_ttl
+                self.job, document_id, payload, system=self.system, schema=self.schema, cache_ttl=self.cache_ttl,
+                details=details,
             )
             document = payload if isinstance(payload, BinaryPayload) else None
-            return [self._spec(document_id, params, self.estimate(document_id, payload), document=document)]
+            return [self._spec(document_id, params, self.estimate(document_id, payload) + extra, document=document)]
         count = len(payload.pieces)
         return [
             self._spec(
                 document_id,
                 build_params(
                     self.job, document_id, piece, system=self.system, schema=self.schema, cache_ttl=self.cache_ttl,
-                    part=(number, count),
+                    part=(number, count), details=details,
                 ),
-                self.estimate(document_id, piece),
+                self.estimate(document_id, piece) + extra,
                 part=number,
                 pieces=count,
                 document=piece if isinstance(piece, BinaryPayload) else None,
@@ -119,14 +140,17 @@ class Planner:
             for number, piece in enumerate(payload.pieces, 1)
         ]
 
-    def reduce(self, document_id: str, answers: list[dict[str, Any]]) -> RequestSpec:
+    def reduce(
+        self, document_id: str, answers: list[dict[str, Any]], *, details: list[tuple[str, str]] | None = None
+    ) -> RequestSpec:
         """The request that combines the answers of a chunked document's pieces into its fields."""
         content = reduce_content(document_id, answers)
         params = build_params(
             self.job, document_id, "", system=self.system, schema=self.schema, cache_ttl=self.cache_ttl,
-            content=content,
+            content=content, details=details,
         )
         estimate = self.prefix_estimate + sum(estimate_tokens(block["text"]) for block in content)
+        estimate += _details_tokens(details)
         return self._spec(document_id, params, estimate, pieces=len(answers))
 
     def _spec(
@@ -144,3 +168,7 @@ class Planner:
             pieces=pieces,
             document=document,
         )
+
+
+def _details_tokens(details: list[tuple[str, str]] | None) -> int:
+    return sum(estimate_tokens(block["text"]) for block in details_content(details))

@@ -186,10 +186,12 @@ class RealtimeRun:
         if work.whole is not None:
             work = await self._counted(work, budget)
         assert work.payload is not None
-        specs = self.planner.plan(work.ref.doc_id, work.payload)
+        ref = work.ref
+        details = self.planner.details_for(ref.doc_id, ref.source, ref.metadata, work.size, work.mtime_ns)
+        specs = self.planner.plan(work.ref.doc_id, work.payload, details=details)
         try:
             if specs[0].pieces:
-                await self._process_chunked(work, specs)
+                await self._process_chunked(work, specs, details)
             else:
                 await self._process_one(work, specs[0])
         finally:  # a PDF uploaded for this document is deleted once nothing of it is in flight
@@ -336,7 +338,9 @@ class RealtimeRun:
                 cost_usd=tracker.cost_usd,
             ))
 
-    async def _process_chunked(self, work: Work, specs: list[RequestSpec]) -> None:
+    async def _process_chunked(
+        self, work: Work, specs: list[RequestSpec], details: list[tuple[str, str]] | None = None
+    ) -> None:
         """A document in pieces: each piece asked (unless an earlier run has its answer), then the reduce.
 
         Every piece's answer is journaled (`pieces.py`) as it comes, so a stop in the middle re-pays
@@ -383,7 +387,8 @@ class RealtimeRun:
         if failures:
             await self._fail_chunked(work, failures, lost, count, kept=len(answers))
             return
-        reduce_spec = self.planner.reduce(work.ref.doc_id, [answers[part].values for part in range(1, count + 1)])
+        answered = [answers[part].values for part in range(1, count + 1)]
+        reduce_spec = self.planner.reduce(work.ref.doc_id, answered, details=details)
         tracker = _Tracker()
         try:
             response, answer, _, _ = await self._ask(reduce_spec, tracker)
