@@ -147,7 +147,8 @@ def resolve_config(
         raise ConfigError("--limit must be at least 1")
     resolved_progress = progress or env.get("DOCPIPE_PROGRESS") or "auto"
     if resolved_progress not in PROGRESS_MODES:
-        raise ConfigError(f"progress mode must be one of {', '.join(PROGRESS_MODES)}, not {resolved_progress!r}")
+        source = "--progress" if progress else "DOCPIPE_PROGRESS"
+        raise ConfigError(f"{source}={resolved_progress!r}: must be one of {', '.join(PROGRESS_MODES)}")
     if mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     if max_cost_usd is not None and not (math.isfinite(max_cost_usd) and max_cost_usd > 0):

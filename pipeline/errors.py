@@ -94,6 +94,7 @@ class JobError(ConfigError):
     def __init__(self, message: str, *, path: Path | str | None = None, key: str | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.key = key
+        self.detail = message  # what is wrong, without the file and the key
         where = ""
         if self.path is not None:
             where = f"{self.path}: "

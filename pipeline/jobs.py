@@ -295,13 +295,18 @@ def _parse_field(raw: Any, index: int, path: Path | None) -> Field:
         if key not in raw:
             raise JobError("missing required key", path=path, key=f"{where}{key}")
     name = _field_name(raw, where, path)
-    type_name = raw["type"]
-    kind = FIELD_TYPES.get(type_name) if isinstance(type_name, str) else None  # a TOML array is not hashable
-    if kind is None:
-        raise JobError(f"expected one of {', '.join(FIELD_TYPES)}, got {type_name!r}", path=path, key=f"{where}type")
-    description = _expect(raw, "description", str, where, path, "a string") if "description" in raw else ""
-    values, max_words, max_items = _field_options(raw, kind, where, path)
-    required = _expect(raw, "required", bool, where, path, "true or false") if "required" in raw else True
+    try:
+        type_name = raw["type"]
+        kind = FIELD_TYPES.get(type_name) if isinstance(type_name, str) else None  # a TOML array is not hashable
+        if kind is None:
+            raise JobError(
+                f"expected one of {', '.join(FIELD_TYPES)}, got {type_name!r}", path=path, key=f"{where}type"
+            )
+        description = _expect(raw, "description", str, where, path, "a string") if "description" in raw else ""
+        values, max_words, max_items = _field_options(raw, kind, where, path)
+        required = _expect(raw, "required", bool, where, path, "true or false") if "required" in raw else True
+    except JobError as exc:  # the field named, as a person finds it in the file
+        raise JobError(f"field {name!r}: {exc.detail}", path=path, key=exc.key) from None
     return Field(name, kind.name, description.strip(), values, max_words, max_items, required)
 
 

@@ -197,3 +197,12 @@ def test_limit_below_one_is_refused(tmp_path: Path, limit: int) -> None:
     """--limit must be at least 1."""
     with pytest.raises(ConfigError, match="--limit"):
         _resolve(tmp_path, limit=limit)
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    """DOCPIPE_PROGRESS=sparkles: the error names the variable, not a flag the user never typed."""
+    from pipeline.jobs import load_job
+
+    triage = load_job(Path(__file__).parent.parent / "jobs" / "triage.toml")
+    with pytest.raises(ConfigError, match="DOCPIPE_PROGRESS='sparkles': must be one of"):
+        resolve_config(triage, tmp_path, tmp_path / "out", env={"DOCPIPE_PROGRESS": "sparkles"}, offline=True)

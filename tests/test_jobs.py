@@ -388,3 +388,12 @@ def test_reserved_field_names_are_exactly_the_output_columns() -> None:
     from pipeline.output import BASE_COLUMNS, TRAILING_COLUMNS
 
     assert {name for name, _, _ in BASE_COLUMNS + TRAILING_COLUMNS} == set(RESERVED_COLUMNS)
+
+
+def test_an_error_in_a_field_names_the_field_as_well_as_its_place() -> None:
+    """`[fields[1].type] field 'urgency': ...`: found in the file by its name, not only by counting tables."""
+    text = _job(fields=FIELD + '[[fields]]\nname = "urgency"\ntype = "colour"\n')
+    with pytest.raises(JobError) as caught:
+        parse_job(tomllib.loads(text))
+    assert "fields[1].type" == caught.value.key
+    assert "[fields[1].type] field 'urgency': expected one of" in str(caught.value)
