@@ -164,19 +164,22 @@ def run_line(summary: Mapping[str, Any], *, name: str) -> RunLine:
 
 
 def _read_runs(out_dir: Path, problems: list[str]) -> list[RunLine]:
-    runs = []
+    """The saved runs, oldest first: by start (a second's resolution), then by when the summary was saved."""
+    runs: list[tuple[str, int, RunLine]] = []
     folder = out_dir / RUNS_DIR
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
+            saved_ns = path.stat().st_mtime_ns
         except (OSError, ValueError) as exc:
             problems.append(f"run summary {RUNS_DIR}/{path.name} unreadable: {one_line(str(exc))}")
             continue
         if not isinstance(value, dict):
             problems.append(f"run summary {RUNS_DIR}/{path.name} is not one docpipe wrote")
             continue
-        runs.append(run_line(value, name=path.stem))
-    return sorted(runs, key=lambda run: (run.started_at or "", run.run_id))
+        run = run_line(value, name=path.stem)
+        runs.append((run.started_at or "", saved_ns, run))
+    return [run for _, _, run in sorted(runs, key=lambda entry: entry[:2])]
 
 
 # -- rows ------------------------------------------------------------------------------------------
