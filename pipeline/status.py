@@ -107,6 +107,7 @@ class OutputStatus:
     error: int
     errors: list[ErrorGroup]
     lock_holder: str | None = None  # the lock file's contents: a run holds it, or one was killed
+    rows_readable: bool = True  # False: a part could not be read (the counts above are then zero; see problems)
     problems: list[str] = field(default_factory=list)
 
 
@@ -156,7 +157,7 @@ def run_line(summary: Mapping[str, Any], *, name: str) -> RunLine:
         errors=_int(summary.get("errors")),
         already_done=_int(summary.get("already_done")),
         tokens=tokens,
-        cost_usd=float(cost) if isinstance(cost, int | float) else 0.0,
+        cost_usd=round(float(cost), 6) if isinstance(cost, int | float) else 0.0,
         exit_code=exit_code if isinstance(exit_code, int) else None,
         stopped=how_stopped(summary),
         note=summary.get("fatal_error") or summary.get("stop_note"),
@@ -335,6 +336,7 @@ def collect_status(out_dir: Path, *, errors_listed: int = DEFAULT_ERRORS_LISTED)
     _batches(out_dir, pending, problems)
     _pieces(out_dir, pending)
     _uploads(out_dir, pending)
+    unreadable_before = len(problems)
     latest = latest_rows(_read_rows(out_dir, problems))
     ok = sum(1 for row in latest.values() if row.get("status") == "ok")
     return OutputStatus(
@@ -347,6 +349,7 @@ def collect_status(out_dir: Path, *, errors_listed: int = DEFAULT_ERRORS_LISTED)
         error=len(latest) - ok,
         errors=group_errors(latest, listed=errors_listed),
         lock_holder=_lock_holder(out_dir),
+        rows_readable=len(problems) == unreadable_before,
         problems=problems,
     )
 
@@ -403,7 +406,10 @@ def describe(status: OutputStatus) -> str:
     lines += [_run_text(run) for run in status.runs] or ["  none recorded"]
     lines.append("pending:")
     lines += _pending_lines(status.pending)
-    lines.append(f"documents: {status.documents} (latest row each): {status.ok} ok, {status.error} error")
+    if status.rows_readable:
+        lines.append(f"documents: {status.documents} (latest row each): {status.ok} ok, {status.error} error")
+    else:
+        lines.append("documents: the rows cannot be read (see problems)")
     for group in status.errors:
         lines.append(f"  {group.error_type}: {group.count}")
         lines += [f"    {doc['doc_id']}: {doc['error_message']}" for doc in group.documents]

@@ -96,3 +96,13 @@ def test_values_are_written_as_text_every_tool_reads() -> None:
 def test_a_csv_cell(value: object, cell: str) -> None:
     """One value as a CSV cell."""
     assert cell == csv_cell(value)
+
+
+def test_a_target_that_cannot_be_written_is_exit_4_naming_it(emulator: Emulator, tmp_path: Path) -> None:
+    """--to in a folder that does not exist: exit 4, one line naming the path, nothing left behind."""
+    out = _run_triage(emulator, tmp_path)
+    target = tmp_path / "missing" / "rows.csv"
+    result = invoke(["export", str(out), "--format", "csv", "--to", str(target)])
+    assert 4 == result.exit_code
+    assert result.stderr.startswith("docpipe: error: cannot write the export to ") and "rows.csv" in result.stderr
+    assert not (tmp_path / "missing").exists()

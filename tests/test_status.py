@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli_run import SAMPLE, TRIAGE, invoke
+from conftest import SEED
+from test_cli_run import MANIFEST, SAMPLE, TRIAGE, invoke
 from test_recovery import _kill_with_rows_in_the_journal, _slow_emulator
 
-from pipeline.emulator import Emulator
+from pipeline.emulator import Emulator, EmulatorConfig
 from pipeline.status import group_errors, latest_rows, one_line
 
 
@@ -103,6 +104,34 @@ def test_a_killed_run_shows_its_journal_rows_as_pending(tmp_path: Path) -> None:
     assert report["lock_holder"] is not None  # the killed run's lock file still names it
     text = invoke(["status", str(out)]).output
     assert f"  journal: {left} rows in 1 segment(s) not yet published (the next run publishes them)" in text
+
+
+def test_a_batch_submitted_with_no_wait_is_pending_with_its_id(tmp_path: Path) -> None:
+    """--mode batch --no-wait: status lists the batch, its id and state, and the run as finished (exit 0)."""
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED, batch_processing_s=3600)) as emulator:
+        submitted = invoke(
+            ["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "batch", "--no-wait"], emulator
+        )
+        assert 0 == submitted.exit_code, submitted.output
+        report = json.loads(invoke(["status", str(out), "--json"]).output)
+        [batch] = report["pending"]["batches"]
+        assert "submitted" == batch["state"] and batch["batch_id"].startswith("msgbatch_")
+        assert [("batch", "finished")] == [(run["mode"], run["stopped"]) for run in report["runs"]]
+        assert 0 == report["documents"]
+        text = invoke(["status", str(out)]).output
+        assert f"  batch {batch['tag']}  {batch['batch_id']}  submitted  {batch['requests']:,} requests" in text
+
+
+def test_an_unreadable_part_is_a_problem_not_a_crash(emulator: Emulator, tmp_path: Path) -> None:
+    """A garbled part: exit 0, the runs still shown, the part named under problems, no counts claimed."""
+    out = _run_triage(emulator, tmp_path)
+    (out / "part-zzz.parquet").write_bytes(b"garbage")
+    result = invoke(["status", str(out)])
+    assert 0 == result.exit_code, result.output
+    assert "runs: 1, newest last" in result.output
+    assert "documents: the rows cannot be read (see problems)" in result.output
+    assert "part-zzz.parquet is not a readable docpipe part" in result.output
 
 
 def test_pending_batches_pieces_and_uploads_are_listed(tmp_path: Path) -> None:
