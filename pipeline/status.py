@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, PipelineError
-from .journal import WAL_DIR, read_segment, segment_paths
+from .journal import QUARANTINE_DIR, WAL_DIR, read_segment, segment_paths
 from .lock import LOCK_NAME
 from .pieces import PIECES_FILE
 from .submissions import BATCH_DIR, SubmissionStore
@@ -82,16 +82,11 @@ class Pending:
     journal_rows: int = 0
     journal_segments: int = 0
     journal_damaged_lines: int = 0
+    journal_quarantined: int = 0  # damaged segments set aside in _wal/quarantine/, kept for a person
     batches: list[dict[str, Any]] = field(default_factory=list)  # {"tag", "batch_id", "state", "requests", "run_id"}
     pieces_documents: int | None = None  # None: no pieces journal
     pieces_answers: int | None = None
     uploads_not_deleted: int | None = None  # None: no uploads record
-
-    @property
-    def nothing(self) -> bool:
-        return not (self.journal_rows or self.journal_damaged_lines or self.batches or self.pieces_answers) and not (
-            self.uploads_not_deleted
-        )
 
 
 @dataclass(slots=True)
@@ -256,6 +251,8 @@ def _journal(out_dir: Path, pending: Pending, problems: list[str]) -> None:
         pending.journal_segments += 1
         pending.journal_rows += len(segment.rows)
         pending.journal_damaged_lines += len(segment.damage)
+    quarantined = out_dir / WAL_DIR / QUARANTINE_DIR
+    pending.journal_quarantined = sum(1 for _ in quarantined.glob("*.jsonl")) if quarantined.is_dir() else 0
 
 
 def _batches(out_dir: Path, pending: Pending, problems: list[str]) -> None:
@@ -379,6 +376,11 @@ def _pending_lines(pending: Pending) -> list[str]:
         lines.append(
             f"  journal: {pending.journal_rows} rows in {pending.journal_segments} segment(s) not yet published"
             f"{damaged} (the next run publishes them)"
+        )
+    if pending.journal_quarantined:
+        lines.append(
+            f"  journal: {pending.journal_quarantined} damaged segment(s) kept in {WAL_DIR}/{QUARANTINE_DIR}/ "
+            "(their readable rows were published; the run summary names the lines lost)"
         )
     for batch in pending.batches:
         lines.append(

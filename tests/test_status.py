@@ -135,7 +135,7 @@ def test_an_unreadable_part_is_a_problem_not_a_crash(emulator: Emulator, tmp_pat
 
 
 def test_pending_batches_pieces_and_uploads_are_listed(tmp_path: Path) -> None:
-    """Records a batch run, a chunked run and a PDF upload left behind are shown as pending."""
+    """Records a batch run, a chunked run, a PDF upload and a damaged journal left behind are all shown."""
     out = tmp_path / "out"
     (out / "_batches").mkdir(parents=True)
     submission = {
@@ -150,6 +150,8 @@ def test_pending_batches_pieces_and_uploads_are_listed(tmp_path: Path) -> None:
         {"sha256": "b", "state": "uploaded", "file_id": "file_2"}, {"sha256": "b", "state": "deleted"},
     ]  # fmt: skip
     (out / "_files.jsonl").write_text("".join(json.dumps(u) + "\n" for u in uploads))
+    (out / "_wal" / "quarantine").mkdir(parents=True)
+    (out / "_wal" / "quarantine" / "r1-00001.jsonl").write_bytes(b"garbled\n")
     report = json.loads(invoke(["status", str(out), "--json"]).output)
     pending = report["pending"]
     assert [("b1", "msgbatch_01abc", "submitted", 7)] == [
@@ -160,6 +162,8 @@ def test_pending_batches_pieces_and_uploads_are_listed(tmp_path: Path) -> None:
     assert "  batch b1  msgbatch_01abc  submitted  7 requests" in text
     assert "  pieces: 3 answered pieces of 2 chunked document(s)" in text
     assert "  uploads: 1 file(s) recorded and not deleted" in text
+    assert "  journal: 1 damaged segment(s) kept in _wal/quarantine/" in text
+    assert (0, 1) == (pending["journal_rows"], pending["journal_quarantined"])
 
 
 def test_only_the_last_runs_are_listed_with_a_count_of_the_older(tmp_path: Path) -> None:
