@@ -370,3 +370,47 @@ def check(job_file: Path, input_path: Path | None, model: str | None) -> None:
         _fail(exc)
         return
     click.echo("\n".join(lines))
+
+
+@main.command(short_help="What an output directory holds: runs, pending work, errors.")
+@click.argument("out_dir", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--errors", "errors_listed", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="Documents named per error type.")
+def status(out_dir: Path, as_json: bool, errors_listed: int) -> None:
+    """What an output directory holds: its runs, what is pending, and its documents in error.
+
+    Reads only: takes no lock and contacts no API, so it is safe beside a running run.
+    """
+    from .status import collect_status, describe, to_json
+
+    try:
+        report = collect_status(out_dir, errors_listed=errors_listed)
+    except PipelineError as exc:
+        _fail(exc)
+        return
+    click.echo(to_json(report) if as_json else describe(report))
+
+
+@main.command(short_help="The latest row per document as CSV or JSONL.")
+@click.argument("out_dir", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--format", "format_", type=click.Choice(["csv", "jsonl"]), required=True, help="Output format.")
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE [default: stdout].")
+@click.option("--all", "every_row", is_flag=True, help="Every row ever written, not only the latest per document.")
+def export(out_dir: Path, format_: str, to: Path | None, every_row: bool) -> None:
+    """Write the latest row per document (every row with --all) as CSV or JSONL, UTF-8, dates in ISO 8601."""
+    from .export import export_rows
+
+    try:
+        written = export_rows(
+            out_dir,
+            format=format_,
+            to=to,
+            sink=sys.stdout,
+            every_row=every_row,
+        )
+    except PipelineError as exc:
+        _fail(exc)
+        return
+    if to is not None:
+        click.echo(f"docpipe: {written} rows written to {to}", err=True)

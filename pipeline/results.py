@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from .errors import ConfigError, EnvironmentFailure
 from .parts import ARROW_ERRORS, CONVERSION_ERRORS, first_line, part_files, read_part, unreadable_part
 
-__all__ = ["load_results", "load_table"]
+__all__ = ["load_results", "load_table", "results_table"]
 
 
 def _unified_dataset(out_dir: Path) -> ds.Dataset | None:
@@ -61,6 +61,11 @@ def load_results(out: str | os.PathLike[str], *, job: str | None = None, latest:
     `latest=False` returns every row ever written, errors and superseded answers included. A part
     that is corrupt or not docpipe's raises `EnvironmentFailure` naming it.
     """
+    return results_table(out, job=job, latest=latest).to_pandas()
+
+
+def results_table(out: str | os.PathLike[str], *, job: str | None = None, latest: bool = True) -> pa.Table:
+    """What `load_results` returns, as an Arrow table (for writers that want Python values, not pandas')."""
     dataset = _unified_dataset(Path(out))
     if dataset is None:
         raise ConfigError(f"no results in {out}: run `docpipe run JOB INPUT --out {out}` first")
@@ -70,4 +75,4 @@ def load_results(out: str | os.PathLike[str], *, job: str | None = None, latest:
         doc_ids = table.column("doc_id").to_pylist()
         keep = [i for i, doc_id in enumerate(doc_ids) if i == 0 or doc_ids[i - 1] != doc_id]
         table = table.take(pa.array(keep, type=pa.int64()))
-    return table.to_pandas()
+    return table

@@ -1,0 +1,423 @@
+"""`docpipe status OUT`: what an output directory holds, read at a glance, without changing it.
+
+The report is built from what the directory keeps, and nothing else: the run summaries
+(`_runs/*.json`), the latest row per document in the parts, and what is waiting to be published
+or collected (the journal `_wal/`, the batch records `_batches/`, the pieces journal
+`_pieces.jsonl`, the uploads record `_files.jsonl`). It only reads: no lock is taken, the journal
+is counted and never recovered, and the SDK is not imported, so it is safe beside a running run
+(which it may then show half-way) and fast enough for a prompt or a cron line.
+
+`collect_status` gathers the report as plain data (`OutputStatus`); `describe` renders it for a
+person and `to_json` for a script. A record that cannot be read becomes a line in `problems`,
+never a failure of the report: the command is most needed when something is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, PipelineError
+from .journal import QUARANTINE_DIR, WAL_DIR, read_segment, segment_paths
+from .lock import LOCK_NAME
+from .pieces import PIECES_FILE
+from .submissions import BATCH_DIR, SubmissionStore
+from .summary import RUNS_DIR
+
+__all__ = [
+    "DEFAULT_ERRORS_LISTED",
+    "RUNS_LISTED",
+    "OutputStatus",
+    "check_output_dir",
+    "collect_status",
+    "describe",
+    "to_json",
+]
+
+DEFAULT_ERRORS_LISTED = 5  # documents named per error type
+RUNS_LISTED = 20  # the newest runs shown; older ones are counted
+MESSAGE_CHARS = 160  # an error message is shown on one line, cut to this
+FILES_RECORD = "_files.jsonl"  # `uploads.FILES_RECORD`, named here so the SDK-facing module is not imported
+PART_GLOB = "part-*.parquet"
+ROW_COLUMNS = ["doc_id", "status", "error_type", "error_message", "created_at"]
+_MARKERS = (RUNS_DIR, WAL_DIR, BATCH_DIR, PIECES_FILE, FILES_RECORD, LOCK_NAME)
+
+
+@dataclass(slots=True)
+class RunLine:
+    """One run, as its saved summary tells it."""
+
+    run_id: str
+    job: str | None
+    started_at: str | None
+    wall_s: float | None
+    mode: str | None
+    ok: int
+    errors: int
+    already_done: int
+    tokens: int
+    cost_usd: float
+    exit_code: int | None
+    stopped: str  # finished, fatal, environment, interrupted, budget, waiting (batches pending)
+    note: str | None = None  # the fatal error or the stop note
+
+
+@dataclass(slots=True)
+class ErrorGroup:
+    """The documents whose latest row is an error of one type: how many, and the first few."""
+
+    error_type: str
+    count: int
+    documents: list[dict[str, str]]  # {"doc_id", "error_message"}, message on one line
+    more: int
+
+
+@dataclass(slots=True)
+class Pending:
+    """What is waiting: journal rows to publish, batches to collect, pieces and uploads left by a run."""
+
+    journal_rows: int = 0
+    journal_segments: int = 0
+    journal_damaged_lines: int = 0
+    journal_quarantined: int = 0  # damaged segments set aside in _wal/quarantine/, kept for a person
+    batches: list[dict[str, Any]] = field(default_factory=list)  # {"tag", "batch_id", "state", "requests", "run_id"}
+    pieces_documents: int | None = None  # None: no pieces journal
+    pieces_answers: int | None = None
+    uploads_not_deleted: int | None = None  # None: no uploads record
+
+
+@dataclass(slots=True)
+class OutputStatus:
+    """The whole report."""
+
+    out: str
+    runs: list[RunLine]
+    older_runs: int
+    pending: Pending
+    documents: int
+    ok: int
+    error: int
+    errors: list[ErrorGroup]
+    lock_holder: str | None = None  # the lock file's contents: a run holds it, or one was killed
+    rows_readable: bool = True  # False: a part could not be read (the counts above are then zero; see problems)
+    problems: list[str] = field(default_factory=list)
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """A `ConfigError` (exit 2) naming the path unless it is a docpipe output directory."""
+    if not out_dir.exists():
+        raise ConfigError(f"no output directory at {out_dir}")
+    if not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is not a directory (give the --out directory of a run)")
+    if not any((out_dir / name).exists() for name in _MARKERS) and not any(out_dir.glob(PART_GLOB)):
+        raise ConfigError(f"{out_dir} is not a docpipe output directory (no parts, run summaries or journal)")
+
+
+# -- runs ------------------------------------------------------------------------------------------
+
+
+def how_stopped(summary: Mapping[str, Any]) -> str:
+    """One word for how a run ended, from its summary."""
+    stopped = summary.get("stopped")
+    if isinstance(stopped, str) and stopped:
+        return stopped
+    if summary.get("exit_code") == 6 or summary.get("stop_note"):
+        return "budget"
+    if summary.get("exit_code") == 5:
+        return "waiting"
+    return "finished"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def run_line(summary: Mapping[str, Any], *, name: str) -> RunLine:
+    """A saved summary as a run line; missing fields are left empty, never guessed."""
+    tokens = sum(
+        _int(summary.get(key)) for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    )
+    wall_s, cost = summary.get("wall_s"), summary.get("cost_usd")
+    exit_code = summary.get("exit_code")
+    return RunLine(
+        run_id=str(summary.get("run_id") or name),
+        job=summary.get("job") if isinstance(summary.get("job"), str) else None,
+        started_at=summary.get("started_at") if isinstance(summary.get("started_at"), str) else None,
+        wall_s=float(wall_s) if isinstance(wall_s, int | float) else None,
+        mode=summary.get("mode") if isinstance(summary.get("mode"), str) else None,
+        ok=_int(summary.get("ok")),
+        errors=_int(summary.get("errors")),
+        already_done=_int(summary.get("already_done")),
+        tokens=tokens,
+        cost_usd=round(float(cost), 6) if isinstance(cost, int | float) else 0.0,
+        exit_code=exit_code if isinstance(exit_code, int) else None,
+        stopped=how_stopped(summary),
+        note=summary.get("fatal_error") or summary.get("stop_note"),
+    )
+
+
+def _read_runs(out_dir: Path, problems: list[str]) -> list[RunLine]:
+    """The saved runs, oldest first: by start (a second's resolution), then by when the summary was saved."""
+    runs: list[tuple[str, int, RunLine]] = []
+    folder = out_dir / RUNS_DIR
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+            saved_ns = path.stat().st_mtime_ns
+        except (OSError, ValueError) as exc:
+            problems.append(f"run summary {RUNS_DIR}/{path.name} unreadable: {one_line(str(exc))}")
+            continue
+        if not isinstance(value, dict):
+            problems.append(f"run summary {RUNS_DIR}/{path.name} is not one docpipe wrote")
+            continue
+        run = run_line(value, name=path.stem)
+        runs.append((run.started_at or "", saved_ns, run))
+    return [run for _, _, run in sorted(runs, key=lambda entry: entry[:2])]
+
+
+# -- rows ------------------------------------------------------------------------------------------
+
+
+def one_line(text: str, *, limit: int = MESSAGE_CHARS) -> str:
+    """Text on one line, whitespace folded, cut to `limit` characters."""
+    folded = " ".join(text.split())
+    return folded if len(folded) <= limit else folded[: limit - 3] + "..."
+
+
+def latest_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The latest row per document (by created_at; on a tie the later row read), as `load_results` keeps."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        doc_id = row["doc_id"]
+        kept = latest.get(doc_id)
+        created = row.get("created_at")
+        if kept is None or kept.get("created_at") is None or (created is not None and created >= kept["created_at"]):
+            latest[doc_id] = row
+    return latest
+
+
+def group_errors(latest: Mapping[str, Mapping[str, Any]], *, listed: int) -> list[ErrorGroup]:
+    """Documents in error by error_type, largest group first, the first `listed` ids of each (sorted)."""
+    by_type: dict[str, list[Mapping[str, Any]]] = {}
+    for doc_id in sorted(latest):
+        row = latest[doc_id]
+        if row.get("status") != "ok":
+            by_type.setdefault(str(row.get("error_type") or "unknown"), []).append(row)
+    groups = [
+        ErrorGroup(
+            error_type=kind,
+            count=len(rows),
+            documents=[
+                {"doc_id": row["doc_id"], "error_message": one_line(str(row.get("error_message") or ""))}
+                for row in rows[:listed]
+            ],
+            more=max(0, len(rows) - listed),
+        )
+        for kind, rows in by_type.items()
+    ]
+    return sorted(groups, key=lambda group: (-group.count, group.error_type))
+
+
+def _read_rows(out_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
+    if not any(out_dir.glob(PART_GLOB)):
+        return []
+    from .results import load_table  # pyarrow, paid only when there are parts to read
+
+    try:
+        table = load_table(out_dir, columns=ROW_COLUMNS)
+    except PipelineError as exc:
+        problems.append(f"the rows cannot be read: {exc}")
+        return []
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
+
+
+# -- pending ---------------------------------------------------------------------------------------
+
+
+def _journal(out_dir: Path, pending: Pending, problems: list[str]) -> None:
+    """Rows in journal segments whose part is not yet published: counted, nothing recovered."""
+    for path in segment_paths(out_dir):
+        if (out_dir / f"part-{path.stem}.parquet").exists():
+            continue  # published; the next run deletes the segment
+        try:
+            segment = read_segment(path)
+        except OSError as exc:
+            problems.append(f"journal segment {WAL_DIR}/{path.name} unreadable: {exc.strerror or exc}")
+            continue
+        pending.journal_segments += 1
+        pending.journal_rows += len(segment.rows)
+        pending.journal_damaged_lines += len(segment.damage)
+    quarantined = out_dir / WAL_DIR / QUARANTINE_DIR
+    pending.journal_quarantined = sum(1 for _ in quarantined.glob("*.jsonl")) if quarantined.is_dir() else 0
+
+
+def _batches(out_dir: Path, pending: Pending, problems: list[str]) -> None:
+    try:
+        submissions = SubmissionStore(out_dir).load()
+    except PipelineError as exc:
+        problems.append(str(exc))
+        return
+    pending.batches = [
+        {"tag": s.tag, "batch_id": s.batch_id, "state": s.state, "requests": s.requests, "run_id": s.run_id}
+        for s in submissions
+        if s.pending
+    ]
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]] | None:
+    """The JSON objects of a JSONL record, unreadable lines (a torn last one) skipped; None when absent."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    lines = []
+    for raw in data.splitlines():
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            lines.append(value)
+    return lines
+
+
+def _pieces(out_dir: Path, pending: Pending) -> None:
+    entries = _json_lines(out_dir / PIECES_FILE)
+    if entries is not None:
+        pending.pieces_answers = len(entries)
+        pending.pieces_documents = len({str(entry.get("doc_id")) for entry in entries})
+
+
+def _uploads(out_dir: Path, pending: Pending) -> None:
+    steps = _json_lines(out_dir / FILES_RECORD)
+    if steps is None:
+        return
+    state: dict[str, str] = {}
+    for step in steps:
+        if isinstance(step.get("sha256"), str):
+            state[step["sha256"]] = str(step.get("state"))
+    pending.uploads_not_deleted = sum(1 for value in state.values() if value != "deleted")
+
+
+def _lock_holder(out_dir: Path) -> str | None:
+    try:
+        text = (out_dir / LOCK_NAME).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not text:
+        return None
+    try:
+        holder = json.loads(text)
+    except ValueError:
+        return one_line(text)
+    if not isinstance(holder, dict):
+        return one_line(text)
+    pid, host, since = holder.get("pid"), holder.get("host"), holder.get("started_at")
+    return f"run {holder.get('run_id')} (pid {pid} on {host}, since {since})"
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+
+def collect_status(out_dir: Path, *, errors_listed: int = DEFAULT_ERRORS_LISTED) -> OutputStatus:
+    """Everything `docpipe status` shows; raises `ConfigError` unless `out_dir` is a docpipe output directory."""
+    check_output_dir(out_dir)
+    problems: list[str] = []
+    runs = _read_runs(out_dir, problems)
+    pending = Pending()
+    _journal(out_dir, pending, problems)
+    _batches(out_dir, pending, problems)
+    _pieces(out_dir, pending)
+    _uploads(out_dir, pending)
+    unreadable_before = len(problems)
+    latest = latest_rows(_read_rows(out_dir, problems))
+    ok = sum(1 for row in latest.values() if row.get("status") == "ok")
+    return OutputStatus(
+        out=str(out_dir),
+        runs=runs[-RUNS_LISTED:],
+        older_runs=max(0, len(runs) - RUNS_LISTED),
+        pending=pending,
+        documents=len(latest),
+        ok=ok,
+        error=len(latest) - ok,
+        errors=group_errors(latest, listed=errors_listed),
+        lock_holder=_lock_holder(out_dir),
+        rows_readable=len(problems) == unreadable_before,
+        problems=problems,
+    )
+
+
+def to_json(status: OutputStatus) -> str:
+    """The report as one JSON object."""
+    return json.dumps(asdict(status), indent=2, ensure_ascii=False)
+
+
+def _run_text(run: RunLine) -> str:
+    when = run.started_at or "?"
+    took = f"{run.wall_s:.1f} s" if run.wall_s is not None else "?"
+    code = "?" if run.exit_code is None else str(run.exit_code)
+    text = (
+        f"  {when}  {run.run_id}  {run.stopped} (exit {code}) in {took}: {run.ok} ok, {run.errors} errors, "
+        f"{run.already_done} already done; {run.tokens:,} tokens, ${run.cost_usd:.4f}"
+    )
+    if run.mode and run.mode != "realtime":
+        text += f" [{run.mode}]"
+    return text + (f"\n      {one_line(run.note)}" if run.note else "")
+
+
+def _pending_lines(pending: Pending) -> list[str]:
+    lines = []
+    if pending.journal_rows or pending.journal_damaged_lines:
+        damaged = f", {pending.journal_damaged_lines} damaged lines" if pending.journal_damaged_lines else ""
+        lines.append(
+            f"  journal: {pending.journal_rows} rows in {pending.journal_segments} segment(s) not yet published"
+            f"{damaged} (the next run publishes them)"
+        )
+    if pending.journal_quarantined:
+        lines.append(
+            f"  journal: {pending.journal_quarantined} damaged segment(s) kept in {WAL_DIR}/{QUARANTINE_DIR}/ "
+            "(their readable rows were published; the run summary names the lines lost)"
+        )
+    for batch in pending.batches:
+        lines.append(
+            f"  batch {batch['tag']}  {batch['batch_id'] or '(no batch id yet)'}  {batch['state']}  "
+            f"{batch['requests']:,} requests (the next run collects it; `docpipe batches` asks the API)"
+        )
+    if pending.pieces_answers:
+        lines.append(
+            f"  pieces: {pending.pieces_answers} answered pieces of {pending.pieces_documents} chunked document(s) "
+            "waiting for the rest (the next run asks only the missing pieces)"
+        )
+    if pending.uploads_not_deleted:
+        files = pending.uploads_not_deleted
+        lines.append(f"  uploads: {files} file(s) recorded and not deleted (the next run deletes them)")
+    return lines or ["  nothing"]
+
+
+def describe(status: OutputStatus) -> str:
+    """The report for a person at a terminal."""
+    lines = [f"docpipe: {status.out}"]
+    if status.lock_holder:
+        lines.append(f"  lock held or left by {status.lock_holder}: a run is in progress, or was killed")
+    older = f" ({status.older_runs} older not shown)" if status.older_runs else ""
+    lines.append(f"runs: {len(status.runs) + status.older_runs}, newest last{older}")
+    lines += [_run_text(run) for run in status.runs] or ["  none recorded"]
+    lines.append("pending:")
+    lines += _pending_lines(status.pending)
+    if status.rows_readable:
+        lines.append(f"documents: {status.documents} (latest row each): {status.ok} ok, {status.error} error")
+    else:
+        lines.append("documents: the rows cannot be read (see problems)")
+    for group in status.errors:
+        lines.append(f"  {group.error_type}: {group.count}")
+        lines += [f"    {doc['doc_id']}: {doc['error_message']}" for doc in group.documents]
+        if group.more:
+            lines.append(f"    ... and {group.more} more")
+    if status.problems:
+        lines.append("problems:")
+        lines += [f"  {problem}" for problem in status.problems]
+    return "\n".join(lines)

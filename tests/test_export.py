@@ -1,0 +1,108 @@
+"""`docpipe export OUT` end to end: a run through the CLI against the emulator, its rows read back as CSV and JSONL."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_cli_run import TRIAGE, invoke
+from test_status import _run_triage
+
+import pipeline
+from pipeline.emulator import Emulator
+from pipeline.export import csv_cell, write_rows
+
+
+def test_csv_round_trips_through_pandas_with_the_same_ids_and_statuses(emulator: Emulator, tmp_path: Path) -> None:
+    """--format csv --to FILE: pandas reads the same documents, statuses, lists as JSON and ISO timestamps."""
+    out = _run_triage(emulator, tmp_path)
+    target = tmp_path / "rows.csv"
+    result = invoke(["export", str(out), "--format", "csv", "--to", str(target)])
+    assert 0 == result.exit_code, result.output
+    assert f"docpipe: 4 rows written to {target}\n" == result.stderr
+    expected = pipeline.load_results(out)
+    exported = pd.read_csv(target, encoding="utf-8")
+    assert list(expected.columns) == list(exported.columns)
+    assert list(expected.doc_id) == list(exported.doc_id)
+    assert list(expected.status) == list(exported.status)
+    ok = exported[exported.status == "ok"]
+    assert [list(points) for points in expected[expected.status == "ok"].key_points] == [
+        json.loads(text) for text in ok.key_points
+    ]
+    assert list(expected.created_at) == list(pd.to_datetime(exported.created_at, format="ISO8601"))
+    assert exported.error_message.isna().sum() == 3  # an empty cell for a missing value
+
+
+def test_jsonl_to_stdout_round_trips_through_pandas(emulator: Emulator, tmp_path: Path) -> None:
+    """--format jsonl on stdout: one object per document, the same ids and statuses, nulls and ISO text."""
+    out = _run_triage(emulator, tmp_path)
+    result = invoke(["export", str(out), "--format", "jsonl"])
+    assert 0 == result.exit_code, result.output
+    expected = pipeline.load_results(out)
+    exported = pd.read_json(io.StringIO(result.stdout), lines=True, dtype=False)
+    assert list(expected.doc_id) == list(exported.doc_id)
+    assert list(expected.status) == list(exported.status)
+    [bad] = [json.loads(line) for line in result.stdout.splitlines() if '"empty.txt"' in line]
+    assert (None, "extraction_error", "empty document") == (bad["key_points"], bad["error_type"], bad["error_message"])
+    assert datetime.fromisoformat(bad["created_at"]).tzinfo is not None
+
+
+def test_all_exports_every_row_the_latest_only_the_last(emulator: Emulator, tmp_path: Path) -> None:
+    """After a second run retries the bad file: --all has its two rows, the default one."""
+    out = _run_triage(emulator, tmp_path)
+    assert 1 == invoke(["run", str(TRIAGE), str(tmp_path / "docs"), "--out", str(out)], emulator).exit_code
+    latest = pd.read_json(io.StringIO(invoke(["export", str(out), "--format", "jsonl"]).stdout), lines=True)
+    every = pd.read_json(io.StringIO(invoke(["export", str(out), "--format", "jsonl", "--all"]).stdout), lines=True)
+    assert 4 == len(latest)
+    assert sorted(pipeline.load_results(out, latest=False).doc_id) == sorted(every.doc_id)
+    assert 2 == (every.doc_id == "empty.txt").sum()
+
+
+def test_an_output_without_rows_is_a_clear_message(tmp_path: Path) -> None:
+    """A docpipe directory with no part yet: exit 2, 'no rows in OUT to export', no file written."""
+    out = tmp_path / "out"
+    (out / "_runs").mkdir(parents=True)
+    result = invoke(["export", str(out), "--format", "csv", "--to", str(tmp_path / "rows.csv")])
+    assert 2 == result.exit_code
+    assert f"no rows in {out} to export" in result.stderr
+    assert not (tmp_path / "rows.csv").exists()
+
+
+def test_values_are_written_as_text_every_tool_reads() -> None:
+    """Lists as JSON in a cell, dates ISO 8601, None empty, NaN null, non-ASCII kept as UTF-8."""
+    rows = [{
+        "doc_id": "é.txt", "points": ["a", "b,c"], "day": date(2026, 1, 2),
+        "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "score": float("nan"), "none": None, "flag": True,
+    }]  # fmt: skip
+    columns = list(rows[0])
+    csv_text, jsonl_text = io.StringIO(), io.StringIO()
+    assert 1 == write_rows(rows, columns, csv_text, format="csv")
+    assert 1 == write_rows(rows, columns, jsonl_text, format="jsonl")
+    header, line = csv_text.getvalue().splitlines()
+    assert ",".join(columns) == header
+    assert 'é.txt,"[""a"", ""b,c""]",2026-01-02,2026-01-02T03:04:05+00:00,,,True' == line
+    expected = {
+        "doc_id": "é.txt", "points": ["a", "b,c"], "day": "2026-01-02", "at": "2026-01-02T03:04:05+00:00",
+        "score": None, "none": None, "flag": True,
+    }  # fmt: skip
+    assert expected == json.loads(jsonl_text.getvalue())
+
+
+@pytest.mark.parametrize(("value", "cell"), [(None, ""), ([], "[]"), ({"k": 1}, '{"k": 1}'), (0.5, "0.5"), (3, "3")])
+def test_a_csv_cell(value: object, cell: str) -> None:
+    """One value as a CSV cell."""
+    assert cell == csv_cell(value)
+
+
+def test_a_target_that_cannot_be_written_is_exit_4_naming_it(emulator: Emulator, tmp_path: Path) -> None:
+    """--to in a folder that does not exist: exit 4, one line naming the path, nothing left behind."""
+    out = _run_triage(emulator, tmp_path)
+    target = tmp_path / "missing" / "rows.csv"
+    result = invoke(["export", str(out), "--format", "csv", "--to", str(target)])
+    assert 4 == result.exit_code
+    assert result.stderr.startswith("docpipe: error: cannot write the export to ") and "rows.csv" in result.stderr
+    assert not (tmp_path / "missing").exists()
