@@ -67,7 +67,7 @@ def _categorical_detail(score: FieldScore, *, expected: str, answered: str) -> l
         for label in labels
         if label in score.confusion
     ]
-    per_value = [("value", "expected", "answered", "right", "precision", "recall", "F1")]
+    per_value = [("value", expected, answered, "both", "precision", "recall", "F1")]
     per_value += [
         (v.value, str(v.support), str(v.predicted), str(v.correct), _number(v.precision), _number(v.recall),
          _number(v.f1))
