@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -98,6 +99,8 @@ def _from_text(field: Field, text: str) -> Any:
 def _convert(field: Field, value: Any) -> Any:
     if isinstance(value, date):  # a Parquet truth file's date column
         value = value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):  # no answer can be; it would make every mean NaN
+        raise ValueError(f"field '{field.name}' is {value}, not a finite number")
     if field.type == "enum" and not field.values:  # from the schema alone: its values are unknown
         if not isinstance(value, str):
             raise ValueError(f"field '{field.name}' should be a string")

@@ -69,9 +69,9 @@ def _categorical_detail(score: FieldScore, *, expected: str, answered: str) -> l
     ]
     per_value = [("value", expected, answered, "both", "precision", "recall", "F1")]
     per_value += [
-        (v.value, str(v.support), str(v.predicted), str(v.correct), _number(v.precision), _number(v.recall),
-         _number(v.f1))
-        for v in score.values
+        (value.value, str(value.support), str(value.predicted), str(value.correct), _number(value.precision),
+         _number(value.recall), _number(value.f1))
+        for value in score.values
     ]
     return [
         "",
@@ -97,8 +97,8 @@ def describe_evaluation(evaluation: Evaluation) -> str:
     ]
     if evaluation.missing:
         more = len(evaluation.missing) - MISSING_SHOWN
-        lines.append("missing: " + ", ".join(evaluation.missing[:MISSING_SHOWN]) + (f", ... {more} more" if more > 0
-                                                                                     else ""))
+        tail = f", ... {more} more" if more > 0 else ""
+        lines.append("missing: " + ", ".join(evaluation.missing[:MISSING_SHOWN]) + tail)
     if len(evaluation.job_fingerprints) > 1:
         lines.append(f"note: the rows scored come from {len(evaluation.job_fingerprints)} versions of the job "
                      f"({', '.join(evaluation.job_fingerprints)})")
@@ -140,10 +140,11 @@ def _sides(a: SideStats, b: SideStats, shared: int) -> list[str]:
 
 def describe_comparison(comparison: Comparison, *, limit: int = DEFAULT_DISAGREEMENTS_SHOWN) -> str:
     """The comparison as a readable report: the two sides, agreement per field, the first `limit` disagreements."""
-    lines = [f"documents answered by both: {comparison.shared}", "", *_sides(comparison.a, comparison.b,
-                                                                            comparison.shared)]
-    lines += ["", f"agreement of B with A (A taken as the expected values; numbers agree within "
-                  f"{comparison.tolerance:.0%})", ""]
+    lines = [f"documents answered by both: {comparison.shared}", ""]
+    lines += _sides(comparison.a, comparison.b, comparison.shared)
+    within = f"{comparison.tolerance:.0%}"
+    agreement = f"agreement of B with A (A taken as the expected values; numbers agree within {within})"
+    lines += ["", agreement, ""]
     lines += _field_rows(comparison.fields)
     for name, why in comparison.skipped_fields.items():
         lines.append(f"  {name}: not compared ({why})")
@@ -154,8 +155,8 @@ def describe_comparison(comparison: Comparison, *, limit: int = DEFAULT_DISAGREE
         if not score.disagreements or limit == 0:
             continue
         shown = score.disagreements[:limit]
-        lines += ["", f"{score.name}: {len(score.disagreements)} document(s) disagree"
-                      + (f", first {len(shown)}" if len(shown) < len(score.disagreements) else "")]
+        first = f", first {len(shown)}" if len(shown) < len(score.disagreements) else ""
+        lines += ["", f"{score.name}: {len(score.disagreements)} document(s) disagree{first}"]
         disagreeing = [(d.doc_id, _shown(d.expected), _shown(d.actual)) for d in shown]
         lines += _table([("doc_id", "A", "B"), *disagreeing], numbers=False)
     return "\n".join(lines)

@@ -105,6 +105,25 @@ def test_eval_reads_jsonl_and_parquet_truth_files_alike(runs: dict[str, Path], t
     assert scores[0] == scores[1] == scores[2]
 
 
+def test_eval_scores_every_field_type_of_the_job(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Numbers, strings and lists from a CSV (a list as `;`-separated items) are scored with their own measures."""
+    truth = tmp_path / "truth.csv"
+    truth.write_text(
+        "doc_id,confidence,summary,key_points\n"
+        'emails/thank_you.txt,0.5,A thank-you note.,"Pinecrest; thanks"\n'
+        'emails/hr_holiday_policy.txt,,,"[""PTO rises to 20 days""]"\n'
+    )
+    report = tmp_path / "eval.json"
+    result = invoke(["eval", str(runs["haiku"]), "--truth", str(truth), "--json", str(report)])
+    assert 0 == result.exit_code, result.output
+    fields = {field["name"]: field for field in json.loads(report.read_text())["fields"]}
+    assert {"confidence": 1, "summary": 1, "key_points": 2} == {name: f["compared"] for name, f in fields.items()}
+    assert {"mae", "within_tolerance"} == set(fields["confidence"]["metrics"])
+    assert {"normalised", "exact"} == set(fields["summary"]["metrics"])
+    assert {"jaccard", "item_precision", "item_recall"} == set(fields["key_points"]["metrics"])
+    assert "mean Jaccard" in result.stdout
+
+
 def test_eval_counts_truth_rows_the_output_has_not_answered(runs: dict[str, Path], tmp_path: Path) -> None:
     """Over a run of the e-mails only, the other truth rows are missing and named."""
     report = tmp_path / "eval.json"
@@ -157,6 +176,9 @@ def test_compare_of_an_output_with_itself_agrees_everywhere(runs: dict[str, Path
         ('{"doc_id": "a", "category": "other"}\n{"doc_id": "a", "category": "hr"}\n', ".jsonl",
          "line 2: doc_id 'a' appears twice"),
         ("doc_id\tcategory\n", ".tsv", "a truth file is .csv, .jsonl, .parquet"),
+        ("doc_id,confidence\nemails/thank_you.txt,nan\n", ".csv", "field 'confidence' is nan, not a finite number"),
+        ('{"doc_id": "emails/thank_you.txt", "key_points": "one"}\n', ".jsonl",
+         "line 1 (emails/thank_you.txt): field 'key_points' should be a list of strings"),
     ],
 )
 def test_eval_refuses_a_bad_truth_file_with_exit_2(
