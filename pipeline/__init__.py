@@ -4,6 +4,7 @@ What notebooks and scripts call::
 
     import pipeline
     df = pipeline.load_results("results/triage")          # latest row per document
+    scores = pipeline.evaluate_output(Path("results/triage"), Path("truth.csv"))  # against expected values
 
     job = pipeline.load_job(Path("jobs/triage.toml"))
     summary = pipeline.run(pipeline.resolve_config(job, Path("inbox"), Path("results/triage")))
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .config import RunConfig, resolve_config
     from .dryrun import dry_run
     from .emulator import Emulator, EmulatorConfig
+    from .evaluation_io import compare_outputs, evaluate_output
     from .jobs import Field, Job, load_job
     from .results import load_results
     from .runner import run
@@ -53,6 +55,8 @@ _HOMES: dict[str, str] = {
     "RunConfig": ".config",
     "resolve_config": ".config",
     "load_results": ".results",
+    "evaluate_output": ".evaluation_io",
+    "compare_outputs": ".evaluation_io",
     "RunSummary": ".summary",
     "dry_run": ".dryrun",
     "run": ".runner",
@@ -78,7 +82,9 @@ __all__ = [
     "RunConfig",
     "RunSummary",
     "TransientError",
+    "compare_outputs",
     "dry_run",
+    "evaluate_output",
     "load_job",
     "load_results",
     "resolve_config",

@@ -414,3 +414,60 @@ def export(out_dir: Path, format_: str, to: Path | None, every_row: bool) -> Non
         return
     if to is not None:
         click.echo(f"docpipe: {written} rows written to {to}", err=True)
+
+
+@main.command(name="eval", short_help="Score an output against a truth file, field by field.")
+@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--truth", "truth_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Expected values: CSV, JSONL or Parquet with doc_id and some of the job's fields.")
+@click.option("--job", "job_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The job file: its enum values check the truth file [default: types from the output's schema].")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write it all as JSON.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="A number within this share of the expected value counts as right.")
+def eval_command(out_dir: Path, truth_path: Path, job_file: Path | None, json_path: Path | None,
+                 tolerance: float) -> None:
+    """Score OUT's latest ok answers against a truth file: per field accuracy, matches, errors and overlap."""
+    from .evaluation_io import evaluate_output
+    from .evaluation_report import describe_evaluation, to_json
+
+    try:
+        job = load_job(job_file) if job_file else None
+        evaluation = evaluate_output(out_dir, truth_path, job=job, tolerance=tolerance)
+    except PipelineError as exc:
+        _fail(exc)
+        return
+    click.echo(describe_evaluation(evaluation))
+    if json_path:
+        _write_json(json_path, to_json(evaluation))
+
+
+@main.command(short_help="Two outputs side by side: agreement per field, cost and latency.")
+@click.argument("out_a", metavar="OUT_A", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_b", metavar="OUT_B", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write it all as JSON.")
+@click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Disagreeing documents shown per field.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Numbers within this share of A's value agree.")
+def compare(out_a: Path, out_b: Path, json_path: Path | None, limit: int, tolerance: float) -> None:
+    """Compare two outputs over the same documents (two jobs or two models): agreement per field, cost, latency."""
+    from .evaluation_io import compare_outputs
+    from .evaluation_report import describe_comparison, to_json
+
+    try:
+        comparison = compare_outputs(out_a, out_b, tolerance=tolerance)
+    except PipelineError as exc:
+        _fail(exc)
+        return
+    click.echo(describe_comparison(comparison, limit=limit))
+    if json_path:
+        _write_json(json_path, to_json(comparison))
+
+
+def _write_json(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(ConfigError(f"cannot write {path}: {exc.strerror or exc}"))
+    click.echo(f"docpipe: JSON in {path}", err=True)

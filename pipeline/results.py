@@ -11,9 +11,21 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import ConfigError, EnvironmentFailure
+from .output import BASE_COLUMNS, TRAILING_COLUMNS
 from .parts import ARROW_ERRORS, CONVERSION_ERRORS, first_line, part_files, read_part, unreadable_part
 
-__all__ = ["load_results", "load_table", "results_table"]
+__all__ = ["field_types", "load_results", "load_table", "results_table"]
+
+# A column's Arrow type -> the job field type that writes it (`fields.FIELD_TYPES`' `arrow_type`, read backwards).
+_FIELD_TYPE_OF = (
+    (pa.types.is_dictionary, "enum"),
+    (pa.types.is_string, "string"),
+    (pa.types.is_floating, "number"),
+    (pa.types.is_integer, "integer"),
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_list, "list"),
+)
 
 
 def _unified_dataset(out_dir: Path) -> ds.Dataset | None:
@@ -53,6 +65,23 @@ def load_table(out_dir: Path, *, columns: list[str]) -> pa.Table:
         return dataset.to_table(columns=columns)
     except ARROW_ERRORS:
         return _dataset_table(out_dir, dataset, None).select(columns)
+
+
+def field_types(out_dir: Path) -> dict[str, str] | None:
+    """The output's columns other than docpipe's own (the job's fields, and any manifest metadata), each with
+    the field type that writes such a column; None when the directory holds no part."""
+    dataset = _unified_dataset(out_dir)
+    if dataset is None:
+        return None
+    own = {name for name, _, _ in BASE_COLUMNS + TRAILING_COLUMNS}
+    types: dict[str, str] = {}
+    for column in dataset.schema:
+        if column.name in own:
+            continue
+        kind = next((name for is_kind, name in _FIELD_TYPE_OF if is_kind(column.type)), None)
+        if kind is not None:
+            types[column.name] = kind
+    return types
 
 
 def load_results(out: str | os.PathLike[str], *, job: str | None = None, latest: bool = True) -> Any:
