@@ -89,3 +89,20 @@ def test_batch_mode_with_a_model_the_api_does_not_serve_stops_before_submitting(
         endpoints = emulator.control.stats()["requests"]["by_endpoint"]
     assert 3 == result.exit_code, result.output
     assert 0 == endpoints.get("batches", 0), endpoints
+
+
+def test_the_summary_of_a_run_without_prices_does_not_report_a_cost_of_zero(
+    served_new_model: None, tmp_path: Path  # noqa: F811
+) -> None:
+    """Every row's cost_usd is null, yet summary.py sums them with `or 0.0`: "cost $0.0000" and "cost_usd": 0.0.
+
+    The note beside it says cost_usd is null; a reader of the summary JSON (or a notebook summing runs)
+    gets a free run. The total of unknown costs is unknown: null.
+    """
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+        args = ["run", str(TRIAGE), str(SAMPLE / "invoices"), "--out", str(out), "--model", NEW_MODEL]
+        result = invoke(args, emulator)
+    assert 0 == result.exit_code, result.output
+    summary = json.loads(next((out / "_runs").glob("*.json")).read_text())
+    assert summary["cost_usd"] is None, summary["cost_usd"]
