@@ -106,3 +106,21 @@ def test_the_summary_of_a_run_without_prices_does_not_report_a_cost_of_zero(
     assert 0 == result.exit_code, result.output
     summary = json.loads(next((out / "_runs").glob("*.json")).read_text())
     assert summary["cost_usd"] is None, summary["cost_usd"]
+
+
+def test_an_example_with_a_non_finite_number_is_refused() -> None:
+    """TOML `nan` / `inf` for a number field passes jobs._examples (Field.convert takes it) and json.dumps writes
+    `NaN` / `Infinity` into the cached prefix: an "answer expected" that is not JSON and that no answer may give.
+    """
+    import pytest
+
+    from pipeline.errors import JobError
+    from pipeline.jobs import parse_job
+
+    fields = [{"name": "amount", "type": "number", "description": "The total."}]
+    for bad in (float("nan"), float("inf")):
+        data = {"job": {"name": "t", "instructions": "Read."}, "fields": fields,
+                "examples": [{"input": "Invoice for 40 EUR.", "output": {"amount": bad}}]}
+        with pytest.raises(JobError) as caught:
+            parse_job(data)
+        assert "examples[0].output.amount" == caught.value.key
