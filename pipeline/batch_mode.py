@@ -52,7 +52,8 @@ from .batch_rows import BatchRows
 from .budget import Budget
 from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
-from .errors import EnvironmentFailure, FatalRunError, RequestError, TransientError
+from .errors import EnvironmentFailure, FatalRunError, PipelineError, RequestError, TransientError
+from .models import get_model
 from .payloads import BinaryPayload
 from .plans import Planner
 from .prepare import Preparer
@@ -371,7 +372,31 @@ class BatchRun:
         if self.uploads.pending():
             self.summary.files_cleaned += await self.uploads.clean()
 
+    async def check_model(self) -> None:
+        """A model docpipe's table does not know: asked of the API before a batch names it (as a realtime run does).
+
+        One the API does not serve either (404), or that cannot give max_tokens of output, stops the
+        run before anything is submitted; where the API cannot say, the batch's own answers will.
+        """
+        if get_model(self.job.model) is not None:
+            return
+        reader = getattr(self.transport, "model_limits", None)
+        if reader is None:
+            return
+        try:
+            _, max_output = await reader(self.job.model)
+        except FatalRunError:
+            raise
+        except PipelineError:
+            return
+        if max_output is not None and self.job.max_tokens > max_output:
+            raise FatalRunError(
+                f"the job's max_tokens {self.job.max_tokens:,} exceeds {self.job.model}'s maximum output of "
+                f"{max_output:,} tokens (GET /v1/models): every request would be refused; lower max_tokens"
+            )
+
     async def submit_input(self, source: Iterator[DocumentRef]) -> None:
+        await self.check_model()
         chunks = gather(
             self.preparer.works(source, stop=self.stop_preparing), planner=self.planner, budget=self.budget,
             claimed=self.claimed, limit=self.config.limit, stop=self.stop_preparing, summary=self.summary,

@@ -153,6 +153,14 @@ def resolve_config(
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     if max_cost_usd is not None and not (math.isfinite(max_cost_usd) and max_cost_usd > 0):
         raise ConfigError(f"--max-cost must be a positive number of US dollars, not {max_cost_usd!r}")
+    if max_cost_usd is not None:
+        from .pricing import model_prices
+
+        if model_prices(job.model, job.prices) is None:
+            raise ConfigError(
+                f"--max-cost needs {job.model}'s prices, and docpipe has none: give them in the job's [prices] "
+                "(input_usd, output_usd) or in a DOCPIPE_PRICES file"
+            )
     if not wait and mode == "realtime":
         raise ConfigError("--no-wait applies to --mode batch (or auto) only: a realtime run waits for its answers")
     if batch_above is not None and mode != "auto":

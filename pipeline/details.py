@@ -44,7 +44,8 @@ def check(instructions: str, columns: Collection[str], *, input_name: str) -> No
         available = ", ".join([*sorted(columns), *BUILT_IN]) or "none"
         raise ConfigError(
             f"the job's instructions name {', '.join('{' + name + '}' for name in missing)}, which {input_name} "
-            f"does not have: no such manifest column; what it has: {available}"
+            f"does not have: no such manifest column; what it has: {available}. To write braces as text, "
+            f"double them: {{{{{missing[0]}}}}}"
         )
 
 

@@ -184,6 +184,7 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
             concurrency=config.concurrency,
         )
 
+    unpriced = model_prices(job.model, job.prices) is None  # a model docpipe has no prices for: unknown, not $0
     projections = [
         _plus(projected("realtime", locals_ + in_pieces)),
         _plus(projected("batch", locals_), projected("realtime", in_pieces), mode="batch"),
@@ -195,8 +196,13 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
         "output_source": output_source, "output_ceiling_per_document": job.max_tokens, "cacheable": cacheable,
         "latency_p50_ms": latency_ms, "concurrency": config.concurrency,
         "rate_limits": {"rpm": config.rpm, "itpm": config.itpm, "otpm": config.otpm},
-        "projections": [asdict(p) for p in projections],
+        "projections": [_unpriced(asdict(p)) if unpriced else asdict(p) for p in projections],
+        "prices_known": not unpriced,
     }
+
+
+def _unpriced(projection: dict[str, Any]) -> dict[str, Any]:
+    return projection | {"expected_usd": None, "worst_usd": None}
 
 
 def _plus(*projections: Projection, mode: str | None = None) -> Projection:
@@ -243,9 +249,12 @@ def describe(data: dict[str, Any]) -> str:
     for projection in data["projections"]:
         batch_time = "most batches end within 1 h, all in 24 h"
         when = _wall(data, projection) if projection["mode"] == "realtime" else batch_time
+        if projection["expected_usd"] is None:
+            cost = f"cost unknown: no prices for {data['model']} ([prices] in the job, or DOCPIPE_PRICES)"
+        else:
+            cost = f"expected ${projection['expected_usd']:.4f}, worst case ${projection['worst_usd']:.4f}"
         lines.append(
-            f"  {projection['mode']:>8}: expected ${projection['expected_usd']:.4f}, worst case "
-            f"${projection['worst_usd']:.4f} (cache: {projection['cache_write_tokens']:,} written, "
+            f"  {projection['mode']:>8}: {cost} (cache: {projection['cache_write_tokens']:,} written, "
             f"{projection['cache_read_tokens']:,} read); time: {when}"
         )
     return "\n".join(lines)

@@ -408,6 +408,8 @@ def _examples(data: dict[str, Any], fields: tuple[Field, ...], path: Path | None
             value = output.get(field.name)
             if isinstance(value, datetime.date | datetime.time):  # a TOML date: the answer gives it as text
                 value = value.isoformat()
+            if isinstance(value, float) and not math.isfinite(value):  # not JSON, and no answer can give it
+                raise JobError(f"expected a finite number, got {value}", path=path, key=f"{where}output.{field.name}")
             try:
                 field.convert(value)
             except ValueError as exc:

@@ -206,7 +206,8 @@ def details_content(details: list[tuple[str, str]] | None) -> list[dict[str, Any
     """The document's details as a text block before it; none when the job names none."""
     if not details:
         return []
-    lines = [name + ": " + _DETAILS_CLOSE.sub(_DEFUSED, value.replace("\n", " ")) for name, value in details]
+    # One line a value: every line break Python knows (\r, U+2028, U+0085...) becomes a space.
+    lines = [name + ": " + _DETAILS_CLOSE.sub(_DEFUSED, " ".join(value.splitlines())) for name, value in details]
     return [{"type": "text", "text": "<document_details>\n" + "\n".join(lines) + "\n</document_details>"}]
 
 

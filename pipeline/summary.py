@@ -46,6 +46,8 @@ class RunSummary:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
+    priced_rows: int = 0  # rows with a cost
+    unpriced_rows: int = 0  # rows that spent tokens at a price docpipe does not know (cost_usd null)
     requests_sent: int = 0
     retries: int = 0
     latency_p50_ms: float | None = None
@@ -92,7 +94,12 @@ class RunSummary:
         self.output_tokens += row.get("output_tokens") or 0
         self.cache_read_tokens += row.get("cache_read_tokens") or 0
         self.cache_write_tokens += row.get("cache_write_tokens") or 0
-        self.cost_usd += row.get("cost_usd") or 0.0
+        cost = row.get("cost_usd")
+        if cost is not None:
+            self.cost_usd += cost
+            self.priced_rows += 1
+        elif row.get("input_tokens") or row.get("output_tokens") or row.get("cache_read_tokens"):
+            self.unpriced_rows += 1  # paid for at a price docpipe does not know
         self.native_pdfs += row.get("input_kind") == "pdf"
         self.truncated += bool(row.get("truncated"))
         if (row.get("request_count") or 1) > 1:
@@ -118,7 +125,16 @@ class RunSummary:
         )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        data = asdict(self)
+        if self.unpriced_rows and not self.priced_rows:
+            data["cost_usd"] = None  # the total of unknown costs is unknown, not $0
+        return json.dumps(data, indent=2)
+
+    def cost_text(self) -> str:
+        if self.unpriced_rows and not self.priced_rows:
+            return "cost unknown (no prices for the model)"
+        unpriced = f" (and {self.unpriced_rows} row(s) at an unknown price)" if self.unpriced_rows else ""
+        return f"cost ${self.cost_usd:.4f}{unpriced}"
 
     def describe(self) -> str:
         lines = [
@@ -127,7 +143,7 @@ class RunSummary:
             f"  documents: {self.documents} seen, {self.ok} ok, {self.errors} errors, {self.already_done} already done"
             + (f", {self.errors_unchanged} errors unchanged (not written again)" if self.errors_unchanged else ""),
             f"  tokens: {self.input_tokens:,} input, {self.output_tokens:,} output, {self.cache_read_tokens:,} "
-            f"cache read, {self.cache_write_tokens:,} cache write; cost ${self.cost_usd:.4f}",
+            f"cache read, {self.cache_write_tokens:,} cache write; {self.cost_text()}",
         ]
         if self.mode != "batch" or self.requests_sent:
             lines.append(
