@@ -44,6 +44,12 @@ def json_value(value: Any) -> Any:
     return value
 
 
+# A text cell a spreadsheet would run as a formula (=, +, -, @, or a tab or carriage return before one):
+# answers come from documents nobody vetted, so such a cell is opened with an apostrophe, which the
+# spreadsheet shows as text (OWASP, "CSV Injection"). Numbers are written as numbers.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_cell(value: Any) -> str:
     """A value as one CSV cell: empty for a missing value, JSON text for a list or an object."""
     value = json_value(value)
@@ -51,6 +57,8 @@ def csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return str(value)
 
 

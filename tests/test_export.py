@@ -92,9 +92,16 @@ def test_values_are_written_as_text_every_tool_reads() -> None:
     assert expected == json.loads(jsonl_text.getvalue())
 
 
-@pytest.mark.parametrize(("value", "cell"), [(None, ""), ([], "[]"), ({"k": 1}, '{"k": 1}'), (0.5, "0.5"), (3, "3")])
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        (None, ""), ([], "[]"), ({"k": 1}, '{"k": 1}'), (0.5, "0.5"), (3, "3"), (-3, "-3"),
+        ("=HYPERLINK(\"http://x.example\")", "'=HYPERLINK(\"http://x.example\")"),  # a formula: shown as text
+        ("+1 555", "'+1 555"), ("@SUM(A1)", "'@SUM(A1)"), ("- a bullet", "'- a bullet"), ("plain", "plain"),
+    ],
+)
 def test_a_csv_cell(value: object, cell: str) -> None:
-    """One value as a CSV cell."""
+    """One value as a CSV cell; text a spreadsheet would run as a formula opens with an apostrophe."""
     assert cell == csv_cell(value)
 
 
