@@ -255,6 +255,21 @@ def score_field(
     return FieldScore(field.name, field.type, len(pairs), matched, metrics, confusion, values, disagreements)
 
 
+def _score_fields(
+    fields: Sequence[Field], expected: Mapping[str, Row], actual: Mapping[str, Row], documents: Sequence[str],
+    *, tolerance: float,
+) -> tuple[FieldScore, ...]:
+    """Each field scored over `documents`: `expected`'s value of it against `actual`'s."""
+    return tuple(
+        score_field(
+            field,
+            [(doc_id, expected[doc_id].get(field.name), actual[doc_id].get(field.name)) for doc_id in documents],
+            tolerance=tolerance,
+        )
+        for field in fields
+    )
+
+
 def evaluate(
     fields: Sequence[Field],
     truth: Mapping[str, Row],
@@ -269,14 +284,7 @@ def evaluate(
     """
     scored = sorted(doc_id for doc_id in truth if doc_id in answers)
     missing = tuple(sorted(doc_id for doc_id in truth if doc_id not in answers))
-    scores = tuple(
-        score_field(
-            field,
-            [(doc_id, truth[doc_id].get(field.name), answers[doc_id].get(field.name)) for doc_id in scored],
-            tolerance=tolerance,
-        )
-        for field in fields
-    )
+    scores = _score_fields(fields, truth, answers, scored, tolerance=tolerance)
     fingerprints = {str(answers[doc_id].get("job_fingerprint")) for doc_id in scored}
     return Evaluation(
         fields=scores,
@@ -337,14 +345,7 @@ def compare(
             compared.append(field_a)
     names_a = {field.name for field in fields_a}
     skipped.update({field.name: f"only in {out_b}" for field in fields_b if field.name not in names_a})
-    scores = tuple(
-        score_field(
-            field,
-            [(doc_id, answers_a[doc_id].get(field.name), answers_b[doc_id].get(field.name)) for doc_id in shared],
-            tolerance=tolerance,
-        )
-        for field in compared
-    )
+    scores = _score_fields(compared, answers_a, answers_b, shared, tolerance=tolerance)
     return Comparison(
         a=_side(out_a, answers_a, shared, errors=len(errored_a), only_here=len(set(answers_a) - set(answers_b))),
         b=_side(out_b, answers_b, shared, errors=len(errored_b), only_here=len(set(answers_b) - set(answers_a))),

@@ -26,6 +26,7 @@ from .lock import LOCK_NAME
 from .pieces import PIECES_FILE
 from .submissions import BATCH_DIR, SubmissionStore
 from .summary import RUNS_DIR
+from .uploads import FILES_RECORD
 
 __all__ = [
     "DEFAULT_ERRORS_LISTED",
@@ -40,7 +41,6 @@ __all__ = [
 DEFAULT_ERRORS_LISTED = 5  # documents named per error type
 RUNS_LISTED = 20  # the newest runs shown; older ones are counted
 MESSAGE_CHARS = 160  # an error message is shown on one line, cut to this
-FILES_RECORD = "_files.jsonl"  # `uploads.FILES_RECORD`, named here so the SDK-facing module is not imported
 PART_GLOB = "part-*.parquet"
 ROW_COLUMNS = ["doc_id", "status", "error_type", "error_message", "created_at"]
 _MARKERS = (RUNS_DIR, WAL_DIR, BATCH_DIR, PIECES_FILE, FILES_RECORD, LOCK_NAME)

@@ -154,10 +154,8 @@ class RunSummary:
             lines.append(f"  mode: {self.mode} ({self.mode_reason})")
         if self.mode == "batch":
             lines.append(f"  {_batch_line(self)}")
-        if self.native_pdfs or self.chunked or self.truncated or self.files_uploaded or self.files_cleaned or (
-            self.fit_by_count
-        ):
-            lines.append(f"  {_inputs_line(self)}")
+        if inputs := _inputs_line(self):
+            lines.append(f"  {inputs}")
         if self.model_note:
             lines.append(f"  {self.model_note}")
         if self.cache_note:
@@ -269,8 +267,8 @@ def write_summary(out_dir: Path, summary: RunSummary) -> None:
             temporary.unlink(missing_ok=True)
 
 
-def _inputs_line(summary: RunSummary) -> str:
-    """How documents were sent, where it was not one text request each."""
+def _inputs_line(summary: RunSummary) -> str | None:
+    """How documents were sent, where it was not one text request each; None when every one was."""
     parts = []
     if summary.native_pdfs:
         parts.append(f"{summary.native_pdfs} PDF(s) sent as the file itself")
@@ -284,4 +282,4 @@ def _inputs_line(summary: RunSummary) -> str:
         parts.append(f"{summary.files_uploaded} PDF(s) uploaded through the Files API")
     if summary.files_cleaned:
         parts.append(f"{summary.files_cleaned} file(s) left by a killed run deleted")
-    return "inputs: " + ", ".join(parts)
+    return "inputs: " + ", ".join(parts) if parts else None

@@ -37,6 +37,11 @@ def make_pdf(pages: list[str], *, extra_objects: tuple[bytes, ...] = (), trailer
         )
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
     objects.extend(extra_objects)
+    return assemble_pdf(objects, trailer=trailer)
+
+
+def assemble_pdf(objects: list[bytes], *, trailer: bytes = b"") -> bytes:
+    """A PDF of numbered objects (1 the catalog), with its cross-reference table; `trailer` adds trailer entries."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):

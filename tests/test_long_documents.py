@@ -13,7 +13,7 @@ import pypdf
 import pytest
 from conftest import SEED, TEST_KEY
 from test_cli_run import TRIAGE, billed, invoke
-from test_extract import make_pdf
+from test_extract import assemble_pdf, make_pdf
 
 import pipeline
 from pipeline.documents import PDF_PAGE_IMAGE_TOKENS
@@ -361,16 +361,7 @@ def large_scan(size_bytes: int) -> bytes:
         b"<< /Type /XObject /Subtype /Image /Width 1000 /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8 "
         b"/Length %d >>\nstream\n%s\nendstream" % (size_bytes // 3000, size_bytes, image),
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return assemble_pdf(objects)
 
 
 def test_a_large_pdf_goes_through_the_files_api_from_its_first_attempt(tmp_path: Path) -> None:
