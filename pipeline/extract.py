@@ -36,7 +36,9 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -378,3 +380,33 @@ def reason(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     first = lines[0] if lines else type(exc).__name__
     return first if len(first) <= REASON_MAX_CHARS else first[: REASON_MAX_CHARS - 3] + "..."
+
+
+class SharedSetting:
+    """A process-wide setting held while any of several concurrent extractions needs it.
+
+    The first to enter applies it (`apply` returns how to undo it); the last to leave undoes it, so a
+    setting one extraction changed is never restored under another still running, and at rest the
+    process is as the application left it.
+    """
+
+    def __init__(self, apply: Callable[[], Callable[[], None]]) -> None:
+        self._apply = apply
+        self._lock = threading.Lock()
+        self._active = 0
+        self._undo: Callable[[], None] | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            if self._active == 0:
+                self._undo = self._apply()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0 and self._undo is not None:
+                    undo, self._undo = self._undo, None
+                    undo()

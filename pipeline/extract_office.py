@@ -23,15 +23,14 @@ from __future__ import annotations
 import datetime
 import io
 import struct
-import threading
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
-from .extract import Fail, reason
+from .extract import Fail, SharedSetting, reason
 
 __all__ = ["MAX_SHEET_COLUMNS", "MAX_SHEET_ROWS", "MAX_UNPACKED_BYTES", "docx_text", "xlsx_text"]
 
@@ -68,36 +67,20 @@ _FORMATS = {  # name, with its article; the application; its legacy binary suffi
 }
 
 
-class _WarningQuieting:
-    """How many extractions are ignoring the libraries' warnings now, and the filters to restore."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.active = 0
-        self.saved: warnings.catch_warnings | None = None
-
-
-_QUIETING = _WarningQuieting()
+def _ignore_library_warnings() -> Callable[[], None]:
+    """Ignore python-docx's and openpyxl's warnings; how to put the filters back."""
+    saved = warnings.catch_warnings()
+    saved.__enter__()
+    warnings.filterwarnings("ignore", module=LIBRARY_MODULES)
+    return lambda: saved.__exit__(None, None, None)
 
 
-@contextmanager
-def _quiet_libraries() -> Iterator[None]:
+_QUIETING = SharedSetting(_ignore_library_warnings)
+
+
+def _quiet_libraries() -> AbstractContextManager[None]:
     """python-docx's and openpyxl's warnings are ignored while the block runs; the filters restored after."""
-    with _QUIETING.lock:
-        if _QUIETING.active == 0:
-            saved = warnings.catch_warnings()
-            saved.__enter__()
-            warnings.filterwarnings("ignore", module=LIBRARY_MODULES)
-            _QUIETING.saved = saved
-        _QUIETING.active += 1
-    try:
-        yield
-    finally:
-        with _QUIETING.lock:
-            _QUIETING.active -= 1
-            if _QUIETING.active == 0 and _QUIETING.saved is not None:
-                _QUIETING.saved.__exit__(None, None, None)
-                _QUIETING.saved = None
+    return _QUIETING.held()
 
 
 def _check_package(data: bytes, kind: str, fail: Fail) -> None:

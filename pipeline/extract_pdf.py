@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from .errors import ExtractionError
-from .extract import CONTROL_CHARS, NEWLINES, PASSWORD_REQUIRED, Fail, reason
+from .extract import CONTROL_CHARS, NEWLINES, PASSWORD_REQUIRED, Fail, SharedSetting, reason
 from .pdf_failures import PDF_PARSE_FAILURES
 
 __all__ = ["NO_TEXT_LAYER", "pdf_pages", "pdf_text", "quiet_pypdf"]
@@ -32,37 +31,26 @@ NO_TEXT_LAYER = (
 
 
 
-class _LoggerQuieting:
-    """How many extractions are quietening the pypdf logger now, and whether it was ours to quieten."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.active = 0
-        self.lowered = False  # the level was NOTSET when the first active extraction began
-
-
-_QUIETING = _LoggerQuieting()  # zero active extractions at rest: the logger is as the application left it
-
-
-@contextmanager
-def quiet_pypdf() -> Iterator[None]:
-    """pypdf's repair warnings are not logged while the block runs; the logger is restored after it."""
+def _lower_pypdf_logger() -> Callable[[], None]:
+    """Quieten the pypdf logger, unless the application configured it (any level but NOTSET); how to undo it."""
     logger = logging.getLogger(PYPDF_LOGGER)
-    with _QUIETING.lock:
-        if _QUIETING.active == 0:
-            _QUIETING.lowered = logger.level == logging.NOTSET  # leave a logger the application configured alone
-            if _QUIETING.lowered:
-                logger.setLevel(QUIET_LEVEL)
-        _QUIETING.active += 1
-    try:
-        yield
-    finally:
-        with _QUIETING.lock:
-            _QUIETING.active -= 1
-            if _QUIETING.active == 0 and _QUIETING.lowered:
-                _QUIETING.lowered = False
-                if logger.level == QUIET_LEVEL:  # unless the application set a level meanwhile
-                    logger.setLevel(logging.NOTSET)
+    if logger.level != logging.NOTSET:
+        return lambda: None
+
+    def restore() -> None:
+        if logger.level == QUIET_LEVEL:  # unless the application set a level meanwhile
+            logger.setLevel(logging.NOTSET)
+
+    logger.setLevel(QUIET_LEVEL)
+    return restore
+
+
+_QUIETING = SharedSetting(_lower_pypdf_logger)  # at rest, the logger is as the application left it
+
+
+def quiet_pypdf() -> AbstractContextManager[None]:
+    """pypdf's repair warnings are not logged while the block runs; the logger is restored after it."""
+    return _QUIETING.held()
 
 
 def pdf_text(data: bytes, fail: Fail) -> tuple[str, int]:
