@@ -91,6 +91,7 @@ class _Tracker:
     request_id: str | None = None
     unreachable: bool = False  # the last attempt was sent to an API already unreachable: not the document's failure
     last: TokenUsage | None = None  # what the last attempt's answer was billed
+    last_cost: float | None = None  # and what that cost (None: no prices)
     streamed: bool | None = None
     cost: float | None = 0.0  # each answer priced on its own (a long-prompt tier is per request); None: no prices
 
@@ -479,9 +480,8 @@ class RealtimeRun:
                 spec = dataclasses.replace(spec, params=with_file_source(spec.params, file_id))
             return await self._send(spec, number, tracker, permit, on_started)
         finally:
-            last = tracker.last
-            if self.budget.capped:  # the answer's cost is computed again for its row; only a budget needs it now
-                self.budget.settle(reserved, cost_usd(self.job.model, last, prices=self.job.prices) if last else None)
+            if self.budget.capped:  # settled at what the answer cost, priced once in _send
+                self.budget.settle(reserved, tracker.last_cost if tracker.last else None)
 
     async def _send(
         self,
@@ -532,7 +532,7 @@ class RealtimeRun:
         self.limiter.succeeded()
         tracker.spent = tracker.spent + usage
         tracker.last = usage
-        price = cost_usd(self.job.model, usage, prices=self.job.prices)
+        price = tracker.last_cost = cost_usd(self.job.model, usage, prices=self.job.prices)
         tracker.cost = None if tracker.cost is None or price is None else tracker.cost + price
         tracker.request_id = response.request_id
         answer = parse_answer(self.job, response.message, document_id=spec.document_id, request_id=response.request_id)
