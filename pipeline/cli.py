@@ -465,6 +465,40 @@ def compare(out_a: Path, out_b: Path, json_path: Path | None, limit: int, tolera
         _write_json(json_path, to_json(comparison))
 
 
+@main.command(short_help="One HTML page of an output: answers, errors, runs, latency.")
+@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the page here [default: OUT/_report.html].")
+@click.option("--truth", "truth_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Add the evaluation against this truth file (as `docpipe eval`).")
+@click.option("--job", "job_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The job file [default: the fields the output records].")
+@click.option("--review-by", "review_by", metavar="FIELD",
+              help="Numeric field whose lowest answers are listed to review first [default: a *confidence* field].")
+@click.option("--review", "review_count", type=click.IntRange(min=0), default=20, show_default=True, metavar="N",
+              help="Documents listed to review first.")
+@click.option("--errors", "errors_listed", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
+              help="Documents named per error type.")
+def report(out_dir: Path, to: Path | None, truth_path: Path | None, job_file: Path | None, review_by: str | None,
+           review_count: int, errors_listed: int) -> None:
+    """Write one self-contained HTML page of OUT (it opens with no network): counts per enum field, numeric
+    distributions, the documents to review first, errors, cost and tokens per run, latency percentiles,
+    and with --truth the evaluation. Needs plotly: pip install 'docpipe[report]'."""
+    from .report_data import collect_report
+    from .report_html import render_html, write_page
+
+    target = to or out_dir / "_report.html"
+    try:
+        job = load_job(job_file) if job_file else None
+        page = render_html(collect_report(out_dir, job=job, truth_path=truth_path, review_by=review_by,
+                                          review_count=review_count, errors_listed=errors_listed))
+        write_page(target, page)
+    except PipelineError as exc:
+        _fail(exc)
+        return
+    click.echo(f"docpipe: report in {target} ({len(page.encode()) / 1e6:.1f} MB; open it in a browser)", err=True)
+
+
 def _write_json(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")

@@ -7,9 +7,10 @@ not have, or a date that is not ISO, is a `ConfigError` naming the file, the row
 empty cell (or null) means "not labelled": that document is not scored on that field. In a CSV a
 boolean is true/false (also yes/no, 1/0), and a list is a JSON array or items separated by `;`.
 
-The fields and their types come from the output's Parquet schema, or from the job when one is
-given: only the job knows an enum's values, so without it an enum value is not checked. Without the
-job, a manifest's metadata column is indistinguishable from a field and may be scored like one.
+The fields, their types and an enum's values come from the job when one is given, else from the
+record each part keeps of its job's fields (`output.FIELDS_KEY`). Parts written before that record
+existed give only their columns' types: an enum value is then not checked, and a manifest's metadata
+column is indistinguishable from a field and may be scored like one.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ Answers = dict[str, dict[str, Any]]
 
 
 def output_fields(out_dir: Path, *, job: Job | None = None) -> tuple[Field, ...]:
-    """The fields an output can be scored on: the job's when given (each must be a column), else its schema's."""
-    from .results import field_types
+    """The fields an output can be scored on: the job's when given (each must be a column), else those its parts
+    record, else (parts written before docpipe recorded them) every column not docpipe's own, typed by its type."""
+    from .results import field_types, job_fields
 
     if not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: no such output directory")
@@ -50,7 +52,7 @@ def output_fields(out_dir: Path, *, job: Job | None = None) -> tuple[Field, ...]
     if types is None:
         raise ConfigError(f"no results in {out_dir}: run `docpipe run JOB INPUT --out {out_dir}` first")
     if job is None:
-        return tuple(Field(name, kind) for name, kind in types.items())
+        return job_fields(out_dir, types) or tuple(Field(name, kind) for name, kind in types.items())
     for field in job.fields:
         if types.get(field.name) != field.type:
             have = f"a {types[field.name]} column" if field.name in types else "no such column"

@@ -19,6 +19,7 @@ The output modules are the only ones that import pyarrow (and a Parquet manifest
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -29,9 +30,10 @@ from . import columns as row_columns
 from .errors import ConfigError
 from .jobs import Job
 
-__all__ = ["BASE_COLUMNS", "TRAILING_COLUMNS", "arrow_type", "metadata_column_names", "output_schema"]
+__all__ = ["BASE_COLUMNS", "FIELDS_KEY", "TRAILING_COLUMNS", "arrow_type", "metadata_column_names", "output_schema"]
 
 JOB_KEY, FINGERPRINT_KEY = b"docpipe.job", b"docpipe.job_fingerprint"
+FIELDS_KEY = b"docpipe.fields"  # the job's fields as JSON: what readers score and chart without the job file
 
 METADATA_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -80,7 +82,12 @@ def output_schema(job: Job, metadata_columns: Mapping[str, str] | None = None) -
             f"two output columns would be named {twice!r}: rename the manifest column that becomes it "
             "(a manifest column named like one of docpipe's or the job's is prefixed meta_)"
         )
-    return pa.schema(fields, metadata={JOB_KEY: job.name, FINGERPRINT_KEY: job.fingerprint})
+    described = [
+        {"name": field.name, "type": field.type, **({"values": [value for value, _ in field.values]} if field.values else {})}
+        for field in job.fields
+    ]
+    metadata = {JOB_KEY: job.name, FINGERPRINT_KEY: job.fingerprint, FIELDS_KEY: json.dumps(described)}
+    return pa.schema(fields, metadata=metadata)
 
 
 def metadata_column_names(names: Iterable[str], job: Job) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import ConfigError, EnvironmentFailure
-from .output import BASE_COLUMNS, TRAILING_COLUMNS
+from .fields import Field
+from .output import BASE_COLUMNS, FIELDS_KEY, TRAILING_COLUMNS
 from .parts import ARROW_ERRORS, CONVERSION_ERRORS, first_line, part_files, read_part, unreadable_part
 
-__all__ = ["field_types", "load_results", "load_table", "results_table"]
+__all__ = ["field_types", "job_fields", "load_results", "load_table", "results_table"]
 
 # A column's Arrow type -> the job field type that writes it (`fields.FIELD_TYPES`' `arrow_type`, read backwards).
 _FIELD_TYPE_OF = (
@@ -82,6 +84,27 @@ def field_types(out_dir: Path) -> dict[str, str] | None:
         if kind is not None:
             types[column.name] = kind
     return types
+
+
+def job_fields(out_dir: Path, types: dict[str, str]) -> tuple[Field, ...] | None:
+    """The job's fields as the newest part records them (names, types, enum values), each checked against the
+    output's column `types`; None when the part predates the record or does not match."""
+    parts = part_files(out_dir)
+    if not parts:
+        return None
+    try:
+        recorded = json.loads((pq.read_schema(parts[-1]).metadata or {}).get(FIELDS_KEY, b"null"))
+    except (*ARROW_ERRORS, OSError, ValueError):
+        return None
+    if not isinstance(recorded, list):
+        return None
+    fields = []
+    for entry in recorded:
+        if not (isinstance(entry, dict) and types.get(entry.get("name")) == entry.get("type")):
+            return None
+        values = entry.get("values") or []
+        fields.append(Field(entry["name"], entry["type"], values=tuple((str(value), "") for value in values)))
+    return tuple(fields)
 
 
 def load_results(out: str | os.PathLike[str], *, job: str | None = None, latest: bool = True) -> Any:

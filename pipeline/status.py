@@ -30,11 +30,18 @@ from .uploads import FILES_RECORD
 
 __all__ = [
     "DEFAULT_ERRORS_LISTED",
-    "RUNS_LISTED",
     "OutputStatus",
+    "RUNS_LISTED",
     "check_output_dir",
+    "collect_pending",
     "collect_status",
     "describe",
+    "group_errors",
+    "latest_rows",
+    "money",
+    "pending_lines",
+    "read_lock_holder",
+    "read_runs",
     "to_json",
 ]
 
@@ -43,6 +50,7 @@ RUNS_LISTED = 20  # the newest runs shown; older ones are counted
 MESSAGE_CHARS = 160  # an error message is shown on one line, cut to this
 PART_GLOB = "part-*.parquet"
 ROW_COLUMNS = ["doc_id", "status", "error_type", "error_message", "created_at"]
+TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 _MARKERS = (RUNS_DIR, WAL_DIR, BATCH_DIR, PIECES_FILE, FILES_RECORD, LOCK_NAME)
 
 
@@ -58,11 +66,15 @@ class RunLine:
     ok: int
     errors: int
     already_done: int
-    tokens: int
-    cost_usd: float
+    tokens: int  # all four kinds below together
+    cost_usd: float | None  # None: the run spent tokens at a price docpipe does not know
     exit_code: int | None
     stopped: str  # finished, fatal, environment, interrupted, budget, waiting (batches pending)
     note: str | None = None  # the fatal error or the stop note
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -137,9 +149,7 @@ def _int(value: Any) -> int:
 
 def run_line(summary: Mapping[str, Any], *, name: str) -> RunLine:
     """A saved summary as a run line; missing fields are left empty, never guessed."""
-    tokens = sum(
-        _int(summary.get(key)) for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-    )
+    kinds = {key: _int(summary.get(key)) for key in TOKEN_KINDS}
     wall_s, cost = summary.get("wall_s"), summary.get("cost_usd")
     exit_code = summary.get("exit_code")
     return RunLine(
@@ -151,15 +161,16 @@ def run_line(summary: Mapping[str, Any], *, name: str) -> RunLine:
         ok=_int(summary.get("ok")),
         errors=_int(summary.get("errors")),
         already_done=_int(summary.get("already_done")),
-        tokens=tokens,
-        cost_usd=round(float(cost), 6) if isinstance(cost, int | float) else 0.0,
+        tokens=sum(kinds.values()),
+        cost_usd=round(float(cost), 6) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
         exit_code=exit_code if isinstance(exit_code, int) else None,
         stopped=how_stopped(summary),
         note=summary.get("fatal_error") or summary.get("stop_note"),
+        **kinds,
     )
 
 
-def _read_runs(out_dir: Path, problems: list[str]) -> list[RunLine]:
+def read_runs(out_dir: Path, problems: list[str]) -> list[RunLine]:
     """The saved runs, oldest first: by start (a second's resolution), then by when the summary was saved."""
     runs: list[tuple[str, int, RunLine]] = []
     folder = out_dir / RUNS_DIR
@@ -303,7 +314,17 @@ def _uploads(out_dir: Path, pending: Pending) -> None:
     pending.uploads_not_deleted = sum(1 for value in state.values() if value != "deleted")
 
 
-def _lock_holder(out_dir: Path) -> str | None:
+def collect_pending(out_dir: Path, problems: list[str]) -> Pending:
+    """What waits in the directory: journal rows, batches, pieces and uploads; unreadable records go to `problems`."""
+    pending = Pending()
+    _journal(out_dir, pending, problems)
+    _batches(out_dir, pending, problems)
+    _pieces(out_dir, pending)
+    _uploads(out_dir, pending)
+    return pending
+
+
+def read_lock_holder(out_dir: Path) -> str | None:
     try:
         text = (out_dir / LOCK_NAME).read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
@@ -327,12 +348,8 @@ def collect_status(out_dir: Path, *, errors_listed: int = DEFAULT_ERRORS_LISTED)
     """Everything `docpipe status` shows; raises `ConfigError` unless `out_dir` is a docpipe output directory."""
     check_output_dir(out_dir)
     problems: list[str] = []
-    runs = _read_runs(out_dir, problems)
-    pending = Pending()
-    _journal(out_dir, pending, problems)
-    _batches(out_dir, pending, problems)
-    _pieces(out_dir, pending)
-    _uploads(out_dir, pending)
+    runs = read_runs(out_dir, problems)
+    pending = collect_pending(out_dir, problems)
     unreadable_before = len(problems)
     latest = latest_rows(_read_rows(out_dir, problems))
     ok = sum(1 for row in latest.values() if row.get("status") == "ok")
@@ -345,7 +362,7 @@ def collect_status(out_dir: Path, *, errors_listed: int = DEFAULT_ERRORS_LISTED)
         ok=ok,
         error=len(latest) - ok,
         errors=group_errors(latest, listed=errors_listed),
-        lock_holder=_lock_holder(out_dir),
+        lock_holder=read_lock_holder(out_dir),
         rows_readable=len(problems) == unreadable_before,
         problems=problems,
     )
@@ -362,14 +379,19 @@ def _run_text(run: RunLine) -> str:
     code = "?" if run.exit_code is None else str(run.exit_code)
     text = (
         f"  {when}  {run.run_id}  {run.stopped} (exit {code}) in {took}: {run.ok} ok, {run.errors} errors, "
-        f"{run.already_done} already done; {run.tokens:,} tokens, ${run.cost_usd:.4f}"
+        f"{run.already_done} already done; {run.tokens:,} tokens, {money(run.cost_usd)}"
     )
     if run.mode and run.mode != "realtime":
         text += f" [{run.mode}]"
     return text + (f"\n      {one_line(run.note)}" if run.note else "")
 
 
-def _pending_lines(pending: Pending) -> list[str]:
+def money(cost_usd: float | None) -> str:
+    """A cost for a person: dollars to a hundredth of a cent, or 'cost unknown' (a model with no known price)."""
+    return "cost unknown" if cost_usd is None else f"${cost_usd:.4f}"
+
+
+def pending_lines(pending: Pending) -> list[str]:
     lines = []
     if pending.journal_rows or pending.journal_damaged_lines:
         damaged = f", {pending.journal_damaged_lines} damaged lines" if pending.journal_damaged_lines else ""
@@ -407,7 +429,7 @@ def describe(status: OutputStatus) -> str:
     lines.append(f"runs: {len(status.runs) + status.older_runs}, newest last{older}")
     lines += [_run_text(run) for run in status.runs] or ["  none recorded"]
     lines.append("pending:")
-    lines += _pending_lines(status.pending)
+    lines += pending_lines(status.pending)
     if status.rows_readable:
         lines.append(f"documents: {status.documents} (latest row each): {status.ok} ok, {status.error} error")
     else:

@@ -1,0 +1,310 @@
+"""What `docpipe report` shows, gathered as plain data: no HTML and no charting library here.
+
+`collect_report` reads an output directory once (the latest row per document, the run summaries,
+what is pending) and folds it into a `Report`: counts per enum and boolean field, the distribution
+of each numeric field, latency percentiles, cost and tokens per run, the documents in error, and the
+documents to review first (the lowest values of a confidence field). With a truth file, the
+evaluation of `docpipe eval` joins it. `report_html` draws it.
+
+Distributions are binned here, so the page holds counts, not values: its size does not grow with
+the number of documents. The folding functions are pure, over Python values, and tested as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .evaluation import Evaluation
+from .fields import Field
+from .jobs import Job
+from .status import ErrorGroup, RunLine, check_output_dir, collect_pending, group_errors, pending_lines, read_runs
+
+__all__ = [
+    "DEFAULT_ERRORS_LISTED",
+    "DEFAULT_REVIEW_COUNT",
+    "Distribution",
+    "Report",
+    "ValueCounts",
+    "cell_text",
+    "collect_report",
+    "distribution",
+    "percentiles",
+    "review_field",
+    "value_counts",
+]
+
+DEFAULT_REVIEW_COUNT = 20  # documents listed to review first
+DEFAULT_ERRORS_LISTED = 50  # documents named per error type
+HISTOGRAM_BINS = 20
+PERCENTILES = (50, 90, 95, 99)
+NULL_LABEL = "(none)"  # an answer left empty, as a count shows it
+CELL_CHARS = 200  # a string answer in the review table is cut to this
+COUNTED_TYPES = frozenset({"enum", "boolean"})
+MEASURED_TYPES = frozenset({"number", "integer"})
+# The row columns the report reads, besides the fields.
+ROW_COLUMNS = ["doc_id", "source", "status", "error_type", "error_message", "latency_ms", "model", "job", "cost_usd",
+               "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"]
+
+
+@dataclass(frozen=True, slots=True)
+class ValueCounts:
+    """How often each value of an enum or boolean field was answered, over the documents answered ok."""
+
+    name: str
+    type: str
+    counts: tuple[tuple[str, int], ...]  # (value, documents), in the job's order where known, else most first
+    missing: int  # answered ok with the field empty
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """A numeric column binned into equal-width bins, with the figures a reader asks first."""
+
+    name: str
+    count: int  # values binned (empty answers left out)
+    missing: int
+    minimum: float | None
+    maximum: float | None
+    mean: float | None
+    percentiles: dict[str, float]  # "p50" -> value
+    edges: tuple[float, ...]  # bin edges, one more than counts
+    counts: tuple[int, ...]
+    curve: tuple[float, ...] = ()  # the 0th to the 100th percentile, for a percentile chart
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Everything the page shows."""
+
+    out: str
+    generated_at: str
+    jobs: tuple[str, ...]
+    models: tuple[str, ...]
+    documents: int
+    ok: int
+    error: int
+    cost_usd: float | None  # of the latest rows; None when some row's price is unknown
+    tokens: dict[str, int]  # of the latest rows, by kind
+    runs: tuple[RunLine, ...]
+    pending: tuple[str, ...]  # one line per thing waiting; empty when nothing is
+    counts: tuple[ValueCounts, ...]
+    distributions: tuple[Distribution, ...]
+    latency: Distribution | None  # realtime rows answered ok; None when there are none
+    errors: tuple[ErrorGroup, ...]
+    review_by: str | None  # the field the review list is sorted by
+    review: tuple[dict[str, str], ...]  # the documents to review first, lowest value first: column -> text
+    review_columns: tuple[str, ...]
+    evaluation: Evaluation | None = None
+    notes: tuple[str, ...] = field(default=())  # what the page could not show, and why
+
+
+# -- pure folds ------------------------------------------------------------------------------------
+
+
+def _label(value: Any) -> str:
+    if value is None:
+        return NULL_LABEL
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def value_counts(field_: Field, values: Sequence[Any]) -> ValueCounts:
+    """The answers of one enum or boolean field counted; the job's values come first, in its order, zeros kept."""
+    counter = Counter(_label(value) for value in values if value is not None)
+    known: list[str] = [value for value, _ in field_.values] if field_.type == "enum" else []
+    if field_.type == "boolean":
+        known = ["true", "false"]
+    order = known + [label for label, _ in counter.most_common() if label not in known]
+    return ValueCounts(
+        name=field_.name,
+        type=field_.type,
+        counts=tuple((label, counter.get(label, 0)) for label in order),
+        missing=sum(1 for value in values if value is None),
+    )
+
+
+def percentiles(ordered: Sequence[float], ranks: Sequence[int] = PERCENTILES) -> dict[str, float]:
+    """Percentiles of sorted values by linear interpolation (numpy's default); empty when there are none."""
+    if not ordered:
+        return {}
+    result = {}
+    for rank in ranks:
+        position = (len(ordered) - 1) * rank / 100
+        low = math.floor(position)
+        high = min(low + 1, len(ordered) - 1)
+        result[f"p{rank}"] = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return result
+
+
+def distribution(name: str, values: Sequence[Any], *, bins: int = HISTOGRAM_BINS) -> Distribution:
+    """Finite numbers among `values` binned into `bins` equal bins over their range (one bin when all are equal)."""
+    numbers = sorted(float(value) for value in values if _finite(value))
+    missing = len(values) - len(numbers)
+    if not numbers:
+        return Distribution(name, 0, missing, None, None, None, {}, (), ())
+    low, high = numbers[0], numbers[-1]
+    if high == low:
+        edges: tuple[float, ...] = (low - 0.5, high + 0.5) if low == int(low) else (low, high)
+        counts: tuple[int, ...] = (len(numbers),)
+    else:
+        width = (high - low) / bins
+        edges = tuple(low + width * index for index in range(bins)) + (high,)
+        binned = [0] * bins
+        for number in numbers:
+            binned[min(int((number - low) / width), bins - 1)] += 1
+        counts = tuple(binned)
+    return Distribution(
+        name=name,
+        count=len(numbers),
+        missing=missing,
+        minimum=low,
+        maximum=high,
+        mean=math.fsum(numbers) / len(numbers),
+        percentiles=percentiles(numbers),
+        edges=edges,
+        counts=counts,
+        curve=tuple(percentiles(numbers, range(101)).values()),
+    )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def review_field(fields: Sequence[Field], chosen: str | None) -> str | None:
+    """The numeric field to sort the review list by: the one asked for, else the first whose name says confidence."""
+    numeric = [field_.name for field_ in fields if field_.type in MEASURED_TYPES]
+    if chosen is not None:
+        if chosen not in numeric:
+            have = ", ".join(numeric) or "none"
+            raise ConfigError(f"--review-by {chosen}: not a numeric field of this output (numeric fields: {have})")
+        return chosen
+    return next((name for name in numeric if "confidence" in name.lower()), None)
+
+
+def cell_text(value: Any) -> str:
+    """An answer as one line of text for a table cell: a list's items joined by `;`, cut to `CELL_CHARS`."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        text = "; ".join(_label(item) for item in value)
+    elif isinstance(value, float):
+        text = f"{value:.3g}"
+    else:
+        text = _label(value)
+    folded = " ".join(text.split())
+    return folded if len(folded) <= CELL_CHARS else folded[: CELL_CHARS - 3] + "..."
+
+
+def review_rows(
+    rows: Sequence[Mapping[str, Any]], by: str, columns: Sequence[str], *, count: int
+) -> tuple[dict[str, str], ...]:
+    """The `count` ok rows with the lowest `by` (empty answers first: they were not even rated), as text cells."""
+    rated = [row for row in rows if row.get("status") == "ok"]
+    rated.sort(key=lambda row: (_finite(row.get(by)), row.get(by) if _finite(row.get(by)) else 0.0, row["doc_id"]))
+    return tuple({column: cell_text(row.get(column)) for column in columns} for row in rated[:count])
+
+
+def _sum_tokens(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    kinds = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    return {kind: sum(row.get(kind) or 0 for row in rows) for kind in kinds}
+
+
+def _sum_cost(rows: Sequence[Mapping[str, Any]]) -> float | None:
+    spent = [row for row in rows if (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)]
+    if any(row.get("cost_usd") is None for row in spent):
+        return None
+    return round(math.fsum(row.get("cost_usd") or 0.0 for row in rows), 6)
+
+
+def fold_rows(
+    rows: Sequence[Mapping[str, Any]],
+    fields: Sequence[Field],
+    *,
+    review_by: str | None,
+    review_count: int = DEFAULT_REVIEW_COUNT,
+    errors_listed: int = DEFAULT_ERRORS_LISTED,
+) -> dict[str, Any]:
+    """The parts of the report that come from the latest rows (one per document), as `Report` keyword arguments."""
+    answered = [row for row in rows if row.get("status") == "ok"]
+    latencies = [row.get("latency_ms") for row in answered if row.get("latency_ms") is not None]
+    latency = distribution("latency_ms", latencies) if latencies else None
+    shown = [field_.name for field_ in fields if field_.type != "list"][:6]
+    review_columns = ("doc_id", *([review_by] if review_by else []), *(name for name in shown if name != review_by))
+    latest = {str(row["doc_id"]): row for row in rows}
+    return {
+        "jobs": tuple(sorted({str(row["job"]) for row in rows if row.get("job")})),
+        "models": tuple(sorted({str(row["model"]) for row in answered if row.get("model")})),
+        "documents": len(rows),
+        "ok": len(answered),
+        "error": len(rows) - len(answered),
+        "cost_usd": _sum_cost(rows),
+        "tokens": _sum_tokens(rows),
+        "counts": tuple(
+            value_counts(field_, [row.get(field_.name) for row in answered])
+            for field_ in fields
+            if field_.type in COUNTED_TYPES
+        ),
+        "distributions": tuple(
+            distribution(field_.name, [row.get(field_.name) for row in answered])
+            for field_ in fields
+            if field_.type in MEASURED_TYPES
+        ),
+        "latency": latency,
+        "errors": tuple(group_errors(latest, listed=errors_listed)),
+        "review_by": review_by,
+        "review": review_rows(rows, review_by, review_columns, count=review_count) if review_by else (),
+        "review_columns": review_columns if review_by else (),
+    }
+
+
+# -- reading the directory -------------------------------------------------------------------------
+
+
+def collect_report(
+    out_dir: Path,
+    *,
+    job: Job | None = None,
+    truth_path: Path | None = None,
+    review_by: str | None = None,
+    review_count: int = DEFAULT_REVIEW_COUNT,
+    errors_listed: int = DEFAULT_ERRORS_LISTED,
+    now: datetime | None = None,
+) -> Report:
+    """The report of an output directory; `ConfigError` unless it is one with results, or the options do not fit."""
+    from .evaluation_io import evaluate_output, output_fields
+    from .results import results_table
+
+    check_output_dir(out_dir)
+    fields = output_fields(out_dir, job=job)
+    chosen = review_field(fields, review_by)
+    table = results_table(out_dir, latest=True)
+    wanted = [name for name in (*ROW_COLUMNS, *(field_.name for field_ in fields)) if name in table.column_names]
+    rows: list[dict[str, Any]] = table.select(wanted).to_pylist()
+    problems: list[str] = []
+    runs = read_runs(out_dir, problems)
+    pending = collect_pending(out_dir, problems)
+    evaluation = evaluate_output(out_dir, truth_path, job=job) if truth_path is not None else None
+    notes = list(problems)
+    if chosen is None:
+        notes.append("no numeric field named like 'confidence': give --review-by FIELD for a list to review first")
+    if any(field_.type == "enum" and not field_.values for field_ in fields):
+        notes.append("enum values in the order of their counts; give --job JOB to list them in the job's order, "
+                     "unanswered values included")
+    return Report(
+        out=str(out_dir),
+        generated_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        runs=tuple(runs),
+        pending=tuple(line.strip() for line in pending_lines(pending) if line.strip() != "nothing"),
+        evaluation=evaluation,
+        notes=tuple(notes),
+        **fold_rows(rows, fields, review_by=chosen, review_count=review_count, errors_listed=errors_listed),
+    )
