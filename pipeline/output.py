@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
+from typing import Any
 
 import pyarrow as pa
 
@@ -82,10 +83,10 @@ def output_schema(job: Job, metadata_columns: Mapping[str, str] | None = None) -
             f"two output columns would be named {twice!r}: rename the manifest column that becomes it "
             "(a manifest column named like one of docpipe's or the job's is prefixed meta_)"
         )
-    described = [
-        {"name": field.name, "type": field.type, **({"values": [value for value, _ in field.values]} if field.values else {})}
-        for field in job.fields
-    ]
+    described: list[dict[str, Any]] = [{"name": field.name, "type": field.type} for field in job.fields]
+    for entry, field in zip(described, job.fields, strict=True):
+        if field.values:
+            entry["values"] = [value for value, _ in field.values]
     metadata = {JOB_KEY: job.name, FINGERPRINT_KEY: job.fingerprint, FIELDS_KEY: json.dumps(described)}
     return pa.schema(fields, metadata=metadata)
 

@@ -140,7 +140,9 @@ def percentiles(ordered: Sequence[float], ranks: Sequence[int] = PERCENTILES) ->
         position = (len(ordered) - 1) * rank / 100
         low = math.floor(position)
         high = min(low + 1, len(ordered) - 1)
-        result[f"p{rank}"] = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+        share, step = position - low, ordered[high] - ordered[low]
+        result[f"p{rank}"] = (ordered[low] + step * share if math.isfinite(step)  # as numpy, unless that overflows
+                              else ordered[low] * (1 - share) + ordered[high] * share)
     return result
 
 
@@ -155,11 +157,11 @@ def distribution(name: str, values: Sequence[Any], *, bins: int = HISTOGRAM_BINS
         edges: tuple[float, ...] = (low - 0.5, high + 0.5) if low == int(low) else (low, high)
         counts: tuple[int, ...] = (len(numbers),)
     else:
-        width = (high - low) / bins
-        edges = tuple(low + width * index for index in range(bins)) + (high,)
+        width = high / bins - low / bins  # (high - low) / bins may overflow; this cannot
+        edges = (*(low + width * index for index in range(bins)), high)
         binned = [0] * bins
         for number in numbers:
-            binned[min(int((number - low) / width), bins - 1)] += 1
+            binned[min(int(number / width - low / width), bins - 1)] += 1
         counts = tuple(binned)
     return Distribution(
         name=name,
@@ -167,7 +169,7 @@ def distribution(name: str, values: Sequence[Any], *, bins: int = HISTOGRAM_BINS
         missing=missing,
         minimum=low,
         maximum=high,
-        mean=math.fsum(numbers) / len(numbers),
+        mean=math.fsum(number / len(numbers) for number in numbers),  # a sum of huge values would overflow
         percentiles=percentiles(numbers),
         edges=edges,
         counts=counts,

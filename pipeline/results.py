@@ -100,7 +100,8 @@ def job_fields(out_dir: Path, types: dict[str, str]) -> tuple[Field, ...] | None
         return None
     fields = []
     for entry in recorded:
-        if not (isinstance(entry, dict) and types.get(entry.get("name")) == entry.get("type")):
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                and types.get(entry["name"]) == entry.get("type")):
             return None
         values = entry.get("values") or []
         fields.append(Field(entry["name"], entry["type"], values=tuple((str(value), "") for value in values)))

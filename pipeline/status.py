@@ -30,8 +30,8 @@ from .uploads import FILES_RECORD
 
 __all__ = [
     "DEFAULT_ERRORS_LISTED",
-    "OutputStatus",
     "RUNS_LISTED",
+    "OutputStatus",
     "check_output_dir",
     "collect_pending",
     "collect_status",

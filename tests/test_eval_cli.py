@@ -193,6 +193,22 @@ def test_eval_refuses_a_bad_truth_file_with_exit_2(
     assert "Traceback" not in result.output
 
 
+def test_without_the_job_the_fields_the_output_records_check_the_truth_file(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Parts record the job's fields and enum values: a value the job lacks is refused with no --job too."""
+    truth = tmp_path / "truth.csv"
+    truth.write_text("doc_id,category\nemails/thank_you.txt,spam\n")
+    result = invoke(["eval", str(runs["haiku"]), "--truth", str(truth)])
+    assert 2 == result.exit_code
+    assert "field 'category' is 'spam', not one of" in result.stderr
+    from pipeline.evaluation_io import output_fields
+
+    fields = output_fields(runs["haiku"])
+    assert ["category", "summary", "confidence", "key_points", "needs_action"] == [field.name for field in fields]
+    assert "invoice" == fields[0].values[0][0]
+
+
 def test_eval_and_compare_refuse_a_missing_output_with_exit_2(runs: dict[str, Path], tmp_path: Path) -> None:
     """A missing OUT, or one no run has written to, is a usage error naming it."""
     nowhere = tmp_path / "nowhere"

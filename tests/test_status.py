@@ -181,6 +181,17 @@ def test_only_the_last_runs_are_listed_with_a_count_of_the_older(tmp_path: Path)
     assert "runs: 25, newest last (5 older not shown)" in invoke(["status", str(tmp_path / "out")]).output
 
 
+def test_a_run_at_an_unknown_price_shows_its_cost_as_unknown_not_zero(tmp_path: Path) -> None:
+    """A summary's null cost (a model with no known price) is 'cost unknown' and null in JSON, never $0."""
+    runs = tmp_path / "out" / "_runs"
+    runs.mkdir(parents=True)
+    summary = {"run_id": "r", "exit_code": 0, "ok": 3, "input_tokens": 900, "output_tokens": 90, "cost_usd": None}
+    (runs / "r.json").write_text(json.dumps(summary))
+    [run] = json.loads(invoke(["status", str(tmp_path / "out"), "--json"]).output)["runs"]
+    assert (None, 990, 900) == (run["cost_usd"], run["tokens"], run["input_tokens"])
+    assert "990 tokens, cost unknown" in invoke(["status", str(tmp_path / "out")]).output
+
+
 @pytest.mark.parametrize(
     ("summary", "stopped"),
     [
