@@ -221,11 +221,18 @@ def test_metadata_names_that_would_share_an_output_column_are_refused() -> None:
     assert expected == str(caught.value)
 
 
-def test_output_schema_records_the_job_and_fingerprint() -> None:
-    """The Parquet schema metadata names the job and its fingerprint."""
+def test_output_schema_records_the_job_its_fingerprint_and_its_fields() -> None:
+    """The Parquet schema metadata names the job, its fingerprint, and its fields' names, types and enum values."""
     job = _job()
-    metadata = output_schema(job).metadata
+    metadata = dict(output_schema(job).metadata)
+    fields = json.loads(metadata.pop(b"docpipe.fields"))
     assert {b"docpipe.job": b"triage", b"docpipe.job_fingerprint": job.fingerprint.encode()} == metadata
+    assert [{"name": field.name, "type": field.type} for field in job.fields] == [
+        {"name": entry["name"], "type": entry["type"]} for entry in fields
+    ]
+    assert [[value for value, _ in field.values] for field in job.fields if field.values] == [
+        entry["values"] for entry in fields if "values" in entry
+    ]
 
 
 def test_rows_round_trip_with_their_types(tmp_path: Path) -> None:
