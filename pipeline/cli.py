@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 from pathlib import Path
@@ -148,14 +149,17 @@ def emulator(
 
 @main.command(short_help="Run a job over a folder, a manifest or one document.")
 @click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
-@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="[INPUT]", required=False)
 @click.option(
     "--out",
     "out_dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output directory (a Parquet dataset).",
+    metavar="DIR|URI",
+    help="Output directory (a Parquet dataset), or object storage: s3://bucket/prefix, gs://...",
 )
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="An --out in object storage: the local directory of its journal and lock "
+                   "[default: one per URI under ~/.local/state/docpipe].")
 @click.option("--model", help="Run this model instead of the job's (an id or an alias; part of the job's fingerprint).")
 @click.option("--concurrency", type=click.IntRange(1, 4096), help="Requests in flight at most [default: 16].")
 @click.option("--limit", type=click.IntRange(min=1), help="Process at most N documents not already done.")
@@ -187,8 +191,9 @@ def emulator(
 )
 def run(
     job_file: Path,
-    input_path: Path | None,
-    out_dir: Path,
+    input_path: str | None,
+    out_dir: str,
+    state_dir: Path | None,
     concurrency: int | None,
     limit: int | None,
     offline: bool,
@@ -226,8 +231,9 @@ def run(
             raise ConfigError("missing INPUT: give a folder, a manifest (.jsonl, .csv, .parquet) or one document")
         config = resolve_config(
             job,
-            input_path,
+            _local_input(input_path, out_dir, state_dir),
             out_dir,
+            state_dir=state_dir,
             concurrency=concurrency,
             limit=limit,
             dry_run=dry_run,
@@ -255,7 +261,7 @@ def run(
         return
     click.echo(summary.describe(), err=True)
     saved = f" (summary: {summary.saved_to})" if summary.saved_to else ""
-    click.echo(f"docpipe: results in {out_dir}/{saved}", err=True)
+    click.echo(f"docpipe: results in {config.out_label.rstrip('/')}/{saved}", err=True)
     if summary.stop_note:
         click.echo(f"docpipe: stopped: {summary.stop_note}", err=True)
     if summary.fatal_error:  # last, where a person reading a cron log looks first
@@ -287,8 +293,11 @@ def batches(out_dir: Path, cancel: bool) -> None:
 @main.command(short_help="What a run would cost, realtime and in batches; sends no message.")
 @click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="The output directory a run would use: its done documents left out, its rows give answer lengths.")
+@click.option("--out", "out_dir", metavar="DIR|URI",
+              help="The output a run would use (a directory or s3://...): its done documents left out, its rows give "
+                   "answer lengths.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="An --out in object storage: its local state directory [default: as `docpipe run`].")
 @click.option("--offline", is_flag=True, help="Count tokens with the built-in API emulator.")
 @click.option("--model", help="Estimate for this model instead of the job's (an id or an alias).")
 @click.option("--concurrency", type=click.IntRange(1, 4096), help="Requests in flight at most [default: 16].")
@@ -299,7 +308,8 @@ def batches(out_dir: Path, cancel: bool) -> None:
 def estimate(
     job_file: Path,
     input_path: Path,
-    out_dir: Path | None,
+    out_dir: str | None,
+    state_dir: Path | None,
     offline: bool,
     concurrency: int | None,
     limit: int | None,
@@ -322,7 +332,8 @@ def estimate(
         job = load_job(job_file, model=model)
         with tempfile.TemporaryDirectory(prefix="docpipe-estimate-") as nowhere:
             config = resolve_config(
-                job, input_path, out_dir or Path(nowhere) / "out", concurrency=concurrency, limit=limit,
+                job, input_path, out_dir or Path(nowhere) / "out", state_dir=state_dir, concurrency=concurrency,
+                limit=limit,
                 offline=offline, include=include, exclude=exclude, dry_run=True,
             )
             reachable = offline or config.api_key is not None  # resolve_config read the key and base URL
@@ -373,19 +384,22 @@ def check(job_file: Path, input_path: Path | None, model: str | None) -> None:
 
 
 @main.command(short_help="What an output directory holds: runs, pending work, errors.")
-@click.argument("out_dir", metavar="OUT", type=click.Path(path_type=Path))
+@click.argument("out_dir", metavar="OUT")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="An OUT in object storage: its state directory on this machine [default: as `docpipe run`].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--errors", "errors_listed", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
               help="Documents named per error type.")
-def status(out_dir: Path, as_json: bool, errors_listed: int) -> None:
+def status(out_dir: str, state_dir: Path | None, as_json: bool, errors_listed: int) -> None:
     """What an output directory holds: its runs, what is pending, and its documents in error.
 
     Reads only: takes no lock and contacts no API, so it is safe beside a running run.
     """
     from .status import collect_status, describe, to_json
+    from .stores import open_output
 
     try:
-        report = collect_status(out_dir, errors_listed=errors_listed)
+        report = collect_status(open_output(out_dir, state_dir=state_dir), errors_listed=errors_listed)
     except PipelineError as exc:
         _fail(exc)
         return
@@ -393,17 +407,18 @@ def status(out_dir: Path, as_json: bool, errors_listed: int) -> None:
 
 
 @main.command(short_help="The latest row per document as CSV or JSONL.")
-@click.argument("out_dir", metavar="OUT", type=click.Path(path_type=Path))
+@click.argument("out_dir", metavar="OUT")
 @click.option("--format", "format_", type=click.Choice(["csv", "jsonl"]), required=True, help="Output format.")
 @click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE [default: stdout].")
 @click.option("--all", "every_row", is_flag=True, help="Every row ever written, not only the latest per document.")
-def export(out_dir: Path, format_: str, to: Path | None, every_row: bool) -> None:
+def export(out_dir: str, format_: str, to: Path | None, every_row: bool) -> None:
     """Write the latest row per document (every row with --all) as CSV or JSONL, UTF-8, dates in ISO 8601."""
     from .export import export_rows
+    from .stores import open_output
 
     try:
         written = export_rows(
-            out_dir,
+            open_output(out_dir).parts,
             format=format_,
             to=to,
             sink=sys.stdout,
@@ -417,7 +432,7 @@ def export(out_dir: Path, format_: str, to: Path | None, every_row: bool) -> Non
 
 
 @main.command(name="eval", short_help="Score an output against a truth file, field by field.")
-@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_dir", metavar="OUT")
 @click.option("--truth", "truth_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Expected values: CSV, JSONL or Parquet with doc_id and some of the job's fields.")
 @click.option("--job", "job_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -425,15 +440,16 @@ def export(out_dir: Path, format_: str, to: Path | None, every_row: bool) -> Non
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write it all as JSON.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
               help="A number within this share of the expected value counts as right.")
-def eval_command(out_dir: Path, truth_path: Path, job_file: Path | None, json_path: Path | None,
+def eval_command(out_dir: str, truth_path: Path, job_file: Path | None, json_path: Path | None,
                  tolerance: float) -> None:
     """Score OUT's latest ok answers against a truth file: per field accuracy, matches, errors and overlap."""
     from .evaluation_io import evaluate_output
     from .evaluation_report import describe_evaluation, to_json
+    from .stores import open_output
 
     try:
         job = load_job(job_file) if job_file else None
-        evaluation = evaluate_output(out_dir, truth_path, job=job, tolerance=tolerance)
+        evaluation = evaluate_output(open_output(out_dir).parts, truth_path, job=job, tolerance=tolerance)
     except PipelineError as exc:
         _fail(exc)
         return
@@ -443,20 +459,21 @@ def eval_command(out_dir: Path, truth_path: Path, job_file: Path | None, json_pa
 
 
 @main.command(short_help="Two outputs side by side: agreement per field, cost and latency.")
-@click.argument("out_a", metavar="OUT_A", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("out_b", metavar="OUT_B", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_a", metavar="OUT_A")
+@click.argument("out_b", metavar="OUT_B")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write it all as JSON.")
 @click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True,
               help="Disagreeing documents shown per field.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
               help="Numbers within this share of A's value agree.")
-def compare(out_a: Path, out_b: Path, json_path: Path | None, limit: int, tolerance: float) -> None:
+def compare(out_a: str, out_b: str, json_path: Path | None, limit: int, tolerance: float) -> None:
     """Compare two outputs over the same documents (two jobs or two models): agreement per field, cost, latency."""
     from .evaluation_io import compare_outputs
     from .evaluation_report import describe_comparison, to_json
+    from .stores import open_output
 
     try:
-        comparison = compare_outputs(out_a, out_b, tolerance=tolerance)
+        comparison = compare_outputs(open_output(out_a).parts, open_output(out_b).parts, tolerance=tolerance)
     except PipelineError as exc:
         _fail(exc)
         return
@@ -466,9 +483,9 @@ def compare(out_a: Path, out_b: Path, json_path: Path | None, limit: int, tolera
 
 
 @main.command(short_help="One HTML page of an output: answers, errors, runs, latency.")
-@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_dir", metavar="OUT")
 @click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the page here [default: OUT/_report.html].")
+              help="Write the page here [default: OUT/_report.html; report.html here for an OUT in object storage].")
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Add the evaluation against this truth file (as `docpipe eval`).")
 @click.option("--job", "job_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -479,24 +496,38 @@ def compare(out_a: Path, out_b: Path, json_path: Path | None, limit: int, tolera
               help="Documents listed to review first.")
 @click.option("--errors", "errors_listed", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
               help="Documents named per error type.")
-def report(out_dir: Path, to: Path | None, truth_path: Path | None, job_file: Path | None, review_by: str | None,
+def report(out_dir: str, to: Path | None, truth_path: Path | None, job_file: Path | None, review_by: str | None,
            review_count: int, errors_listed: int) -> None:
     """Write one self-contained HTML page of OUT (it opens with no network): counts per enum field, numeric
     distributions, the documents to review first, errors, cost and tokens per run, latency percentiles,
     and with --truth the evaluation. Needs plotly: pip install 'docpipe[report]'."""
     from .report_data import collect_report
     from .report_html import render_html, write_page
+    from .stores import is_uri, open_output
 
-    target = to or out_dir / "_report.html"
+    target = to or (Path("report.html") if is_uri(out_dir) else Path(out_dir) / "_report.html")
     try:
         job = load_job(job_file) if job_file else None
-        page = render_html(collect_report(out_dir, job=job, truth_path=truth_path, review_by=review_by,
+        page = render_html(collect_report(open_output(out_dir), job=job, truth_path=truth_path, review_by=review_by,
                                           review_count=review_count, errors_listed=errors_listed))
         write_page(target, page)
     except PipelineError as exc:
         _fail(exc)
         return
     click.echo(f"docpipe: report in {target} ({len(page.encode()) / 1e6:.1f} MB; open it in a browser)", err=True)
+
+
+def _local_input(input_path: str, out: str, state_dir: Path | None) -> Path:
+    """INPUT as a local path: one in object storage is mirrored into the output's state directory first."""
+    from .stores import is_uri
+
+    if not is_uri(input_path):
+        return Path(input_path)
+    from .config import resolve_output
+    from .remote_inputs import fetch_input
+
+    state, _ = resolve_output(out, state_dir, env=os.environ)
+    return fetch_input(input_path, state, echo=lambda line: click.echo(line, err=True))
 
 
 def _write_json(path: Path, text: str) -> None:

@@ -8,22 +8,31 @@ SDK: they are how a gateway, a proxy or an emulator is reached.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .jobs import Job
 from .progress import DEFAULT_LOG_EVERY_S
+from .stores import PartStore, default_state_dir, is_uri, open_store
+
+if TYPE_CHECKING:
+    from .parts import Parts
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_GRACE_S",
     "DEFAULT_UNREACHABLE_S",
+    "STATE_MARKER",
     "RunConfig",
+    "claim_state_dir",
     "resolve_config",
+    "resolve_output",
 ]
 
 DEFAULT_CONCURRENCY = 16
@@ -33,6 +42,7 @@ DEFAULT_GRACE_S = 30.0
 DEFAULT_UNREACHABLE_S = 60.0
 DEFAULT_BATCH_POLL_S = 2.0
 PROGRESS_MODES = ("auto", "bar", "log", "off")
+STATE_MARKER = "_out.json"  # in a remote output's state directory: the --out it serves
 MODES = ("realtime", "batch", "auto")
 DEFAULT_BATCH_ABOVE = 1000  # --mode auto: documents to send from which a run goes through Message Batches
 
@@ -65,6 +75,17 @@ class RunConfig:
     batch_poll_s: float = DEFAULT_BATCH_POLL_S  # batch mode: the first wait between polls (it grows to a minute)
     max_cost_usd: float | None = None  # --max-cost: no request starts that could take the run past it
     batch_above: int = DEFAULT_BATCH_ABOVE  # --mode auto: batch from this many documents to send
+    store: PartStore | None = None  # --out in object storage: the parts go there; out_dir is the state directory
+
+    @property
+    def parts(self) -> Parts:
+        """Where the parts go: the output directory, or the object store of a remote --out."""
+        return self.out_dir if self.store is None else self.store
+
+    @property
+    def out_label(self) -> str:
+        """--out as the user gave it: the directory, or the URI of a remote output."""
+        return str(self.out_dir) if self.store is None else self.store.uri
 
     def __repr__(self) -> str:
         return (
@@ -111,11 +132,51 @@ def _first_float(*values: float | None) -> float:
     return next(v for v in values if v is not None)
 
 
+def resolve_output(out: str | Path, state_dir: Path | None, *, env: Mapping[str, str]) -> tuple[Path, PartStore | None]:
+    """--out and --state-dir resolved: (the local directory of the journal and the lock, the object store of the
+    parts or None). A remote --out without --state-dir gets one per URI (`stores.default_state_dir`), and a state
+    directory serves one --out only (`STATE_MARKER`)."""
+    if not is_uri(str(out)):
+        if state_dir is not None:
+            raise ConfigError(f"--state-dir applies to an --out in object storage (s3://...), not to {out}: "
+                              "a local output directory keeps its own journal and lock")
+        return Path(out), None
+    uri = str(out).rstrip("/")
+    store = open_store(uri)
+    state = state_dir if state_dir is not None else default_state_dir(uri, env=dict(env))
+    marker = state / STATE_MARKER
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8")).get("out") if marker.exists() else None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{marker} cannot be read ({exc}); give another --state-dir") from None
+    if recorded is not None and recorded != uri:
+        raise ConfigError(f"--state-dir {state} holds the journal and lock of --out {recorded}, not {uri}: "
+                          "give each output its own state directory")
+    if state.exists() and not state.is_dir():
+        raise ConfigError(f"--state-dir {state} exists and is not a directory")
+    if any(state.glob("part-*.parquet")):
+        raise ConfigError(f"--state-dir {state} is a local output directory (it holds parts): give the state of "
+                          f"{uri} a directory of its own")
+    store.check_bucket()
+    return state, store
+
+
+def claim_state_dir(config: RunConfig) -> None:
+    """Record in a remote output's state directory which --out it serves (done once, by the first run)."""
+    if config.store is None:
+        return
+    marker = config.out_dir / STATE_MARKER
+    if not marker.exists():
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"out": config.store.uri}) + "\n", encoding="utf-8")
+
+
 def resolve_config(
     job: Job,
     input_path: Path,
-    out_dir: Path,
+    out_dir: Path | str,
     *,
+    state_dir: Path | None = None,
     concurrency: int | None = None,
     limit: int | None = None,
     dry_run: bool = False,
@@ -137,7 +198,8 @@ def resolve_config(
     env = os.environ if env is None else env
     if not input_path.exists():
         raise ConfigError(f"input not found: {input_path}")
-    if out_dir.exists() and not out_dir.is_dir():
+    out_dir, store = resolve_output(out_dir, state_dir, env=env)
+    if store is None and out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a directory")
     env_concurrency = _env_int(env, "DOCPIPE_CONCURRENCY")
     resolved_concurrency = concurrency if concurrency is not None else (env_concurrency or DEFAULT_CONCURRENCY)
@@ -196,6 +258,7 @@ def resolve_config(
         max_cost_usd=max_cost_usd,
         batch_above=_first(batch_above, job.batch_above) or DEFAULT_BATCH_ABOVE,
         batch_poll_s=_first_float(_env_float(env, "DOCPIPE_BATCH_POLL_S", allow_zero=False), DEFAULT_BATCH_POLL_S),
+        store=store,
     )
 
 

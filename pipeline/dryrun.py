@@ -26,7 +26,7 @@ def would_send(config: RunConfig, skipped: Counter[str]) -> tuple[DoneLedger, Pr
     """
     job = config.job
     schema = output_schema(job, manifest_metadata_columns(config.input_path))  # a bad manifest fails here too
-    ledger = load_ledger(config.out_dir, job, schema=schema)
+    ledger = load_ledger(config.out_dir, job, schema=schema, parts=config.parts)
     preparer = Preparer(job, ledger)
     works = preparer.works(open_source(config.input_path, include=config.include, exclude=config.exclude,
                                        skipped=skipped))

@@ -25,8 +25,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .budget import Budget
 from .config import RunConfig
@@ -36,6 +35,9 @@ from .models import get_model
 from .plans import Planner
 from .pricing import TokenUsage, cost_usd, model_prices
 from .transport import TransportFactory, TransportOptions
+
+if TYPE_CHECKING:
+    from .parts import Parts
 
 __all__ = ["Projection", "estimate_run", "project"]
 
@@ -117,14 +119,15 @@ async def _count(transport: TransportFactory, params: list[dict[str, Any]]) -> l
         await opened.aclose()
 
 
-def _earlier(out_dir: Path, job: Job) -> tuple[float | None, float | None, int]:
+def _earlier(out_dir: Parts, job: Job) -> tuple[float | None, float | None, int]:
     """Mean output tokens and median latency of this job's earlier ok rows in `out_dir`, and how many."""
-    if not out_dir.is_dir() or not list(out_dir.glob("part-*.parquet")):
-        return None, None, 0
     import pyarrow.compute as pc
 
+    from .parts import part_files
     from .results import load_table
 
+    if not part_files(out_dir):
+        return None, None, 0
     table = load_table(out_dir, columns=["status", "job_fingerprint", "output_tokens", "latency_ms"])
     mine = table.filter(pc.and_(pc.equal(table["status"], "ok"), pc.equal(table["job_fingerprint"], job.fingerprint)))
     if not len(mine):
@@ -170,7 +173,7 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
             counted_by = f"docpipe's local estimate (count_tokens failed: {exc})"
     input_tokens = round(local * ratio)
     prefix_tokens = round(planner.prefix_estimate * ratio)
-    output_mean, latency_ms, earlier_rows = _earlier(config.out_dir, job)
+    output_mean, latency_ms, earlier_rows = _earlier(config.parts, job)
     output_source = f"the mean of {earlier_rows} earlier ok row(s) of this job"
     if output_mean is None:
         output_mean = job.max_tokens * ASSUMED_OUTPUT_SHARE

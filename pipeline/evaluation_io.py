@@ -27,6 +27,7 @@ from .errors import ConfigError
 from .evaluation import DEFAULT_TOLERANCE, Comparison, Evaluation, compare, evaluate
 from .fields import Field
 from .jobs import Job
+from .stores import PartStore
 
 __all__ = ["compare_outputs", "evaluate_output", "load_answers", "output_fields", "read_truth"]
 
@@ -41,12 +42,12 @@ ROW_COLUMNS = ["doc_id", "status", "created_at", "model", "cost_usd", "latency_m
 Answers = dict[str, dict[str, Any]]
 
 
-def output_fields(out_dir: Path, *, job: Job | None = None) -> tuple[Field, ...]:
+def output_fields(out_dir: Path | PartStore, *, job: Job | None = None) -> tuple[Field, ...]:
     """The fields an output can be scored on: the job's when given (each must be a column), else those its parts
     record, else (parts written before docpipe recorded them) every column not docpipe's own, typed by its type."""
     from .results import field_types, job_fields
 
-    if not out_dir.is_dir():
+    if isinstance(out_dir, Path) and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: no such output directory")
     types = field_types(out_dir)
     if types is None:
@@ -61,7 +62,7 @@ def output_fields(out_dir: Path, *, job: Job | None = None) -> tuple[Field, ...]
     return job.fields
 
 
-def load_answers(out_dir: Path, fields: tuple[Field, ...]) -> tuple[Answers, frozenset[str]]:
+def load_answers(out_dir: Path | PartStore, fields: tuple[Field, ...]) -> tuple[Answers, frozenset[str]]:
     """The latest ok row of each document (doc_id -> row), and the documents whose latest row is an error."""
     from .results import load_table
 
@@ -194,7 +195,7 @@ def _labelled_fields(fields: tuple[Field, ...], truth: Mapping[str, Mapping[str,
 
 
 def evaluate_output(
-    out_dir: Path, truth_path: Path, *, job: Job | None = None, tolerance: float = DEFAULT_TOLERANCE
+    out_dir: Path | PartStore, truth_path: Path, *, job: Job | None = None, tolerance: float = DEFAULT_TOLERANCE
 ) -> Evaluation:
     """Score an output directory against a truth file, on the fields the truth file has."""
     fields = output_fields(out_dir, job=job)
@@ -204,7 +205,9 @@ def evaluate_output(
     return evaluate(fields, truth, answers, errored=errored, tolerance=tolerance)
 
 
-def compare_outputs(out_a: Path, out_b: Path, *, tolerance: float = DEFAULT_TOLERANCE) -> Comparison:
+def compare_outputs(
+    out_a: Path | PartStore, out_b: Path | PartStore, *, tolerance: float = DEFAULT_TOLERANCE
+) -> Comparison:
     """Score output B against output A over the documents both answered; ConfigError when they share none."""
     fields_a, fields_b = output_fields(out_a), output_fields(out_b)
     answers_a, errored_a = load_answers(out_a, fields_a)

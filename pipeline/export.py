@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from .errors import ConfigError, EnvironmentFailure
 from .status import check_output_dir
+from .stores import PartStore
 
 __all__ = ["FORMATS", "export_rows", "write_rows"]
 
@@ -86,7 +87,9 @@ def _table_rows(table: Any) -> Iterator[dict[str, Any]]:
         yield from batch.to_pylist()
 
 
-def export_rows(out_dir: Path, *, format: str, to: Path | None, sink: TextIO, every_row: bool = False) -> int:
+def export_rows(
+    out_dir: Path | PartStore, *, format: str, to: Path | None, sink: TextIO, every_row: bool = False
+) -> int:
     """Write the output's rows to the file `to` (replaced whole) or, when None, to `sink`; return the rows written.
 
     Raises `ConfigError` when `out_dir` is not a docpipe output directory or holds no rows.

@@ -37,7 +37,7 @@ from .errors import ConfigError
 from .jobs import Job
 from .journal import WAL_DIR, segment_paths
 from .output import output_schema
-from .parts import LEDGER_COLUMNS, PART_PREFIX, check_types, part_files, read_part
+from .parts import LEDGER_COLUMNS, PART_PREFIX, Part, Parts, check_types, part_files, read_part
 from .recovery import check_journal_job, read_segment_table
 
 __all__ = ["DoneLedger", "load_ledger"]
@@ -336,34 +336,37 @@ def _last_per_document(rows: pa.Table, columns: Sequence[str]) -> pa.Table:
     return pa.table({"doc_id": grouped.column("doc_id"), **last}).combine_chunks()
 
 
-def load_ledger(out_dir: Path, job: Job, *, schema: pa.Schema | None = None) -> DoneLedger:
-    """The done ledger of `job` in `out_dir`, from its parts and its journal; reads, never writes.
+def load_ledger(out_dir: Path, job: Job, *, schema: pa.Schema | None = None, parts: Parts | None = None) -> DoneLedger:
+    """The done ledger of `job` in `out_dir`, from its parts (in `parts` when they live in object storage)
+    and its journal; reads, never writes.
 
     Refuses, before a run touches anything: a directory that holds another job's rows, in a part or
     in the journal (`ConfigError`); with `schema` (what this run will write), a column whose type it
     would change (`ConfigError`); a corrupt or foreign part (`EnvironmentFailure`).
     """
-    if not out_dir.is_dir():
+    parts = out_dir if parts is None else parts
+    if not out_dir.is_dir() and isinstance(parts, Path):
         return DoneLedger(job.fingerprint)
     current = schema if schema is not None else output_schema(job)
-    sources = [(part.stem.removeprefix(PART_PREFIX), part) for part in part_files(out_dir)]
+    sources: list[tuple[str, Part]] = [(part.stem.removeprefix(PART_PREFIX), part) for part in part_files(parts)]
     published = {name for name, _ in sources}
     sources += [(path.stem, path) for path in segment_paths(out_dir) if path.stem not in published]
     rows = _Rows(job.fingerprint)
     journal_rows = 0
     for _, path in sorted(sources):
         if path.suffix == ".parquet":
-            part_schema, table = read_part(out_dir, path, LEDGER_COLUMNS)
+            part_schema, table = read_part(parts, path, LEDGER_COLUMNS)
             assert table is not None
             jobs = set(table.column("job").unique().to_pylist())
             if jobs - {job.name}:
                 raise ConfigError(
-                    f"{out_dir} holds results of job {sorted(jobs - {job.name})[0]!r}, not {job.name!r}; "
+                    f"{parts} holds results of job {sorted(jobs - {job.name})[0]!r}, not {job.name!r}; "
                     "give each job its own --out directory"
                 )
             if schema is not None:
-                check_types(out_dir, path.name, part_schema, schema, job)
+                check_types(parts, path.name, part_schema, schema, job)
         else:
+            assert isinstance(path, Path)
             try:
                 segment = read_segment_table(path, current)
             except FileNotFoundError:

@@ -1,6 +1,7 @@
 """Part files: how a part is named, written whole or not at all, and told apart from a foreign file.
 
-A part is written to a temporary name, fsynced and renamed, so it is either whole or absent. A
+A part is written to a temporary name, fsynced and renamed, so it is either whole or absent; in
+object storage it is uploaded under its final, unique name, visible whole or not at all (`stores`). A
 part that is not readable Parquet, or lacks docpipe's bookkeeping columns, is an
 `EnvironmentFailure` naming it and the command that sets it aside. A column keeps one type per
 output directory (`check_types`): readers cannot unify two types of one column (pandas, DuckDB and
@@ -26,16 +27,20 @@ from .errors import ConfigError, EnvironmentFailure
 from .jobs import Job
 from .journal import JournalHeader
 from .output import BASE_COLUMNS, FINGERPRINT_KEY, JOB_KEY, TRAILING_COLUMNS
+from .stores import PartStore, RemotePart
 
 __all__ = [
     "ARROW_ERRORS",
     "CONVERSION_ERRORS",
     "LEDGER_COLUMNS",
     "PART_PREFIX",
+    "Part",
+    "Parts",
     "check_types",
     "first_line",
     "header_schema",
     "journal_header",
+    "part_exists",
     "part_files",
     "part_path",
     "read_part",
@@ -47,6 +52,9 @@ __all__ = [
 ]
 
 PART_PREFIX = "part-"
+PART_SUFFIX = ".parquet"
+Parts = Path | PartStore  # where an output's parts live: its local directory, or a prefix in object storage
+Part = Path | RemotePart
 PARTS_QUARANTINE_DIR = "_quarantine"  # where a person sets aside a corrupt part; readers skip `_` names
 # The columns the ledger reads; a docpipe part has at least these, of these types.
 LEDGER_COLUMNS = [
@@ -91,17 +99,28 @@ def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 
 def part_path(out_dir: Path, name: str) -> Path:
-    return out_dir / f"{PART_PREFIX}{name}.parquet"
+    return out_dir / f"{PART_PREFIX}{name}{PART_SUFFIX}"
 
 
-def write_part(out_dir: Path, name: str, table: pa.Table) -> Path:
+def part_exists(parts: Parts, name: str) -> bool:
+    """Whether the part of journal segment `name` is published."""
+    if isinstance(parts, PartStore):
+        return parts.exists(f"{PART_PREFIX}{name}{PART_SUFFIX}")
+    return part_path(parts, name).exists()
+
+
+def write_part(parts: Parts, name: str, table: pa.Table) -> None:
+    """Publish a part whole or not at all: locally by a rename, in object storage by one upload (`stores`)."""
+    if isinstance(parts, PartStore):
+        parts.write_table(f"{PART_PREFIX}{name}{PART_SUFFIX}", table)
+        return
+    out_dir = parts
     final = part_path(out_dir, name)
     temporary = out_dir / f".{PART_PREFIX}{name}.parquet.tmp"
     pq.write_table(table, temporary, compression="zstd")
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, final)
-    return final
 
 
 def first_line(exc: BaseException) -> str:
@@ -109,13 +128,24 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def part_files(out_dir: Path) -> list[Path]:
-    """The parts of `out_dir` in name order (which is the order they were written)."""
-    return sorted(out_dir.glob(f"{PART_PREFIX}*.parquet")) if out_dir.is_dir() else []
+def part_files(parts: Parts) -> list[Part]:
+    """The parts in name order (which is the order they were written)."""
+    if isinstance(parts, PartStore):
+        return [parts.part(name) for name in parts.names(PART_PREFIX, PART_SUFFIX)]
+    if not parts.is_dir():
+        return []
+    return list(sorted(parts.glob(f"{PART_PREFIX}*{PART_SUFFIX}")))
 
 
-def unreadable_part(out_dir: Path, part: Path, cause: str) -> EnvironmentFailure:
+def unreadable_part(parts: Parts, part: Part, cause: str) -> EnvironmentFailure:
     """The one-line error for a file that sits among the parts but is not one: what, why, what to do."""
+    if isinstance(parts, PartStore) or isinstance(part, RemotePart):
+        return EnvironmentFailure(
+            f"{part} is not a readable docpipe part: {cause}. Nothing was changed; move it under "
+            f"{parts}/{PARTS_QUARANTINE_DIR}/ (dataset readers skip `_` names) and run again",
+            path=Path(str(part)),
+        )
+    out_dir = parts
     aside = out_dir / PARTS_QUARANTINE_DIR
     command = f"mkdir -p {shlex.quote(str(aside))} && mv {shlex.quote(str(part))} {shlex.quote(str(aside))}/"
     return EnvironmentFailure(
@@ -137,20 +167,22 @@ def schema_problem(schema: pa.Schema) -> str | None:
     return None
 
 
-def read_part(out_dir: Path, part: Path, columns: list[str] | None) -> tuple[pa.Schema, pa.Table | None]:
+def read_part(parts: Parts, part: Part, columns: list[str] | None) -> tuple[pa.Schema, pa.Table | None]:
     """A part's schema and the given columns; EnvironmentFailure for a corrupt or foreign file."""
     try:
-        with pq.ParquetFile(part) as parquet:
+        source = parts.open_input_file(part.path) if isinstance(parts, PartStore) and isinstance(part, RemotePart) \
+            else part
+        with pq.ParquetFile(source) as parquet:
             schema = parquet.schema_arrow
             problem = schema_problem(schema)
             if problem is not None:
-                raise unreadable_part(out_dir, part, problem)
+                raise unreadable_part(parts, part, problem)
             return schema, parquet.read(columns=columns, use_threads=False) if columns is not None else None
     except ARROW_ERRORS as exc:
-        raise unreadable_part(out_dir, part, first_line(exc)) from None
+        raise unreadable_part(parts, part, first_line(exc)) from None
 
 
-def check_types(out_dir: Path, where: str, existing: pa.Schema, schema: pa.Schema, job: Job) -> None:
+def check_types(out_dir: Parts, where: str, existing: pa.Schema, schema: pa.Schema, job: Job) -> None:
     """Refuse a run that would write a column of the directory with another type (see the docstring)."""
     fields = {f.name for f in job.fields}
     ours = {name for name, _, _ in BASE_COLUMNS + TRAILING_COLUMNS}

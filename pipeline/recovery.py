@@ -28,9 +28,10 @@ from .journal import WAL_DIR, JournalDamage, quarantine, read_segment, segment_p
 from .parts import (
     CONVERSION_ERRORS,
     PART_PREFIX,
+    Parts,
     first_line,
     header_schema,
-    part_path,
+    part_exists,
     rows_table,
     schema_job,
     schema_problem,
@@ -144,8 +145,11 @@ def check_journal_job(out_dir: Path, segment: SegmentTable, job: str) -> None:
         )
 
 
-def recover(out_dir: Path, schema: pa.Schema, *, damaged: list[JournalDamage] | None = None) -> int:
-    """Turn write-ahead segments left by a killed run into parts; return the rows recovered.
+def recover(
+    out_dir: Path, schema: pa.Schema, *, damaged: list[JournalDamage] | None = None, parts: Parts | None = None
+) -> int:
+    """Turn write-ahead segments left by a killed run into parts (in `parts` when they live in object storage);
+    return the rows recovered.
 
     Each segment is published under its own schema (`schema`, the current run's, only for a segment
     written before headers existed). Lines that cannot be recovered are appended to `damaged`, and
@@ -158,8 +162,8 @@ def recover(out_dir: Path, schema: pa.Schema, *, damaged: list[JournalDamage] | 
         check_journal_job(out_dir, segment, job)
     recovered = 0
     for segment in segments:
-        if not part_path(out_dir, segment.name).exists() and segment.table.num_rows:
-            write_part(out_dir, segment.name, segment.table)
+        if segment.table.num_rows and not part_exists(out_dir if parts is None else parts, segment.name):
+            write_part(out_dir if parts is None else parts, segment.name, segment.table)
             recovered += segment.table.num_rows
         if segment.damage:
             quarantine(segment.path)

@@ -25,6 +25,7 @@ from .evaluation import Evaluation
 from .fields import Field
 from .jobs import Job
 from .status import ErrorGroup, RunLine, check_output_dir, collect_pending, group_errors, pending_lines, read_runs
+from .stores import OutputView
 
 __all__ = [
     "DEFAULT_ERRORS_LISTED",
@@ -272,7 +273,7 @@ def fold_rows(
 
 
 def collect_report(
-    out_dir: Path,
+    out: OutputView | Path,
     *,
     job: Job | None = None,
     truth_path: Path | None = None,
@@ -285,6 +286,8 @@ def collect_report(
     from .evaluation_io import evaluate_output, output_fields
     from .results import results_table
 
+    view = out if isinstance(out, OutputView) else OutputView(out, out)
+    out_dir = view.parts
     check_output_dir(out_dir)
     fields = output_fields(out_dir, job=job)
     chosen = review_field(fields, review_by)
@@ -293,7 +296,7 @@ def collect_report(
     rows: list[dict[str, Any]] = table.select(wanted).to_pylist()
     problems: list[str] = []
     runs = read_runs(out_dir, problems)
-    pending = collect_pending(out_dir, problems)
+    pending = collect_pending(view.state, problems) if view.state is not None else None
     evaluation = evaluate_output(out_dir, truth_path, job=job) if truth_path is not None else None
     notes = list(problems)
     if chosen is None:
@@ -305,7 +308,8 @@ def collect_report(
         out=str(out_dir),
         generated_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
         runs=tuple(runs),
-        pending=tuple(line.strip() for line in pending_lines(pending) if line.strip() != "nothing"),
+        pending=() if pending is None else tuple(line.strip() for line in pending_lines(pending)
+                                                 if line.strip() != "nothing"),
         evaluation=evaluation,
         notes=tuple(notes),
         **fold_rows(rows, fields, review_by=chosen, review_count=review_count, errors_listed=errors_listed),

@@ -9,14 +9,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from .errors import ConfigError, EnvironmentFailure
 from .fields import Field
 from .output import BASE_COLUMNS, FIELDS_KEY, TRAILING_COLUMNS
-from .parts import ARROW_ERRORS, CONVERSION_ERRORS, first_line, part_files, read_part, unreadable_part
+from .parts import ARROW_ERRORS, CONVERSION_ERRORS, Parts, first_line, part_files, read_part, unreadable_part
+from .stores import PartStore, RemotePart, is_uri, open_store
 
-__all__ = ["field_types", "job_fields", "load_results", "load_table", "results_table"]
+__all__ = ["field_types", "job_fields", "load_results", "load_table", "parts_at", "results_table"]
 
 # A column's Arrow type -> the job field type that writes it (`fields.FIELD_TYPES`' `arrow_type`, read backwards).
 _FIELD_TYPE_OF = (
@@ -30,7 +30,14 @@ _FIELD_TYPE_OF = (
 )
 
 
-def _unified_dataset(out_dir: Path) -> ds.Dataset | None:
+def parts_at(out: str | os.PathLike[str] | Parts) -> Parts:
+    """Where the parts of `out` live: a local directory, or the object store a URI names."""
+    if isinstance(out, PartStore | Path):
+        return out
+    return open_store(out) if isinstance(out, str) and is_uri(out) else Path(out)
+
+
+def _unified_dataset(out_dir: Parts) -> ds.Dataset | None:
     parts = part_files(out_dir)
     if not parts:
         return None
@@ -42,23 +49,24 @@ def _unified_dataset(out_dir: Path) -> ds.Dataset | None:
         except CONVERSION_ERRORS as exc:
             cause = f"its columns clash with the other parts': {first_line(exc)}"
             raise unreadable_part(out_dir, part, cause) from None
+    if isinstance(out_dir, PartStore):
+        paths = [part.path for part in parts if isinstance(part, RemotePart)]
+        return ds.dataset(paths, schema=schema, format="parquet", filesystem=out_dir.filesystem)
     return ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
 
 
-def _dataset_table(out_dir: Path, dataset: ds.Dataset, job: str | None) -> pa.Table:
+def _dataset_table(out_dir: Parts, dataset: ds.Dataset, job: str | None) -> pa.Table:
     """The dataset's rows; a part whose data is damaged past its footer is named."""
     try:
         return dataset.to_table(filter=(ds.field("job") == job) if job else None)
     except ARROW_ERRORS as exc:
         for part in part_files(out_dir):
-            try:
-                pq.read_table(part)
-            except ARROW_ERRORS as part_exc:
-                raise unreadable_part(out_dir, part, first_line(part_exc)) from None
-        raise EnvironmentFailure(f"{out_dir} cannot be read: {first_line(exc)}", path=out_dir) from None
+            part_schema, _ = read_part(out_dir, part, None)
+            read_part(out_dir, part, part_schema.names)  # a part damaged past its footer is named here
+        raise EnvironmentFailure(f"{out_dir} cannot be read: {first_line(exc)}", path=Path(str(out_dir))) from None
 
 
-def load_table(out_dir: Path, *, columns: list[str]) -> pa.Table:
+def load_table(out_dir: Parts, *, columns: list[str]) -> pa.Table:
     """These columns of every row of the output, as one Arrow table (empty when there is no part)."""
     dataset = _unified_dataset(out_dir)
     if dataset is None:
@@ -69,7 +77,7 @@ def load_table(out_dir: Path, *, columns: list[str]) -> pa.Table:
         return _dataset_table(out_dir, dataset, None).select(columns)
 
 
-def field_types(out_dir: Path) -> dict[str, str] | None:
+def field_types(out_dir: Parts) -> dict[str, str] | None:
     """The output's columns other than docpipe's own (the job's fields, and any manifest metadata), each with
     the field type that writes such a column; None when the directory holds no part."""
     dataset = _unified_dataset(out_dir)
@@ -86,15 +94,16 @@ def field_types(out_dir: Path) -> dict[str, str] | None:
     return types
 
 
-def job_fields(out_dir: Path, types: dict[str, str]) -> tuple[Field, ...] | None:
+def job_fields(out_dir: Parts, types: dict[str, str]) -> tuple[Field, ...] | None:
     """The job's fields as the newest part records them (names, types, enum values), each checked against the
     output's column `types`; None when the part predates the record or does not match."""
     parts = part_files(out_dir)
     if not parts:
         return None
     try:
-        recorded = json.loads((pq.read_schema(parts[-1]).metadata or {}).get(FIELDS_KEY, b"null"))
-    except (*ARROW_ERRORS, OSError, ValueError):
+        schema, _ = read_part(out_dir, parts[-1], None)
+        recorded = json.loads((schema.metadata or {}).get(FIELDS_KEY, b"null"))
+    except (*ARROW_ERRORS, EnvironmentFailure, ValueError):
         return None
     if not isinstance(recorded, list):
         return None
@@ -108,8 +117,10 @@ def job_fields(out_dir: Path, types: dict[str, str]) -> tuple[Field, ...] | None
     return tuple(fields)
 
 
-def load_results(out: str | os.PathLike[str], *, job: str | None = None, latest: bool = True) -> Any:
+def load_results(out: str | os.PathLike[str] | Parts, *, job: str | None = None, latest: bool = True) -> Any:
     """The output as a pandas DataFrame (pandas, a dependency, is imported here only): the latest row per document.
+
+    `out` is an output directory, or the URI of one in object storage (`s3://bucket/prefix`).
 
     `latest=False` returns every row ever written, errors and superseded answers included. A part
     that is corrupt or not docpipe's raises `EnvironmentFailure` naming it.
@@ -117,12 +128,13 @@ def load_results(out: str | os.PathLike[str], *, job: str | None = None, latest:
     return results_table(out, job=job, latest=latest).to_pandas()
 
 
-def results_table(out: str | os.PathLike[str], *, job: str | None = None, latest: bool = True) -> pa.Table:
+def results_table(out: str | os.PathLike[str] | Parts, *, job: str | None = None, latest: bool = True) -> pa.Table:
     """What `load_results` returns, as an Arrow table (for writers that want Python values, not pandas')."""
-    dataset = _unified_dataset(Path(out))
+    parts = parts_at(out)
+    dataset = _unified_dataset(parts)
     if dataset is None:
         raise ConfigError(f"no results in {out}: run `docpipe run JOB INPUT --out {out}` first")
-    table = _dataset_table(Path(out), dataset, job)
+    table = _dataset_table(parts, dataset, job)
     if latest and table.num_rows:
         table = table.sort_by([("doc_id", "ascending"), ("created_at", "descending")])
         doc_ids = table.column("doc_id").to_pylist()

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from .clock import SYSTEM_CLOCK, Clock
-from .config import RunConfig
+from .config import RunConfig, claim_state_dir
 from .descriptors import descriptors_needed, reserve_descriptors
 from .errors import (
     EXIT_BUDGET,
@@ -79,6 +79,7 @@ def run(
     try:
         config.out_dir.mkdir(parents=True, exist_ok=True)
         lock = OutputLock(config.out_dir, run_id=summary.run_id).acquire()
+        claim_state_dir(config)
     except OSError as exc:
         raise EnvironmentFailure.from_os_error(
             exc, doing="create or lock the output directory", path=config.out_dir
@@ -107,7 +108,7 @@ def run(
             summary.exit_code = EXIT_DOCUMENT_ERRORS
         else:
             summary.exit_code = EXIT_PENDING if summary.batches_pending_from_earlier else EXIT_OK
-        write_summary(config.out_dir, summary)
+        write_summary(config.out_dir, summary, store=config.store)
     finally:
         lock.release()
     return summary
@@ -131,13 +132,13 @@ async def _run_async(
     try:
         # Read-only, and first: another job's rows or a column changing type refuse the run before
         # recovery or the writer touch anything. The ledger already counts the journal's rows.
-        ledger = load_ledger(config.out_dir, job, schema=schema)
+        ledger = load_ledger(config.out_dir, job, schema=schema, parts=config.parts)
         pending = _pending_batches(config)  # also read-only: a realtime run over pending batches is refused
         damaged: list[JournalDamage] = []
-        summary.recovered_rows = recover(config.out_dir, schema, damaged=damaged)
+        summary.recovered_rows = recover(config.out_dir, schema, damaged=damaged, parts=config.parts)
         if damaged:
             report_damage(summary, damaged)
-        writer = ResultWriter(config.out_dir, schema, summary.run_id, flush_rows=config.flush_rows)
+        writer = ResultWriter(config.out_dir, schema, summary.run_id, flush_rows=config.flush_rows, parts=config.parts)
     except OSError as exc:
         raise EnvironmentFailure.from_os_error(exc, doing="prepare the output directory", path=config.out_dir) from None
     if config.mode == "auto":
@@ -211,4 +212,7 @@ def _close_writer(
     except OSError as exc:
         if fatal is None:
             return EnvironmentFailure.from_os_error(exc, doing="publish rows as Parquet in", path=writer.out_dir)
+    except EnvironmentFailure as exc:  # object storage failed (`stores`): the rows stay in the journal
+        if fatal is None:
+            return exc
     return fatal

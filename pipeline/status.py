@@ -24,6 +24,7 @@ from .errors import ConfigError, PipelineError
 from .journal import QUARANTINE_DIR, WAL_DIR, read_segment, segment_paths
 from .lock import LOCK_NAME
 from .pieces import PIECES_FILE
+from .stores import OutputView, PartStore
 from .submissions import BATCH_DIR, SubmissionStore
 from .summary import RUNS_DIR
 from .uploads import FILES_RECORD
@@ -118,8 +119,12 @@ class OutputStatus:
     problems: list[str] = field(default_factory=list)
 
 
-def check_output_dir(out_dir: Path) -> None:
+def check_output_dir(out_dir: Path | PartStore) -> None:
     """A `ConfigError` (exit 2) naming the path unless it is a docpipe output directory."""
+    if isinstance(out_dir, PartStore):
+        if not out_dir.names("part-", ".parquet") and not out_dir.names("", ".json", folder=RUNS_DIR):
+            raise ConfigError(f"{out_dir} is not a docpipe output (no parts and no run summaries there)")
+        return
     if not out_dir.exists():
         raise ConfigError(f"no output directory at {out_dir}")
     if not out_dir.is_dir():
@@ -170,8 +175,25 @@ def run_line(summary: Mapping[str, Any], *, name: str) -> RunLine:
     )
 
 
-def read_runs(out_dir: Path, problems: list[str]) -> list[RunLine]:
+def _stored_runs(store: PartStore, problems: list[str]) -> list[RunLine]:
+    """The run summaries uploaded beside the parts of a remote output, oldest first."""
+    runs: list[tuple[str, str, RunLine]] = []
+    for name in store.names("", ".json", folder=RUNS_DIR):
+        try:
+            value = json.loads(store.read_bytes(f"{RUNS_DIR}/{name}"))
+        except (OSError, ValueError) as exc:
+            problems.append(f"run summary {RUNS_DIR}/{name} unreadable: {one_line(str(exc))}")
+            continue
+        if isinstance(value, dict):
+            run = run_line(value, name=name.removesuffix(".json"))
+            runs.append((run.started_at or "", name, run))
+    return [run for _, _, run in sorted(runs, key=lambda entry: entry[:2])]
+
+
+def read_runs(out_dir: Path | PartStore, problems: list[str]) -> list[RunLine]:
     """The saved runs, oldest first: by start (a second's resolution), then by when the summary was saved."""
+    if isinstance(out_dir, PartStore):
+        return _stored_runs(out_dir, problems)
     runs: list[tuple[str, int, RunLine]] = []
     folder = out_dir / RUNS_DIR
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -232,8 +254,8 @@ def group_errors(latest: Mapping[str, Mapping[str, Any]], *, listed: int) -> lis
     return sorted(groups, key=lambda group: (-group.count, group.error_type))
 
 
-def _read_rows(out_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
-    if not any(out_dir.glob(PART_GLOB)):
+def _read_rows(out_dir: Path | PartStore, problems: list[str]) -> list[dict[str, Any]]:
+    if isinstance(out_dir, Path) and not any(out_dir.glob(PART_GLOB)):
         return []
     from .results import load_table  # pyarrow, paid only when there are parts to read
 
@@ -344,12 +366,20 @@ def read_lock_holder(out_dir: Path) -> str | None:
 # -- the report ------------------------------------------------------------------------------------
 
 
-def collect_status(out_dir: Path, *, errors_listed: int = DEFAULT_ERRORS_LISTED) -> OutputStatus:
-    """Everything `docpipe status` shows; raises `ConfigError` unless `out_dir` is a docpipe output directory."""
+def collect_status(out: OutputView | Path, *, errors_listed: int = DEFAULT_ERRORS_LISTED) -> OutputStatus:
+    """Everything `docpipe status` shows; raises `ConfigError` unless `out` is a docpipe output directory.
+
+    Of a remote output, the runs are those uploaded beside its parts, and what is pending is read from
+    this machine's state directory for it, when there is one."""
+    view = out if isinstance(out, OutputView) else OutputView(out, out)
+    out_dir = view.parts
     check_output_dir(out_dir)
     problems: list[str] = []
     runs = read_runs(out_dir, problems)
-    pending = collect_pending(out_dir, problems)
+    pending = collect_pending(view.state, problems) if view.state is not None else Pending()
+    if view.state is None:
+        problems.append(f"no state directory for {out_dir} on this machine: its journal and batches are not shown "
+                        "(give --state-dir DIR)")
     unreadable_before = len(problems)
     latest = latest_rows(_read_rows(out_dir, problems))
     ok = sum(1 for row in latest.values() if row.get("status") == "ok")
@@ -362,7 +392,7 @@ def collect_status(out_dir: Path, *, errors_listed: int = DEFAULT_ERRORS_LISTED)
         ok=ok,
         error=len(latest) - ok,
         errors=group_errors(latest, listed=errors_listed),
-        lock_holder=read_lock_holder(out_dir),
+        lock_holder=read_lock_holder(view.state) if view.state is not None else None,
         rows_readable=len(problems) == unreadable_before,
         problems=problems,
     )

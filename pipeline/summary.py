@@ -12,11 +12,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import EXIT_OK
+from .errors import EXIT_OK, EnvironmentFailure
 from .journal import JournalDamage
 from .progress import Tally
+
+if TYPE_CHECKING:
+    from .stores import PartStore
 
 __all__ = ["RunSummary", "new_run_id", "percentile", "report_damage", "write_summary"]
 
@@ -172,8 +175,9 @@ class RunSummary:
         if self.journal_damaged_lines:
             lines += [f"  {damage_line(self.journal_damaged_lines, self.journal_quarantined)}"]
             lines += [f"    {damage}" for damage in self.journal_damage]
-        if self.saved_to is None and self.unsaved_reason:
-            lines.append(f"  this summary could not be saved: {self.unsaved_reason}")
+        if self.unsaved_reason:
+            saved = "could not be saved" if self.saved_to is None else f"was saved in {self.saved_to} only"
+            lines.append(f"  this summary {saved}: {self.unsaved_reason}")
         return "\n".join(lines)
 
 
@@ -250,8 +254,12 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 1)
 
 
-def write_summary(out_dir: Path, summary: RunSummary) -> None:
-    """Save the summary as `_runs/<run_id>.json`; on a failing disk, say where it could not go instead."""
+def write_summary(out_dir: Path, summary: RunSummary, *, store: PartStore | None = None) -> None:
+    """Save the summary as `_runs/<run_id>.json`; on a failing disk, say where it could not go instead.
+
+    With the parts in object storage, the summary is also uploaded beside them (`<uri>/_runs/`), so
+    that `docpipe status` on the URI shows the runs from any machine.
+    """
     runs = out_dir / RUNS_DIR
     final = runs / f"{summary.run_id}.json"
     temporary = runs / f".{summary.run_id}.json.tmp"
@@ -265,6 +273,11 @@ def write_summary(out_dir: Path, summary: RunSummary) -> None:
         summary.unsaved_reason = f"{exc.strerror or exc} ({exc.filename or runs})"
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
+    if store is not None:
+        try:
+            store.write_text(f"{RUNS_DIR}/{summary.run_id}.json", summary.to_json())
+        except EnvironmentFailure as exc:
+            summary.unsaved_reason = f"it was not uploaded beside the parts: {exc}"
 
 
 def _inputs_line(summary: RunSummary) -> str | None:

@@ -26,7 +26,7 @@ from typing import IO, Any
 import pyarrow as pa
 
 from .journal import WAL_DIR, encode_header, encode_row
-from .parts import journal_header, rows_table, write_part
+from .parts import Parts, journal_header, rows_table, write_part
 
 __all__ = ["DEFAULT_FLUSH_ROWS", "DEFAULT_FLUSH_S", "DEFAULT_MAX_FLUSH_S", "ResultWriter"]
 
@@ -48,8 +48,10 @@ class ResultWriter:
         flush_s: float = DEFAULT_FLUSH_S,
         max_flush_s: float = DEFAULT_MAX_FLUSH_S,
         clock: Callable[[], float] = time.monotonic,
+        parts: Parts | None = None,
     ) -> None:
         self.out_dir = out_dir
+        self.parts: Parts = out_dir if parts is None else parts  # where parts go: here, or object storage
         self.schema = schema
         self.run_id = run_id
         self.flush_rows = flush_rows
@@ -115,7 +117,9 @@ class ResultWriter:
         # them for recover(), and a later flush must not publish them a second time.
         rows, self._rows = self._rows, []
         previous = self._pending
-        self._pending = self._publisher.submit(_publish, self.out_dir, self._segment_name(), rows, self.schema)
+        self._pending = self._publisher.submit(
+            _publish, self.out_dir, self.parts, self._segment_name(), rows, self.schema
+        )
         if previous is not None:
             previous.result()
 
@@ -125,8 +129,8 @@ class ResultWriter:
             pending.result()
 
 
-def _publish(out_dir: Path, name: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
+def _publish(out_dir: Path, parts: Parts, name: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
     """A closed segment's rows as a part file; then the segment goes (see the module docstring)."""
     if rows:
-        write_part(out_dir, name, rows_table(rows, schema))
+        write_part(parts, name, rows_table(rows, schema))
     (out_dir / WAL_DIR / f"{name}.jsonl").unlink()

@@ -1,0 +1,218 @@
+"""Where an output's Parquet parts live: a local directory, or a prefix in object storage.
+
+`--out` is a local directory, or a URI that pyarrow's filesystems understand (`s3://bucket/prefix`,
+`gs://bucket/prefix`, `hdfs://...`), or one fsspec does (`az://`, `abfs://`, `memory://`...,
+with fsspec and that filesystem's package installed). A `PartStore` is the one seam to it: list
+the parts, read one, publish one, and keep small records (the run summaries) beside them.
+
+What exactly-once means on an object store. A local part is written under a temporary name,
+fsynced and renamed over its final name. An object store has no rename, and needs none: a part is
+uploaded under its final name, which is unique (the run id and a sequence number, shared with its
+journal segment), and an object becomes visible whole when its upload completes, or not at all (a
+multipart upload cut short stays invisible; a bucket lifecycle rule `AbortIncompleteMultipartUpload`
+reclaims its pieces). What needs a local disk's guarantees, the journal that makes a finished row
+durable and the lock that keeps two runs apart, lives in a local state directory (`--state-dir`).
+A run killed after a part's upload and before its segment's deletion finds the part by its name on
+the next run and does not publish it twice; the ledger, read from the parts, decides what is done.
+Two machines must not run the same output prefix at once: the lock is local to one state directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, EnvironmentFailure
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+__all__ = [
+    "OutputView",
+    "PartStore",
+    "RemotePart",
+    "default_state_dir",
+    "is_uri",
+    "open_output",
+    "open_store",
+]
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "file"})
+BUCKET_SCHEMES = frozenset({"s3", "gs", "gcs"})
+STATE_HOME = "docpipe"
+FSSPEC_HINT = "pip install fsspec and the package of that filesystem (s3fs, gcsfs, adlfs...)"
+
+
+def is_uri(text: str | os.PathLike[str]) -> bool:
+    """Whether `--out` (or an input) names a filesystem by scheme (`s3://...`) rather than a local path."""
+    return isinstance(text, str) and bool(_URI.match(text)) and not text.startswith("file://")
+
+
+def default_state_dir(uri: str, *, env: dict[str, str] | None = None) -> Path:
+    """The local state directory of a remote output when `--state-dir` is not given: one per URI, under
+    `$XDG_STATE_HOME/docpipe` (`~/.local/state/docpipe`), so that the next run on this machine finds it."""
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", uri.split("://", 1)[1]).strip("_")[:80]
+    digest = hashlib.sha256(uri.encode("utf-8")).hexdigest()[:10]
+    return home / STATE_HOME / f"{readable}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class RemotePart:
+    """A part in object storage, named as a local `Path` part is (`name`, `stem`, `str()` for messages)."""
+
+    uri: str
+    path: str  # the filesystem's path to it
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        return self.name.rsplit(".", 1)[0]
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.name.rsplit(".", 1)[-1]
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+class PartStore:
+    """An output's parts in a pyarrow filesystem at `root` (a remote prefix). `uri` names it in messages."""
+
+    def __init__(self, filesystem: pafs.FileSystem, root: str, *, uri: str) -> None:
+        self.filesystem = filesystem
+        self.root = root.rstrip("/")
+        self.uri = uri.rstrip("/")
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def __repr__(self) -> str:
+        return f"PartStore({self.uri!r})"
+
+    def part(self, name: str) -> RemotePart:
+        return RemotePart(f"{self.uri}/{name}", f"{self.root}/{name}")
+
+    def names(self, prefix: str, suffix: str, *, folder: str = "") -> list[str]:
+        """File names directly under the root (or its `folder`) with this prefix and suffix, sorted."""
+        import pyarrow.fs as pafs
+
+        base = f"{self.root}/{folder}".rstrip("/")
+        try:
+            infos = self.filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        except OSError as exc:
+            raise self.failure(exc, doing="list") from None
+        names = (info.base_name for info in infos if info.type == pafs.FileType.File)
+        return sorted(name for name in names if name.startswith(prefix) and name.endswith(suffix))
+
+    def exists(self, name: str) -> bool:
+        import pyarrow.fs as pafs
+
+        try:
+            return bool(self.filesystem.get_file_info(f"{self.root}/{name}").type == pafs.FileType.File)
+        except OSError as exc:
+            raise self.failure(exc, doing="look at") from None
+
+    def write_table(self, name: str, table: pa.Table) -> None:
+        """Upload a part under its final name: an object is visible whole or not at all (module docstring)."""
+        import pyarrow.parquet as pq
+
+        try:
+            pq.write_table(table, f"{self.root}/{name}", filesystem=self.filesystem, compression="zstd")
+        except OSError as exc:
+            raise self.failure(exc, doing="write") from None
+
+    def write_text(self, name: str, text: str) -> None:
+        try:
+            with self.filesystem.open_output_stream(f"{self.root}/{name}") as stream:
+                stream.write(text.encode("utf-8"))
+        except OSError as exc:
+            raise self.failure(exc, doing="write") from None
+
+    def read_bytes(self, name: str) -> bytes:
+        with self.filesystem.open_input_stream(f"{self.root}/{name}") as stream:
+            data: bytes = stream.read()
+        return data
+
+    def open_input_file(self, path: str) -> Any:
+        return self.filesystem.open_input_file(path)
+
+    def check_bucket(self) -> None:
+        """Before a run pays for anything: a bucket that does not exist is a `ConfigError`, one that cannot be
+        reached (network, credentials) an `EnvironmentFailure`. Only for the schemes whose first segment is one."""
+        import pyarrow.fs as pafs
+
+        if self.uri.split("://", 1)[0].lower() not in BUCKET_SCHEMES:
+            return
+        bucket = self.root.split("/", 1)[0]
+        try:
+            found = self.filesystem.get_file_info(bucket).type != pafs.FileType.NotFound
+        except OSError as exc:
+            raise self.failure(exc, doing="reach") from None
+        if not found:
+            raise ConfigError(f"--out {self.uri}: there is no bucket {bucket!r} (or these credentials cannot see "
+                              "it); create it, or name another")
+
+    def failure(self, exc: OSError, *, doing: str) -> EnvironmentFailure:
+        return EnvironmentFailure(
+            f"cannot {doing} {self.uri}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}; check "
+            "the credentials (AWS_*, GOOGLE_APPLICATION_CREDENTIALS...), the bucket and the network, then run again",
+            path=Path(self.uri),
+        )
+
+
+def open_store(uri: str) -> PartStore:
+    """The store of a remote `--out`: pyarrow's filesystem for its scheme, else fsspec's (lazily imported)."""
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme in PYARROW_SCHEMES:
+        import pyarrow.fs as pafs
+
+        try:
+            filesystem, root = pafs.FileSystem.from_uri(uri)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--out {uri}: {exc}") from None
+        return PartStore(filesystem, root, uri=uri)
+    try:
+        import fsspec
+        import pyarrow.fs as pafs
+    except ImportError:
+        raise ConfigError(f"--out {uri}: the {scheme}:// filesystem needs fsspec: {FSSPEC_HINT}") from None
+    try:
+        spec_fs, root = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"--out {uri}: {exc} ({FSSPEC_HINT})") from None
+    return PartStore(pafs.PyFileSystem(pafs.FSSpecHandler(spec_fs)), str(root), uri=uri)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputView:
+    """An output as the read-only commands see it (status, export, eval, compare, report): where its parts are,
+    and its local state directory (journal, lock, batches), None when this machine has none for it."""
+
+    parts: Path | PartStore
+    state: Path | None
+
+    @property
+    def label(self) -> str:
+        return str(self.parts)
+
+
+def open_output(out: str | os.PathLike[str], *, state_dir: Path | None = None) -> OutputView:
+    """A local output directory, or a remote one by URI with its state directory on this machine if it has one
+    (`--state-dir`, else the default one of the URI when it exists)."""
+    if not is_uri(str(out)):
+        return OutputView(Path(out), Path(out))
+    uri = str(out).rstrip("/")
+    state = state_dir if state_dir is not None else default_state_dir(uri)
+    return OutputView(open_store(uri), state if state.is_dir() else None)
