@@ -79,11 +79,12 @@ def fetch_input(uri: str, state_dir: Path, *, echo: Callable[[str], None]) -> Pa
         raise EnvironmentFailure.from_os_error(exc, doing="create the input mirror", path=mirror) from None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        local, objects = _objects(store, uri, mirror)
+        prefetched: list[int] = []  # the manifest, fetched first to be read
+        local, objects = _objects(store, uri, mirror, prefetched)
         wanted = dict(objects)
         stale = [path for path in mirror.rglob("*") if path.is_file() and path not in wanted]
         todo = [(target, found) for target, found in objects if not _unchanged(target, found)]
-        fetched = fetched_bytes = 0
+        fetched, fetched_bytes = len(prefetched), sum(prefetched)
         try:
             for path in stale:
                 path.unlink()
@@ -101,10 +102,13 @@ def fetch_input(uri: str, state_dir: Path, *, echo: Callable[[str], None]) -> Pa
     return local
 
 
-def _objects(store: PartStore, uri: str, mirror: Path) -> tuple[Path, list[tuple[Path, pafs.FileInfo]]]:
+def _objects(
+    store: PartStore, uri: str, mirror: Path, prefetched: list[int]
+) -> tuple[Path, list[tuple[Path, pafs.FileInfo]]]:
     """The local input (the mirror, or the manifest's or document's copy) and what it is made of, as (local
     target, object): the objects under a prefix; or one object, and when it is a manifest, the objects its `path`
-    column names (relative to its folder, as for a local manifest). A manifest is fetched here, to be read."""
+    column names (relative to its folder, as for a local manifest). A manifest is fetched here, to be read (its
+    size goes to `prefetched`)."""
     import pyarrow.fs as pafs
 
     try:
@@ -118,7 +122,7 @@ def _objects(store: PartStore, uri: str, mirror: Path) -> tuple[Path, list[tuple
         name = store.root.rsplit("/", 1)[-1]
         manifest = mirror / name
         if not _unchanged(manifest, info):
-            _fetch(store, store.root, manifest, info.mtime_ns)
+            prefetched.append(_fetch(store, store.root, manifest, info.mtime_ns))
         folder = store.root.rsplit("/", 1)[0]
         named = _referenced(manifest)
         infos = store.filesystem.get_file_info([f"{folder}/{relative}" for relative in named]) if named else []

@@ -344,7 +344,7 @@ def spawn_run(
 
 def fork_run(
     emulator: Emulator,
-    out: Path,
+    out: Path | str,
     *extra: str,
     input_path: Path = SAMPLE,
     env: dict[str, str] | None = None,

@@ -53,7 +53,8 @@ def _imported_distributions(folder: str) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize(
-    ("folder", "extras"), [("pipeline", ("report",)), ("bench", ("test", "report")), ("tests", ("test", "report"))]
+    ("folder", "extras"),
+    [("pipeline", ("report", "storage")), ("bench", ("test", "report")), ("tests", ("test", "report", "storage"))],
 )
 def test_every_imported_distribution_is_declared(folder: str, extras: tuple[str, ...]) -> None:
     """The package imports only its dependencies and its extras' (each lazily, by the command that needs it:
