@@ -36,8 +36,11 @@ __all__ = [
     "cell_text",
     "collect_report",
     "distribution",
+    "fold_columns",
     "percentiles",
+    "review_cells",
     "review_field",
+    "review_order",
     "value_counts",
 ]
 
@@ -207,65 +210,72 @@ def cell_text(value: Any) -> str:
     return folded if len(folded) <= CELL_CHARS else folded[: CELL_CHARS - 3] + "..."
 
 
-def review_rows(
-    rows: Sequence[Mapping[str, Any]], by: str, columns: Sequence[str], *, count: int
-) -> tuple[dict[str, str], ...]:
-    """The `count` ok rows with the lowest `by` (empty answers first: they were not even rated), as text cells."""
-    rated = [row for row in rows if row.get("status") == "ok"]
-    rated.sort(key=lambda row: (_finite(row.get(by)), row.get(by) if _finite(row.get(by)) else 0.0, row["doc_id"]))
-    return tuple({column: cell_text(row.get(column)) for column in columns} for row in rated[:count])
+def review_order(
+    values: Sequence[Any], doc_ids: Sequence[str], answered: Sequence[bool], *, count: int
+) -> list[int]:
+    """The positions of the `count` answered rows with the lowest value (empty answers first: they were not even
+    rated), ties by document id."""
+    rated = [index for index, ok in enumerate(answered) if ok]
+    rated.sort(key=lambda i: (_finite(values[i]), values[i] if _finite(values[i]) else 0.0, doc_ids[i]))
+    return rated[:count]
 
 
-def _sum_tokens(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    kinds = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-    return {kind: sum(row.get(kind) or 0 for row in rows) for kind in kinds}
+def review_cells(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> tuple[dict[str, str], ...]:
+    """Rows as text cells of `columns`, in order."""
+    return tuple({column: cell_text(row.get(column)) for column in columns} for row in rows)
 
 
-def _sum_cost(rows: Sequence[Mapping[str, Any]]) -> float | None:
-    spent = [row for row in rows if (row.get("input_tokens") or 0) + (row.get("output_tokens") or 0)]
-    if any(row.get("cost_usd") is None for row in spent):
+def _sum_cost(costs: Sequence[float | None], spent: Sequence[bool]) -> float | None:
+    """The total, or None when a row that spent tokens has no price."""
+    if any(cost is None and paid for cost, paid in zip(costs, spent, strict=True)):
         return None
-    return round(math.fsum(row.get("cost_usd") or 0.0 for row in rows), 6)
+    return round(math.fsum(cost or 0.0 for cost in costs), 6)
 
 
-def fold_rows(
-    rows: Sequence[Mapping[str, Any]],
+def fold_columns(
+    columns: Mapping[str, Sequence[Any]],
     fields: Sequence[Field],
     *,
     review_by: str | None,
     review_count: int = DEFAULT_REVIEW_COUNT,
     errors_listed: int = DEFAULT_ERRORS_LISTED,
 ) -> dict[str, Any]:
-    """The parts of the report that come from the latest rows (one per document), as `Report` keyword arguments."""
-    answered = [row for row in rows if row.get("status") == "ok"]
-    latencies = [row.get("latency_ms") for row in answered if row.get("latency_ms") is not None]
-    latency = distribution("latency_ms", latencies) if latencies else None
-    shown = [field_.name for field_ in fields if field_.type != "list"][:6]
-    review_columns = ("doc_id", *([review_by] if review_by else []), *(name for name in shown if name != review_by))
-    latest = {str(row["doc_id"]): row for row in rows}
+    """The parts of the report that come from the latest rows (one per document), given column by column (a
+    million rows as Python dicts would take gigabytes), as `Report` keyword arguments; "review" holds the
+    positions of the rows to review, for the caller to turn into cells."""
+    status, doc_ids = columns["status"], columns["doc_id"]
+    answered = [value == "ok" for value in status]
+    positions = [index for index, ok in enumerate(answered) if ok]
+
+    def of_answered(name: str) -> list[Any]:
+        column = columns[name]
+        return [column[index] for index in positions]
+
+    latencies = [value for value in of_answered("latency_ms") if value is not None]
+    kinds = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    tokens = {kind: sum(value or 0 for value in columns[kind]) for kind in kinds}
+    spent = [bool((a or 0) + (b or 0)) for a, b in zip(columns["input_tokens"], columns["output_tokens"], strict=True)]
+    failed = {
+        str(doc_ids[index]): {name: columns[name][index] for name in ("doc_id", "status", "error_type",
+                                                                       "error_message")}
+        for index, ok in enumerate(answered) if not ok
+    }
     return {
-        "jobs": tuple(sorted({str(row["job"]) for row in rows if row.get("job")})),
-        "models": tuple(sorted({str(row["model"]) for row in answered if row.get("model")})),
-        "documents": len(rows),
-        "ok": len(answered),
-        "error": len(rows) - len(answered),
-        "cost_usd": _sum_cost(rows),
-        "tokens": _sum_tokens(rows),
-        "counts": tuple(
-            value_counts(field_, [row.get(field_.name) for row in answered])
-            for field_ in fields
-            if field_.type in COUNTED_TYPES
-        ),
-        "distributions": tuple(
-            distribution(field_.name, [row.get(field_.name) for row in answered])
-            for field_ in fields
-            if field_.type in MEASURED_TYPES
-        ),
-        "latency": latency,
-        "errors": tuple(group_errors(latest, listed=errors_listed)),
+        "jobs": tuple(sorted({str(job) for job in columns["job"] if job})),
+        "models": tuple(sorted({str(model) for model in of_answered("model") if model})),
+        "documents": len(status),
+        "ok": len(positions),
+        "error": len(status) - len(positions),
+        "cost_usd": _sum_cost(columns["cost_usd"], spent),
+        "tokens": tokens,
+        "counts": tuple(value_counts(field_, of_answered(field_.name)) for field_ in fields
+                        if field_.type in COUNTED_TYPES),
+        "distributions": tuple(distribution(field_.name, of_answered(field_.name)) for field_ in fields
+                               if field_.type in MEASURED_TYPES),
+        "latency": distribution("latency_ms", latencies) if latencies else None,
+        "errors": tuple(group_errors(failed, listed=errors_listed)),
         "review_by": review_by,
-        "review": review_rows(rows, review_by, review_columns, count=review_count) if review_by else (),
-        "review_columns": review_columns if review_by else (),
+        "review": review_order(columns[review_by], doc_ids, answered, count=review_count) if review_by else [],
     }
 
 
@@ -283,17 +293,28 @@ def collect_report(
     now: datetime | None = None,
 ) -> Report:
     """The report of an output directory; `ConfigError` unless it is one with results, or the options do not fit."""
+    import pyarrow as pa
+
     from .evaluation_io import evaluate_output, output_fields
-    from .results import results_table
+    from .results import latest_positions, load_table
 
     view = out if isinstance(out, OutputView) else OutputView(out, out)
     out_dir = view.parts
     check_output_dir(out_dir)
     fields = output_fields(out_dir, job=job)
     chosen = review_field(fields, review_by)
-    table = results_table(out_dir, latest=True)
-    wanted = [name for name in (*ROW_COLUMNS, *(field_.name for field_ in fields)) if name in table.column_names]
-    rows: list[dict[str, Any]] = table.select(wanted).to_pylist()
+    charted = [field_.name for field_ in fields if field_.type in COUNTED_TYPES | MEASURED_TYPES]
+    shown = [field_.name for field_ in fields if field_.type != "list"][:6]
+    review_columns = ("doc_id", *([chosen] if chosen else []), *(name for name in shown if name != chosen))
+    wanted = list(dict.fromkeys([*ROW_COLUMNS, "created_at", *charted, *review_columns]))
+    table = load_table(out_dir, columns=wanted)
+    if not table.num_rows:
+        raise ConfigError(f"no results in {out_dir}: run `docpipe run JOB INPUT --out {out_dir}` first")
+    table = table.take(latest_positions(table))  # the latest row per document, as load_results keeps
+    columns = {name: table.column(name).to_pylist() for name in dict.fromkeys([*ROW_COLUMNS, *charted])}
+    folded = fold_columns(columns, fields, review_by=chosen, review_count=review_count, errors_listed=errors_listed)
+    del columns
+    picked = table.take(pa.array(folded.pop("review"), type=pa.int64())).select(list(review_columns))
     problems: list[str] = []
     runs = read_runs(out_dir, problems)
     pending = collect_pending(view.state, problems) if view.state is not None else None
@@ -312,5 +333,7 @@ def collect_report(
                                                  if line.strip() != "nothing"),
         evaluation=evaluation,
         notes=tuple(notes),
-        **fold_rows(rows, fields, review_by=chosen, review_count=review_count, errors_listed=errors_listed),
+        review=review_cells(picked.to_pylist(), review_columns) if chosen else (),
+        review_columns=review_columns if chosen else (),
+        **folded,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from .errors import ConfigError, EnvironmentFailure
@@ -16,7 +17,7 @@ from .output import BASE_COLUMNS, FIELDS_KEY, TRAILING_COLUMNS
 from .parts import ARROW_ERRORS, CONVERSION_ERRORS, Parts, first_line, part_files, read_part, unreadable_part
 from .stores import PartStore, RemotePart, is_uri, open_store
 
-__all__ = ["field_types", "job_fields", "load_results", "load_table", "parts_at", "results_table"]
+__all__ = ["field_types", "job_fields", "latest_positions", "load_results", "load_table", "parts_at", "results_table"]
 
 # A column's Arrow type -> the job field type that writes it (`fields.FIELD_TYPES`' `arrow_type`, read backwards).
 _FIELD_TYPE_OF = (
@@ -136,8 +137,23 @@ def results_table(out: str | os.PathLike[str] | Parts, *, job: str | None = None
         raise ConfigError(f"no results in {out}: run `docpipe run JOB INPUT --out {out}` first")
     table = _dataset_table(parts, dataset, job)
     if latest and table.num_rows:
-        table = table.sort_by([("doc_id", "ascending"), ("created_at", "descending")])
-        doc_ids = table.column("doc_id").to_pylist()
-        keep = [i for i, doc_id in enumerate(doc_ids) if i == 0 or doc_ids[i - 1] != doc_id]
-        table = table.take(pa.array(keep, type=pa.int64()))
+        table = table.take(latest_positions(table))
     return table
+
+
+def latest_positions(table: pa.Table) -> pa.Array:
+    """The positions of the latest row of each document (by created_at, the later position on a tie), in
+    doc_id order. Only the two key columns are sorted: sorting every column took seconds and a copy of the
+    table for a few hundred thousand rows."""
+    keys = pa.table({
+        "doc_id": table.column("doc_id"),
+        "created_at": table.column("created_at"),
+        "position": pa.array(range(table.num_rows), type=pa.int64()),
+    })
+    order = pc.sort_indices(keys, sort_keys=[("doc_id", "ascending"), ("created_at", "descending"),
+                                            ("position", "descending")])
+    doc_ids = pc.take(keys.column("doc_id"), order)
+    starts = pc.not_equal(doc_ids.slice(1), doc_ids.slice(0, len(doc_ids) - 1))
+    first = pa.concat_arrays([pa.array([0], type=pa.int64()),
+                              pc.add(pc.indices_nonzero(starts.combine_chunks()), 1).cast(pa.int64())])
+    return pc.take(pc.take(keys.column("position"), order), first)

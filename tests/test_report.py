@@ -26,8 +26,9 @@ from pipeline.report_data import (
     collect_report,
     distribution,
     percentiles,
+    review_cells,
     review_field,
-    review_rows,
+    review_order,
     value_counts,
 )
 
@@ -90,17 +91,15 @@ def test_equal_values_fall_in_one_bin_around_them() -> None:
 
 
 def test_the_review_list_is_lowest_first_unrated_before_rated_and_errors_left_out() -> None:
-    rows = [
-        {"doc_id": "high", "status": "ok", "confidence": 0.9, "category": "invoice"},
-        {"doc_id": "low", "status": "ok", "confidence": 0.2, "category": "report"},
-        {"doc_id": "unrated", "status": "ok", "confidence": None, "category": None},
-        {"doc_id": "failed", "status": "error", "confidence": None, "category": None},
-        {"doc_id": "mid", "status": "ok", "confidence": 0.5, "category": "x" * 500},
-    ]
-    listed = review_rows(rows, "confidence", ("doc_id", "confidence", "category"), count=3)
-    assert ["unrated", "low", "mid"] == [row["doc_id"] for row in listed]
-    assert "" == listed[0]["confidence"] and "0.2" == listed[1]["confidence"]
-    assert len(listed[2]["category"]) <= 200 and listed[2]["category"].endswith("...")
+    doc_ids = ["high", "low", "unrated", "failed", "mid", "tie-b", "tie-a"]
+    confidence = [0.9, 0.2, None, None, 0.5, 0.7, 0.7]
+    answered = [True, True, True, False, True, True, True]
+    order = review_order(confidence, doc_ids, answered, count=6)
+    assert ["unrated", "low", "mid", "tie-a", "tie-b", "high"] == [doc_ids[i] for i in order]
+    cells = review_cells([{"doc_id": "mid", "confidence": 0.5, "category": "x" * 500, "tags": ["a", "b"]}],
+                         ("doc_id", "confidence", "category", "tags"))
+    assert ("mid", "0.5", "a; b") == (cells[0]["doc_id"], cells[0]["confidence"], cells[0]["tags"])
+    assert len(cells[0]["category"]) <= 200 and cells[0]["category"].endswith("...")
 
 
 def test_the_review_field_is_a_confidence_field_or_the_one_named() -> None:
