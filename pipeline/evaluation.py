@@ -39,6 +39,7 @@ __all__ = [
     "ValueScore",
     "compare",
     "evaluate",
+    "label",
     "normalise",
     "score_field",
 ]
@@ -144,9 +145,10 @@ def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
-def _label(value: Any) -> str:
+def label(value: Any, *, null: str = NULL_LABEL) -> str:
+    """An answer as a category label: booleans as true/false, an empty answer as `null`."""
     if value is None:
-        return NULL_LABEL
+        return null
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -178,8 +180,8 @@ def _categorical(
     confusion: dict[str, Counter[str]] = {}
     predicted: Counter[str] = Counter()
     for expected, actual in pairs:
-        confusion.setdefault(_label(expected), Counter())[_label(actual)] += 1
-        predicted[_label(actual)] += 1
+        confusion.setdefault(label(expected), Counter())[label(actual)] += 1
+        predicted[label(actual)] += 1
     support = {label: sum(row.values()) for label, row in confusion.items()}
     known = [value for value, _ in field.values] if field.type == "enum" else ["true", "false"]
     seen = set(support) | set(predicted)

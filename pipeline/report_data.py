@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .evaluation import Evaluation
+from .evaluation import Evaluation, label
 from .fields import Field
 from .jobs import Job
 from .status import ErrorGroup, RunLine, check_output_dir, collect_pending, group_errors, pending_lines, read_runs
@@ -113,11 +113,7 @@ class Report:
 
 
 def _label(value: Any) -> str:
-    if value is None:
-        return NULL_LABEL
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return label(value, null=NULL_LABEL)
 
 
 def value_counts(field_: Field, values: Sequence[Any]) -> ValueCounts:
