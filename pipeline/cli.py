@@ -87,6 +87,7 @@ def main() -> None:
       DOCPIPE_PROGRESS       auto, bar, log or off
       DOCPIPE_PRICES         a JSON file of prices per model (USD per million tokens)
       DOCPIPE_GRACE_S, DOCPIPE_UNREACHABLE_S, DOCPIPE_LOG_EVERY_S, DOCPIPE_BATCH_POLL_S
+      DOCPIPE_EMULATOR_MODELS  ID=LIKE,...: --offline also serves these models
     """
 
 
@@ -109,6 +110,9 @@ def main() -> None:
     "--batch-seconds", default=2.0, show_default=True, type=float, help="How long a message batch stays in_progress."
 )
 @click.option("--api-key", "api_keys", multiple=True, help="Accept only these keys (repeatable; default: any).")
+@click.option("--serve-model", "served", multiple=True, metavar="ID=LIKE",
+              help="Also serve model ID, behaving as LIKE (a model released after docpipe's table; repeatable; "
+                   "--offline reads DOCPIPE_EMULATOR_MODELS=ID=LIKE,...).")
 def emulator(
     host: str,
     port: int,
@@ -121,9 +125,11 @@ def emulator(
     otpm: int | None,
     batch_seconds: float,
     api_keys: tuple[str, ...],
+    served: tuple[str, ...],
 ) -> None:
     """Serve the Anthropic API emulator on loopback until interrupted."""
     from .emulator import EmulatorConfig, FaultPlan, LatencyModel, Limits, load_fault_plan, serve
+    from .emulator.config import served_models
 
     try:
         plan = load_fault_plan(faults_path, seed=seed) if faults_path else FaultPlan(seed=seed)
@@ -134,6 +140,7 @@ def emulator(
             api_keys=frozenset(api_keys) if api_keys else None,
             batch_processing_s=batch_seconds,
             faults=plan,
+            models=served_models(",".join(served)),
         )
 
         def ready(url: str) -> None:

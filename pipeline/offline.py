@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -69,12 +70,14 @@ class _EmulatedApi:
 
 
 def offline_transport() -> TransportFactory:
-    """The emulator with its default configuration, one per run, answering through the real SDK."""
+    """The emulator with its default configuration, one per run, answering through the real SDK. It also serves
+    the models `DOCPIPE_EMULATOR_MODELS` names (`ID=LIKE,...`): a run on a model docpipe's table does not know."""
 
     def open_transport(options: TransportOptions) -> Transport:
         from .emulator import Emulator, EmulatorConfig
+        from .emulator.config import MODELS_ENV, served_models
 
-        emulator = Emulator(EmulatorConfig()).start()
+        emulator = Emulator(EmulatorConfig(models=served_models(os.environ.get(MODELS_ENV, "")))).start()
         try:
             transport = api_transport(api_key=OFFLINE_API_KEY, base_url=emulator.base_url)(options)
         except BaseException:

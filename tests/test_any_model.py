@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,10 @@ from test_cli_run import SAMPLE, TRIAGE, invoke
 
 import pipeline
 from pipeline.emulator import Emulator, EmulatorConfig
-from pipeline.emulator import model_catalog as emulator_catalog
-from pipeline.emulator import state as emulator_state
-from pipeline.emulator import validation as emulator_validation
+from pipeline.emulator.config import MODELS_ENV, served_models
 from pipeline.errors import JobError
 from pipeline.jobs import load_job, parse_job
-from pipeline.models import ModelSpec, get_model
+from pipeline.models import get_model
 from pipeline.pricing import PriceSheet, model_prices
 
 NEW_MODEL = "claude-sonnet-6-0-20261125"  # released after this docpipe: the API serves it, the table does not know it
@@ -55,24 +52,13 @@ def test_an_unknown_model_is_priced_from_the_job_with_the_api_cache_multipliers(
     assert model_prices(NEW_MODEL, (("input_usd", 4.0),)) is None  # half a price is no price
 
 
-@pytest.fixture
-def served_new_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The emulator, as the API, serves a model docpipe's table does not know (a copy of Sonnet 5.5's row)."""
-    base = get_model("claude-sonnet-5-5")
-    assert base is not None
-    new = dataclasses.replace(base, id=NEW_MODEL, display_name="Claude Sonnet 6", aliases=())
-
-    def served(model: str) -> ModelSpec | None:
-        return new if model == NEW_MODEL else get_model(model)
-
-    for module in (emulator_validation, emulator_catalog, emulator_state):
-        monkeypatch.setattr(module, "get_model", served)
+SERVED = served_models(f"{NEW_MODEL}=claude-sonnet-5-5")  # the emulator, as the API, serves a model the table lacks
 
 
-def test_a_run_on_a_new_model_writes_rows_with_null_cost_and_says_why(served_new_model: None, tmp_path: Path) -> None:
+def test_a_run_on_a_new_model_writes_rows_with_null_cost_and_says_why(tmp_path: Path) -> None:
     """--model with an id the table does not know: all ok, cost_usd null, one warning, and the summary says it."""
     out = tmp_path / "out"
-    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+    with Emulator(EmulatorConfig(seed=SEED, models=SERVED)) as emulator:
         result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", str(out), "--model", NEW_MODEL], emulator)
     assert 0 == result.exit_code, result.output
     rows = pipeline.load_results(out)
@@ -85,14 +71,14 @@ def test_a_run_on_a_new_model_writes_rows_with_null_cost_and_says_why(served_new
 
 
 def test_model_flag_is_part_of_the_fingerprint_and_a_priced_new_model_has_costs(
-    served_new_model: None, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     """--model changes the fingerprint (a rerun with another model asks again); [prices] prices a new model."""
     job = tmp_path / "priced.toml"
     job.write_text(TRIAGE.read_text() + "\n[prices]\ninput_usd = 4.0\noutput_usd = 20.0\n")
     out = tmp_path / "out"
     docs = SAMPLE / "invoices"
-    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+    with Emulator(EmulatorConfig(seed=SEED, models=SERVED)) as emulator:
         first = invoke(["run", str(job), str(docs), "--out", str(out)], emulator)
         assert 0 == first.exit_code, first.output
         other = invoke(["run", str(job), str(docs), "--out", str(tmp_path / "other"), "--model", NEW_MODEL], emulator)
@@ -101,3 +87,42 @@ def test_model_flag_is_part_of_the_fingerprint_and_a_priced_new_model_has_costs(
     rows = pipeline.load_results(tmp_path / "other")
     assert {NEW_MODEL} == set(rows.model) and (rows.cost_usd > 0).all()
     assert "no prices" not in other.output  # priced by the job: only the limits are the API's
+
+
+def test_offline_serves_the_models_named_in_the_environment(tmp_path: Path) -> None:
+    """DOCPIPE_EMULATOR_MODELS=ID=LIKE: --offline runs a model the table does not know, as the README shows."""
+    out = tmp_path / "out"
+    result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", str(out), "--model", NEW_MODEL,
+                     "--offline"], ANTHROPIC_API_KEY="", **{MODELS_ENV: f"{NEW_MODEL}=claude-sonnet-5-5"})
+    assert 0 == result.exit_code, result.output
+    rows = pipeline.load_results(out)
+    assert {NEW_MODEL} == set(rows.model) and rows.cost_usd.isna().all()
+    refused = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", str(tmp_path / "o2"), "--model", NEW_MODEL,
+                      "--offline"], ANTHROPIC_API_KEY="")
+    assert 3 == refused.exit_code  # not served: the API answers 404 for the model before any message
+
+
+def test_the_emulator_lists_and_describes_a_served_model(tmp_path: Path) -> None:
+    """GET /v1/models lists it, GET /v1/models/{id} gives its limits (those of the model it behaves as)."""
+    import anthropic
+
+    with Emulator(EmulatorConfig(seed=SEED, models=SERVED)) as emulator:
+        client = anthropic.Anthropic(api_key="k", base_url=emulator.base_url, max_retries=0)
+        listed = [model.id for model in client.models.list(limit=100)]
+        info = client.models.retrieve(NEW_MODEL)
+        client.close()
+    like = get_model("claude-sonnet-5-5")
+    assert like is not None and NEW_MODEL in listed
+    assert (like.max_input_tokens, like.max_output_tokens) == (info.max_input_tokens, info.max_tokens)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("claude-x", "write ID=LIKE"),
+    ("claude-x=claude-nothing", "write ID=LIKE"),
+    ("claude-haiku-5-5=claude-sonnet-5-5", "already in docpipe's model table"),
+])
+def test_a_bad_served_model_is_refused_naming_it(text: str, message: str) -> None:
+    from pipeline.errors import EmulatorError
+
+    with pytest.raises(EmulatorError, match=message):
+        served_models(text)

@@ -77,7 +77,7 @@ class MessagesEndpoint(Endpoint):
                 if cut is not None:
                     return cut
             self.state.files.resolve(body, key, call.arrived_wall)
-            spec = validate_messages(body, version, seed=self.state.config.seed)
+            spec = validate_messages(body, version, seed=self.state.config.seed, lookup=self.state.config.model)
             return await self._answer(call, key, merge_output_format(body), spec)
         except ApiError as exc:
             self._record(

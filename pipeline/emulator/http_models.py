@@ -40,7 +40,7 @@ class ModelsEndpoint(Endpoint):
                 self._record(request, "count_tokens", 0, request_id, key, fault="disconnect")
                 return web.Response(status=500)
             self.state.files.resolve(body, key, time.time())
-            validate_count_tokens(body, version, seed=self.state.config.seed)
+            validate_count_tokens(body, version, seed=self.state.config.seed, lookup=self.state.config.model)
             self._record(request, "count_tokens", 200, request_id, key)
             input_tokens = count_request_tokens(merge_output_format(body))
             return json_response({"input_tokens": input_tokens}, 200, self._headers(request_id))
@@ -51,12 +51,12 @@ class ModelsEndpoint(Endpoint):
     async def models_list(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
             lifecycle = request.query.getall("lifecycle[]", []) + request.query.getall("lifecycle", [])
-            return model_page(request.query, lifecycle)
+            return model_page(request.query, lifecycle, served=self.state.config.models)
 
         return await self._call(request, "models", action)
 
     async def models_get(self, request: web.Request) -> web.Response:
         async def action(key: str, version: str) -> Any:
-            return retrieve_model(request.match_info["model_id"])
+            return retrieve_model(request.match_info["model_id"], lookup=self.state.config.model)
 
         return await self._call(request, "models", action)

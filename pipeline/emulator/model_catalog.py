@@ -7,7 +7,7 @@ and the types it references: "Keys are always present for all known capabilities
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..model_spec import ALL_EFFORTS, ModelSpec
@@ -78,9 +78,9 @@ def model_info(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def retrieve_model(model_id: str) -> dict[str, Any]:
+def retrieve_model(model_id: str, *, lookup: Callable[[str], ModelSpec | None] = get_model) -> dict[str, Any]:
     """`GET /v1/models/{model_id}`: an id or an alias; an alias answers with the model it names."""
-    spec = get_model(model_id)
+    spec = lookup(model_id)
     if spec is None:
         raise ApiError(404, "not_found_error", f"model: {model_id}")
     return model_info(spec)
@@ -97,12 +97,15 @@ def _lifecycles(values: Sequence[str]) -> frozenset[str]:
     return frozenset(values)
 
 
-def model_page(query: Mapping[str, str], lifecycle: Sequence[str]) -> dict[str, Any]:
-    """`GET /v1/models`: newest first, filtered by lifecycle, one page after `after_id` or before `before_id`."""
+def model_page(
+    query: Mapping[str, str], lifecycle: Sequence[str], *, served: Sequence[ModelSpec] = ()
+) -> dict[str, Any]:
+    """`GET /v1/models`: newest first, filtered by lifecycle, one page after `after_id` or before `before_id`;
+    `served` are the models the emulator serves besides the table's."""
     limit = page_limit(query)
     wanted = _lifecycles(lifecycle)
     specs = sorted(
-        (spec for spec in MODELS.values() if spec.lifecycle in wanted),
+        (spec for spec in (*MODELS.values(), *served) if spec.lifecycle in wanted),
         key=lambda spec: (spec.released, spec.id),
         reverse=True,
     )

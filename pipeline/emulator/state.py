@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..models import get_model
 from .batches import BatchStore
 from .bodies import message_json, usage_json
 from .caching import PromptCache
@@ -83,7 +82,7 @@ class EmulatorState:
         if "stream" in params:
             raise ApiError(400, "invalid_request_error", "stream: streaming is not supported in batches")
         self.files.resolve(params, key, time.time())  # files are read when the request is processed
-        validate_messages(params, version, seed=self.config.seed, in_batch=True)
+        validate_messages(params, version, seed=self.config.seed, in_batch=True, lookup=self.config.model)
 
     def _batch_request_fault(self, params: dict[str, Any]) -> bool:
         """A fault rule for `batch_requests` that fires: an error kind makes the request's result `errored`
@@ -111,7 +110,7 @@ class EmulatorState:
         at `at`); the batch store publishes a wave's entries once the whole wave is accounted.
         """
         params = merge_output_format(params)
-        spec = get_model(params["model"])
+        spec = self.config.model(params["model"])
         if spec is None:  # validated before it runs; kept for the type checker
             raise ApiError(404, "not_found_error", f"model: {params['model']}")
         when = at - self.clock.wall() + self.clock.monotonic()

@@ -15,6 +15,7 @@ Structured-output schemas are checked against the subset the API accepts in `sch
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..models import ModelSpec, get_model
@@ -74,11 +75,11 @@ def _check_fields(body: dict[str, Any], allowed: frozenset[str], version: str) -
         raise invalid(f"{key}: Extra inputs are not permitted")
 
 
-def _check_model(body: dict[str, Any]) -> ModelSpec:
+def _check_model(body: dict[str, Any], lookup: Callable[[str], ModelSpec | None]) -> ModelSpec:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("model: Field required")
-    spec = get_model(model)
+    spec = lookup(model)
     if spec is None or spec.lifecycle == "retired":
         raise ApiError(404, "not_found_error", f"model: {model}")
     return spec
@@ -134,15 +135,18 @@ def _check_max_tokens(body: dict[str, Any], spec: ModelSpec) -> int:
     return max_tokens
 
 
-def validate_messages(body: Any, version: str, *, seed: int, in_batch: bool = False) -> ModelSpec:
+def validate_messages(
+    body: Any, version: str, *, seed: int, in_batch: bool = False, lookup: Callable[[str], ModelSpec | None] = get_model
+) -> ModelSpec:
     """Validate a `POST /v1/messages` body (or, `in_batch`, a batch request's `params`); return the model.
 
-    `seed` is the emulator's: thinking blocks sent back must carry the signature it issued.
+    `seed` is the emulator's: thinking blocks sent back must carry the signature it issued. `lookup`
+    finds a model as the emulator serves it (`EmulatorConfig.model`).
     """
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")
     _check_fields(body, MESSAGE_FIELDS, version)
-    spec = _check_model(body)
+    spec = _check_model(body, lookup)
     max_tokens = _check_max_tokens(body, spec)
     if "stream" in body and not isinstance(body["stream"], bool):
         raise invalid("stream: Input should be a valid boolean")
@@ -160,12 +164,14 @@ def validate_messages(body: Any, version: str, *, seed: int, in_batch: bool = Fa
     return spec
 
 
-def validate_count_tokens(body: Any, version: str, *, seed: int) -> ModelSpec:
+def validate_count_tokens(
+    body: Any, version: str, *, seed: int, lookup: Callable[[str], ModelSpec | None] = get_model
+) -> ModelSpec:
     """Validate a `POST /v1/messages/count_tokens` body; return the model."""
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")
     _check_fields(body, COUNT_TOKENS_FIELDS, version)
-    spec = _check_model(body)
+    spec = _check_model(body, lookup)
     check_sampling(body)
     body = merge_output_format(body)
     _check_prompt(body, spec, version, seed=seed, max_tokens=None)
