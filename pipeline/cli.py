@@ -277,9 +277,12 @@ def run(
 
 
 @main.command(short_help="The Message Batches of an output directory; --cancel them.")
-@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_dir", metavar="OUT")
 @click.option("--cancel", is_flag=True, help="Cancel every batch not yet collected (answers already made are kept).")
-def batches(out_dir: Path, cancel: bool) -> None:
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="An OUT in object storage: its state directory, where its batches are recorded "
+                   "[default: as `docpipe run`].")
+def batches(out_dir: str, cancel: bool, state_dir: Path | None) -> None:
     """List the Message Batches of an output directory: state, counts and cost.
 
     Batches not yet collected are looked up at the API when ANTHROPIC_API_KEY is set.
@@ -291,15 +294,21 @@ def batches(out_dir: Path, cancel: bool) -> None:
 
     key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
     transport = api_transport(api_key=key, base_url=os.environ.get("ANTHROPIC_BASE_URL")) if key else None
+    from .stores import open_output
+
     try:
-        click.echo(report_batches(out_dir, transport=transport, cancel=cancel))
+        view = open_output(out_dir, state_dir=state_dir)
+        if view.state is None:
+            raise ConfigError(f"no state directory for {out_dir} on this machine: its batches are recorded where it "
+                              "runs (give --state-dir DIR)")
+        click.echo(report_batches(view.state, transport=transport, cancel=cancel))
     except PipelineError as exc:
         _fail(exc)
 
 
 @main.command(short_help="What a run would cost, realtime and in batches; sends no message.")
 @click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT")
 @click.option("--out", "out_dir", metavar="DIR|URI",
               help="The output a run would use (a directory or s3://...): its done documents left out, its rows give "
                    "answer lengths.")
@@ -314,7 +323,7 @@ def batches(out_dir: Path, cancel: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
 def estimate(
     job_file: Path,
-    input_path: Path,
+    input_path: str,
     out_dir: str | None,
     state_dir: Path | None,
     offline: bool,
@@ -338,8 +347,9 @@ def estimate(
     try:
         job = load_job(job_file, model=model)
         with tempfile.TemporaryDirectory(prefix="docpipe-estimate-") as nowhere:
+            out = out_dir or Path(nowhere) / "out"
             config = resolve_config(
-                job, input_path, out_dir or Path(nowhere) / "out", state_dir=state_dir, concurrency=concurrency,
+                job, _local_input(input_path, out, state_dir), out, state_dir=state_dir, concurrency=concurrency,
                 limit=limit,
                 offline=offline, include=include, exclude=exclude, dry_run=True,
             )
@@ -376,14 +386,22 @@ def init(name: str, to_path: Path | None) -> None:
 
 @main.command(short_help="Check a job (and its input) without sending anything.")
 @click.argument("job_file", metavar="JOB", type=click.Path(path_type=Path))
-@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="[INPUT]", required=False)
 @click.option("--model", help="Check for this model instead of the job's.")
-def check(job_file: Path, input_path: Path | None, model: str | None) -> None:
-    """Check JOB (and INPUT, if given: every row read as a run reads it) without sending anything."""
+def check(job_file: Path, input_path: str | None, model: str | None) -> None:
+    """Check JOB (and INPUT, if given: every row read as a run reads it) without sending anything.
+
+    An INPUT in object storage is fetched into a temporary folder, read there, and removed.
+    """
+    import tempfile
+
     from .starter import check_job
 
     try:
-        lines = check_job(load_job(job_file, model=model), input_path)
+        job = load_job(job_file, model=model)
+        with tempfile.TemporaryDirectory(prefix="docpipe-check-") as scratch:
+            local = _local_input(input_path, Path(scratch), None) if input_path is not None else None
+            lines = check_job(job, local)
     except PipelineError as exc:
         _fail(exc)
         return
@@ -416,18 +434,21 @@ def status(out_dir: str, state_dir: Path | None, as_json: bool, errors_listed: i
 @main.command(short_help="The latest row per document as CSV or JSONL.")
 @click.argument("out_dir", metavar="OUT")
 @click.option("--format", "format_", type=click.Choice(["csv", "jsonl"]), required=True, help="Output format.")
-@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE [default: stdout].")
+@click.option("--to", "to", metavar="FILE", help="Write to FILE [default: stdout].")
 @click.option("--all", "every_row", is_flag=True, help="Every row ever written, not only the latest per document.")
-def export(out_dir: str, format_: str, to: Path | None, every_row: bool) -> None:
+def export(out_dir: str, format_: str, to: str | None, every_row: bool) -> None:
     """Write the latest row per document (every row with --all) as CSV or JSONL, UTF-8, dates in ISO 8601."""
     from .export import export_rows
-    from .stores import open_output
+    from .stores import location, open_output
 
     try:
+        target = location(to, what="--to") if to is not None else None
+        if isinstance(target, str):
+            raise ConfigError(f"--to {to}: the export goes to a local file; write it here, then copy it there")
         written = export_rows(
             open_output(out_dir).parts,
             format=format_,
-            to=to,
+            to=target,
             sink=sys.stdout,
             every_row=every_row,
         )
@@ -503,19 +524,22 @@ def compare(out_a: str, out_b: str, json_path: Path | None, limit: int, toleranc
               help="Documents listed to review first.")
 @click.option("--errors", "errors_listed", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
               help="Documents named per error type.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="An OUT in object storage: its state directory, for what is pending [default: as `docpipe run`].")
 def report(out_dir: str, to: Path | None, truth_path: Path | None, job_file: Path | None, review_by: str | None,
-           review_count: int, errors_listed: int) -> None:
+           review_count: int, errors_listed: int, state_dir: Path | None) -> None:
     """Write one self-contained HTML page of OUT (it opens with no network): counts per enum field, numeric
     distributions, the documents to review first, errors, cost and tokens per run, latency percentiles,
     and with --truth the evaluation. Needs plotly: pip install 'docpipe[report]'."""
     from .report_data import collect_report
     from .report_html import render_html, write_page
-    from .stores import is_uri, open_output
+    from .stores import open_output
 
-    target = to or (Path("report.html") if is_uri(out_dir) else Path(out_dir) / "_report.html")
     try:
         job = load_job(job_file) if job_file else None
-        page = render_html(collect_report(open_output(out_dir), job=job, truth_path=truth_path, review_by=review_by,
+        view = open_output(out_dir, state_dir=state_dir)
+        target = to or (view.parts / "_report.html" if isinstance(view.parts, Path) else Path("report.html"))
+        page = render_html(collect_report(view, job=job, truth_path=truth_path, review_by=review_by,
                                           review_count=review_count, errors_listed=errors_listed))
         write_page(target, page)
     except PipelineError as exc:
@@ -524,17 +548,18 @@ def report(out_dir: str, to: Path | None, truth_path: Path | None, job_file: Pat
     click.echo(f"docpipe: report in {target} ({len(page.encode()) / 1e6:.1f} MB; open it in a browser)", err=True)
 
 
-def _local_input(input_path: str, out: str, state_dir: Path | None) -> Path:
+def _local_input(input_path: str, out: str | Path, state_dir: Path | None) -> Path:
     """INPUT as a local path: one in object storage is mirrored into the output's state directory first."""
-    from .stores import is_uri
+    from .stores import location
 
-    if not is_uri(input_path):
-        return Path(input_path)
+    where = location(input_path, what="INPUT")
+    if isinstance(where, Path):
+        return where
     from .config import resolve_output
     from .remote_inputs import fetch_input
 
     state, _ = resolve_output(out, state_dir, env=os.environ)
-    return fetch_input(input_path, state, echo=lambda line: click.echo(line, err=True))
+    return fetch_input(where, state, echo=lambda line: click.echo(line, err=True))
 
 
 def _write_json(path: Path, text: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,16 @@ from typing import TYPE_CHECKING
 from .errors import ConfigError
 from .jobs import Job
 from .progress import DEFAULT_LOG_EVERY_S
-from .stores import PartStore, default_state_dir, is_uri, open_store
+from .stores import (
+    OWNER_RECORD,
+    PROCESS_LOCAL_SCHEMES,
+    STATE_MARKER,
+    PartStore,
+    default_state_dir,
+    location,
+    open_store,
+    served_by,
+)
 
 if TYPE_CHECKING:
     from .parts import Parts
@@ -42,7 +52,6 @@ DEFAULT_GRACE_S = 30.0
 DEFAULT_UNREACHABLE_S = 60.0
 DEFAULT_BATCH_POLL_S = 2.0
 PROGRESS_MODES = ("auto", "bar", "log", "off")
-STATE_MARKER = "_out.json"  # in a remote output's state directory: the --out it serves
 MODES = ("realtime", "batch", "auto")
 DEFAULT_BATCH_ABOVE = 1000  # --mode auto: documents to send from which a run goes through Message Batches
 
@@ -134,21 +143,22 @@ def _first_float(*values: float | None) -> float:
 
 def resolve_output(out: str | Path, state_dir: Path | None, *, env: Mapping[str, str]) -> tuple[Path, PartStore | None]:
     """--out and --state-dir resolved: (the local directory of the journal and the lock, the object store of the
-    parts or None). A remote --out without --state-dir gets one per URI (`stores.default_state_dir`), and a state
-    directory serves one --out only (`STATE_MARKER`)."""
-    if not is_uri(str(out)):
+    parts or None). A remote --out without --state-dir gets one per URI (`stores.default_state_dir`). A state
+    directory serves one --out only (`STATE_MARKER`), and a remote output follows one state directory
+    (`OWNER_RECORD`): two would each ask again what the other's journal holds."""
+    where = location(out, what="--out")
+    if isinstance(where, Path):
         if state_dir is not None:
             raise ConfigError(f"--state-dir applies to an --out in object storage (s3://...), not to {out}: "
                               "a local output directory keeps its own journal and lock")
-        return Path(out), None
-    uri = str(out).rstrip("/")
+        return where, None
+    uri = where.rstrip("/")
+    if uri.split("://", 1)[0].lower() in PROCESS_LOCAL_SCHEMES:
+        raise ConfigError(f"--out {uri}: that filesystem lives in the run's process and is gone when it ends; "
+                          "write to a directory or to object storage")
     store = open_store(uri)
-    state = state_dir if state_dir is not None else default_state_dir(uri, env=dict(env))
-    marker = state / STATE_MARKER
-    try:
-        recorded = json.loads(marker.read_text(encoding="utf-8")).get("out") if marker.exists() else None
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{marker} cannot be read ({exc}); give another --state-dir") from None
+    state = (state_dir if state_dir is not None else default_state_dir(uri, env=dict(env))).absolute()
+    recorded = served_by(state)
     if recorded is not None and recorded != uri:
         raise ConfigError(f"--state-dir {state} holds the journal and lock of --out {recorded}, not {uri}: "
                           "give each output its own state directory")
@@ -158,17 +168,32 @@ def resolve_output(out: str | Path, state_dir: Path | None, *, env: Mapping[str,
         raise ConfigError(f"--state-dir {state} is a local output directory (it holds parts): give the state of "
                           f"{uri} a directory of its own")
     store.check_bucket()
+    owner = store.owner()
+    if owner is not None and owner != _owner_of(state):
+        raise ConfigError(
+            f"--out {uri} follows the journal in {owner.get('state_dir')} on {owner.get('host')}, not {state} on "
+            f"{socket.gethostname()}: a second state directory would pay again for what that journal holds. Run "
+            f"there, or with --state-dir {owner.get('state_dir')}; if that directory is gone for good (and its "
+            f"unpublished rows with it), delete {uri}/{OWNER_RECORD}"
+        )
     return state, store
 
 
+def _owner_of(state: Path) -> dict[str, str]:
+    return {"state_dir": str(state), "host": socket.gethostname()}
+
+
 def claim_state_dir(config: RunConfig) -> None:
-    """Record in a remote output's state directory which --out it serves (done once, by the first run)."""
+    """Record, once, which --out a remote output's state directory serves, and in the output which state
+    directory (and host) it follows."""
     if config.store is None:
         return
     marker = config.out_dir / STATE_MARKER
     if not marker.exists():
         config.out_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"out": config.store.uri}) + "\n", encoding="utf-8")
+    if config.store.owner() is None:
+        config.store.write_text(OWNER_RECORD, json.dumps(_owner_of(config.out_dir)) + "\n")
 
 
 def resolve_config(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .errors import ConfigError, EnvironmentFailure
@@ -117,7 +118,8 @@ def write_part(parts: Parts, name: str, table: pa.Table) -> None:
     out_dir = parts
     final = part_path(out_dir, name)
     temporary = out_dir / f".{PART_PREFIX}{name}.parquet.tmp"
-    pq.write_table(table, temporary, compression="zstd")
+    # The local filesystem named: pyarrow would read a path like "s3:/x" or "file:/x" as a URI.
+    pq.write_table(table, str(temporary), compression="zstd", filesystem=pafs.LocalFileSystem())
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, final)

@@ -68,8 +68,10 @@ def _unchanged(target: Path, info: pafs.FileInfo) -> bool:
 def fetch_input(uri: str, state_dir: Path, *, echo: Callable[[str], None]) -> Path:
     """The local mirror of the input at `uri` (a manifest or document object, or a prefix of documents), brought
     up to date; `echo` hears one line per `PROGRESS_EVERY` objects fetched and a last one."""
+    import pyarrow as pa
+
     uri = uri.rstrip("/")
-    store = open_store(uri)
+    store = open_store(uri, what="INPUT")
     store.check_bucket()
     mirror = _mirror_dir(state_dir, uri)
     try:
@@ -80,7 +82,12 @@ def fetch_input(uri: str, state_dir: Path, *, echo: Callable[[str], None]) -> Pa
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         prefetched: list[int] = []  # the manifest, fetched first to be read
-        local, objects = _objects(store, uri, mirror, prefetched)
+        local, objects, skipped = _objects(store, uri, mirror, prefetched)
+        if skipped:
+            shown = ", ".join(repr(key) for key in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3
+                                                                   else "")
+            echo(f"docpipe: warning: {len(skipped)} object(s) under {uri} have keys no local path can hold (an empty "
+                 f"or '..' segment, or a key that is also a folder), left out: {shown}")
         wanted = dict(objects)
         stale = [path for path in mirror.rglob("*") if path.is_file() and path not in wanted]
         todo = [(target, found) for target, found in objects if not _unchanged(target, found)]
@@ -93,8 +100,8 @@ def fetch_input(uri: str, state_dir: Path, *, echo: Callable[[str], None]) -> Pa
                     fetched, fetched_bytes = fetched + 1, fetched_bytes + size
                     if fetched % PROGRESS_EVERY == 0:
                         echo(f"docpipe: fetched {fetched:,} of {len(todo):,} changed objects from {uri}")
-        except OSError as exc:
-            if exc.filename and str(exc.filename).startswith(str(mirror)):
+        except (OSError, pa.ArrowException) as exc:
+            if isinstance(exc, OSError) and exc.filename and str(exc.filename).startswith(str(mirror)):
                 raise EnvironmentFailure.from_os_error(exc, doing="write the input mirror in", path=mirror) from None
             raise store.failure(exc, doing="fetch from") from None
         echo(f"docpipe: input {uri}: {len(objects):,} objects, {fetched:,} fetched ({fetched_bytes / 1e6:.1f} MB), "
@@ -104,11 +111,12 @@ def fetch_input(uri: str, state_dir: Path, *, echo: Callable[[str], None]) -> Pa
 
 def _objects(
     store: PartStore, uri: str, mirror: Path, prefetched: list[int]
-) -> tuple[Path, list[tuple[Path, pafs.FileInfo]]]:
+) -> tuple[Path, list[tuple[Path, pafs.FileInfo]], list[str]]:
     """The local input (the mirror, or the manifest's or document's copy) and what it is made of, as (local
     target, object): the objects under a prefix; or one object, and when it is a manifest, the objects its `path`
     column names (relative to its folder, as for a local manifest). A manifest is fetched here, to be read (its
-    size goes to `prefetched`)."""
+    size goes to `prefetched`). Third: the keys left out, which no local path can hold."""
+    import pyarrow as pa
     import pyarrow.fs as pafs
 
     try:
@@ -118,7 +126,9 @@ def _objects(
             found = [item for item in store.filesystem.get_file_info(selector) if item.type == pafs.FileType.File]
             if not found:
                 raise ConfigError(f"input not found: {uri} (no object at that key, nor under that prefix)")
-            return mirror, [(mirror / item.path[len(store.root) + 1:], item) for item in found]
+            kept, skipped = _local_keys([item.path[len(store.root) + 1:] for item in found])
+            by_key = {item.path[len(store.root) + 1:]: item for item in found}
+            return mirror, [(mirror / key, by_key[key]) for key in kept], skipped
         name = store.root.rsplit("/", 1)[-1]
         manifest = mirror / name
         if not _unchanged(manifest, info):
@@ -126,11 +136,22 @@ def _objects(
         folder = store.root.rsplit("/", 1)[0]
         named = _referenced(manifest)
         infos = store.filesystem.get_file_info([f"{folder}/{relative}" for relative in named]) if named else []
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise store.failure(exc, doing="read") from None
     referenced = [(mirror / relative, item) for relative, item in zip(named, infos, strict=True)
                   if item.type == pafs.FileType.File]  # a missing one is its document's error row in the run
-    return manifest, [(manifest, info), *referenced]
+    return manifest, [(manifest, info), *referenced], []
+
+
+def _local_keys(keys: list[str]) -> tuple[list[str], list[str]]:
+    """The keys that can be paths under the mirror, and those that cannot: an empty, `.` or `..` segment (object
+    stores allow `a//b` and `../x`), or a key that is also the folder of another (`a` and `a/b`)."""
+    kept = [key for key in keys if all(part not in ("", ".", "..") for part in key.split("/"))]
+    folders = {key.rsplit("/", 1)[0] for key in kept if "/" in key}
+    folders |= {folder.rsplit("/", i)[0] for folder in list(folders) for i in range(1, folder.count("/") + 1)}
+    kept = [key for key in kept if key not in folders]
+    left = set(kept)
+    return kept, [key for key in keys if key not in left]
 
 
 def _referenced(manifest: Path) -> list[str]:

@@ -153,16 +153,17 @@ def distribution(name: str, values: Sequence[Any], *, bins: int = HISTOGRAM_BINS
     if not numbers:
         return Distribution(name, 0, missing, None, None, None, {}, (), ())
     low, high = numbers[0], numbers[-1]
-    if high == low:
-        edges: tuple[float, ...] = (low - 0.5, high + 0.5) if low == int(low) else (low, high)
-        counts: tuple[int, ...] = (len(numbers),)
-    else:
-        width = high / bins - low / bins  # (high - low) / bins may overflow; this cannot
-        edges = (*(low + width * index for index in range(bins)), high)
+    width = high / bins - low / bins  # (high - low) / bins may overflow; this cannot
+    if width > 0 and low + width > low and math.isfinite(low / width) and math.isfinite(high / width):
+        # low + width * i overflows for a range near the largest float; this weighted mean cannot
+        edges: tuple[float, ...] = (*(low * (1 - i / bins) + high * (i / bins) for i in range(bins)), high)
         binned = [0] * bins
         for number in numbers:
             binned[min(int(number / width - low / width), bins - 1)] += 1
-        counts = tuple(binned)
+        counts: tuple[int, ...] = tuple(binned)
+    else:  # all equal, or too close to tell apart: one bin around them, wide enough to draw
+        pad = 0.5 if low == int(low) and abs(low) < 2**52 else max(abs(low) * 0.05, 1e-9)
+        edges, counts = (low - pad, high + pad), (len(numbers),)
     return Distribution(
         name=name,
         count=len(numbers),
@@ -292,7 +293,7 @@ def collect_report(
     import pyarrow as pa
 
     from .evaluation_io import evaluate_output, output_fields
-    from .results import latest_positions, load_table
+    from .results import column_names, latest_positions, load_table
 
     view = out if isinstance(out, OutputView) else OutputView(out, out)
     out_dir = view.parts
@@ -302,10 +303,14 @@ def collect_report(
     charted = [field_.name for field_ in fields if field_.type in COUNTED_TYPES | MEASURED_TYPES]
     shown = [field_.name for field_ in fields if field_.type != "list"][:6]
     review_columns = ("doc_id", *([chosen] if chosen else []), *(name for name in shown if name != chosen))
-    wanted = list(dict.fromkeys([*ROW_COLUMNS, "created_at", *charted, *review_columns]))
+    present = set(column_names(out_dir))  # a part written by an older docpipe may lack a column: it reads empty
+    wanted = [name for name in dict.fromkeys([*ROW_COLUMNS, "created_at", *charted, *review_columns])
+              if name in present]
     table = load_table(out_dir, columns=wanted)
     if not table.num_rows:
         raise ConfigError(f"no results in {out_dir}: run `docpipe run JOB INPUT --out {out_dir}` first")
+    for name in sorted({*ROW_COLUMNS, "created_at", *review_columns} - present):
+        table = table.append_column(name, pa.nulls(table.num_rows))
     table = table.take(latest_positions(table))  # the latest row per document, as load_results keeps
     columns = {name: table.column(name).to_pylist() for name in dict.fromkeys([*ROW_COLUMNS, *charted])}
     folded = fold_columns(columns, fields, review_by=chosen, review_count=review_count, errors_listed=errors_listed)

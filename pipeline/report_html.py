@@ -32,6 +32,7 @@ TOKEN_COLOURS = {"input_tokens": "#3b6ea8", "output_tokens": "#d08c2b", "cache_r
                  "cache_write_tokens": "#9a6fb0"}
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 DISAGREEMENTS_SHOWN = 10  # per field, in the evaluation section
+CHARTABLE_MAX = 1e300  # numbers beyond this magnitude are tabled, not charted
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 0;
@@ -72,6 +73,12 @@ def _plotly() -> tuple[Any, Any]:
     return go, pio
 
 
+def _plain(text: str) -> str:
+    """Text for plotly to show as it is: plotly reads `<b>`, `<br>`, `<a href>` and entities in labels and titles,
+    and decodes these three entities back to the characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-") or "field"
 
@@ -85,13 +92,13 @@ class _Charts:
     def html(self, figure: Any, name: str, *, title: str, x_title: str = "", y_title: str = "documents",
              height_px: int = CHART_HEIGHT_PX) -> str:
         figure.update_layout(
-            title={"text": title, "font": {"size": 14}},
+            title={"text": _plain(title), "font": {"size": 14}},
             template="plotly_white",
             height=height_px,
             bargap=0.25,
             margin={"l": 56, "r": 16, "t": 40, "b": 48},
-            xaxis_title=x_title,
-            yaxis_title=y_title,
+            xaxis_title=_plain(x_title),
+            yaxis_title=_plain(y_title),
             showlegend=len(figure.data) > 1,
         )
         body: str = self.pio.to_html(
@@ -100,13 +107,13 @@ class _Charts:
         return f'<div class="chart">{body}</div>'
 
     def counts(self, counts: ValueCounts) -> str:
-        labels = [label for label, _ in counts.counts]
+        labels = [_plain(label) for label, _ in counts.counts]
         figure = self.go.Figure(self.go.Bar(x=labels, y=[count for _, count in counts.counts], marker_color=ACCENT))
         missing = f" ({counts.missing} empty)" if counts.missing else ""
         return self.html(figure, counts.name, title=f"{counts.name}{missing}")
 
     def distribution(self, spread: Distribution, *, name: str, title: str, x_title: str) -> str:
-        centres = [(low + high) / 2 for low, high in zip(spread.edges, spread.edges[1:], strict=False)]
+        centres = [low / 2 + high / 2 for low, high in zip(spread.edges, spread.edges[1:], strict=False)]
         widths = [high - low for low, high in zip(spread.edges, spread.edges[1:], strict=False)]
         bars = self.go.Bar(x=centres, y=list(spread.counts), width=widths, marker_color=ACCENT,
                            marker_line={"color": "#fff", "width": 1},
@@ -147,7 +154,8 @@ class _Charts:
         labels = list(score.confusion)
         labels += sorted({label for row in score.confusion.values() for label in row} - set(labels))
         z = [[score.confusion.get(row, {}).get(label, 0) for label in labels] for row in labels]
-        figure = self.go.Figure(self.go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues", texttemplate="%{z}",
+        shown = [_plain(label) for label in labels]
+        figure = self.go.Figure(self.go.Heatmap(z=z, x=shown, y=shown, colorscale="Blues", texttemplate="%{z}",
                                                 hovertemplate="expected %{y}, answered %{x}: %{z}<extra></extra>"))
         figure.update_yaxes(autorange="reversed")
         return self.html(figure, f"confusion-{score.name}", title=f"{score.name}: expected (rows) by answered",
@@ -170,7 +178,9 @@ def _table(header: Sequence[str] | None, rows: Iterable[Sequence[Any]], *, numer
 
 
 def _number(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if value is None:
+        return "-"
+    return f"{value:.{digits}g}" if abs(value) < 1000 or abs(value) >= 1e12 else f"{value:,.0f}"
 
 
 def _spread_table(spreads: Sequence[Distribution], *, unit: str = "") -> str:
@@ -223,12 +233,18 @@ def _spent(report: Report) -> float | None:
     return sum(cost for cost in costs if cost is not None)
 
 
+def _chartable(spread: Distribution) -> bool:
+    """Whether plotly can draw the values: its axis padding overflows near the largest float (the table shows
+    them all the same)."""
+    return max(abs(spread.minimum or 0.0), abs(spread.maximum or 0.0)) < CHARTABLE_MAX
+
+
 def _fields(report: Report, charts: _Charts) -> str:
     if not report.ok:
         return '<p class="muted">No document was answered ok: there is nothing to count.</p>'
     parts = [charts.counts(counts) for counts in report.counts]
     parts += [charts.distribution(spread, name=spread.name, title=spread.name, x_title=spread.name)
-              for spread in report.distributions if spread.count]
+              for spread in report.distributions if spread.count and _chartable(spread)]
     body = f'<div class="grid">{"".join(parts)}</div>' if parts else ""
     if report.distributions:
         body += "<h3>Numeric fields</h3>" + _spread_table(report.distributions)

@@ -15,9 +15,18 @@ from .errors import ConfigError, EnvironmentFailure
 from .fields import Field
 from .output import BASE_COLUMNS, FIELDS_KEY, TRAILING_COLUMNS
 from .parts import ARROW_ERRORS, CONVERSION_ERRORS, Parts, first_line, part_files, read_part, unreadable_part
-from .stores import PartStore, RemotePart, is_uri, open_store
+from .stores import PartStore, RemotePart, location, open_store
 
-__all__ = ["field_types", "job_fields", "latest_positions", "load_results", "load_table", "parts_at", "results_table"]
+__all__ = [
+    "column_names",
+    "field_types",
+    "job_fields",
+    "latest_positions",
+    "load_results",
+    "load_table",
+    "parts_at",
+    "results_table",
+]
 
 # A column's Arrow type -> the job field type that writes it (`fields.FIELD_TYPES`' `arrow_type`, read backwards).
 _FIELD_TYPE_OF = (
@@ -35,7 +44,8 @@ def parts_at(out: str | os.PathLike[str] | Parts) -> Parts:
     """Where the parts of `out` live: a local directory, or the object store a URI names."""
     if isinstance(out, PartStore | Path):
         return out
-    return open_store(out) if isinstance(out, str) and is_uri(out) else Path(out)
+    where = location(out, what="OUT")
+    return open_store(where, what="OUT") if isinstance(where, str) else where
 
 
 def _unified_dataset(out_dir: Parts) -> ds.Dataset | None:
@@ -76,6 +86,12 @@ def load_table(out_dir: Parts, *, columns: list[str]) -> pa.Table:
         return dataset.to_table(columns=columns)
     except ARROW_ERRORS:
         return _dataset_table(out_dir, dataset, None).select(columns)
+
+
+def column_names(out_dir: Parts) -> list[str]:
+    """The columns the output's parts have, together (none without a part)."""
+    dataset = _unified_dataset(out_dir)
+    return [] if dataset is None else list(dataset.schema.names)
 
 
 def field_types(out_dir: Parts) -> dict[str, str] | None:

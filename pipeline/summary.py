@@ -276,8 +276,18 @@ def write_summary(out_dir: Path, summary: RunSummary, *, store: PartStore | None
     if store is not None:
         try:
             store.write_text(f"{RUNS_DIR}/{summary.run_id}.json", summary.to_json())
+            _upload_missing(runs, store)
         except EnvironmentFailure as exc:
-            summary.unsaved_reason = f"it was not uploaded beside the parts: {exc}"
+            summary.unsaved_reason = f"it was not uploaded beside the parts (the next run uploads it): {exc}"
+
+
+def _upload_missing(runs: Path, store: PartStore) -> None:
+    """Upload the summaries of earlier runs that could not be uploaded then (the store was down)."""
+    uploaded = set(store.names("", ".json", folder=RUNS_DIR))
+    for path in sorted(runs.glob("*.json")):
+        if path.name not in uploaded:
+            with contextlib.suppress(OSError):
+                store.write_text(f"{RUNS_DIR}/{path.name}", path.read_text(encoding="utf-8"))
 
 
 def _inputs_line(summary: RunSummary) -> str | None:

@@ -83,6 +83,8 @@ class ResultWriter:
         self._wal.flush()
         self._rows.append(row)
         self.rows_written += 1
+        if self._pending is not None and self._pending.done() and self._pending.exception() is not None:
+            self._wait()  # a part could not be published: stop now (this row is safe in the journal)
         if len(self._rows) >= self.flush_rows:
             self._rotate()
         elif self._clock() - self._opened_at >= self._wait_s:

@@ -236,18 +236,88 @@ def test_the_read_commands_take_the_uri(bucket: str, tmp_path: Path) -> None:
 
 
 def test_a_filesystem_pyarrow_lacks_is_reached_through_fsspec(tmp_path: Path) -> None:
-    """memory:// (fsspec's, in this process): the same run, parts there, read back by load_results."""
-    import fsspec
+    """local:// is fsspec's (pyarrow has no such scheme): the same run, parts there, read back by load_results."""
+    out = f"local://{tmp_path}/fsspec-out"
+    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+        result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", out, "--state-dir",
+                         str(tmp_path / "state")], emulator)
+    assert 0 == result.exit_code, result.output
+    assert 1 == len(list((tmp_path / "fsspec-out").glob("part-*.parquet")))
+    assert not list((tmp_path / "state").glob("part-*"))
+    assert len(list((SAMPLE / "emails").iterdir())) == len(pipeline.load_results(out))
 
-    out = f"memory://docpipe-{os.getpid()}/triage"
-    try:
-        with Emulator(EmulatorConfig(seed=SEED)) as emulator:
-            result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", out, "--state-dir",
-                             str(tmp_path / "state")], emulator)
-        assert 0 == result.exit_code, result.output
-        memory = fsspec.filesystem("memory")
-        parts = [name for name in memory.ls(out.removeprefix("memory://"), detail=False) if "/part-" in name]
-        assert 1 == len(parts)
-        assert len(list((SAMPLE / "emails").iterdir())) == len(pipeline.load_results(out))
-    finally:
-        fsspec.filesystem("memory").rm(out.removeprefix("memory://").split("/")[0], recursive=True)
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("memory://x/y", "lives in the run's process and is gone when it ends"),
+    ("s3:/bucket/typo", "a URI needs two slashes (s3://bucket/typo)"),
+])
+def test_an_out_that_would_keep_nothing_is_refused_before_anything_is_sent(
+    tmp_path: Path, out: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+        result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", out], emulator)
+        assert 0 == message_requests(emulator)
+    assert 2 == result.exit_code and message in result.output
+    assert [] == list(tmp_path.iterdir())  # no folder named "s3:" left behind
+
+
+def test_a_file_uri_is_the_local_directory_it_names(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+        result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", f"file://{out}"], emulator)
+    assert 0 == result.exit_code, result.output
+    assert 1 == len(list(out.glob("part-*.parquet")))
+    assert len(list((SAMPLE / "emails").iterdir())) == len(pipeline.load_results(f"file://{out}"))
+
+
+def test_an_output_follows_one_state_directory(bucket: str, tmp_path: Path) -> None:
+    """A second state directory for one URI would pay again for what the first one's journal holds: refused,
+    naming the first; the first goes on."""
+    out, first, second = f"s3://{bucket}/one", tmp_path / "first", tmp_path / "second"
+    emails = str(SAMPLE / "emails")
+    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+        assert 0 == invoke(["run", str(TRIAGE), emails, "--out", out, "--state-dir", str(first)], emulator).exit_code
+        sent = message_requests(emulator)
+        other = invoke(["run", str(TRIAGE), emails, "--out", out, "--state-dir", str(second)], emulator)
+        default = invoke(["run", str(TRIAGE), emails, "--out", out], emulator,
+                         XDG_STATE_HOME=str(tmp_path / "xdg"))
+        assert sent == message_requests(emulator)
+        again = invoke(["run", str(TRIAGE), emails, "--out", out, "--state-dir", str(first)], emulator)
+    assert (2, 2, 0) == (other.exit_code, default.exit_code, again.exit_code)
+    assert f"follows the journal in {first}" in other.output and f"{out}/_state.json" in other.output
+    assert not second.exists() or not list(second.glob("_wal/*"))
+
+
+def test_keys_no_local_path_can_hold_are_left_out_with_a_warning(bucket: str, tmp_path: Path) -> None:
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    text = (SAMPLE / "emails" / "thank_you.txt").read_bytes()
+    for key in ("in/ok.txt", "in//empty-segment.txt", "in/../../escape.txt", "in/clash", "in/clash/inner.txt"):
+        s3.put_object(Bucket=bucket, Key=key, Body=text)
+    out = tmp_path / "out"
+    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+        result = invoke(["run", str(TRIAGE), f"s3://{bucket}/in", "--out", str(out)], emulator)
+    assert 0 == result.exit_code, result.output
+    assert "3 object(s) under" in result.output and "left out" in result.output
+    assert ["clash/inner.txt", "ok.txt"] == sorted(pipeline.load_results(out).doc_id)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_status_refuses_a_state_dir_of_another_output(bucket: str, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+        assert 0 == invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", f"s3://{bucket}/a", "--state-dir",
+                            str(state)], emulator).exit_code
+    result = invoke(["status", f"s3://{bucket}/b", "--state-dir", str(state)])
+    assert 2 == result.exit_code and f"holds the journal of s3://{bucket}/a" in result.output
+
+
+def test_check_and_estimate_read_an_input_in_the_bucket(bucket: str, tmp_path: Path) -> None:
+    _upload(SAMPLE / "emails", bucket, "inbox")
+    count = len(list((SAMPLE / "emails").iterdir()))
+    checked = invoke(["check", str(TRIAGE), f"s3://{bucket}/inbox"])
+    assert 0 == checked.exit_code, checked.output
+    assert f"{count} objects, {count} fetched" in checked.output
+    estimated = invoke(["estimate", str(TRIAGE), f"s3://{bucket}/inbox", "--json"])
+    assert 0 == estimated.exit_code, estimated.output
+    assert count == json.loads(estimated.stdout)["documents"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
@@ -24,6 +26,7 @@ from pipeline.ledger import load_ledger
 from pipeline.output import output_schema
 from pipeline.recovery import recover
 from pipeline.results import load_results
+from pipeline.stores import PartStore
 from pipeline.writer import ResultWriter
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -256,6 +259,40 @@ def test_rows_are_in_the_journal_before_any_flush(tmp_path: Path) -> None:
         assert doc_id == json.loads(lines[-1])["doc_id"]
     assert [] == list(tmp_path.glob("part-*.parquet"))
     writer.close()
+
+
+class _FailingStore(PartStore):
+    """Object storage that has gone away: every part upload fails as the store says so."""
+
+    def __init__(self) -> None:
+        super().__init__(pafs.LocalFileSystem(), "/nowhere", uri="s3://gone/out")
+        self.tried = threading.Event()
+
+    def write_table(self, name: str, table: pa.Table) -> None:
+        self.tried.set()
+        raise self.failure(OSError("connection refused"), doing="write")
+
+
+def test_a_part_that_cannot_be_published_stops_the_writer_at_the_next_row_kept_in_the_journal(
+    tmp_path: Path,
+) -> None:
+    """The publish runs on its own thread; its failure is raised by the next add(), after that row is journaled,
+    not only when the run ends (which could be an hour of paid answers later)."""
+    job = _job()
+    store = _FailingStore()
+    writer = ResultWriter(tmp_path, output_schema(job), "run-1", flush_rows=2, parts=store)
+    writer.add(_row(job, "a"))
+    writer.add(_row(job, "b"))  # a full segment: its publish starts on the publishing thread, and fails
+    assert store.tried.wait(10)
+    pending = writer._pending  # the publish's future: wait until its failure is recorded, not a fixed sleep
+    assert pending is not None and pending.exception(timeout=10) is not None
+    with pytest.raises(EnvironmentFailure, match="cannot write s3://gone/out"):
+        writer.add(_row(job, "c"))  # one row in the new segment: no rotation, the failure still surfaces
+    journaled = [json.loads(line)["doc_id"] for path in sorted((tmp_path / "_wal").glob("*.jsonl"))
+                 for line in path.read_bytes().splitlines() if b'"doc_id"' in line]
+    assert ["a", "b", "c"] == journaled
+    with pytest.raises(EnvironmentFailure):
+        writer.close()  # the store is still gone; the rows stay in the journal for the next run
 
 
 def _killed_writer(out: Path, job: Job, doc_ids: list[str], run_id: str = "run-1") -> None:

@@ -78,6 +78,8 @@ def test_a_distribution_bins_every_finite_value_once_and_counts_the_rest_as_miss
     assert len(values) - len(finite) == spread.missing
     if finite:
         assert len(spread.edges) == len(spread.counts) + 1
+        assert all(math.isfinite(edge) for edge in spread.edges)
+        assert all(low < high for low, high in zip(spread.edges, spread.edges[1:], strict=False))  # drawable bars
         assert spread.edges[0] <= min(finite) and spread.edges[-1] >= max(finite)
         assert spread.minimum == min(finite) and spread.maximum == max(finite)
         assert 101 == len(spread.curve) and list(spread.curve) == sorted(spread.curve)
@@ -85,9 +87,17 @@ def test_a_distribution_bins_every_finite_value_once_and_counts_the_rest_as_miss
         assert () == spread.counts and spread.mean is None
 
 
-def test_equal_values_fall_in_one_bin_around_them() -> None:
-    spread = distribution("x", [3, 3, 3])
-    assert (3,) == spread.counts and spread.edges[0] < 3 < spread.edges[-1]
+@pytest.mark.parametrize("values", [[1e308, -1e308, 0.5], [-1.7976931348623157e308, 1.7976931348623157e308]])
+def test_a_range_near_the_largest_float_still_bins_into_finite_increasing_edges(values: list[float]) -> None:
+    spread = distribution("x", values)
+    assert all(math.isfinite(edge) for edge in spread.edges) and len(values) == sum(spread.counts)
+    assert all(low < high for low, high in zip(spread.edges, spread.edges[1:], strict=False))
+
+
+@pytest.mark.parametrize("values", [[3, 3, 3], [0.69, 0.69], [1.0, 1.0000000000000002], [0.0, 5e-324]])
+def test_equal_or_indistinguishable_values_fall_in_one_bin_around_them(values: list[float]) -> None:
+    spread = distribution("x", values)
+    assert (len(values),) == spread.counts and spread.edges[0] < min(values) <= max(values) < spread.edges[-1]
 
 
 def test_the_review_list_is_lowest_first_unrated_before_rated_and_errors_left_out() -> None:
@@ -201,6 +211,20 @@ def test_a_folder_that_is_no_output_is_refused(tmp_path: Path) -> None:
     assert 2 == result.exit_code and "not a docpipe output directory" in result.output
 
 
+def test_a_part_without_an_optional_column_still_reports(output: Path, tmp_path: Path) -> None:
+    """An output written before a column existed (here latency_ms and source) reads as empty there."""
+    import pyarrow.parquet as pq
+
+    old = tmp_path / "old"
+    shutil.copytree(output, old)
+    for part in old.glob("part-*.parquet"):
+        table = pq.read_table(part)
+        pq.write_table(table.drop_columns(["latency_ms", "source"]), part)
+    result = invoke(["report", str(old), "--to", str(tmp_path / "r.html")])
+    assert 0 == result.exit_code, result.output
+    assert "No realtime answer" in (tmp_path / "r.html").read_text()
+
+
 def test_review_by_a_field_that_is_not_numeric_is_refused(output: Path) -> None:
     result = invoke(["report", str(output), "--review-by", "category"])
     assert 2 == result.exit_code and "not a numeric field" in result.output
@@ -219,6 +243,47 @@ def _chromium() -> str | None:
 CHROMIUM = _chromium()
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"]
+
+
+def _hostile_report() -> Any:
+    """A report whose field name, enum values and truth labels are plotly markup (plotly reads <b>, <br>, <a>)."""
+    from pipeline.report_data import Report, ValueCounts
+
+    name = '<a href="https://evil.example/login">m</a>'
+    return Report(
+        out="out", generated_at="2026-12-02T00:00:00+00:00", jobs=("j",), models=("m",), documents=2, ok=2, error=0,
+        cost_usd=0.0, tokens={"input_tokens": 1}, runs=(), pending=(),
+        counts=(ValueCounts(name, "enum", (("<b>bold</b><br>x", 1), ("&amp;", 1)), 0),),
+        distributions=(distribution("score", [1e308, -1e308, 0.5]),), latency=None, errors=(), review_by=None,
+        review=(), review_columns=(),
+    )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here: apt-get install chromium")
+def test_in_chromium_labels_are_shown_as_written_never_as_markup(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from pipeline.report_html import render_html
+
+    page = tmp_path / "hostile.html"
+    page.write_text(render_html(_hostile_report()), encoding="utf-8")
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            tab = browser.new_page()
+            tab.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+            tab.on("pageerror", lambda error: problems.append(str(error)))
+            tab.goto(page.as_uri(), wait_until="load")
+            links = tab.locator("svg a").count()
+            ticks = tab.locator(".xtick text").all_text_contents()
+            title = tab.locator(".gtitle").first.text_content()
+        finally:
+            browser.close()
+    assert [] == problems
+    assert 0 == links
+    assert ["<b>bold</b><br>x", "&amp;"] == ticks[:2]
+    assert title is not None and title.startswith('<a href="https://evil.example/login">m</a>')
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here: apt-get install chromium")
