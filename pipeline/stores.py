@@ -1,7 +1,7 @@
 """Where an output's Parquet parts live: a local directory, or a prefix in object storage.
 
 `--out` is a local directory, or a URI that pyarrow's filesystems understand (`s3://bucket/prefix`,
-`gs://bucket/prefix`, `hdfs://...`), or one fsspec does (`az://`, `abfs://`, `memory://`...,
+`gs://bucket/prefix`, `hdfs://...`), or one fsspec does (`az://`, `abfs://`, `local://`...,
 with fsspec and that filesystem's package installed). A `PartStore` is the one seam to it: list
 the parts, read one, publish one, and keep small records (the run summaries) beside them.
 
@@ -14,7 +14,9 @@ reclaims its pieces). What needs a local disk's guarantees, the journal that mak
 durable and the lock that keeps two runs apart, lives in a local state directory (`--state-dir`).
 A run killed after a part's upload and before its segment's deletion finds the part by its name on
 the next run and does not publish it twice; the ledger, read from the parts, decides what is done.
-Two machines must not run the same output prefix at once: the lock is local to one state directory.
+Since the lock is local, an output follows one state directory: the first run records it in the output
+(`OWNER_RECORD`, its path and host), and a run from another is refused, as it would pay again for what
+the first one's journal holds.
 """
 
 from __future__ import annotations
