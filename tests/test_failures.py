@@ -23,7 +23,6 @@ from test_cli_run import TRIAGE, billed, fork_run, invoke, message_requests
 
 import pipeline
 from pipeline.emulator import Emulator, EmulatorConfig, FaultPlan
-from pipeline.emulator import validation as emulator_validation
 from pipeline.jobs import load_job
 from pipeline.model_spec import ModelSpec
 
@@ -202,13 +201,13 @@ def test_fatal_error_stops_the_run_within_seconds_with_exit_3(
     with Emulator(EmulatorConfig(seed=SEED, faults=FaultPlan.from_dict({"rules": rules}, seed=SEED))) as emulator:
         with monkeypatch.context() as patch:
             if kind == "model_not_found":  # retired for the API only: docpipe itself refuses a job on a retired model
-                model, served = load_job(TRIAGE).model, emulator_validation.get_model
+                model, served = load_job(TRIAGE).model, EmulatorConfig.model
 
-                def as_the_api_sees_it(name: str) -> ModelSpec | None:
-                    spec = served(name)
+                def as_the_api_sees_it(config: EmulatorConfig, name: str) -> ModelSpec | None:
+                    spec = served(config, name)
                     return dataclasses.replace(spec, lifecycle="retired") if spec and spec.id == model else spec
 
-                patch.setattr(emulator_validation, "get_model", as_the_api_sees_it)
+                patch.setattr(EmulatorConfig, "model", as_the_api_sees_it)
             started = time.monotonic()
             result = invoke(args, emulator)
             elapsed_s = time.monotonic() - started

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import SEED
-from test_any_model import NEW_MODEL, served_new_model  # noqa: F401  (a fixture: the API serves NEW_MODEL)
+from test_any_model import NEW_MODEL, SERVED  # the emulator, as the API, serves NEW_MODEL
 from test_cli_run import SAMPLE, TRIAGE, invoke
 
 from pipeline.details import details
@@ -33,10 +33,10 @@ def test_braces_around_a_word_the_input_lacks_say_how_to_write_them_as_text(
 
 
 def test_estimate_of_a_model_without_prices_does_not_say_it_is_free(
-    served_new_model: None, tmp_path: Path  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """`estimate --model NEW` with no prices: the cost is unknown (null), never $0."""
-    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+    with Emulator(EmulatorConfig(seed=SEED, models=SERVED)) as emulator:
         result = invoke(["estimate", str(TRIAGE), str(SAMPLE / "invoices"), "--model", NEW_MODEL, "--json"], emulator)
     assert 0 == result.exit_code, result.output
     report = json.loads(result.stdout)
@@ -44,10 +44,10 @@ def test_estimate_of_a_model_without_prices_does_not_say_it_is_free(
 
 
 def test_max_cost_with_a_model_without_prices_is_refused_before_anything_is_sent(
-    served_new_model: None, tmp_path: Path  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """`--max-cost` on a model docpipe has no prices for: refused (exit 2) before a message is sent."""
-    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+    with Emulator(EmulatorConfig(seed=SEED, models=SERVED)) as emulator:
         result = invoke(["run", str(TRIAGE), str(SAMPLE / "invoices"), "--out", str(tmp_path / "out"),
                          "--model", NEW_MODEL, "--max-cost", "0.0001"], emulator)
         sent = emulator.control.stats()["requests"]["by_endpoint"].get("messages", 0)
@@ -75,11 +75,11 @@ def test_batch_mode_with_a_model_the_api_does_not_serve_stops_before_submitting(
 
 
 def test_the_summary_of_a_run_without_prices_does_not_report_a_cost_of_zero(
-    served_new_model: None, tmp_path: Path  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """A run whose rows all have a null cost has a null cost in its summary, not $0."""
     out = tmp_path / "out"
-    with Emulator(EmulatorConfig(seed=SEED)) as emulator:
+    with Emulator(EmulatorConfig(seed=SEED, models=SERVED)) as emulator:
         args = ["run", str(TRIAGE), str(SAMPLE / "invoices"), "--out", str(out), "--model", NEW_MODEL]
         result = invoke(args, emulator)
     assert 0 == result.exit_code, result.output
