@@ -208,8 +208,9 @@ def _refs(config: RunConfig, source: Iterator[DocumentRef]) -> Any:
     if path.is_dir() or _is_document(path):
         listed = envelope(("ref", ref) for ref in source)
         items = [{"kind": kind, "payload": payload} for kind, payload in zip(*listed.values(), strict=True)]
-        blocks = max(1, min(-(-len(items) // BLOCK_DOCUMENTS), MAX_LISTED_BLOCKS))
-        return ray.data.from_items(items, override_num_blocks=blocks)
+        # At least a block per actor, or Ray leaves actors idle (and says so in a warning).
+        blocks = max(min(len(items), config.ray_actors), min(-(-len(items) // BLOCK_DOCUMENTS), MAX_LISTED_BLOCKS))
+        return ray.data.from_items(items, override_num_blocks=max(1, blocks))
     return _manifest(path)
 
 
@@ -248,7 +249,7 @@ def _manifest(path: Path) -> Any:
 
         present = {name: kind for name, kind in types.items() if name in kinds or name == "id"}
         rows = ray.data.read_json(
-            str(path), lines=True, file_extensions=None,
+            str(path), file_extensions=None,  # pyarrow reads JSON lines; `lines=True` would refuse the schema
             parse_options=json.ParseOptions(explicit_schema=pa.schema(present), unexpected_field_behavior="infer"),
         )
     return rows.map_batches(
