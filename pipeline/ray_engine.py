@@ -181,11 +181,13 @@ def _pipeline(
 
     from .ray_stages import ApiCaller
 
-    refs = _refs(config, source)
+    # Small blocks, streamed (not a shuffle): a manifest is one block to Ray's reader, and a block is one
+    # task: without them, one task would prepare everything and one actor send it, its rows back at the end.
+    refs = _refs(config, source).repartition(target_num_rows_per_block=PREPARE_BATCH_DOCUMENTS)
     work = refs.map_batches(
         prepare_refs, batch_size=PREPARE_BATCH_DOCUMENTS, batch_format="numpy",
         fn_kwargs={"job": config.job, "ledger": ledger},
-    )
+    ).repartition(target_num_rows_per_block=ACTOR_BATCH_DOCUMENTS)
     return work.map_batches(
         ApiCaller,
         batch_size=ACTOR_BATCH_DOCUMENTS,

@@ -225,6 +225,9 @@ class ApiCaller:
     async def __call__(self, batch: Mapping[str, Any]) -> Envelope:
         if self._watchdog is None:
             self._watchdog = asyncio.create_task(self._watch_reachability())
+            # Opened before the first request is admitted: the SDK's import takes seconds on a busy node, and a
+            # lease taken that long before its request is sent would be refilled here before the API counts it.
+            _ = self.run.transport.base_url
         rows: list[dict[str, Any]] = []
         passed: list[tuple[str, Any]] = []
         works: list[Work] = []
