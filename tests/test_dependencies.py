@@ -52,9 +52,12 @@ def _imported_distributions(folder: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize(("folder", "extras"), [("pipeline", ()), ("bench", ("test",)), ("tests", ("test",))])
+@pytest.mark.parametrize(
+    ("folder", "extras"), [("pipeline", ("report", "ray")), ("bench", ("test",)), ("tests", ("test",))]
+)
 def test_every_imported_distribution_is_declared(folder: str, extras: tuple[str, ...]) -> None:
-    """The package imports only its dependencies; benchmarks and tests, those and the test extra's."""
+    """The package imports only its dependencies and its extras' (plotly for `report`, Ray for `--engine ray`,
+    each imported by the modules that need it: test_exported_members); benchmarks and tests, the test extra's."""
     undeclared = {
         name: files for name, files in _imported_distributions(folder).items() if name not in _declared(*extras)
     }

@@ -225,7 +225,8 @@ def test_output_schema_records_the_job_and_fingerprint() -> None:
     """The Parquet schema metadata names the job and its fingerprint."""
     job = _job()
     metadata = output_schema(job).metadata
-    assert {b"docpipe.job": b"triage", b"docpipe.job_fingerprint": job.fingerprint.encode()} == metadata
+    named = {key: metadata[key] for key in (b"docpipe.job", b"docpipe.job_fingerprint")}
+    assert {b"docpipe.job": b"triage", b"docpipe.job_fingerprint": job.fingerprint.encode()} == named
 
 
 def test_rows_round_trip_with_their_types(tmp_path: Path) -> None:
