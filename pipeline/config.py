@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_GRACE_S",
     "DEFAULT_UNREACHABLE_S",
     "RunConfig",
+    "check_engine",
     "resolve_config",
 ]
 
@@ -173,7 +174,7 @@ def resolve_config(
         raise ConfigError("--no-wait applies to --mode batch (or auto) only: a realtime run waits for its answers")
     if batch_above is not None and mode != "auto":
         raise ConfigError("--batch-above applies to --mode auto only")
-    _check_engine(engine, mode=mode, max_cost_usd=max_cost_usd, ray_address=ray_address, ray_actors=ray_actors)
+    check_engine(engine, mode=mode, max_cost_usd=max_cost_usd, ray_address=ray_address, ray_actors=ray_actors)
     _check_details(job, input_path)
     api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
     if not offline and not dry_run and not api_key:
@@ -211,7 +212,7 @@ def resolve_config(
     )
 
 
-def _check_engine(
+def check_engine(
     engine: str, *, mode: str, max_cost_usd: float | None, ray_address: str | None, ray_actors: int | None
 ) -> None:
     """`--engine ray` takes what a Ray pipeline can honour; its flags mean nothing on one machine."""

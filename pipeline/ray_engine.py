@@ -91,11 +91,12 @@ def run_on_ray(
     """
     import dataclasses
 
+    from .config import check_engine
     from .runner import run
 
+    check_engine("ray", mode=config.mode, max_cost_usd=config.max_cost_usd, ray_address=address, ray_actors=actors)
     ray_config = dataclasses.replace(
-        config, engine="ray", ray_address=address or config.ray_address, ray_actors=actors or config.ray_actors,
-        mode="realtime",
+        config, engine="ray", ray_address=address or config.ray_address, ray_actors=actors or config.ray_actors
     )
     return run(ray_config, transport=transport, progress=progress)
 
@@ -140,7 +141,8 @@ async def run_ray(
         )
         ledger = ray.put(preparer.ledger)
         rows = _pipeline(config, source, transport=transport, limiter=name, run_id=summary.run_id, ledger=ledger)
-        return _drain(rows, writer=writer, preparer=preparer, progress=progress, summary=summary)
+        listed = config.input_path.is_dir() or _is_document(config.input_path)  # its ids are unique already
+        return _drain(rows, writer=writer, preparer=preparer, progress=progress, summary=summary, unique=listed)
     finally:
         if limiter is not None:
             with contextlib.suppress(Exception):
@@ -197,7 +199,7 @@ def _pipeline(
         ),
         num_cpus=ACTOR_CPUS,
         fn_constructor_kwargs={
-            "config": config, "transport": transport, "limiter": limiter, "run_id": run_id, "ledger": ledger,
+            "config": config, "transport": transport, "limiter": limiter, "run_id": run_id,
         },
     )
 
@@ -261,18 +263,22 @@ def _manifest(path: Path) -> Any:
 
 
 def _drain(
-    rows: Any, *, writer: ResultWriter, preparer: Preparer, progress: Progress, summary: RunSummary
+    rows: Any, *, writer: ResultWriter, preparer: Preparer, progress: Progress, summary: RunSummary, unique: bool
 ) -> FatalRunError | EnvironmentFailure | None:
-    """Write every row the pipeline streams, once; fold its tallies; stop at a fatal error."""
+    """Write every row the pipeline streams, once; fold its tallies; stop at a fatal error.
+
+    Unless the input's ids are `unique` (a listed folder), the ids written are kept (8 bytes each, as
+    a manifest reader keeps them) to catch an id a manifest repeats in another block.
+    """
     import ray.exceptions
 
     latencies_ms: list[float] = []
-    seen: set[int] = set()  # ids written by this run: a manifest's repeated id across blocks
+    seen: set[int] = set()
     try:
         for batch in rows.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
             for kind, item in opened(batch):
                 if kind == "row":
-                    _write(writer, summary, _unique(item, seen))
+                    _write(writer, summary, item if unique else _unique(item, seen))
                 elif kind == "tally":
                     _fold(item, preparer, summary, latencies_ms)
                 elif kind == "fatal":

@@ -69,7 +69,8 @@ class Tally:
     latencies_ms: list[float] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return any((self.already_done, self.errors_unchanged, self.requests_sent, self.latencies_ms))
+        counts = (self.already_done, self.errors_unchanged, self.requests_sent, self.retries, self.rate_limit_pauses)
+        return any(counts) or bool(self.concurrency_decreases or self.latencies_ms)
 
 
 def envelope(items: Iterable[tuple[str, Any]]) -> Envelope:
@@ -195,8 +196,8 @@ class ApiCaller:
         transport: TransportFactory,
         limiter: str,
         run_id: str,
-        ledger: Any,
     ) -> None:
+        """`limiter` names the run's limiter actor; the preparation's ledger is not needed here: the work is."""
         import ray
 
         from .ray_limiter import LeasedLimiter, RayLeaseOwner
@@ -214,7 +215,7 @@ class ApiCaller:
         )
         self.run = RealtimeRun(
             config, transport=OnFirstUse(transport, options), limiter=self.limiter,
-            writer=_BatchRows(config.out_dir), preparer=Preparer(config.job, _ledger(ledger)),
+            writer=_BatchRows(config.out_dir), preparer=Preparer(config.job, DoneLedger(config.job.fingerprint)),
             progress=NullProgress(), summary=self.summary,
         )
         self._reported = Tally()
