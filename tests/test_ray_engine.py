@@ -2,8 +2,9 @@
 exactly once across a kill, one rate limit for every actor, failures as rows, resume.
 
 Every test runs against a docpipe emulator on loopback through the real SDK; the cluster's actors
-reach it there. Ray tests live here and in no other module, so a CI run starts one cluster per
-worker that takes them (`xdist_group`).
+reach it there. Ray tests live here and in no other module, so a CI run starts at most one
+cluster per xdist worker (two with `-n 2`: xdist's `loadgroup`, which would keep them on one,
+marks tests through a node attribute pytest 9.2 no longer reads).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from pipeline.runner import run
 ray = pytest.importorskip("ray")
 
 pytestmark = [
-    pytest.mark.xdist_group("ray"),
     # Ray's own modules warn of their own deprecations (DataContext fields it sets itself): not docpipe's to fix.
     pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray\..*"),
     # Ray's advice when an input has fewer blocks than actors (five documents): true, and harmless here.
