@@ -133,10 +133,10 @@ async def run_ray(
 
             emulator = Emulator(EmulatorConfig()).start()
             transport = api_transport(api_key=OFFLINE_API_KEY, base_url=emulator.base_url)
-        from .ray_limiter import LimiterActor, limiter_name
+        from .ray_limiter import LIMITER_NAMESPACE, LimiterActor, limiter_name
 
         name = limiter_name(summary.run_id)
-        limiter = ray.remote(LimiterActor).options(name=name, namespace=RAY_NAMESPACE, num_cpus=0).remote(
+        limiter = ray.remote(LimiterActor).options(name=name, namespace=LIMITER_NAMESPACE, num_cpus=0).remote(
             config.rpm, config.itpm, config.otpm
         )
         ledger = ray.put(preparer.ledger)

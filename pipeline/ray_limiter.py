@@ -33,9 +33,10 @@ from typing import Any, Protocol
 from .cluster_limits import BUCKET_NAMES, Allowance, ClusterBuckets, Grant, HeldLease
 from .limits import Permit, RateLimiter
 
-__all__ = ["LeaseOwner", "LeasedLimiter", "LimiterActor", "RayLeaseOwner", "limiter_name"]
+__all__ = ["LIMITER_NAMESPACE", "LeaseOwner", "LeasedLimiter", "LimiterActor", "RayLeaseOwner", "limiter_name"]
 
 LIMITER_PREFIX = "docpipe-limiter-"
+LIMITER_NAMESPACE = "docpipe"  # where the limiter is named, whatever namespace the driver (a notebook) is in
 
 
 def limiter_name(run_id: str) -> str:

@@ -200,10 +200,11 @@ class ApiCaller:
         """`limiter` names the run's limiter actor; the preparation's ledger is not needed here: the work is."""
         import ray
 
-        from .ray_limiter import LeasedLimiter, RayLeaseOwner
+        from .ray_limiter import LIMITER_NAMESPACE, LeasedLimiter, RayLeaseOwner
         from .realtime import RealtimeRun
 
-        self.limiter = LeasedLimiter(RayLeaseOwner(ray.get_actor(limiter)), max_concurrency=config.concurrency)
+        owner = RayLeaseOwner(ray.get_actor(limiter, namespace=LIMITER_NAMESPACE))
+        self.limiter = LeasedLimiter(owner, max_concurrency=config.concurrency)
         options = TransportOptions(
             max_connections=config.concurrency + POOL_MARGIN,
             on_headers=self.limiter.observe_headers,

@@ -50,8 +50,12 @@ HOW_COLUMNS = {
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    """A local Ray cluster of 2 CPUs for the module; its address, for a `docpipe` process to join."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="docpipe", configure_logging=False)
+    """A local Ray cluster of 2 CPUs for the module; its address, for a `docpipe` process to join.
+
+    Its driver is in a namespace of its own, as a notebook's is: the runs in this process find their
+    limiter by name all the same.
+    """
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         yield str(ray.get_runtime_context().gcs_address)
