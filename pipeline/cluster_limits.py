@@ -20,9 +20,11 @@ it a *lease* at a time:
   lower them (or set them, when none was given), as for a single process.
 
 The bucket is debited when a lease is granted, before its requests are sent; the API debits when
-they arrive. Both refill at the same rate from the same start, so the cluster's level is never
-above the API's: what the owner grants, the API admits (up to the error of the input estimate,
-which the settled counts correct).
+they arrive. Both refill at the same rate, but a full bucket refills no further: while the API's
+bucket sits full, waiting for requests already leased here, this one refills what it lent, and
+the gap is the refill over the time between a lease and its request. So the owner keeps
+`HEADROOM_SHARE` of each bucket back, never leased: a gap of that much (a second and more at any
+limit) is absorbed, and only the first minute's burst is that much smaller, not the rate.
 
 Pure: time is passed in (`now`, a monotonic clock in seconds), no Ray, no asyncio; the actor and
 the client side (`ray_limiter.py`) are thin shells around it.
@@ -36,9 +38,19 @@ from dataclasses import dataclass
 
 from .buckets import TokenBucket
 
-__all__ = ["BUCKET_NAMES", "LEASE_SHARE", "LEASE_TTL_S", "Allowance", "ClusterBuckets", "Grant", "HeldLease"]
+__all__ = [
+    "BUCKET_NAMES",
+    "HEADROOM_SHARE",
+    "LEASE_SHARE",
+    "LEASE_TTL_S",
+    "Allowance",
+    "ClusterBuckets",
+    "Grant",
+    "HeldLease",
+]
 
 LEASE_SHARE = 0.02  # of each bucket's capacity that one lease may hold: 12 requests of an RPM of 600
+HEADROOM_SHARE = 0.02  # of each bucket's capacity never leased: what leases taken ahead of their requests refill
 LEASE_TTL_S = 0.5  # how long a lease may be used: a pause reaches every actor within this
 MIN_WAIT_S = 1e-6  # shorter waits are float round-off of a refill
 BUCKET_NAMES = ("requests", "input-tokens", "output-tokens")
@@ -104,6 +116,7 @@ class ClusterBuckets:
         otpm: int | None,
         now: float,
         lease_share: float = LEASE_SHARE,
+        headroom_share: float = HEADROOM_SHARE,
         ttl_s: float = LEASE_TTL_S,
     ) -> None:
         self.configured: dict[str, int | None] = dict(zip(BUCKET_NAMES, (rpm, itpm, otpm), strict=True))
@@ -111,6 +124,7 @@ class ClusterBuckets:
             name: TokenBucket(float(limit), now) if limit else None for name, limit in self.configured.items()
         }
         self.lease_share = lease_share
+        self.headroom_share = headroom_share
         self.ttl_s = ttl_s
         self.paused_until = -math.inf
         self.pauses = 0
@@ -130,7 +144,7 @@ class ClusterBuckets:
             bucket = self.buckets[name]
             if bucket is not None:
                 bucket.refill(now)
-                wait_s = max(wait_s, bucket.wait_s(amount))
+                wait_s = max(wait_s, bucket.wait_s(min(amount, bucket.capacity) + self._headroom(bucket)))
         if wait_s > MIN_WAIT_S:
             self.waits += 1
             return Grant(NOTHING, wait_s=wait_s, ttl_s=self.ttl_s, paused=pause_s > MIN_WAIT_S)
@@ -141,11 +155,14 @@ class ClusterBuckets:
                 granted.append(math.inf)
                 continue
             wanted = min(amount, bucket.capacity)  # as the API caps a request's share at the limit
-            chunk = max(wanted, min(bucket.level, bucket.capacity * self.lease_share))
+            chunk = max(wanted, min(bucket.level - self._headroom(bucket), bucket.capacity * self.lease_share))
             bucket.level -= chunk
             granted.append(chunk)
         self.leases += 1
         return Grant(Allowance(*granted), ttl_s=self.ttl_s)
+
+    def _headroom(self, bucket: TokenBucket) -> float:
+        return bucket.capacity * self.headroom_share
 
     def give_back(self, returned: Allowance, now: float) -> None:
         """An actor's unused lease (or its debt) without asking for more: at its end, say."""

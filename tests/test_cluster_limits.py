@@ -67,7 +67,7 @@ def test_a_lease_holds_at_least_the_request_and_up_to_its_share() -> None:
 
 def test_a_bucket_that_cannot_pay_grants_nothing_and_says_how_long() -> None:
     """rpm=60 leased dry: the next lease waits one request's refill (1 s) and takes nothing."""
-    buckets = ClusterBuckets(rpm=60, itpm=None, otpm=None, now=0.0)
+    buckets = ClusterBuckets(rpm=60, itpm=None, otpm=None, now=0.0, headroom_share=0.0)
     granted = 0.0
     while (grant := buckets.lease(ONE_REQUEST, Allowance(), now=0.0)).wait_s == 0:
         granted += grant.allowance.requests
@@ -76,6 +76,17 @@ def test_a_bucket_that_cannot_pay_grants_nothing_and_says_how_long() -> None:
     assert Allowance() == grant.allowance
     assert not grant.paused
     assert 1.0 == buckets.lease(ONE_REQUEST, Allowance(), now=1.0).allowance.requests
+
+
+def test_a_headroom_of_each_bucket_is_never_leased() -> None:
+    """rpm=1000 with 2% headroom: 980 requests are leased at once, then the next waits for the refill."""
+    buckets = ClusterBuckets(rpm=1000, itpm=None, otpm=None, now=0.0, headroom_share=0.02)
+    granted = 0.0
+    while (grant := buckets.lease(ONE_REQUEST, Allowance(), now=0.0)).wait_s == 0:
+        granted += grant.allowance.requests
+    assert granted == pytest.approx(980)
+    assert grant.wait_s == pytest.approx(60 / 1000)  # one request's refill: the rate is the limit's
+    assert 20 == pytest.approx(buckets.buckets["requests"].level)  # type: ignore[union-attr]
 
 
 def test_unlimited_buckets_lease_without_bound() -> None:
