@@ -41,6 +41,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,7 @@ def _connect(config: RunConfig) -> bool:
     if ray.is_initialized():
         return False
     address = config.ray_address or os.environ.get("RAY_ADDRESS")
+    own_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(
             address=address, namespace=RAY_NAMESPACE, include_dashboard=False, log_to_driver=False,
@@ -167,6 +170,11 @@ def _connect(config: RunConfig) -> bool:
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise FatalRunError(f"cannot join the Ray cluster at {address or '(a new local one)'}: {exc}") from None
+    finally:
+        # ray.init makes a driver's SIGTERM exit at once (code 15, no summary); docpipe's handler takes it
+        # back: SIGTERM is an interruption (exit 130), what was written is published, the next run resumes.
+        if threading.current_thread() is threading.main_thread() and own_sigterm is not None:
+            signal.signal(signal.SIGTERM, own_sigterm)
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False

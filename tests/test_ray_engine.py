@@ -152,6 +152,34 @@ def test_a_killed_run_reruns_to_every_document_ok_exactly_once(
     assert len(rows) == len(_rows(out))
 
 
+def test_sigterm_interrupts_a_ray_run_with_exit_130_and_its_rows_kept(
+    cluster: str, tmp_path: Path, make_emulator: Callable[..., Emulator], wait_until: Callable[..., Any]
+) -> None:
+    """SIGTERM to `docpipe run --engine ray` (Ray installs a handler of its own): exit 130, rows and summary kept."""
+    slow = make_emulator(latency=LatencyModel(ttft_ms=250))
+    manifest = _manifest(tmp_path / "docs.jsonl", 120)
+    out = tmp_path / "out"
+    env = dict(os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=slow.base_url, DOCPIPE_PROGRESS="off")
+    argv = [
+        sys.executable, "-m", "pipeline", "run", str(TRIAGE), str(manifest), "--out", str(out),
+        "--engine", "ray", "--address", cluster, "--actors", "2", "--concurrency", "2",
+    ]
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            wait_until(lambda: list(out.glob("_wal/*.jsonl")) or process.poll() is not None, timeout_s=90,
+                       what="the journal")
+            process.send_signal(signal.SIGTERM)
+            assert 130 == process.wait(timeout=60), (tmp_path / "stderr.txt").read_text()[-2000:]
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    summary = json.loads(next((out / "_runs").glob("*.json")).read_text())
+    assert ("interrupted", 130) == (summary["stopped"], summary["exit_code"])
+    assert summary["ok"] == len(_rows(out)) > 0
+
+
 def test_four_actors_share_one_rate_limit(
     cluster: str, tmp_path: Path, make_emulator: Callable[..., Emulator]
 ) -> None:
