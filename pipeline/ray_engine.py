@@ -52,7 +52,7 @@ from .config import RunConfig
 from .errors import EnvironmentFailure, FatalRunError, ManifestError, PipelineError
 from .prepare import Preparer
 from .progress import Progress
-from .ray_stages import Tally, envelope, opened, prepare_refs, refs_of_rows
+from .ray_stages import StageCounts, envelope, opened, prepare_refs, refs_of_rows
 from .sources import DocumentRef
 from .summary import RunSummary, percentile
 from .transport import TransportFactory
@@ -336,7 +336,7 @@ def _unique(row: dict[str, Any], seen: set[int]) -> dict[str, Any]:
     }
 
 
-def _fold(tally: Tally, preparer: Preparer, summary: RunSummary, latencies_ms: list[float]) -> None:
+def _fold(tally: StageCounts, preparer: Preparer, summary: RunSummary, latencies_ms: list[float]) -> None:
     preparer.already_done += tally.already_done
     preparer.errors_unchanged += tally.errors_unchanged
     summary.requests_sent += tally.requests_sent

@@ -45,7 +45,7 @@ from .transport import POOL_MARGIN, OnFirstUse, TransportFactory, TransportOptio
 __all__ = [
     "ApiCaller",
     "Envelope",
-    "Tally",
+    "StageCounts",
     "envelope",
     "opened",
     "prepare_refs",
@@ -57,7 +57,7 @@ Envelope = dict[str, list[Any]]  # the columns a stage hands on: kind, payload
 
 
 @dataclass(slots=True)
-class Tally:
+class StageCounts:
     """What a stage counted that is not a row: summed by the driver into the run's summary."""
 
     already_done: int = 0
@@ -141,7 +141,7 @@ def prepare_refs(batch: Mapping[str, Any], *, job: Job, ledger: Any) -> Envelope
     preparer = Preparer(job, _ledger(ledger))
     refs = [item for kind, item in opened(batch) if kind == "ref"]
     out: list[tuple[str, Any]] = [("work", work) for work in preparer.works(refs)]
-    tally = Tally(already_done=preparer.already_done, errors_unchanged=preparer.errors_unchanged)
+    tally = StageCounts(already_done=preparer.already_done, errors_unchanged=preparer.errors_unchanged)
     if tally:
         out.append(("tally", tally))
     return envelope(out)
@@ -219,7 +219,7 @@ class ApiCaller:
             writer=_BatchRows(config.out_dir), preparer=Preparer(config.job, DoneLedger(config.job.fingerprint)),
             progress=NullProgress(), summary=self.summary,
         )
-        self._reported = Tally()
+        self._reported = StageCounts()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self._fatal_told = False
@@ -278,10 +278,10 @@ class ApiCaller:
         for task in list(self._in_flight):  # the documents in hand have no row: the next run sends them
             task.cancel()
 
-    def _tally(self) -> Tally:
+    def _tally(self) -> StageCounts:
         """What this actor counted since its last report (each count reported once: one event loop)."""
         summary, limiter, reported = self.summary, self.limiter, self._reported
-        tally = Tally(
+        tally = StageCounts(
             requests_sent=summary.requests_sent - reported.requests_sent,
             retries=summary.retries - reported.retries,
             rate_limit_pauses=limiter.pauses - reported.rate_limit_pauses,
