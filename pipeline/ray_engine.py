@@ -41,6 +41,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -354,7 +355,10 @@ def _cause(exc: BaseException) -> BaseException | None:
     return cause if isinstance(cause, BaseException) else None
 
 
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its task names
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = _TERMINAL_CODES.sub("", str(exc)).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
