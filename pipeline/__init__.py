@@ -8,6 +8,7 @@ What notebooks and scripts call::
 
     job = pipeline.load_job(Path("jobs/triage.toml"))
     summary = pipeline.run(pipeline.resolve_config(job, Path("inbox"), Path("results/triage")))
+    summary = pipeline.run_on_ray(pipeline.resolve_config(job, Path("inbox"), Path("out")), actors=4)  # docpipe[ray]
 
 Names other than the errors are imported when first used (PEP 562): `import pipeline` and `docpipe --help` load neither
 the SDK nor pyarrow, and a signal during start-up reaches docpipe's own handlers within
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from .emulator import Emulator, EmulatorConfig
     from .evaluation_io import compare_outputs, evaluate_output
     from .jobs import Field, Job, load_job
+    from .ray_engine import run_on_ray
     from .results import load_results
     from .runner import run
     from .summary import RunSummary
@@ -60,6 +62,7 @@ _HOMES: dict[str, str] = {
     "RunSummary": ".summary",
     "dry_run": ".dryrun",
     "run": ".runner",
+    "run_on_ray": ".ray_engine",
 }
 
 __all__ = [
@@ -89,6 +92,7 @@ __all__ = [
     "load_results",
     "resolve_config",
     "run",
+    "run_on_ray",
 ]
 
 

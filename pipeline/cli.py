@@ -196,6 +196,17 @@ def emulator(
     metavar="USD",
     help="Start no request that could take this run's spend past USD (exit 6; rerun with more to go on).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process; ray: a Ray Data pipeline, API actors sharing one rate limit (docpipe[ray]).",
+)
+@click.option("--address", "ray_address", metavar="ADDR", help="--engine ray: the Ray cluster to join [default: "
+              "RAY_ADDRESS, else a local one].")
+@click.option("--actors", "ray_actors", type=click.IntRange(min=1), metavar="N",
+              help="--engine ray: API actors, each with --concurrency requests in flight [default: 2].")
 def run(
     job_file: Path,
     input_path: str | None,
@@ -216,6 +227,9 @@ def run(
     max_cost_usd: float | None,
     batch_above: int | None,
     model: str | None,
+    engine: str,
+    ray_address: str | None,
+    ray_actors: int | None,
 ) -> None:
     """Run JOB over INPUT (a folder, a JSONL, CSV or Parquet manifest, or one document) and write rows to --out.
 
@@ -255,6 +269,9 @@ def run(
             wait=not no_wait,
             max_cost_usd=max_cost_usd,
             batch_above=batch_above,
+            engine=engine,
+            ray_address=ray_address,
+            ray_actors=ray_actors,
         )
         if dry_run:
             from .dryrun import dry_run as plan_run

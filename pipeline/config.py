@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_UNREACHABLE_S",
     "STATE_MARKER",
     "RunConfig",
+    "check_engine",
     "claim_state_dir",
     "resolve_config",
     "resolve_output",
@@ -54,6 +55,8 @@ DEFAULT_BATCH_POLL_S = 2.0
 PROGRESS_MODES = ("auto", "bar", "log", "off")
 MODES = ("realtime", "batch", "auto")
 DEFAULT_BATCH_ABOVE = 1000  # --mode auto: documents to send from which a run goes through Message Batches
+ENGINES = ("local", "ray")
+DEFAULT_RAY_ACTORS = 2  # API actors of --engine ray; each holds one client and --concurrency requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,9 @@ class RunConfig:
     max_cost_usd: float | None = None  # --max-cost: no request starts that could take the run past it
     batch_above: int = DEFAULT_BATCH_ABOVE  # --mode auto: batch from this many documents to send
     store: PartStore | None = None  # --out in object storage: the parts go there; out_dir is the state directory
+    engine: str = "local"  # or "ray": the same job as a Ray Data pipeline (ray_engine.py)
+    ray_address: str | None = None  # --address: the Ray cluster to join (else RAY_ADDRESS, else a local one)
+    ray_actors: int = DEFAULT_RAY_ACTORS  # --actors: API actors of the Ray pipeline
 
     @property
     def parts(self) -> Parts:
@@ -217,6 +223,9 @@ def resolve_config(
     wait: bool = True,
     max_cost_usd: float | None = None,
     batch_above: int | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_actors: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> RunConfig:
     """Resolve flags, environment, job file and defaults into one frozen RunConfig."""
@@ -252,6 +261,7 @@ def resolve_config(
         raise ConfigError("--no-wait applies to --mode batch (or auto) only: a realtime run waits for its answers")
     if batch_above is not None and mode != "auto":
         raise ConfigError("--batch-above applies to --mode auto only")
+    check_engine(engine, mode=mode, max_cost_usd=max_cost_usd, ray_address=ray_address, ray_actors=ray_actors)
     _check_details(job, input_path)
     api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
     if not offline and not dry_run and not api_key:
@@ -284,7 +294,35 @@ def resolve_config(
         batch_above=_first(batch_above, job.batch_above) or DEFAULT_BATCH_ABOVE,
         batch_poll_s=_first_float(_env_float(env, "DOCPIPE_BATCH_POLL_S", allow_zero=False), DEFAULT_BATCH_POLL_S),
         store=store,
+        engine=engine,
+        ray_address=ray_address,
+        ray_actors=ray_actors or DEFAULT_RAY_ACTORS,
     )
+
+
+def check_engine(
+    engine: str, *, mode: str, max_cost_usd: float | None, ray_address: str | None, ray_actors: int | None
+) -> None:
+    """`--engine ray` takes what a Ray pipeline can honour; its flags mean nothing on one machine."""
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "local":
+        if ray_address is not None or ray_actors is not None:
+            raise ConfigError("--address and --actors apply to --engine ray only")
+        return
+    if ray_actors is not None and ray_actors < 1:
+        raise ConfigError("--actors must be at least 1")
+    if mode != "realtime":
+        raise ConfigError(
+            "--engine ray runs realtime requests only: for Message Batches run --mode batch on one machine "
+            "(the batches do the waiting; see docs/ray.md)"
+        )
+    if max_cost_usd is not None:
+        raise ConfigError("--max-cost is a single machine's budget: it does not apply to --engine ray")
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError("--engine ray needs Ray Data: pip install 'docpipe[ray]'")
 
 
 def _check_details(job: Job, input_path: Path) -> None:

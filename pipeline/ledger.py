@@ -108,6 +108,11 @@ class _KeyIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def __reduce__(self) -> tuple[type[_KeyIndex], tuple[pa.ChunkedArray]]:
+        """Pickled as its keys alone: `hash()` of a str is keyed per process (PYTHONHASHSEED), so a ledger sent
+        to another process (a Ray worker) rebuilds its hashes there, or it would find nothing."""
+        return (_KeyIndex, (pa.chunked_array([self.keys]),))
+
     def maybe_repeated(self) -> bool:
         """Whether two keys share a hash: the same key twice, or (rarely) two keys of one hash."""
         return bool(len(self) > 1 and np.any(self.hashes[1:] == self.hashes[:-1]))

@@ -190,14 +190,22 @@ class RateLimiter:
             while self.in_flight >= int(self.concurrency_limit):
                 self._released.clear()
                 await self._released.wait()
-            while (wait := self._wait_s(needs, self._clock())) > MIN_WAIT_S:
-                await self._refill_or_release(wait)
-            for name, amount in needs.items():
-                bucket = self._buckets[name]
-                if bucket is not None:
-                    bucket.level -= min(amount, bucket.capacity)
+            await self._admit(needs)
             self.in_flight += 1
         return Permit(input_tokens, float(max_output_tokens), estimated_input_tokens, self._clock())
+
+    async def _admit(self, needs: Mapping[str, float]) -> None:
+        """Wait out any pause and until the buckets can pay for `needs`, then take it (a slot is free).
+
+        The seam of a limiter shared beyond this process: `ray_limiter.LeasedLimiter` also takes
+        `needs` from capacity leased from the cluster's one limiter here, inside the gate.
+        """
+        while (wait := self._wait_s(needs, self._clock())) > MIN_WAIT_S:
+            await self._refill_or_release(wait)
+        for name, amount in needs.items():
+            bucket = self._buckets[name]
+            if bucket is not None:
+                bucket.level -= min(amount, bucket.capacity)
 
     async def _refill_or_release(self, wait_s: float) -> None:
         """Sleep until the buckets' refill covers the need, or until a request gives back its reservation.

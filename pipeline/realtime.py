@@ -71,7 +71,7 @@ from .transport import (
 )
 from .uploads import FILES_ABOVE_BYTES, Uploads
 from .warmup import Warmup
-from .writer import ResultWriter
+from .writer import ResultWriter, RowSink
 
 __all__ = ["RealtimeRun", "execute", "run_realtime"]
 
@@ -126,7 +126,7 @@ class RealtimeRun:
         *,
         transport: Transport,
         limiter: RateLimiter,
-        writer: ResultWriter,
+        writer: RowSink,
         preparer: Preparer,
         progress: Progress,
         summary: RunSummary,

@@ -2,8 +2,8 @@
 
 The run takes the lock first, so an overlapping run leaves at once, before it pays for the SDK.
 Then it refuses another job's directory, recovers an interrupted run's journal, opens the writer
-and hands the documents to the executor the configuration names (`realtime.py`, or `batch_mode.py`
-for Message Batches) with the transport it was given.
+and hands the documents to the executor the configuration names (`realtime.py`, `batch_mode.py`
+for Message Batches, or `ray_engine.py` for a Ray Data pipeline) with the transport it was given.
 Whatever happens, what is finished is published and the summary is saved with an exit code that
 says it.
 """
@@ -148,7 +148,10 @@ async def _run_async(
     source = open_source(config.input_path, include=config.include, exclude=config.exclude, skipped=skipped)
     fatal: FatalRunError | EnvironmentFailure | None = None
     try:
-        execute = run_batches if config.mode == "batch" else run_realtime
+        if config.engine == "ray":
+            from .ray_engine import run_ray as execute
+        else:
+            execute = run_batches if config.mode == "batch" else run_realtime
         fatal = await execute(
             config, source, transport=transport, writer=writer, preparer=preparer,
             progress=progress, summary=summary, clock=clock,

@@ -21,18 +21,28 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import pyarrow as pa
 
 from .journal import WAL_DIR, encode_header, encode_row
 from .parts import Parts, journal_header, rows_table, write_part
 
-__all__ = ["DEFAULT_FLUSH_ROWS", "DEFAULT_FLUSH_S", "DEFAULT_MAX_FLUSH_S", "ResultWriter"]
+__all__ = ["DEFAULT_FLUSH_ROWS", "DEFAULT_FLUSH_S", "DEFAULT_MAX_FLUSH_S", "ResultWriter", "RowSink"]
 
 DEFAULT_FLUSH_ROWS = 1000
 DEFAULT_FLUSH_S = 30.0
 DEFAULT_MAX_FLUSH_S = 600.0
+
+
+class RowSink(Protocol):
+    """Where an executor hands finished rows: the `ResultWriter`, or a Ray actor's batch on its way to the
+    driver's writer (`ray_stages.py`). `out_dir` holds what the executor keeps beside rows (pieces, uploads)."""
+
+    @property
+    def out_dir(self) -> Path: ...
+
+    def add(self, row: dict[str, Any]) -> None: ...
 
 
 class ResultWriter:

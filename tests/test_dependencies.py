@@ -54,11 +54,13 @@ def _imported_distributions(folder: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(
     ("folder", "extras"),
-    [("pipeline", ("report", "storage")), ("bench", ("test", "report")), ("tests", ("test", "report", "storage"))],
+    [("pipeline", ("report", "storage", "ray")), ("bench", ("test", "report", "ray")),
+     ("tests", ("test", "report", "storage", "ray"))],
 )
 def test_every_imported_distribution_is_declared(folder: str, extras: tuple[str, ...]) -> None:
-    """The package imports only its dependencies and its extras' (each lazily, by the command that needs it:
-    `test_exported_members.py`); benchmarks and tests, those and the test extra's."""
+    """The package imports only its dependencies and its extras' (plotly for `report`, fsspec for storage, Ray
+    for `--engine ray`, each imported by the modules that need it: test_exported_members); benchmarks and tests,
+    those and the test extra's."""
     undeclared = {
         name: files for name, files in _imported_distributions(folder).items() if name not in _declared(*extras)
     }

@@ -23,10 +23,10 @@ def test_every_public_member_is_exported() -> None:
 
 
 def test_import_and_help_load_neither_the_sdk_nor_pyarrow() -> None:
-    """`import pipeline` and the CLI module leave the SDK, pyarrow and aiohttp unloaded until a command needs them."""
+    """`import pipeline` and the CLI leave the SDK, pyarrow, aiohttp and Ray unloaded until a command needs them."""
     code = (
         "import sys, pipeline, pipeline.cli; "
-        "print(sorted(m for m in ('anthropic', 'pyarrow', 'aiohttp', 'pandas', 'plotly') if m in sys.modules))"
+        "print(sorted(m for m in ('anthropic', 'pyarrow', 'aiohttp', 'pandas', 'plotly', 'ray') if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "[]" == loaded.strip()

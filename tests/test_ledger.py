@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +95,22 @@ def test_a_document_answered_twice_under_colliding_hashes_keeps_its_last_answer(
     _write_rows(tmp_path, job, [_row(job, "aa", doc_sha256="v1"), _row(job, "bb", doc_sha256="w")], run_id="run-1")
     _write_rows(tmp_path, job, [_row(job, "aa", doc_sha256="v2")], run_id="run-2")
     assert {"aa": ("v2", 10, 1_000), "bb": ("w", 10, 1_000)} == load_ledger(tmp_path, job).done
+
+
+def test_a_ledger_sent_to_another_process_finds_its_documents(tmp_path: Path) -> None:
+    """Pickled to a process of another hash seed (a Ray worker), the ledger still finds every document it holds."""
+    job = _job()
+    ids = [f"doc-{index}" for index in range(20)]
+    _write_rows(tmp_path, job, [_row(job, doc_id, doc_sha256=_sha(doc_id)) for doc_id in ids])
+    pickled = tmp_path / "ledger.pickle"
+    pickled.write_bytes(pickle.dumps(load_ledger(tmp_path, job)))
+    code = (
+        "import pickle, sys, hashlib; done = pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "ids = [f'doc-{i}' for i in range(20)] + ['absent']; "
+        "print(sum(done.are_done(ids, [hashlib.sha256(i.encode()).hexdigest() for i in ids])), "
+        "sum(done.is_done(i, hashlib.sha256(i.encode()).hexdigest()) for i in ids))"
+    )
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        found = subprocess.run([sys.executable, "-c", code, str(pickled)], env=env, capture_output=True, text=True)
+        assert "20 20" == found.stdout.strip(), found.stderr

@@ -1,0 +1,133 @@
+"""One rate limit shared by 4 Ray actors, against 4 senders each limited on its own.
+
+An emulator process enforces an RPM (and answers after a fixed latency); the same N synthetic
+documents are sent two ways, from a fresh emulator each:
+
+- `shared`: `docpipe run --engine ray --actors 4 --rpm R`: the actors lease the organisation's
+  buckets from one limiter actor and a 429 pauses them all (docs/ray.md);
+- `per_sender`: 4 `docpipe run` processes at once, a quarter of the documents each, each told
+  `--rpm R`: what a limit kept per actor amounts to (Ray's HTTP request stage keeps a `qps` per
+  actor). Each is docpipe's single-machine limiter, so it still obeys `retry-after` and reads the
+  headers' `remaining`, which Ray's stage does not: the figure is a floor on what per-actor limits
+  cost.
+
+Reported from the emulator's journal: requests sent, the share answered 429, requests sent before
+the `retry-after` they were given, and the time from the first request to the last against the
+ideal (a minute's worth at once, as the buckets start full, then the rest at R per minute); the
+process's wall time beside it (the Ray run's includes starting its cluster).
+
+    python bench/ray_ratelimit.py [--documents 1600] [--rpm 1200] [--latency-ms 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import TRIAGE_JOB, EmulatorProcess, write_manifest
+
+SENDERS = 4
+
+
+def _docpipe(args: list[str], base_url: str, stderr: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, ANTHROPIC_API_KEY="sk-bench-key", ANTHROPIC_BASE_URL=base_url, DOCPIPE_PROGRESS="off")
+    with open(stderr, "wb") as err:
+        return subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=env, stdout=subprocess.DEVNULL,
+                                stderr=err)
+
+
+def _figures(emulator: EmulatorProcess, documents: int, rpm: int, wall_s: float) -> dict[str, object]:
+    stats = emulator.stats()
+    entries = [entry for entry in emulator.requests() if entry["endpoint"] == "messages"]
+    sent = len(entries)
+    limited = sum(1 for entry in entries if entry["status"] == 429)
+    times = [entry["t"] for entry in entries]
+    ideal_s = max(0, documents - rpm) / (rpm / 60)
+    return {
+        "requests_sent": sent,
+        "answered_429": limited,
+        "share_429": round(limited / sent, 4) if sent else None,
+        "early_retries": stats["early_retries"],
+        "messages_billed": stats["messages_billed"],
+        "wall_s": round(wall_s, 1),  # the process's: the Ray run's includes starting its cluster and actors
+        "first_to_last_request_s": round(max(times) - min(times), 1),
+        "ideal_s_after_the_first_minutes_burst": round(ideal_s, 1),
+    }
+
+
+def shared(
+    manifest: Path, documents: int, rpm: int, latency_ms: float, concurrency: int, workdir: Path
+) -> dict[str, object]:
+    with EmulatorProcess("--latency-ms", str(latency_ms), "--rpm", str(rpm)) as emulator:
+        started = time.perf_counter()
+        process = _docpipe(
+            ["run", str(TRIAGE_JOB), str(manifest), "--out", str(workdir / "shared"), "--engine", "ray",
+             "--actors", str(SENDERS), "--concurrency", str(concurrency), "--rpm", str(rpm)],
+            emulator.base_url, workdir / "shared.err",
+        )
+        code = process.wait()
+        wall_s = time.perf_counter() - started
+        if code != 0:
+            raise SystemExit(f"docpipe --engine ray exited {code}:\n{(workdir / 'shared.err').read_text()[-3000:]}")
+        return {"client": "shared: --engine ray, 4 actors, one limiter"} | _figures(emulator, documents, rpm, wall_s)
+
+
+def per_sender(
+    manifest: Path, documents: int, rpm: int, latency_ms: float, concurrency: int, workdir: Path
+) -> dict[str, object]:
+    lines = manifest.read_text().splitlines(keepends=True)
+    parts = []
+    for index in range(SENDERS):
+        part = workdir / f"part-{index}.jsonl"
+        part.write_text("".join(lines[index::SENDERS]))
+        parts.append(part)
+    with EmulatorProcess("--latency-ms", str(latency_ms), "--rpm", str(rpm)) as emulator:
+        started = time.perf_counter()
+        processes = [
+            _docpipe(
+                ["run", str(TRIAGE_JOB), str(part), "--out", str(workdir / f"out-{index}"),
+                 "--concurrency", str(concurrency), "--rpm", str(rpm)],
+                emulator.base_url, workdir / f"part-{index}.err",
+            )
+            for index, part in enumerate(parts)
+        ]
+        codes = [process.wait() for process in processes]
+        wall_s = time.perf_counter() - started
+        if any(codes):
+            raise SystemExit(f"a sender exited {codes}:\n{(workdir / 'part-0.err').read_text()[-3000:]}")
+        return {"client": "per_sender: 4 processes, each limited to the whole RPM"} | _figures(
+            emulator, documents, rpm, wall_s
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=1600)
+    parser.add_argument("--rpm", type=int, default=1200)
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        manifest = write_manifest(workdir / "manifest.jsonl", args.documents)
+        options = (manifest, args.documents, args.rpm, args.latency_ms, args.concurrency, workdir)
+        results = [shared(*options), per_sender(*options)]
+    print(json.dumps({
+        "benchmark": "ray_ratelimit",
+        "documents": args.documents,
+        "rpm": args.rpm,
+        "latency_ms": args.latency_ms,
+        "concurrency_per_sender": args.concurrency,
+        "results": results,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
