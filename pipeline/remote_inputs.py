@@ -43,7 +43,7 @@ def _mirror_dir(state_dir: Path, uri: str) -> Path:
     return state_dir / INPUTS_DIR / f"{readable}-{hashlib.sha256(uri.encode('utf-8')).hexdigest()[:10]}"
 
 
-def _fetch(store: PartStore, source: str, target: Path, mtime_ns: int) -> int:
+def _fetch(store: PartStore, source: str, target: Path, mtime_ns: int | None) -> int:
     """One object to `target`, whole or not at all; returns its size."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.fetching")
@@ -52,7 +52,8 @@ def _fetch(store: PartStore, source: str, target: Path, mtime_ns: int) -> int:
         while chunk := stream.read(_CHUNK):
             handle.write(chunk)
             size += len(chunk)
-    os.utime(temporary, ns=(mtime_ns, mtime_ns))
+    if mtime_ns is not None:  # a filesystem that gives no time: the object is fetched again each run
+        os.utime(temporary, ns=(mtime_ns, mtime_ns))
     os.replace(temporary, target)
     return size
 
