@@ -42,7 +42,7 @@ import functools
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
 
@@ -56,7 +56,7 @@ from .errors import EnvironmentFailure, FatalRunError, PipelineError, RequestErr
 from .models import get_model
 from .payloads import BinaryPayload
 from .plans import Planner
-from .prepare import Preparer
+from .prepare import Preparer, Work
 from .pricing import TokenUsage
 from .progress import Progress
 from .records import RecordContext, error_row
@@ -96,6 +96,10 @@ def _created_at(info: BatchInfo) -> float:
         return 0.0
 
 
+# A source's documents as work, lazily, ending early once the event is set.
+PreparedWorks = Callable[[Iterator[DocumentRef], threading.Event], Iterator[Work]]
+
+
 class BatchRun:
     """One batch-mode run: its collaborators, its submissions and what it has written."""
 
@@ -109,10 +113,13 @@ class BatchRun:
         progress: Progress,
         summary: RunSummary,
         clock: Clock = SYSTEM_CLOCK,
+        prepared: PreparedWorks | None = None,
     ) -> None:
         self.config = config
         self.job = config.job
         self.transport = transport
+        # Where the documents' work comes from: this process's preparer, or another stage (Ray's tasks).
+        self.prepared: PreparedWorks = prepared or (lambda source, stop: preparer.works(source, stop=stop))
         self.writer = writer
         self.preparer = preparer
         self.progress = progress
@@ -398,7 +405,7 @@ class BatchRun:
     async def submit_input(self, source: Iterator[DocumentRef]) -> None:
         await self.check_model()
         chunks = gather(
-            self.preparer.works(source, stop=self.stop_preparing), planner=self.planner, budget=self.budget,
+            self.prepared(source, self.stop_preparing), planner=self.planner, budget=self.budget,
             claimed=self.claimed, limit=self.config.limit, stop=self.stop_preparing, summary=self.summary,
         )
         while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
@@ -471,13 +478,17 @@ async def run_batches(
     progress: Progress,
     summary: RunSummary,
     clock: Clock = SYSTEM_CLOCK,
+    prepared: PreparedWorks | None = None,
 ) -> FatalRunError | EnvironmentFailure | None:
-    """Run `source` through Message Batches; return the error that stopped the run, if one did."""
+    """Run `source` through Message Batches; return the error that stopped the run, if one did.
+
+    `prepared` turns the source into work elsewhere than in this process (`ray_engine`: Ray's tasks);
+    the batches are submitted and collected here all the same."""
     run = BatchRun(
         config, transport=OnFirstUse(
             transport, TransportOptions(max_connections=config.concurrency + POOL_MARGIN), clock=clock.monotonic
         ),
-        writer=writer, preparer=preparer, progress=progress, summary=summary, clock=clock,
+        writer=writer, preparer=preparer, progress=progress, summary=summary, clock=clock, prepared=prepared,
     )
     summary.cache_note = run.planner.cache_note()
     loop = asyncio.get_running_loop()

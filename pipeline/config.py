@@ -261,7 +261,7 @@ def resolve_config(
         raise ConfigError("--no-wait applies to --mode batch (or auto) only: a realtime run waits for its answers")
     if batch_above is not None and mode != "auto":
         raise ConfigError("--batch-above applies to --mode auto only")
-    check_engine(engine, mode=mode, max_cost_usd=max_cost_usd, ray_address=ray_address, ray_actors=ray_actors)
+    check_engine(engine, max_cost_usd=max_cost_usd, ray_address=ray_address, ray_actors=ray_actors)
     _check_details(job, input_path)
     api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
     if not offline and not dry_run and not api_key:
@@ -300,9 +300,7 @@ def resolve_config(
     )
 
 
-def check_engine(
-    engine: str, *, mode: str, max_cost_usd: float | None, ray_address: str | None, ray_actors: int | None
-) -> None:
+def check_engine(engine: str, *, max_cost_usd: float | None, ray_address: str | None, ray_actors: int | None) -> None:
     """`--engine ray` takes what a Ray pipeline can honour; its flags mean nothing on one machine."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -312,11 +310,6 @@ def check_engine(
         return
     if ray_actors is not None and ray_actors < 1:
         raise ConfigError("--actors must be at least 1")
-    if mode != "realtime":
-        raise ConfigError(
-            "--engine ray runs realtime requests only: for Message Batches run --mode batch on one machine "
-            "(the batches do the waiting; see docs/ray.md)"
-        )
     if max_cost_usd is not None:
         raise ConfigError("--max-cost is a single machine's budget: it does not apply to --engine ray")
     import importlib.util

@@ -51,7 +51,7 @@ from typing import Any
 from .clock import SYSTEM_CLOCK, Clock
 from .config import RunConfig
 from .errors import EnvironmentFailure, FatalRunError, ManifestError, PipelineError
-from .prepare import Preparer
+from .prepare import Preparer, Work
 from .progress import Progress
 from .ray_stages import StageCounts, envelope, opened, prepare_refs, refs_of_rows
 from .sources import DocumentRef
@@ -97,7 +97,7 @@ def run_on_ray(
     from .config import check_engine
     from .runner import run
 
-    check_engine("ray", mode=config.mode, max_cost_usd=config.max_cost_usd, ray_address=address, ray_actors=actors)
+    check_engine("ray", max_cost_usd=config.max_cost_usd, ray_address=address, ray_actors=actors)
     ray_config = dataclasses.replace(
         config, engine="ray", ray_address=address or config.ray_address, ray_actors=actors or config.ray_actors
     )
@@ -156,6 +156,49 @@ async def run_ray(
             ray.shutdown()
 
 
+async def run_ray_batches(
+    config: RunConfig,
+    source: Iterator[DocumentRef],
+    *,
+    transport: TransportFactory,
+    writer: ResultWriter,
+    preparer: Preparer,
+    progress: Progress,
+    summary: RunSummary,
+    clock: Clock = SYSTEM_CLOCK,
+) -> FatalRunError | EnvironmentFailure | None:
+    """`--engine ray --mode batch`: documents prepared on Ray (extraction, hashing, fitting, the anti-join with
+    the ledger, in parallel tasks), then batched, submitted and collected by this process's Message Batches
+    executor, as on one machine. The batches do the waiting; Ray does the CPU-bound part. No actor calls
+    the API, so no cluster limiter is started."""
+    import ray
+
+    from .batch_mode import run_batches
+
+    started = _connect(config)
+    try:
+        ledger = ray.put(preparer.ledger)
+
+        def prepared(refs: Iterator[DocumentRef], stop: threading.Event) -> Iterator[Work]:
+            work = _prepared(config, refs, ledger=ledger)
+            for batch in work.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
+                for kind, item in opened(batch):
+                    if kind == "work":
+                        yield item
+                    elif kind == "tally":
+                        _fold(item, preparer, summary, [])
+                if stop.is_set():
+                    return
+
+        return await run_batches(
+            config, source, transport=transport, writer=writer, preparer=preparer, progress=progress,
+            summary=summary, clock=clock, prepared=prepared,
+        )
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def _connect(config: RunConfig) -> bool:
     """Join the cluster the run names (or start a local one); True when this call started Ray."""
     import ray
@@ -192,13 +235,7 @@ def _pipeline(
 
     from .ray_stages import ApiCaller
 
-    # Small blocks, streamed (not a shuffle): a manifest is one block to Ray's reader, and a block is one
-    # task: without them, one task would prepare everything and one actor send it, its rows back at the end.
-    refs = _refs(config, source).repartition(target_num_rows_per_block=PREPARE_BATCH_DOCUMENTS)
-    work = refs.map_batches(
-        prepare_refs, batch_size=PREPARE_BATCH_DOCUMENTS, batch_format="numpy",
-        fn_kwargs={"job": config.job, "ledger": ledger},
-    ).repartition(target_num_rows_per_block=ACTOR_BATCH_DOCUMENTS)
+    work = _prepared(config, source, ledger=ledger).repartition(target_num_rows_per_block=ACTOR_BATCH_DOCUMENTS)
     return work.map_batches(
         ApiCaller,
         batch_size=ACTOR_BATCH_DOCUMENTS,
@@ -210,6 +247,17 @@ def _pipeline(
         fn_constructor_kwargs={
             "config": config, "transport": transport, "limiter": limiter, "run_id": run_id,
         },
+    )
+
+
+def _prepared(config: RunConfig, source: Iterator[DocumentRef], *, ledger: Any) -> Any:
+    """The dataset of work (and tallies): refs prepared in parallel tasks."""
+    # Small blocks, streamed (not a shuffle): a manifest is one block to Ray's reader, and a block is one
+    # task: without them, one task would prepare everything and one actor send it, its rows back at the end.
+    refs = _refs(config, source).repartition(target_num_rows_per_block=PREPARE_BATCH_DOCUMENTS)
+    return refs.map_batches(
+        prepare_refs, batch_size=PREPARE_BATCH_DOCUMENTS, batch_format="numpy",
+        fn_kwargs={"job": config.job, "ledger": ledger},
     )
 
 

@@ -149,7 +149,9 @@ async def _run_async(
     fatal: FatalRunError | EnvironmentFailure | None = None
     try:
         if config.engine == "ray":
-            from .ray_engine import run_ray as execute
+            from .ray_engine import run_ray, run_ray_batches
+
+            execute = run_ray_batches if config.mode == "batch" else run_ray
         else:
             execute = run_batches if config.mode == "batch" else run_realtime
         fatal = await execute(

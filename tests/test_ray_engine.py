@@ -106,6 +106,34 @@ def test_the_sample_job_on_ray_gives_the_single_machine_rows(cluster: str, tmp_p
     assert on_ray.requests_sent == local.requests_sent
 
 
+def test_batch_mode_on_ray_gives_the_single_machine_batch_rows_and_a_rerun_sends_nothing(
+    cluster: str, tmp_path: Path, make_emulator: Callable[..., Emulator]
+) -> None:
+    """--engine ray --mode batch: documents prepared on Ray, batches submitted and collected by the driver. The rows
+    are one machine's batch-mode rows, field by field; a rerun finds every document done and sends nothing."""
+    emulator = make_emulator(batch_processing_s=0.2)
+    env = {"ANTHROPIC_API_KEY": TEST_KEY, "ANTHROPIC_BASE_URL": emulator.base_url, "DOCPIPE_BATCH_POLL_S": "0.05"}
+
+    def batch_config(out: Path, **options: Any) -> RunConfig:
+        return resolve_config(load_job(TRIAGE), SAMPLE, out, mode="batch", progress="off", env=env, **options)
+
+    local = run(batch_config(tmp_path / "local"))
+    on_ray = run(batch_config(tmp_path / "ray", engine="ray"))
+    assert (0, 0) == (local.exit_code, on_ray.exit_code)
+    assert (1, 50, 50) == (on_ray.batches_submitted, local.ok, on_ray.ok)
+    expected = {row["doc_id"]: row for row in _rows(tmp_path / "local")}
+    actual = {row["doc_id"]: row for row in _rows(tmp_path / "ray")}
+    assert expected.keys() == actual.keys()
+    for doc_id, row in expected.items():
+        compared = set(row) - HOW_COLUMNS
+        assert {k: row[k] for k in compared} == {k: actual[doc_id][k] for k in compared}, doc_id
+    before = dict(emulator.control.stats()["requests"]["by_endpoint"])
+    again = run(batch_config(tmp_path / "ray", engine="ray"))
+    assert (0, 50, 0) == (again.exit_code, again.already_done, again.batches_submitted)
+    after = emulator.control.stats()["requests"]["by_endpoint"]
+    assert (before.get("messages", 0), before.get("batches", 0)) == (after.get("messages", 0), after.get("batches", 0))
+
+
 def test_a_killed_run_reruns_to_every_document_ok_exactly_once(
     cluster: str, tmp_path: Path, make_emulator: Callable[..., Emulator], wait_until: Callable[..., Any]
 ) -> None:
