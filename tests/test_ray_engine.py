@@ -90,19 +90,25 @@ def _rows(out: Path) -> list[dict[str, Any]]:
     return list(results_table(out, latest=False).to_pylist())
 
 
+def _same_rows(expected_out: Path, actual_out: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Assert two outputs hold the same documents with the same rows, how they were run aside; the pairs."""
+    expected = {row["doc_id"]: row for row in _rows(expected_out)}
+    actual = {row["doc_id"]: row for row in _rows(actual_out)}
+    assert expected.keys() == actual.keys()
+    for doc_id, row in expected.items():
+        compared = set(row) - HOW_COLUMNS
+        assert {k: row[k] for k in compared} == {k: actual[doc_id][k] for k in compared}, doc_id
+    return [(row, actual[doc_id]) for doc_id, row in expected.items()]
+
+
 def test_the_sample_job_on_ray_gives_the_single_machine_rows(cluster: str, tmp_path: Path) -> None:
     """jobs/triage.toml over sample_data/documents, offline: the same rows on Ray as on one machine, field by field."""
     local = run(_config(SAMPLE, tmp_path / "local"))
     on_ray = run(_config(SAMPLE, tmp_path / "ray", engine="ray", ray_actors=2))
     assert (0, 0) == (local.exit_code, on_ray.exit_code)
     assert local.ok == on_ray.ok == 50
-    expected = {row["doc_id"]: row for row in _rows(tmp_path / "local")}
-    actual = {row["doc_id"]: row for row in _rows(tmp_path / "ray")}
-    assert expected.keys() == actual.keys()
-    for doc_id, row in expected.items():
-        compared = set(row) - HOW_COLUMNS
-        assert {k: row[k] for k in compared} == {k: actual[doc_id][k] for k in compared}, doc_id
-        assert _prompt_tokens(row) == _prompt_tokens(actual[doc_id]), doc_id
+    for row, on_ray_row in _same_rows(tmp_path / "local", tmp_path / "ray"):
+        assert _prompt_tokens(row) == _prompt_tokens(on_ray_row), row["doc_id"]
     assert on_ray.requests_sent == local.requests_sent
 
 
@@ -121,12 +127,7 @@ def test_batch_mode_on_ray_gives_the_single_machine_batch_rows_and_a_rerun_sends
     on_ray = run(batch_config(tmp_path / "ray", engine="ray"))
     assert (0, 0) == (local.exit_code, on_ray.exit_code)
     assert (1, 50, 50) == (on_ray.batches_submitted, local.ok, on_ray.ok)
-    expected = {row["doc_id"]: row for row in _rows(tmp_path / "local")}
-    actual = {row["doc_id"]: row for row in _rows(tmp_path / "ray")}
-    assert expected.keys() == actual.keys()
-    for doc_id, row in expected.items():
-        compared = set(row) - HOW_COLUMNS
-        assert {k: row[k] for k in compared} == {k: actual[doc_id][k] for k in compared}, doc_id
+    _same_rows(tmp_path / "local", tmp_path / "ray")
     before = dict(emulator.control.stats()["requests"]["by_endpoint"])
     again = run(batch_config(tmp_path / "ray", engine="ray"))
     assert (0, 50, 0) == (again.exit_code, again.already_done, again.batches_submitted)
