@@ -9,8 +9,8 @@ object's time), and a file whose object is gone is removed. Each object is fetch
 name and renamed, so a killed fetch leaves no half file; a lock on the mirror keeps two fetches of
 it apart. Document ids are paths relative to the prefix, as for a local folder.
 
-The cost is a local copy of the input, fetched 8 objects at a time. For inputs larger than one
-machine's disk, the Ray engine reads object storage from its workers.
+The cost is a local copy of the input, fetched 8 objects at a time: an input larger than the
+disk does not fit (reading objects straight from the bucket is not built).
 """
 
 from __future__ import annotations
