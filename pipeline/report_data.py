@@ -293,7 +293,7 @@ def collect_report(
     import pyarrow as pa
 
     from .evaluation_io import evaluate_output, output_fields
-    from .results import column_names, latest_positions, load_table
+    from .results import latest_positions, load_table
 
     view = out if isinstance(out, OutputView) else OutputView(out, out)
     out_dir = view.parts
@@ -303,14 +303,11 @@ def collect_report(
     charted = [field_.name for field_ in fields if field_.type in COUNTED_TYPES | MEASURED_TYPES]
     shown = [field_.name for field_ in fields if field_.type != "list"][:6]
     review_columns = ("doc_id", *([chosen] if chosen else []), *(name for name in shown if name != chosen))
-    present = set(column_names(out_dir))  # a part written by an older docpipe may lack a column: it reads empty
-    wanted = [name for name in dict.fromkeys([*ROW_COLUMNS, "created_at", *charted, *review_columns])
-              if name in present]
-    table = load_table(out_dir, columns=wanted)
+    wanted = list(dict.fromkeys([*ROW_COLUMNS, "created_at", *charted, *review_columns]))
+    # A part written by an older docpipe may lack one of docpipe's columns: it reads empty.
+    table = load_table(out_dir, columns=wanted, optional=tuple(name for name in wanted if name not in charted))
     if not table.num_rows:
         raise ConfigError(f"no results in {out_dir}: run `docpipe run JOB INPUT --out {out_dir}` first")
-    for name in sorted({*ROW_COLUMNS, "created_at", *review_columns} - present):
-        table = table.append_column(name, pa.nulls(table.num_rows))
     table = table.take(latest_positions(table))  # the latest row per document, as load_results keeps
     columns = {name: table.column(name).to_pylist() for name in dict.fromkeys([*ROW_COLUMNS, *charted])}
     folded = fold_columns(columns, fields, review_by=chosen, review_count=review_count, errors_listed=errors_listed)

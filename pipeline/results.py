@@ -18,7 +18,6 @@ from .parts import ARROW_ERRORS, CONVERSION_ERRORS, Parts, first_line, part_file
 from .stores import PartStore, RemotePart, location, open_store
 
 __all__ = [
-    "column_names",
     "field_types",
     "job_fields",
     "latest_positions",
@@ -77,21 +76,21 @@ def _dataset_table(out_dir: Parts, dataset: ds.Dataset, job: str | None) -> pa.T
         raise EnvironmentFailure(f"{out_dir} cannot be read: {first_line(exc)}", path=Path(str(out_dir))) from None
 
 
-def load_table(out_dir: Parts, *, columns: list[str]) -> pa.Table:
-    """These columns of every row of the output, as one Arrow table (empty when there is no part)."""
+def load_table(out_dir: Parts, *, columns: list[str], optional: tuple[str, ...] = ()) -> pa.Table:
+    """These columns of every row of the output, as one Arrow table (empty when there is no part). Of the
+    `optional` ones, a column no part has (written by an older docpipe) reads as nulls."""
     dataset = _unified_dataset(out_dir)
     if dataset is None:
         return pa.table({name: pa.array([]) for name in columns})
+    present = [name for name in columns if name not in optional or name in dataset.schema.names]
     try:
-        return dataset.to_table(columns=columns)
+        table = dataset.to_table(columns=present)
     except ARROW_ERRORS:
-        return _dataset_table(out_dir, dataset, None).select(columns)
-
-
-def column_names(out_dir: Parts) -> list[str]:
-    """The columns the output's parts have, together (none without a part)."""
-    dataset = _unified_dataset(out_dir)
-    return [] if dataset is None else list(dataset.schema.names)
+        table = _dataset_table(out_dir, dataset, None).select(present)
+    for name in columns:
+        if name not in present:
+            table = table.append_column(name, pa.nulls(table.num_rows))
+    return table.select(columns)
 
 
 def field_types(out_dir: Parts) -> dict[str, str] | None:

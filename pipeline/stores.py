@@ -52,7 +52,7 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ONE_SLASH = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)")  # s3:/bucket: a URI missing a slash
 PROCESS_LOCAL_SCHEMES = frozenset({"memory"})  # gone when the run's process ends: no --out there
 OWNER_RECORD = "_state.json"  # in a remote output: the state directory (and host) whose journal it follows
-PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs", "file"})
+PYARROW_SCHEMES = frozenset({"s3", "gs", "gcs", "hdfs", "viewfs"})  # file:// is a local path (`location`)
 BUCKET_SCHEMES = frozenset({"s3", "gs", "gcs"})
 STATE_HOME = "docpipe"
 FSSPEC_HINT = "pip install fsspec and the package of that filesystem (s3fs, gcsfs, adlfs...)"
@@ -261,10 +261,6 @@ class OutputView:
 
     parts: Path | PartStore
     state: Path | None
-
-    @property
-    def label(self) -> str:
-        return str(self.parts)
 
 
 def open_output(out: str | os.PathLike[str], *, state_dir: Path | None = None) -> OutputView:

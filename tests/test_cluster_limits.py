@@ -11,24 +11,12 @@ import math
 from collections.abc import Awaitable, Callable
 
 import pytest
+from test_limits import FakeClock
 
 from pipeline.cluster_limits import LEASE_SHARE, Allowance, ClusterBuckets, Grant, HeldLease
 from pipeline.ray_limiter import LeasedLimiter, LimiterActor
 
 ONE_REQUEST = Allowance(1, 100, 50)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class LocalOwner:

@@ -9,6 +9,7 @@ marks tests through a node attribute pytest 9.2 no longer reads).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -90,6 +91,24 @@ def _rows(out: Path) -> list[dict[str, Any]]:
     return list(results_table(out, latest=False).to_pylist())
 
 
+@contextlib.contextmanager
+def _ray_run_process(cluster: str, emulator: Emulator, manifest: Path, out: Path, stderr_path: Path) -> Iterator[Any]:
+    """`docpipe run --engine ray` over `manifest` as a real process joining `cluster`; killed if still running."""
+    env = dict(os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=emulator.base_url, DOCPIPE_PROGRESS="off")
+    argv = [
+        sys.executable, "-m", "pipeline", "run", str(TRIAGE), str(manifest), "--out", str(out),
+        "--engine", "ray", "--address", cluster, "--actors", "2", "--concurrency", "2",
+    ]
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 def _same_rows(expected_out: Path, actual_out: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Assert two outputs hold the same documents with the same rows, how they were run aside; the pairs."""
     expected = {row["doc_id"]: row for row in _rows(expected_out)}
@@ -142,27 +161,16 @@ def test_a_killed_run_reruns_to_every_document_ok_exactly_once(
     slow = make_emulator(latency=LatencyModel(ttft_ms=250))  # the first run is still sending when it is killed
     manifest = _manifest(tmp_path / "docs.jsonl", 120)
     out = tmp_path / "out"
-    env = dict(os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=slow.base_url, DOCPIPE_PROGRESS="off")
-    argv = [
-        sys.executable, "-m", "pipeline", "run", str(TRIAGE), str(manifest), "--out", str(out),
-        "--engine", "ray", "--address", cluster, "--actors", "2", "--concurrency", "2",
-    ]
-    with open(tmp_path / "stderr.txt", "w") as stderr:
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
+    with _ray_run_process(cluster, slow, manifest, out, tmp_path / "stderr.txt") as process:
 
-            def journaled_rows() -> int:
-                segments = list((out / "_wal").glob("*.jsonl")) if (out / "_wal").is_dir() else []
-                return sum(max(0, len(segment.read_bytes().splitlines()) - 1) for segment in segments)  # the header
+        def journaled_rows() -> int:
+            segments = list((out / "_wal").glob("*.jsonl")) if (out / "_wal").is_dir() else []
+            return sum(max(0, len(segment.read_bytes().splitlines()) - 1) for segment in segments)  # the header
 
-            wait_until(lambda: journaled_rows() >= 5 or process.poll() is not None, timeout_s=90, what="journaled rows")
-            assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-2000:]
-            process.send_signal(signal.SIGKILL)
-            assert -signal.SIGKILL == process.wait(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        wait_until(lambda: journaled_rows() >= 5 or process.poll() is not None, timeout_s=90, what="journaled rows")
+        assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-2000:]
+        process.send_signal(signal.SIGKILL)
+        assert -signal.SIGKILL == process.wait(timeout=30)
     assert not list(out.glob("*.parquet")), "killed before a part was published: only the journal holds rows"
     assert journaled_rows() < 120
 
@@ -188,22 +196,11 @@ def test_sigterm_interrupts_a_ray_run_with_exit_130_and_its_rows_kept(
     slow = make_emulator(latency=LatencyModel(ttft_ms=250))
     manifest = _manifest(tmp_path / "docs.jsonl", 120)
     out = tmp_path / "out"
-    env = dict(os.environ, ANTHROPIC_API_KEY=TEST_KEY, ANTHROPIC_BASE_URL=slow.base_url, DOCPIPE_PROGRESS="off")
-    argv = [
-        sys.executable, "-m", "pipeline", "run", str(TRIAGE), str(manifest), "--out", str(out),
-        "--engine", "ray", "--address", cluster, "--actors", "2", "--concurrency", "2",
-    ]
-    with open(tmp_path / "stderr.txt", "w") as stderr:
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
-            wait_until(lambda: list(out.glob("_wal/*.jsonl")) or process.poll() is not None, timeout_s=90,
-                       what="the journal")
-            process.send_signal(signal.SIGTERM)
-            assert 130 == process.wait(timeout=60), (tmp_path / "stderr.txt").read_text()[-2000:]
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with _ray_run_process(cluster, slow, manifest, out, tmp_path / "stderr.txt") as process:
+        wait_until(lambda: list(out.glob("_wal/*.jsonl")) or process.poll() is not None, timeout_s=90,
+                   what="the journal")
+        process.send_signal(signal.SIGTERM)
+        assert 130 == process.wait(timeout=60), (tmp_path / "stderr.txt").read_text()[-2000:]
     summary = json.loads(next((out / "_runs").glob("*.json")).read_text())
     assert ("interrupted", 130) == (summary["stopped"], summary["exit_code"])
     assert summary["ok"] == len(_rows(out)) > 0
