@@ -68,9 +68,16 @@ def entry() -> None:
 
 def _ignore_late_signals() -> None:
     """The exit code is decided: a signal now (the interpreter restores the default handlers as it
-    shuts down) must not turn it into death by signal, 143."""
+    shuts down) must not turn it into death by signal, 143.
+
+    CPython (3.11) also remembers a KeyboardInterrupt that escaped code run by `exec` of a string
+    (as `dataclasses` does to build `__init__`) and, however the interrupt was handled, kills the
+    process with SIGINT on exit instead of exiting 130. Any `exec` of a string that completes
+    clears that mark; after SIG_IGN no new interrupt can set it again.
+    """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+    exec("")  # clears the interpreter's "unhandled KeyboardInterrupt" mark, see above
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

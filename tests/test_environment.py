@@ -171,6 +171,24 @@ def _catches_sigterm(pid: int) -> bool:
     return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
 
 
+def test_an_interrupt_inside_exec_code_still_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C landing in code built by `exec` (a dataclass's `__init__` being made while a module
+    imports) is handled like any other: exit 130 and one line, not death by SIGINT on the way out."""
+    script = tmp_path / "interrupted_in_exec.py"
+    script.write_text(
+        "from pipeline import cli\n"
+        "def interrupted(**_):\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "cli.main.main = interrupted\n"
+        "cli.entry()\n"
+    )
+    # as `python -m`, like `python -m pipeline`: the interpreter's own exit path, not the file runner's
+    done = subprocess.run(
+        [sys.executable, "-m", script.stem], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert (130, "docpipe: interrupted; finished rows are kept, rerun to resume\n") == (done.returncode, done.stderr)
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")
 def test_a_signal_at_any_moment_of_start_up_exits_130_without_a_traceback(tmp_path: Path) -> None:
     """SIGINT or SIGTERM from the CLI's first instruction on: exit 130 and one line, then the rerun completes."""
