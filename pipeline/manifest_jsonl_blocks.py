@@ -130,13 +130,24 @@ def _line_starts(block: bytes) -> np.ndarray:
     return np.concatenate(([0], newlines, [len(block)]))
 
 
+def _every_line_opens_an_object(block: bytes) -> int | None:
+    """How many lines the block holds when every one of them starts with `{`, else None.
+
+    Array operations that run without the GIL (the preparation thread hashes meanwhile); where each
+    line starts is only worked out when a line must be read on its own (`_line_starts`).
+    """
+    data = np.frombuffer(block, dtype=np.uint8)
+    opened = data[1:][data[:-1] == ord("\n")]  # the first byte of every line but the first
+    if data[0] != ord("{") or not (opened == ord("{")).all():
+        return None
+    return len(opened) + 1
+
+
 @dataclass(frozen=True, slots=True)
 class _Parsed:
-    """A block as pyarrow read it: a row per line, where each line starts (and, last, the block ends),
-    and which rows are inline."""
+    """A block as pyarrow read it: a row per line, and which rows are inline."""
 
     table: pa.Table
-    starts: list[int]
     inline: np.ndarray
 
 
@@ -149,8 +160,8 @@ def _arrow_rows(block: bytes, schema: pa.Schema) -> _Parsed | None:
     """
     if not block.isascii() and not _is_utf8(block):
         return None  # pyarrow does not check UTF-8; each line here decides for itself
-    starts = _line_starts(block)
-    if not (np.frombuffer(block, dtype=np.uint8)[starts[:-1]] == ord("{")).all():
+    lines = _every_line_opens_an_object(block)
+    if lines is None:
         return None
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
     try:  # one chunk, on this thread: the thread is what runs beside the preparation
@@ -158,10 +169,10 @@ def _arrow_rows(block: bytes, schema: pa.Schema) -> _Parsed | None:
         table = pj.read_json(pa.BufferReader(block), read_options=read_options, parse_options=options)
     except (pa.ArrowException, ValueError):
         return None
-    if table.num_rows != len(starts) - 1:  # two objects on one line
+    if table.num_rows != lines:  # two objects on one line
         return None
     table = table.combine_chunks()
-    return _Parsed(table, starts.tolist(), _inline_rows(table))
+    return _Parsed(table, _inline_rows(table))
 
 
 def _is_utf8(block: bytes) -> bool:
@@ -210,15 +221,18 @@ class _InlineBlock(DocumentBatch):
         self._first_line, self._reader, self._table = first_line, reader, parsed.table
         self._doc_ids: list[str | None] = parsed.table.column("id").to_pylist()
         self._values: dict[str, list[Any]] | None = None  # the columns as Python values, once a ref is built
-        refs = self._classify(parsed.inline, block, parsed.starts)
+        refs = self._classify(parsed.inline, block)
         self._inline = [index for index, ref in enumerate(refs) if ref is None]
         super().__init__(refs)
 
-    def _classify(self, inline: np.ndarray, block: bytes, starts: list[int]) -> list[DocumentRef | None]:
+    def _classify(self, inline: np.ndarray, block: bytes) -> list[DocumentRef | None]:
         """In order: runs of inline rows registered at once; any other row (or a repeated id) read as a line."""
         refs: list[DocumentRef | None] = [None] * len(inline)
+        starts: list[int] = []  # where each line starts, worked out for the first line read on its own
 
         def line_ref(index: int) -> DocumentRef:
+            if not starts:
+                starts.extend(_line_starts(block).tolist())
             ref = self._reader.line_ref(self._first_line + index, block[starts[index] : starts[index + 1]])
             assert ref is not None  # no line of a parsed block is blank
             return ref
