@@ -9,7 +9,7 @@ Each stage is docpipe's own code run where Ray puts it:
   fit to the job's budget, and the done ledger's anti-join (a document with an ok row for the same
   text hash under this job's fingerprint is skipped: it never reaches an actor);
 - `ApiCaller` (an actor pool): each actor holds one async SDK client and one
-  `realtime.RealtimeRun`, whose `process` is the single machine's request code: planning,
+  `realtime_run.RealtimeRun`, whose `process` is the single machine's request code: planning,
   counting, chunking, the one retry layer, the limiter (here leased from the cluster's one,
   `ray_limiter.py`) and the rows of `records.py`, ok or error.
 
@@ -201,7 +201,7 @@ class ApiCaller:
         import ray
 
         from .ray_limiter import LIMITER_NAMESPACE, LeasedLimiter, RayLeaseOwner
-        from .realtime import RealtimeRun
+        from .realtime_run import RealtimeRun
 
         owner = RayLeaseOwner(ray.get_actor(limiter, namespace=LIMITER_NAMESPACE))
         self.limiter = LeasedLimiter(owner, max_concurrency=config.concurrency)

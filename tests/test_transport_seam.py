@@ -235,8 +235,8 @@ class SmallWindowTransport(ScriptedTransport):
 
 def test_a_context_window_smaller_than_the_job_assumed_cuts_documents_to_it(tmp_path: Path) -> None:
     """GET /v1/models says less than the table: documents are fitted to what the window leaves; the summary says so."""
+    from pipeline.context_fit import SMALLEST_CONTEXT_TOKENS
     from pipeline.plans import Planner
-    from pipeline.realtime import SMALLEST_CONTEXT_TOKENS
 
     job_file = tmp_path / "seam.toml"
     job_file.write_text(JOB, encoding="utf-8")
