@@ -7,12 +7,18 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from .cli_inspect import INSPECTION_COMMANDS
+from .cli_output import fail
 from .config import resolve_config
 from .errors import EXIT_INTERRUPTED, ConfigError, PipelineError
 from .jobs import load_job
+
+if TYPE_CHECKING:
+    from .summary import RunSummary
 
 __all__ = ["entry", "main"]
 
@@ -32,11 +38,6 @@ def _tune_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
-
-def _fail(error: PipelineError) -> None:
-    click.echo(f"docpipe: error: {error}", err=True)
-    sys.exit(error.exit_code)
 
 
 INTERRUPTED_MESSAGE = "docpipe: interrupted; finished rows are kept, rerun to resume"
@@ -158,7 +159,7 @@ def emulator(
     except KeyboardInterrupt:
         return
     except PipelineError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @main.command(short_help="Run a job over a folder, a manifest or one document.")
@@ -215,28 +216,7 @@ def emulator(
 @click.option("--actors", "ray_actors", type=click.IntRange(min=1), metavar="N",
               help="--engine ray: API actors, each with --concurrency requests in flight [default: 2].")
 def run(
-    job_file: Path,
-    input_path: str | None,
-    out_dir: str,
-    state_dir: Path | None,
-    concurrency: int | None,
-    limit: int | None,
-    offline: bool,
-    dry_run: bool,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    rpm: int | None,
-    itpm: int | None,
-    otpm: int | None,
-    progress: str | None,
-    mode: str,
-    no_wait: bool,
-    max_cost_usd: float | None,
-    batch_above: int | None,
-    model: str | None,
-    engine: str,
-    ray_address: str | None,
-    ray_actors: int | None,
+    job_file: Path, input_path: str | None, out_dir: str, model: str | None, dry_run: bool, no_wait: bool, **flags: Any
 ) -> None:
     """Run JOB over INPUT (a folder, a JSONL, CSV or Parquet manifest, or one document) and write rows to --out.
 
@@ -257,29 +237,9 @@ def run(
             click.echo(f"docpipe: warning: {job.model_note}", err=True)
         if input_path is None:
             raise ConfigError("missing INPUT: give a folder, a manifest (.jsonl, .csv, .parquet) or one document")
-        config = resolve_config(
-            job,
-            _local_input(input_path, out_dir, state_dir),
-            out_dir,
-            state_dir=state_dir,
-            concurrency=concurrency,
-            limit=limit,
-            dry_run=dry_run,
-            offline=offline,
-            include=include,
-            exclude=exclude,
-            rpm=rpm,
-            itpm=itpm,
-            otpm=otpm,
-            progress=progress,
-            mode=mode,
-            wait=not no_wait,
-            max_cost_usd=max_cost_usd,
-            batch_above=batch_above,
-            engine=engine,
-            ray_address=ray_address,
-            ray_actors=ray_actors,
-        )
+        local = _local_input(input_path, out_dir, flags["state_dir"])
+        # `flags` are resolve_config's keywords, named alike: the other options of this command
+        config = resolve_config(job, local, out_dir, dry_run=dry_run, wait=not no_wait, **flags)
         if dry_run:
             from .dryrun import dry_run as plan_run
 
@@ -288,46 +248,21 @@ def run(
         _tune_gc()
         summary = run_job(config, transport=transport_for(config))
     except PipelineError as exc:
-        _fail(exc)
+        fail(exc)
         return
+    _tell(summary, config.out_label)
+    sys.exit(summary.exit_code)
+
+
+def _tell(summary: RunSummary, out_label: str) -> None:
+    """The run's summary on stderr, then where its rows are and why it stopped, the error last."""
     click.echo(summary.describe(), err=True)
     saved = f" (summary: {summary.saved_to})" if summary.saved_to else ""
-    click.echo(f"docpipe: results in {config.out_label.rstrip('/')}/{saved}", err=True)
+    click.echo(f"docpipe: results in {out_label.rstrip('/')}/{saved}", err=True)
     if summary.stop_note:
         click.echo(f"docpipe: stopped: {summary.stop_note}", err=True)
     if summary.fatal_error:  # last, where a person reading a cron log looks first
         click.echo(f"docpipe: error: {summary.fatal_error}", err=True)
-    sys.exit(summary.exit_code)
-
-
-@main.command(short_help="The Message Batches of an output directory; --cancel them.")
-@click.argument("out_dir", metavar="OUT")
-@click.option("--cancel", is_flag=True, help="Cancel every batch not yet collected (answers already made are kept).")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="An OUT in object storage: its state directory, where its batches are recorded "
-                   "[default: as `docpipe run`].")
-def batches(out_dir: str, cancel: bool, state_dir: Path | None) -> None:
-    """List the Message Batches of an output directory: state, counts and cost.
-
-    Batches not yet collected are looked up at the API when ANTHROPIC_API_KEY is set.
-    """
-    import os
-
-    from .batch_report import report_batches
-    from .transport import api_transport
-
-    key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
-    transport = api_transport(api_key=key, base_url=os.environ.get("ANTHROPIC_BASE_URL")) if key else None
-    from .stores import open_output
-
-    try:
-        view = open_output(out_dir, state_dir=state_dir)
-        if view.state is None:
-            raise ConfigError(f"no state directory for {out_dir} on this machine: its batches are recorded where it "
-                              "runs (give --state-dir DIR)")
-        click.echo(report_batches(view.state, transport=transport, cancel=cancel))
-    except PipelineError as exc:
-        _fail(exc)
 
 
 @main.command(short_help="What a run would cost, realtime and in batches; sends no message.")
@@ -380,7 +315,7 @@ def estimate(
             reachable = offline or config.api_key is not None  # resolve_config read the key and base URL
             data = estimate_run(config, transport=transport_for(config) if reachable else None)
     except PipelineError as exc:
-        _fail(exc)
+        fail(exc)
         return
     click.echo(to_json(data) if as_json else describe(data))
 
@@ -403,7 +338,7 @@ def init(name: str, to_path: Path | None) -> None:
         except OSError as exc:
             raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     except PipelineError as exc:
-        _fail(exc)
+        fail(exc)
         return
     click.echo(f"docpipe: wrote {path}; check it: docpipe check {path}; run it: docpipe run {path} INPUT --out DIR")
 
@@ -427,149 +362,9 @@ def check(job_file: Path, input_path: str | None, model: str | None) -> None:
             local = _local_input(input_path, Path(scratch), None) if input_path is not None else None
             lines = check_job(job, local)
     except PipelineError as exc:
-        _fail(exc)
+        fail(exc)
         return
     click.echo("\n".join(lines))
-
-
-@main.command(short_help="What an output directory holds: runs, pending work, errors.")
-@click.argument("out_dir", metavar="OUT")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="An OUT in object storage: its state directory on this machine [default: as `docpipe run`].")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.option("--errors", "errors_listed", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
-              help="Documents named per error type.")
-def status(out_dir: str, state_dir: Path | None, as_json: bool, errors_listed: int) -> None:
-    """What an output directory holds: its runs, what is pending, and its documents in error.
-
-    Reads only: takes no lock and contacts no API, so it is safe beside a running run.
-    """
-    from .status import collect_status, describe, to_json
-    from .stores import open_output
-
-    try:
-        report = collect_status(open_output(out_dir, state_dir=state_dir), errors_listed=errors_listed)
-    except PipelineError as exc:
-        _fail(exc)
-        return
-    click.echo(to_json(report) if as_json else describe(report))
-
-
-@main.command(short_help="The latest row per document as CSV or JSONL.")
-@click.argument("out_dir", metavar="OUT")
-@click.option("--format", "format_", type=click.Choice(["csv", "jsonl"]), required=True, help="Output format.")
-@click.option("--to", "to", metavar="FILE", help="Write to FILE [default: stdout].")
-@click.option("--all", "every_row", is_flag=True, help="Every row ever written, not only the latest per document.")
-def export(out_dir: str, format_: str, to: str | None, every_row: bool) -> None:
-    """Write the latest row per document (every row with --all) as CSV or JSONL, UTF-8, dates in ISO 8601."""
-    from .export import export_rows
-    from .stores import location, open_output
-
-    try:
-        target = location(to, what="--to") if to is not None else None
-        if isinstance(target, str):
-            raise ConfigError(f"--to {to}: the export goes to a local file; write it here, then copy it there")
-        written = export_rows(
-            open_output(out_dir).parts,
-            format=format_,
-            to=target,
-            sink=sys.stdout,
-            every_row=every_row,
-        )
-    except PipelineError as exc:
-        _fail(exc)
-        return
-    if to is not None:
-        click.echo(f"docpipe: {written} rows written to {to}", err=True)
-
-
-@main.command(name="eval", short_help="Score an output against a truth file, field by field.")
-@click.argument("out_dir", metavar="OUT")
-@click.option("--truth", "truth_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Expected values: CSV, JSONL or Parquet with doc_id and some of the job's fields.")
-@click.option("--job", "job_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="The job file: its enum values check the truth file [default: types from the output's schema].")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write it all as JSON.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
-              help="A number within this share of the expected value counts as right.")
-def eval_command(out_dir: str, truth_path: Path, job_file: Path | None, json_path: Path | None,
-                 tolerance: float) -> None:
-    """Score OUT's latest ok answers against a truth file: per field accuracy, matches, errors and overlap."""
-    from .evaluation_io import evaluate_output
-    from .evaluation_report import describe_evaluation, to_json
-    from .stores import open_output
-
-    try:
-        job = load_job(job_file) if job_file else None
-        evaluation = evaluate_output(open_output(out_dir).parts, truth_path, job=job, tolerance=tolerance)
-    except PipelineError as exc:
-        _fail(exc)
-        return
-    click.echo(describe_evaluation(evaluation))
-    if json_path:
-        _write_json(json_path, to_json(evaluation))
-
-
-@main.command(short_help="Two outputs side by side: agreement per field, cost and latency.")
-@click.argument("out_a", metavar="OUT_A")
-@click.argument("out_b", metavar="OUT_B")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write it all as JSON.")
-@click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Disagreeing documents shown per field.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
-              help="Numbers within this share of A's value agree.")
-def compare(out_a: str, out_b: str, json_path: Path | None, limit: int, tolerance: float) -> None:
-    """Compare two outputs over the same documents (two jobs or two models): agreement per field, cost, latency."""
-    from .evaluation_io import compare_outputs
-    from .evaluation_report import describe_comparison, to_json
-    from .stores import open_output
-
-    try:
-        comparison = compare_outputs(open_output(out_a).parts, open_output(out_b).parts, tolerance=tolerance)
-    except PipelineError as exc:
-        _fail(exc)
-        return
-    click.echo(describe_comparison(comparison, limit=limit))
-    if json_path:
-        _write_json(json_path, to_json(comparison))
-
-
-@main.command(short_help="One HTML page of an output: answers, errors, runs, latency.")
-@click.argument("out_dir", metavar="OUT")
-@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the page here [default: OUT/_report.html; report.html here for an OUT in object storage].")
-@click.option("--truth", "truth_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Add the evaluation against this truth file (as `docpipe eval`).")
-@click.option("--job", "job_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="The job file [default: the fields the output records].")
-@click.option("--review-by", "review_by", metavar="FIELD",
-              help="Numeric field whose lowest answers are listed to review first [default: a *confidence* field].")
-@click.option("--review", "review_count", type=click.IntRange(min=0), default=20, show_default=True, metavar="N",
-              help="Documents listed to review first.")
-@click.option("--errors", "errors_listed", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
-              help="Documents named per error type.")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="An OUT in object storage: its state directory, for what is pending [default: as `docpipe run`].")
-def report(out_dir: str, to: Path | None, truth_path: Path | None, job_file: Path | None, review_by: str | None,
-           review_count: int, errors_listed: int, state_dir: Path | None) -> None:
-    """Write one self-contained HTML page of OUT (it opens with no network): counts per enum field, numeric
-    distributions, the documents to review first, errors, cost and tokens per run, latency percentiles,
-    and with --truth the evaluation. Needs plotly: pip install 'docpipe[report]'."""
-    from .report_data import collect_report
-    from .report_html import render_html, write_page
-    from .stores import open_output
-
-    try:
-        job = load_job(job_file) if job_file else None
-        view = open_output(out_dir, state_dir=state_dir)
-        target = to or (view.parts / "_report.html" if isinstance(view.parts, Path) else Path("report.html"))
-        page = render_html(collect_report(view, job=job, truth_path=truth_path, review_by=review_by,
-                                          review_count=review_count, errors_listed=errors_listed))
-        write_page(target, page)
-    except PipelineError as exc:
-        _fail(exc)
-        return
-    click.echo(f"docpipe: report in {target} ({len(page.encode()) / 1e6:.1f} MB; open it in a browser)", err=True)
 
 
 def _local_input(input_path: str, out: str | Path, state_dir: Path | None) -> Path:
@@ -586,9 +381,5 @@ def _local_input(input_path: str, out: str | Path, state_dir: Path | None) -> Pa
     return fetch_input(where, state, echo=lambda line: click.echo(line, err=True))
 
 
-def _write_json(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        _fail(ConfigError(f"cannot write {path}: {exc.strerror or exc}"))
-    click.echo(f"docpipe: JSON in {path}", err=True)
+for _command in INSPECTION_COMMANDS:
+    main.add_command(_command)

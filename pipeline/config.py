@@ -235,32 +235,9 @@ def resolve_config(
     out_dir, store = resolve_output(out_dir, state_dir, env=env)
     if store is None and out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a directory")
-    env_concurrency = _env_int(env, "DOCPIPE_CONCURRENCY")
-    resolved_concurrency = concurrency if concurrency is not None else (env_concurrency or DEFAULT_CONCURRENCY)
-    if not 1 <= resolved_concurrency <= MAX_CONCURRENCY:
-        raise ConfigError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, not {resolved_concurrency}")
-    if limit is not None and limit < 1:
-        raise ConfigError("--limit must be at least 1")
-    resolved_progress = progress or env.get("DOCPIPE_PROGRESS") or "auto"
-    if resolved_progress not in PROGRESS_MODES:
-        source = "--progress" if progress else "DOCPIPE_PROGRESS"
-        raise ConfigError(f"{source}={resolved_progress!r}: must be one of {', '.join(PROGRESS_MODES)}")
-    if mode not in MODES:
-        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if max_cost_usd is not None and not (math.isfinite(max_cost_usd) and max_cost_usd > 0):
-        raise ConfigError(f"--max-cost must be a positive number of US dollars, not {max_cost_usd!r}")
-    if max_cost_usd is not None:
-        from .pricing import model_prices
-
-        if model_prices(job.model, job.prices) is None:
-            raise ConfigError(
-                f"--max-cost needs {job.model}'s prices, and docpipe has none: give them in the job's [prices] "
-                "(input_usd, output_usd) or in a DOCPIPE_PRICES file"
-            )
-    if not wait and mode == "realtime":
-        raise ConfigError("--no-wait applies to --mode batch (or auto) only: a realtime run waits for its answers")
-    if batch_above is not None and mode != "auto":
-        raise ConfigError("--batch-above applies to --mode auto only")
+    resolved_concurrency = _concurrency(concurrency, env)
+    resolved_progress = _progress(progress, env)
+    _check_run_flags(job, limit=limit, mode=mode, wait=wait, max_cost_usd=max_cost_usd, batch_above=batch_above)
     check_engine(engine, max_cost_usd=max_cost_usd, ray_address=ray_address, ray_actors=ray_actors)
     _check_details(job, input_path)
     api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
@@ -298,6 +275,48 @@ def resolve_config(
         ray_address=ray_address,
         ray_actors=ray_actors or DEFAULT_RAY_ACTORS,
     )
+
+
+def _concurrency(concurrency: int | None, env: Mapping[str, str]) -> int:
+    """--concurrency, else DOCPIPE_CONCURRENCY, else the default; within 1 and MAX_CONCURRENCY."""
+    env_concurrency = _env_int(env, "DOCPIPE_CONCURRENCY")
+    resolved = concurrency if concurrency is not None else (env_concurrency or DEFAULT_CONCURRENCY)
+    if not 1 <= resolved <= MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, not {resolved}")
+    return resolved
+
+
+def _progress(progress: str | None, env: Mapping[str, str]) -> str:
+    """--progress, else DOCPIPE_PROGRESS, else auto; one of PROGRESS_MODES."""
+    resolved = progress or env.get("DOCPIPE_PROGRESS") or "auto"
+    if resolved not in PROGRESS_MODES:
+        source = "--progress" if progress else "DOCPIPE_PROGRESS"
+        raise ConfigError(f"{source}={resolved!r}: must be one of {', '.join(PROGRESS_MODES)}")
+    return resolved
+
+
+def _check_run_flags(
+    job: Job, *, limit: int | None, mode: str, wait: bool, max_cost_usd: float | None, batch_above: int | None
+) -> None:
+    """The flags of a run that only make sense together, or within a range."""
+    if limit is not None and limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    if mode not in MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if max_cost_usd is not None and not (math.isfinite(max_cost_usd) and max_cost_usd > 0):
+        raise ConfigError(f"--max-cost must be a positive number of US dollars, not {max_cost_usd!r}")
+    if max_cost_usd is not None:
+        from .pricing import model_prices
+
+        if model_prices(job.model, job.prices) is None:
+            raise ConfigError(
+                f"--max-cost needs {job.model}'s prices, and docpipe has none: give them in the job's [prices] "
+                "(input_usd, output_usd) or in a DOCPIPE_PRICES file"
+            )
+    if not wait and mode == "realtime":
+        raise ConfigError("--no-wait applies to --mode batch (or auto) only: a realtime run waits for its answers")
+    if batch_above is not None and mode != "auto":
+        raise ConfigError("--batch-above applies to --mode auto only")
 
 
 def check_engine(engine: str, *, max_cost_usd: float | None, ray_address: str | None, ray_actors: int | None) -> None:

@@ -163,21 +163,10 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
             for spec in planner.plan(ref.doc_id, work.payload, details=details)[: SAMPLE_REQUESTS - len(sample)]:
                 sample.append(spec.params)
                 sample_local += spec.estimated_input_tokens
-    ratio, counted_by = 1.0, "docpipe's local estimate (no API reachable: set ANTHROPIC_API_KEY or use --offline)"
-    if transport is not None and sample:
-        try:
-            counted = asyncio.run(_count(transport, sample))
-            ratio = sum(counted) / sample_local
-            counted_by = f"count_tokens on {len(sample)} request(s), applied to the local estimate (x{ratio:.2f})"
-        except PipelineError as exc:
-            counted_by = f"docpipe's local estimate (count_tokens failed: {exc})"
+    ratio, counted_by = _calibration(transport, sample, sample_local)
     input_tokens = round(local * ratio)
     prefix_tokens = round(planner.prefix_estimate * ratio)
-    output_mean, latency_ms, earlier_rows = _earlier(config.parts, job)
-    output_source = f"the mean of {earlier_rows} earlier ok row(s) of this job"
-    if output_mean is None:
-        output_mean = job.max_tokens * ASSUMED_OUTPUT_SHARE
-        output_source = f"assumed: {ASSUMED_OUTPUT_SHARE:.0%} of max_tokens (no earlier rows of this job in --out)"
+    output_mean, latency_ms, output_source = _output_per_document(config, job)
     model = get_model(job.model)
     cacheable = job.cache_ttl != "off" and (model is None or prefix_tokens >= model.cache_min_tokens)
     def projected(mode: str, locals_of: list[int]) -> Projection:
@@ -202,6 +191,30 @@ def estimate_run(config: RunConfig, *, transport: TransportFactory | None) -> di
         "projections": [_unpriced(asdict(p)) if unpriced else asdict(p) for p in projections],
         "prices_known": not unpriced,
     }
+
+
+def _calibration(
+    transport: TransportFactory | None, sample: list[dict[str, Any]], sample_local: int
+) -> tuple[float, str]:
+    """count_tokens over the sample against docpipe's local estimate of it: (the ratio, how the input was counted)."""
+    if transport is None or not sample:
+        return 1.0, "docpipe's local estimate (no API reachable: set ANTHROPIC_API_KEY or use --offline)"
+    try:
+        counted = asyncio.run(_count(transport, sample))
+    except PipelineError as exc:
+        return 1.0, f"docpipe's local estimate (count_tokens failed: {exc})"
+    ratio = sum(counted) / sample_local
+    return ratio, f"count_tokens on {len(sample)} request(s), applied to the local estimate (x{ratio:.2f})"
+
+
+def _output_per_document(config: RunConfig, job: Job) -> tuple[float, float | None, str]:
+    """Output tokens a document takes (this job's earlier rows in --out, else a share of max_tokens), the
+    latency of those rows, and where the figure comes from."""
+    output_mean, latency_ms, earlier_rows = _earlier(config.parts, job)
+    if output_mean is None:
+        share = f"assumed: {ASSUMED_OUTPUT_SHARE:.0%} of max_tokens (no earlier rows of this job in --out)"
+        return job.max_tokens * ASSUMED_OUTPUT_SHARE, latency_ms, share
+    return output_mean, latency_ms, f"the mean of {earlier_rows} earlier ok row(s) of this job"
 
 
 def _unpriced(projection: dict[str, Any]) -> dict[str, Any]:

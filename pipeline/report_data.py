@@ -24,7 +24,8 @@ from .errors import ConfigError
 from .evaluation import Evaluation, label
 from .fields import Field
 from .jobs import Job
-from .status import ErrorGroup, RunLine, check_output_dir, collect_pending, group_errors, pending_lines, read_runs
+from .status import ErrorGroup, RunLine, check_output_dir, group_errors, read_runs
+from .status_pending import collect_pending, pending_lines
 from .stores import OutputView
 
 __all__ = [

@@ -13,7 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from .errors import ConfigError
-from .jobs import NAME_RE, Job
+from .job_fields import NAME_RE
+from .jobs import Job
 
 __all__ = ["check_job", "starter_job"]
 

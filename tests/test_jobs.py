@@ -384,7 +384,7 @@ def test_at_most_sixteen_fields_may_be_optional() -> None:
 
 def test_reserved_field_names_are_exactly_the_output_columns() -> None:
     """A job field may not take the name of any column docpipe writes itself (and no other name is reserved)."""
-    from pipeline.jobs import RESERVED_COLUMNS
+    from pipeline.columns import RESERVED_COLUMNS
     from pipeline.output import BASE_COLUMNS, TRAILING_COLUMNS
 
     assert {name for name, _, _ in BASE_COLUMNS + TRAILING_COLUMNS} == set(RESERVED_COLUMNS)
