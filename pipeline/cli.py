@@ -75,9 +75,17 @@ def _ignore_late_signals() -> None:
     (as `dataclasses` does to build `__init__`) and, however the interrupt was handled, kills the
     process with SIGINT on exit instead of exiting 130. Any `exec` of a string that completes
     clears that mark; after SIG_IGN no new interrupt can set it again.
+
+    Until both handlers are replaced, the other signal still raises KeyboardInterrupt: it is caught
+    and the replacing done again, as many times as signals land.
     """
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
+    while True:
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_IGN)
+            break
+        except KeyboardInterrupt:
+            continue
     exec("")  # clears the interpreter's "unhandled KeyboardInterrupt" mark, see above
 
 
