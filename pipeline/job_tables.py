@@ -13,6 +13,7 @@ __all__ = ["check_keys", "choice", "expect", "positive_int", "seconds", "subtabl
 def expect(
     table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, path: Path | None, what: str
 ) -> Any:
+    """`table[key]` when it is of `kind` (a bool is no number here), else a JobError saying `what` was expected."""
     value = table[key]
     if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
         raise JobError(f"expected {what}, got {value!r}", path=path, key=f"{where}{key}")
@@ -22,6 +23,7 @@ def expect(
 
 
 def check_keys(table: dict[str, Any], allowed: frozenset[str], where: str, path: Path | None) -> None:
+    """A JobError for the first key of `table` that is not `allowed`, listing those that are."""
     for key in table:
         if key not in allowed:
             raise JobError(
@@ -30,6 +32,7 @@ def check_keys(table: dict[str, Any], allowed: frozenset[str], where: str, path:
 
 
 def positive_int(table: dict[str, Any], key: str, where: str, path: Path | None) -> int | None:
+    """An integer above 0 at `key`, or None when the key is absent."""
     if key not in table:
         return None
     value = expect(table, key, int, where, path, "a positive integer")
@@ -39,6 +42,7 @@ def positive_int(table: dict[str, Any], key: str, where: str, path: Path | None)
 
 
 def seconds(table: dict[str, Any], key: str, default: float, where: str, path: Path | None) -> float:
+    """A number of seconds, 0 or more, at `key`; `default` when the key is absent."""
     if key not in table:
         return default
     value = float(expect(table, key, (int, float), where, path, "a number of seconds >= 0"))
@@ -50,6 +54,7 @@ def seconds(table: dict[str, Any], key: str, default: float, where: str, path: P
 def choice(
     table: dict[str, Any], key: str, choices: tuple[str, ...], default: str, where: str, path: Path | None
 ) -> str:
+    """One of `choices` at `key`; `default` when the key is absent."""
     if key not in table:
         return default
     value = table[key]
