@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import anthropic
 import pytest
 from click.testing import CliRunner
 from conftest import SEED, TEST_KEY
@@ -77,7 +80,9 @@ def test_a_paid_answer_refused_its_schema_retry_is_not_lost(tmp_path: Path, monk
     assert billed == written_attempts, (billed, written_attempts, result.output)
 
 
-def test_follow_ups_of_an_earlier_runs_batch_count_against_this_runs_budget(tmp_path: Path) -> None:
+def test_follow_ups_of_an_earlier_runs_batch_count_against_this_runs_budget(
+    tmp_path: Path, wait_until: Callable[..., Any]
+) -> None:
     """Run 1 submits (--no-wait, no budget); every request errors (overloaded). Run 2, --max-cost $0.0001
     (under any one request's worst case), collects them: the follow-up batch is reserved for, so nothing
     is sent past the budget."""
@@ -88,9 +93,10 @@ def test_follow_ups_of_an_earlier_runs_batch_count_against_this_runs_budget(tmp_
         base = ["run", str(TRIAGE), str(MANIFEST), "--out", str(out), "--mode", "batch"]
         emulator.control.set_faults([{"kind": "overloaded", "endpoints": ["batch_requests"], "times": 14}])
         assert 0 == CliRunner().invoke(main, [*base, "--no-wait"], env=env).exit_code
-        import time
-
-        time.sleep(0.5)  # the batch ends, every request errored (nothing billed)
+        with anthropic.Anthropic(api_key=TEST_KEY, base_url=emulator.base_url, max_retries=0) as client:
+            # the batch ends, every request errored (nothing billed)
+            wait_until(lambda: all(b.processing_status == "ended" for b in client.messages.batches.list()),
+                       what="the first run's batch to end")
         billed_before = emulator.control.stats()["messages_billed"]
         second = CliRunner().invoke(main, [*base, "--max-cost", "0.0001"], env=env)
         billed = emulator.control.stats()["messages_billed"] - billed_before
