@@ -13,6 +13,7 @@ the number of documents. The folding functions are pure, over Python values, and
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -164,7 +165,8 @@ def distribution(name: str, values: Sequence[Any], *, bins: int = HISTOGRAM_BINS
         counts: tuple[int, ...] = tuple(binned)
     else:  # all equal, or too close to tell apart: one bin around them, wide enough to draw
         pad = 0.5 if low == int(low) and abs(low) < 2**52 else max(abs(low) * 0.05, 1e-9)
-        edges, counts = (low - pad, high + pad), (len(numbers),)
+        # near the largest float the padded edge would be infinite: the bin stops at the largest float
+        edges, counts = (max(low - pad, -sys.float_info.max), min(high + pad, sys.float_info.max)), (len(numbers),)
     return Distribution(
         name=name,
         count=len(numbers),
