@@ -206,3 +206,20 @@ def test_a_bad_value_from_the_environment_names_the_variable(tmp_path: Path) -> 
     triage = load_job(Path(__file__).parent.parent / "jobs" / "triage.toml")
     with pytest.raises(ConfigError, match="DOCPIPE_PROGRESS='sparkles': must be one of"):
         resolve_config(triage, tmp_path, tmp_path / "out", env={"DOCPIPE_PROGRESS": "sparkles"}, offline=True)
+
+
+def test_every_run_option_reaches_resolve_config_by_name() -> None:
+    """`docpipe run` hands its options to `resolve_config` by name: one without a keyword there would
+    fail every run with a TypeError, so an option added to the command must be added there too."""
+    import inspect
+
+    import click
+
+    from pipeline.cli import main
+
+    command = main.commands["run"]
+    assert isinstance(command, click.Command)
+    handled_by_the_command = {"job_file", "input_path", "out_dir", "model", "dry_run", "no_wait", "help"}
+    passed_through = {param.name for param in command.params} - handled_by_the_command
+    keywords = set(inspect.signature(resolve_config).parameters)
+    assert passed_through and passed_through <= keywords, sorted(passed_through - keywords)
