@@ -8,8 +8,8 @@ fault rule is in force), and a JSON body, except the documented non-JSON ones: a
 (`text/event-stream`) and batch results (JSONL). Error bodies must have the API's shape.
 
 The property is checked over raw HTTP (httpx2, the SDK's transport), so that the generated input
-reaches the emulator as sent; one emulator serves the whole module. Hypothesis is derandomized
-and every test has a fixed example budget, so the module runs in bounded time.
+reaches the emulator as sent; one emulator serves the whole module. Hypothesis draws fixed examples
+(conftest's profile) and every test has a fixed example budget, so the module runs in bounded time.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from pipeline.models import MODELS
 FUZZ = settings(
     max_examples=60,
     deadline=5000,  # ms; one request is a few ms, so only a hang or a runaway could reach it
-    derandomize=True,
     database=None,
     suppress_health_check=[
         HealthCheck.too_slow,

@@ -577,7 +577,7 @@ def test_large_documents_are_analysed_without_being_kept() -> None:
     assert (last.hits - after.hits, last.misses - after.misses) == (1, 1)
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(["a", " ", ".", "!", "?", "\n", "\n\n", "-", "1", "\t", "x. ", "\u00a0", "\r\n", "#"])))
 def test_sentences_split_where_the_plain_pattern_splits_them(pieces: list[str]) -> None:
     """The split pattern leads with a look-ahead for speed; it must split exactly where the plain one does."""
@@ -587,7 +587,7 @@ def test_sentences_split_where_the_plain_pattern_splits_them(pieces: list[str]) 
     assert SENTENCE_SPLIT_RE.split(text) == re.split(r"(?<=[.!?])\s+|\n{2,}|\n(?=[-*#\d])", text)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None)
 @given(st.integers(min_value=0, max_value=2**128 - 1))
 def test_ids_spell_their_number_a_base62_digit_at_a_time(number: int) -> None:
     """Ids are spelled two digits a step for speed: the same characters as one digit a step."""

@@ -412,7 +412,7 @@ PIECES = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None)
 @given(
     names=st.lists(st.tuples(PIECES, PIECES).map("".join), max_size=5),
     lines=st.lists(st.lists(PIECES, max_size=6).map("".join), max_size=5),

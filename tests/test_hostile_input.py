@@ -47,7 +47,6 @@ JOB = load_job(TRIAGE)
 HOSTILE = settings(
     max_examples=40,
     deadline=None,
-    derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )

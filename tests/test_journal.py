@@ -75,7 +75,7 @@ def _junk(kind: str, seed: bytes, value: Any, number: int) -> bytes:
 
 
 @settings(
-    max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(lines=_lines, header=st.booleans(), cut=st.none() | st.integers(min_value=0))
 def test_recovery_of_any_journal_content(lines: list[tuple[str, bytes, Any]], header: bool, cut: int | None) -> None:

@@ -633,7 +633,7 @@ def test_open_source_filters_only_for_folders(tmp_path: Path) -> None:
         open_source(manifest, include=["*.txt"])
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.sampled_from([b"a", b" ", b"\n", b"\r", b"\t", b"{", b"\x0b", b"\x0c", b"\xe9"]), max_size=60),
     st.integers(1, 70),
