@@ -251,7 +251,9 @@ class DoneLedger:
 
 
 def _empty(columns: Sequence[str]) -> pa.Table:
-    return pa.table({name: pa.array([], _KINDS.get(name, pa.string())) for name in columns})
+    # Not from empty lists: pyarrow imports pandas (about 0.2 s) the first time it converts any
+    # Python value, to ask whether it is a pandas object, and this runs before the first request.
+    return pa.table({name: pa.nulls(0, _KINDS.get(name, pa.string())) for name in columns})
 
 
 class _Rows:
