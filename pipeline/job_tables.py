@@ -14,6 +14,8 @@ def expect(
     table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, path: Path | None, what: str
 ) -> Any:
     """`table[key]` when it is of `kind` (a bool is no number here), else a JobError saying `what` was expected."""
+    if key not in table:
+        raise JobError(f"missing: expected {what}", path=path, key=f"{where}{key}")
     value = table[key]
     if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
         raise JobError(f"expected {what}, got {value!r}", path=path, key=f"{where}{key}")

@@ -69,6 +69,23 @@ def test_an_example_that_does_not_fit_the_job_is_refused_naming_where(output: di
     assert key == caught.value.key
 
 
+@pytest.mark.parametrize(
+    ("tables", "key"),
+    [
+        ('[[fields]]\nname = "category"\ntype = "enum"\nvalues = ["a", "b"]\n'
+         '[[examples]]\noutput = {category = "a"}\n', "examples[0].input"),  # an example with no document text
+        ('[[fields]]\ntype = "string"\n', "fields[0].name"),  # a field with no name
+    ],
+)
+def test_a_missing_key_is_an_error_naming_it_not_a_crash(tables: str, key: str, tmp_path: Path) -> None:
+    """A key the job needs and lacks: `docpipe check` exits 2 with one line naming it, no traceback."""
+    job = tmp_path / "job.toml"
+    job.write_text('[job]\nname = "t"\ninstructions = "Classify."\n' + tables)
+    result = invoke(["check", str(job)])
+    assert 2 == result.exit_code, result.output
+    assert f"[{key}] missing" in result.output and "Traceback" not in result.output
+
+
 def test_each_request_carries_its_documents_details_and_every_request_shares_the_prefix(
     emulator: Emulator, tmp_path: Path
 ) -> None:
