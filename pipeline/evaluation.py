@@ -20,6 +20,7 @@ answered, and sets side by side what each cost and how long it took.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -114,7 +115,7 @@ class SideStats:
     documents: int  # answered ok
     errors: int  # latest row an error
     only_here: int  # answered ok on this side only
-    cost_usd: float
+    cost_usd: float | None  # None when a row that used tokens has no price (a model priced nowhere)
     cost_per_document_usd: float | None
     input_tokens: int
     output_tokens: int
@@ -303,7 +304,8 @@ def evaluate(
 
 def _side(out: str, answers: Mapping[str, Row], shared: Sequence[str], *, errors: int, only_here: int) -> SideStats:
     rows = [answers[doc_id] for doc_id in shared]
-    cost_usd = sum(float(row.get("cost_usd") or 0.0) for row in rows)
+    unpriced = any(row.get("cost_usd") is None and (row.get("input_tokens") or row.get("output_tokens")) for row in rows)
+    cost_usd = None if unpriced else math.fsum(float(row.get("cost_usd") or 0.0) for row in rows)
     latencies = [float(row["latency_ms"]) for row in rows if row.get("latency_ms") is not None]
     return SideStats(
         out=out,
@@ -312,7 +314,7 @@ def _side(out: str, answers: Mapping[str, Row], shared: Sequence[str], *, errors
         errors=errors,
         only_here=only_here,
         cost_usd=cost_usd,
-        cost_per_document_usd=_ratio(cost_usd, len(rows)),
+        cost_per_document_usd=None if cost_usd is None else _ratio(cost_usd, len(rows)),
         input_tokens=sum(int(row.get("input_tokens") or 0) for row in rows),
         output_tokens=sum(int(row.get("output_tokens") or 0) for row in rows),
         latency_p50_ms=percentile(latencies, 50),

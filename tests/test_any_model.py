@@ -126,3 +126,19 @@ def test_a_bad_served_model_is_refused_naming_it(text: str, message: str) -> Non
 
     with pytest.raises(EmulatorError, match=message):
         served_models(text)
+
+
+def test_compare_shows_an_unpriced_model_as_unknown_never_as_free(tmp_path: Path) -> None:
+    """A model priced nowhere has null costs: compare says "unknown" and writes null, not a $0 that looks cheaper."""
+    priced, unpriced = tmp_path / "priced", tmp_path / "unpriced"
+    for out, model in ((priced, []), (unpriced, ["--model", NEW_MODEL])):
+        result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", str(out), "--offline", *model],
+                        ANTHROPIC_API_KEY="", **{MODELS_ENV: f"{NEW_MODEL}=claude-sonnet-5-5"})
+        assert 0 == result.exit_code, result.output
+    report = tmp_path / "compare.json"
+    result = invoke(["compare", str(priced), str(unpriced), "--json", str(report)])
+    assert 0 == result.exit_code, result.output
+    cost_line = next(line for line in result.output.splitlines() if line.lstrip().startswith("cost, "))
+    assert "$0.0" in cost_line and "unknown (no price for the model)" in cost_line
+    data = json.loads(report.read_text())
+    assert data["a"]["cost_usd"] > 0 and data["b"]["cost_usd"] is None and data["b"]["cost_per_document_usd"] is None
