@@ -23,6 +23,7 @@ class Tally:
     skipped: int = 0
     tokens: int = 0
     cost_usd: float = 0.0
+    unpriced: int = 0  # rows that used tokens at a price docpipe does not know: the cost shown is a floor
     in_batches: int = 0  # requests submitted in Message Batches and not yet collected
 
 
@@ -42,10 +43,10 @@ class NullProgress:
 
 def _describe(tally: Tally) -> str:
     batches = f" in_batches={tally.in_batches:,}" if tally.in_batches else ""
-    return (
-        f"ok={tally.ok} err={tally.errors} done_before={tally.skipped}{batches} tok={tally.tokens:,} "
-        f"${tally.cost_usd:.4f}"
-    )
+    cost = f"${tally.cost_usd:.4f}"
+    if tally.unpriced:  # unknown prices: "$?" alone, or what is known and more ("$0.0123+?"), never a $0 that looks free
+        cost = "$?" if tally.cost_usd == 0 else f"{cost}+?"
+    return f"ok={tally.ok} err={tally.errors} done_before={tally.skipped}{batches} tok={tally.tokens:,} {cost}"
 
 
 class TqdmProgress:

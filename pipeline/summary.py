@@ -125,6 +125,7 @@ class RunSummary:
             skipped=skipped,
             tokens=tokens,
             cost_usd=self.cost_usd,
+            unpriced=self.unpriced_rows,
         )
 
     def to_json(self) -> str:

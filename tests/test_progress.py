@@ -50,6 +50,18 @@ def test_bar_counts_this_runs_documents_out_of_what_is_left() -> None:
     assert "20/20" in stream.getvalue() and "done_before=80" in stream.getvalue()
 
 
+def test_an_unknown_price_shows_as_unknown_never_as_free() -> None:
+    """Rows of a model priced nowhere: "$?" when nothing is priced, the known part and "+?" when some are."""
+    stream = io.StringIO()
+    progress = LogProgress(10, stream=stream, clock=_Clock())
+    progress.close(Tally(done=3, ok=3, tokens=900, unpriced=3))
+    progress.close(Tally(done=5, ok=5, tokens=1500, cost_usd=0.0123, unpriced=3))
+    progress.close(Tally(done=5, ok=5, tokens=1500, cost_usd=0.0123))
+    first, mixed, priced = stream.getvalue().splitlines()
+    assert " $?" in first and "$0.0000" not in first
+    assert " $0.0123+? " in mixed and " $0.0123 " in priced
+
+
 def test_progress_total_honours_include_and_exclude(emulator: Emulator, tmp_path: Path) -> None:
     """The total is what the globs select: 3 of a folder's 5 documents, not 5."""
     inbox = tmp_path / "inbox"
