@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import JobError
+from .errors import ConfigError, JobError
 from .fields import FIELD_TYPES, Field
 from .job_fields import parse_examples, parse_fields
 from .job_tables import check_keys, choice, expect, positive_int, seconds, subtable
@@ -119,6 +119,7 @@ class Job:
     batch_above: int | None = None  # --mode auto: from this many documents to send, Message Batches
     batch_retry: str = "batch"  # or "realtime": what a batch left unanswered goes out at once, not in a follow-up
     prices: tuple[tuple[str, float], ...] = ()  # [prices]: the job's own (negotiated, or a new model's), by field
+    prices_for: str | None = None  # set when --model runs another model than the job's: [prices] were for this one
     effort: str | None = None
     schema_retries: int = 2
     attachments: str = "sections"  # or "documents": each attachment of an e-mail a document of its own
@@ -139,22 +140,28 @@ class Job:
 
     @property
     def model_note(self) -> str | None:
-        """A warning line for a model docpipe's table does not know: what is not checked, and its price."""
-        if get_model(self.model) is not None:
-            return None
-        from .pricing import model_prices
-
-        priced = model_prices(self.model, self.prices) is not None
-        return (
-            f"model {self.model!r} is not in docpipe's model table: its limits are the API's (and the job's "
-            "context_window / max_output_tokens, if set)"
-            + (
-                ""
-                if priced
-                else "; it has no prices ([prices] in the job, or DOCPIPE_PRICES), so cost_usd is null and "
-                "--max-cost cannot cap it"
+        """A warning line: the job's [prices] left out under --model, a model docpipe's table does not know."""
+        notes = []
+        if self.prices_for is not None:
+            notes.append(
+                f"the job's [prices] are for {self.prices_for!r}, not applied to {self.model!r} (--model): its prices "
+                "are the model table's or DOCPIPE_PRICES's"
             )
-        )
+        if get_model(self.model) is None:
+            from .pricing import model_prices
+
+            priced = model_prices(self.model, self.prices) is not None
+            notes.append(
+                f"model {self.model!r} is not in docpipe's model table: its limits are the API's (and the job's "
+                "context_window / max_output_tokens, if set)"
+                + (
+                    ""
+                    if priced
+                    else "; it has no prices ([prices] in the job, or DOCPIPE_PRICES), so cost_usd is null and "
+                    "--max-cost cannot cap it"
+                )
+            )
+        return "; ".join(notes) or None
 
     @property
     def fingerprint(self) -> str:
@@ -293,11 +300,22 @@ def parse_job(
     table = data.get("job")
     if not isinstance(table, dict):
         raise JobError("missing [job] table", path=path, key="job")
-    if model is not None:
-        table = table | {"model": model}
+    own_model = table.get("model", DEFAULT_MODEL)
+    override = model
+    if override is not None:
+        table = table | {"model": override}
     check_keys(table, JOB_KEYS, "job.", path)
     name = expect(table, "name", str, "job.", path, "a string") if "name" in table else default_name
-    model, spec, max_tokens, context = _model(table, path)
+    try:
+        model, spec, max_tokens, context = _model(table, path)
+    except JobError as exc:
+        if override is None or exc.key != "job.model":
+            raise
+        raise ConfigError(f"--model {override}: {exc.detail}") from None  # the command line's, not the file's
+    prices = _prices(data, path)
+    prices_for = None
+    if prices and override is not None and not _same_model(override, own_model):
+        prices, prices_for = (), str(own_model)  # negotiated or a new model's prices say nothing of another model
     instructions = _instructions(table, path)
     fields = parse_fields(data, path)
     timeout_s = _timeout_s(table, path)
@@ -337,12 +355,21 @@ def parse_job(
         schema_retries=schema_retries,
         attachments=choice(table, "attachments", ATTACHMENT_MODES, "sections", "job.", path),
         retry=retry,
-        prices=_prices(data, path),
+        prices=prices,
+        prices_for=prices_for,
         examples=parse_examples(data, fields, path),
         rpm=positive_int(limits_table, "rpm", "limits.", path),
         itpm=positive_int(limits_table, "itpm", "limits.", path),
         otpm=positive_int(limits_table, "otpm", "limits.", path),
     )
+
+
+def _same_model(a: str, b: object) -> bool:
+    """Whether two names (ids or aliases) are one model."""
+    if not isinstance(b, str):
+        return False
+    spec_a, spec_b = get_model(a), get_model(b)
+    return a == b if spec_a is None or spec_b is None else spec_a.id == spec_b.id
 
 
 def load_job(path: Path, *, model: str | None = None) -> Job:

@@ -62,7 +62,7 @@ Read the document and fill in the fields below. Base every answer on the documen
 # itpm = 2000000
 # otpm = 400000
 
-# [prices]                       # USD per million tokens, over the model table and DOCPIPE_PRICES
+# [prices]                       # USD per million tokens of this job's model (not of one --model puts in its place)
 # input_usd = 0.10
 # output_usd = 0.50
 

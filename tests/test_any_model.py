@@ -73,19 +73,21 @@ def test_a_run_on_a_new_model_writes_rows_with_null_cost_and_says_why(tmp_path: 
 def test_model_flag_is_part_of_the_fingerprint_and_a_priced_new_model_has_costs(
     tmp_path: Path,
 ) -> None:
-    """--model changes the fingerprint (a rerun with another model asks again); [prices] prices a new model."""
+    """--model changes the fingerprint (a rerun with another model asks again); [prices] prices the job's new model."""
     job = tmp_path / "priced.toml"
-    job.write_text(TRIAGE.read_text() + "\n[prices]\ninput_usd = 4.0\noutput_usd = 20.0\n")
+    job.write_text(TRIAGE.read_text().replace('model = "claude-haiku-5-5"', f'model = "{NEW_MODEL}"', 1)
+                   + "\n[prices]\ninput_usd = 4.0\noutput_usd = 20.0\n")
     out = tmp_path / "out"
     docs = SAMPLE / "invoices"
     with Emulator(EmulatorConfig(seed=SEED, models=SERVED)) as emulator:
-        first = invoke(["run", str(job), str(docs), "--out", str(out)], emulator)
+        first = invoke(["run", str(job), str(docs), "--out", str(out), "--model", "claude-haiku-5-5"], emulator)
         assert 0 == first.exit_code, first.output
-        other = invoke(["run", str(job), str(docs), "--out", str(tmp_path / "other"), "--model", NEW_MODEL], emulator)
+        other = invoke(["run", str(job), str(docs), "--out", str(tmp_path / "other")], emulator)
         assert 0 == other.exit_code, other.output
-    assert load_job(job).fingerprint != load_job(job, model=NEW_MODEL).fingerprint
+    assert load_job(job).fingerprint != load_job(job, model="claude-haiku-5-5").fingerprint
     rows = pipeline.load_results(tmp_path / "other")
     assert {NEW_MODEL} == set(rows.model) and (rows.cost_usd > 0).all()
+    assert "[prices] are for" in first.output  # the new model's prices are not Haiku's
     assert "no prices" not in other.output  # priced by the job: only the limits are the API's
 
 
@@ -142,3 +144,25 @@ def test_compare_shows_an_unpriced_model_as_unknown_never_as_free(tmp_path: Path
     assert "$0.0" in cost_line and "unknown (no price for the model)" in cost_line
     data = json.loads(report.read_text())
     assert data["a"]["cost_usd"] > 0 and data["b"]["cost_usd"] is None and data["b"]["cost_per_document_usd"] is None
+
+
+def test_the_jobs_prices_are_for_its_own_model_not_for_another_run_by_model() -> None:
+    """[prices] priced the job's model; --model naming another leaves them out and says so (the same model keeps them)."""
+    data = {"job": {"name": "t", "instructions": "Classify.", "model": "claude-haiku-5-5"},
+            "fields": [{"name": "category", "type": "enum", "values": ["a", "b"]}],
+            "prices": {"input_usd": 0.01, "output_usd": 0.01}}
+    own = parse_job(data)
+    alias_of_own = parse_job(data, model=own.model)
+    other = parse_job(data, model="claude-sonnet-5-5")
+    assert own.prices and own.prices == alias_of_own.prices and alias_of_own.model_note is None
+    assert () == other.prices and "claude-haiku-5-5" == other.prices_for
+    assert other.model_note is not None and "[prices] are for 'claude-haiku-5-5'" in other.model_note
+    sheet = model_prices(other.model, other.prices)
+    assert sheet is not None and sheet == model_prices("claude-sonnet-5-5")  # the table's list prices
+
+
+def test_a_retired_model_given_by_model_is_blamed_on_the_option_not_the_job_file() -> None:
+    result = invoke(["check", str(TRIAGE), "--model", "claude-sonnet-4-5"])
+    assert 2 == result.exit_code
+    assert "--model claude-sonnet-4-5: model 'claude-sonnet-4-5' is retired" in result.output
+    assert "[job.model]" not in result.output
