@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .cli_output import fail, write_json
+from .cli_output import FiniteFloat, fail, write_json
 from .errors import ConfigError, PipelineError
 from .jobs import load_job
 
@@ -107,7 +107,7 @@ def export(out_dir: str, format_: str, to: str | None, every_row: bool) -> None:
 @click.option("--job", "job_file", type=click.Path(dir_okay=False, path_type=Path),
               help="The job file: its enum values check the truth file [default: types from the output's schema].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write it all as JSON.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
+@click.option("--tolerance", type=FiniteFloat(min=0), default=0.1, show_default=True,
               help="A number within this share of the expected value counts as right.")
 def eval_command(out_dir: str, truth_path: Path, job_file: Path | None, json_path: Path | None,
                  tolerance: float) -> None:
@@ -133,7 +133,7 @@ def eval_command(out_dir: str, truth_path: Path, job_file: Path | None, json_pat
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write it all as JSON.")
 @click.option("--limit", type=click.IntRange(min=0), default=5, show_default=True,
               help="Disagreeing documents shown per field.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=0.1, show_default=True,
+@click.option("--tolerance", type=FiniteFloat(min=0), default=0.1, show_default=True,
               help="Numbers within this share of A's value agree.")
 def compare(out_a: str, out_b: str, json_path: Path | None, limit: int, tolerance: float) -> None:
     """Compare two outputs over the same documents (two jobs or two models): agreement per field, cost, latency."""

@@ -1,15 +1,27 @@
-"""What the command line prints when a command fails, and the JSON files it writes."""
+"""What the command line prints when a command fails, the JSON files it writes, and a number it reads."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .errors import ConfigError, PipelineError
 
-__all__ = ["fail", "write_json"]
+__all__ = ["FiniteFloat", "fail", "write_json"]
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that refuses nan and infinities, which pass click's range comparisons."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def fail(error: PipelineError) -> None:
