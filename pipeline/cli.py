@@ -14,7 +14,7 @@ import click
 from .cli_inspect import INSPECTION_COMMANDS
 from .cli_output import fail
 from .config import resolve_config
-from .errors import EXIT_INTERRUPTED, ConfigError, PipelineError
+from .errors import EXIT_DOCUMENT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, ConfigError, PipelineError
 from .jobs import load_job
 
 if TYPE_CHECKING:
@@ -358,6 +358,7 @@ def init(name: str, to_path: Path | None) -> None:
 def check(job_file: Path, input_path: str | None, model: str | None) -> None:
     """Check JOB (and INPUT, if given: every row read as a run reads it) without sending anything.
 
+    Exit 0: valid. Exit 1: valid, but rows of INPUT would be error rows (listed). Exit 2: unusable.
     An INPUT in object storage is fetched into a temporary folder, read there, and removed.
     """
     import tempfile
@@ -368,11 +369,12 @@ def check(job_file: Path, input_path: str | None, model: str | None) -> None:
         job = load_job(job_file, model=model)
         with tempfile.TemporaryDirectory(prefix="docpipe-check-") as scratch:
             local = _local_input(input_path, Path(scratch), None) if input_path is not None else None
-            lines = check_job(job, local)
+            lines, rows_in_error = check_job(job, local)
     except PipelineError as exc:
         fail(exc)
         return
     click.echo("\n".join(lines))
+    sys.exit(EXIT_DOCUMENT_ERRORS if rows_in_error else EXIT_OK)
 
 
 def _local_input(input_path: str, out: str | Path, state_dir: Path | None) -> Path:

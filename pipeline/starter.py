@@ -97,8 +97,11 @@ def starter_job(name: str, file: str) -> str:
     return STARTER.format(name=name, file=file)
 
 
-def check_job(job: Job, input_path: Path | None) -> list[str]:
-    """What a check says of a job and, given one, its input: lines for a person; `ConfigError` if unusable."""
+def check_job(job: Job, input_path: Path | None) -> tuple[list[str], int]:
+    """What a check says of a job and, given one, its input: lines for a person, and the rows that would be errors.
+
+    A job or input that cannot be used at all is a `ConfigError`.
+    """
     from .details import check, placeholders
     from .plans import Planner
 
@@ -116,7 +119,7 @@ def check_job(job: Job, input_path: Path | None) -> list[str]:
     if job.model_note:
         lines.append(f"  {job.model_note}")
     if input_path is None:
-        return lines
+        return lines, 0
     from .sources import manifest_metadata_columns, open_source
 
     if not input_path.exists():
@@ -140,7 +143,7 @@ def check_job(job: Job, input_path: Path | None) -> list[str]:
     )
     if skipped:
         lines.append("  not documents, left out: " + ", ".join(f"{kind} x{count}" for kind, count in skipped.items()))
-    return lines + listed
+    return lines + listed, sum(errors.values())
 
 
 def _one_line(text: str, limit: int = 160) -> str:

@@ -38,16 +38,16 @@ def test_init_never_overwrites_a_job_file(tmp_path: Path) -> None:
 
 
 def test_check_reads_the_input_as_a_run_does_and_sends_nothing(tmp_path: Path) -> None:
-    """A manifest with a duplicate id and a row without text or path: counted, listed, nothing sent."""
+    """A duplicate id and a row without text or path: counted, listed, exit 1 as a run's would be; nothing sent."""
     manifest = tmp_path / "m.jsonl"
     rows = [{"id": "a", "text": "An invoice."}, {"id": "a", "text": "Again."}, {"id": "b"}]
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     result = invoke(["check", str(TRIAGE), str(manifest)], ANTHROPIC_BASE_URL="http://127.0.0.1:9")
-    assert 0 == result.exit_code, result.output
+    assert 1 == result.exit_code, result.output
     assert "3 document(s)" in result.output and "2 would be error rows" in result.output
     assert "duplicate id" in result.output
     folder = invoke(["check", str(TRIAGE), str(SAMPLE)])
-    assert "50 document(s); no row in error" in folder.output
+    assert 0 == folder.exit_code and "50 document(s); no row in error" in folder.output
 
 
 def test_check_refuses_a_broken_job_or_a_detail_the_input_lacks(tmp_path: Path) -> None:
