@@ -127,3 +127,19 @@ def test_the_cron_line_alerts_on_exactly_the_codes_that_need_a_person(
         assert log in mailbox.read_text()  # the run's log is the mail's body
     else:
         assert not mailbox.exists()
+
+
+def test_the_init_and_check_excerpt_is_what_the_commands_print(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's `docpipe init myjob` / `docpipe check` console block, line for line, as run today."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```\n$ docpipe init myjob\n") + 4
+    block = readme[start:readme.index("\n```", start)]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    printed: list[str] = []
+    for line in block.splitlines():
+        if line.startswith("$ docpipe "):
+            result = CliRunner().invoke(cli.main, line.removeprefix("$ docpipe ").split(), catch_exceptions=False)
+            assert 0 == result.exit_code, result.output
+            printed += [f"$ {line.removeprefix('$ ')}", *result.output.splitlines()]
+    assert block.splitlines() == printed
