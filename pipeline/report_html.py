@@ -267,6 +267,8 @@ def _runs(report: Report, charts: _Charts) -> str:
 
 
 def _latency(report: Report, charts: _Charts) -> str:
+    if report.latency is None and not report.ok:
+        return '<p class="muted">No document answered ok yet: latency is that of the answers.</p>'
     if report.latency is None:
         return '<p class="muted">No realtime answer: Message Batches do not time single requests.</p>'
     chart = charts.curve(report.latency, name="latency", title="latency by percentile (ms, log scale)", unit="ms")

@@ -227,6 +227,19 @@ def test_a_part_without_an_optional_column_still_reports(output: Path, tmp_path:
     assert "No realtime answer" in (tmp_path / "r.html").read_text()
 
 
+def test_an_output_with_only_error_rows_says_no_document_is_answered_yet(tmp_path: Path) -> None:
+    """Nothing answered ok: the latency section says so, not that Message Batches were used."""
+    manifest = tmp_path / "bad.jsonl"
+    manifest.write_text('{"id": "a", "text": "   "}\n{"id": "b"}\n')
+    out = tmp_path / "out"
+    run = invoke(["run", str(TRIAGE), str(manifest), "--out", str(out), "--offline"])
+    assert 1 == run.exit_code, run.output
+    result = invoke(["report", str(out), "--to", str(tmp_path / "r.html")])
+    assert 0 == result.exit_code, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert "No document answered ok yet" in page and "Message Batches do not time" not in page
+
+
 def test_review_by_a_field_that_is_not_numeric_is_refused(output: Path) -> None:
     result = invoke(["report", str(output), "--review-by", "category"])
     assert 2 == result.exit_code and "not a numeric field" in result.output
