@@ -130,6 +130,13 @@ def test_a_bad_served_model_is_refused_naming_it(text: str, message: str) -> Non
         served_models(text)
 
 
+def test_a_bad_served_model_in_the_environment_names_the_variable(tmp_path: Path) -> None:
+    result = invoke(["run", str(TRIAGE), str(SAMPLE / "emails"), "--out", str(tmp_path / "out"), "--offline"],
+                    ANTHROPIC_API_KEY="", **{MODELS_ENV: "claude-x"})
+    assert 2 == result.exit_code
+    assert f"{MODELS_ENV}: served model 'claude-x': write ID=LIKE" in result.output
+
+
 def test_compare_shows_an_unpriced_model_as_unknown_never_as_free(tmp_path: Path) -> None:
     """A model priced nowhere has null costs: compare says "unknown" and writes null, not a $0 that looks cheaper."""
     priced, unpriced = tmp_path / "priced", tmp_path / "unpriced"

@@ -57,17 +57,18 @@ class EmulatorConfig:
         return next((spec for spec in self.models if spec.id == model_id), None) or get_model(model_id)
 
 
-def served_models(text: str) -> tuple[ModelSpec, ...]:
+def served_models(text: str, *, source: str = "--serve-model") -> tuple[ModelSpec, ...]:
     """`ID=LIKE[,ID=LIKE...]` as models: each a copy of the table's LIKE (limits, behaviour) under a new id, as a
-    model released after docpipe's table would be served by the API. An `EmulatorError` names a bad entry."""
+    model released after docpipe's table would be served by the API. An `EmulatorError` names a bad entry and
+    where it was given (`source`: the option, or the environment variable)."""
     models = []
     for entry in (part.strip() for part in text.split(",") if part.strip()):
         new_id, _, like = entry.partition("=")
         base = get_model(like.strip())
         if not new_id.strip() or base is None:
-            raise EmulatorError(f"served model {entry!r}: write ID=LIKE, LIKE a model docpipe knows "
+            raise EmulatorError(f"{source}: served model {entry!r}: write ID=LIKE, LIKE a model docpipe knows "
                                 "(e.g. claude-sonnet-6=claude-sonnet-5-5)")
         if get_model(new_id.strip()) is not None:
-            raise EmulatorError(f"served model {entry!r}: {new_id.strip()} is already in docpipe's model table")
+            raise EmulatorError(f"{source}: served model {entry!r}: {new_id.strip()} is already in docpipe's model table")
         models.append(dataclasses.replace(base, id=new_id.strip(), display_name=new_id.strip(), aliases=()))
     return tuple(models)
