@@ -11,7 +11,7 @@ import click
 
 from .errors import ConfigError, PipelineError
 
-__all__ = ["FiniteFloat", "fail", "write_json"]
+__all__ = ["FiniteFloat", "fail", "refuse_inside_dataset", "write_json"]
 
 
 class FiniteFloat(click.FloatRange):
@@ -37,3 +37,24 @@ def write_json(path: Path, text: str) -> None:
     except OSError as exc:
         fail(ConfigError(f"cannot write {path}: {exc.strerror or exc}"))
     click.echo(f"docpipe: JSON in {path}", err=True)
+
+
+def refuse_inside_dataset(path: Path | None, option: str, *out_dirs: str) -> None:
+    """A ConfigError when a file a command writes would land in an output directory as data.
+
+    pandas and pyarrow read an output directory as one dataset and fail on any file in it that is not
+    Parquet; they leave out names starting with `_` or `.` (`_report.html`, `_runs/`), so those are fine.
+    """
+    if path is None:
+        return
+    for out_dir in out_dirs:
+        try:
+            relative = path.resolve().relative_to(Path(out_dir).resolve())
+        except (ValueError, OSError):
+            continue  # elsewhere, or an output in object storage
+        if not any(part.startswith(("_", ".")) for part in relative.parts):
+            raise ConfigError(
+                f"{option} {path}: inside the output directory {out_dir}, where pandas and pyarrow would read it "
+                f"as part of the dataset and fail; write it elsewhere, or under a name starting with _ "
+                f"({Path(out_dir) / ('_' + path.name)})"
+            )

@@ -37,6 +37,24 @@ def test_csv_round_trips_through_pandas_with_the_same_ids_and_statuses(emulator:
     assert exported.error_message.isna().sum() == 3  # an empty cell for a missing value
 
 
+def test_a_file_written_into_the_output_directory_must_not_break_its_readers(emulator: Emulator, tmp_path: Path) -> None:
+    """export --to, eval/compare --json and report --to inside OUT: refused unless the name starts with _."""
+    out = _run_triage(emulator, tmp_path)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("doc_id,category\nx,invoice\n")
+    for args in (["export", str(out), "--format", "csv", "--to", str(out / "rows.csv")],
+                 ["eval", str(out), "--truth", str(truth), "--json", str(out / "sub" / "eval.json")],
+                 ["compare", str(out), str(out), "--json", str(out / "c.json")],
+                 ["report", str(out), "--to", str(out / "page.html")]):
+        result = invoke(args)
+        assert 2 == result.exit_code, result.output
+        assert "would read it as part of the dataset" in result.output and f"{out}/_" in result.output
+    assert not (out / "rows.csv").exists() and not (out / "sub").exists()
+    kept = invoke(["export", str(out), "--format", "csv", "--to", str(out / "_rows.csv")])
+    assert 0 == kept.exit_code and (out / "_rows.csv").is_file()
+    assert 4 == len(pd.read_parquet(out)) == len(pipeline.load_results(out))  # readers leave _ names out
+
+
 def test_jsonl_to_stdout_round_trips_through_pandas(emulator: Emulator, tmp_path: Path) -> None:
     """--format jsonl on stdout: one object per document, the same ids and statuses, nulls and ISO text."""
     out = _run_triage(emulator, tmp_path)
