@@ -202,6 +202,12 @@ def evaluate_output(
     truth = read_truth(truth_path, fields)
     fields = _labelled_fields(fields, truth)
     answers, errored = load_answers(out_dir, fields)
+    if truth and (answers or errored) and not (set(truth) & (set(answers) | errored)):
+        raise ConfigError(
+            f"{truth_path}: none of its {len(truth)} doc_id(s) is a document of {out_dir} (truth: "
+            f"{min(truth)!r}; output: {min(set(answers) | errored)!r}); doc_id is a folder run's path relative to "
+            "the folder, or a manifest's id"
+        )
     return evaluate(fields, truth, answers, errored=errored, tolerance=tolerance)
 
 

@@ -243,3 +243,12 @@ def test_a_tolerance_that_is_not_a_finite_number_at_least_0_is_refused(runs: dic
         result = invoke([*args, "--tolerance", tolerance])
         assert 2 == result.exit_code, result.output
         assert "Invalid value for '--tolerance'" in result.output
+
+
+def test_a_truth_file_naming_no_document_of_the_output_is_refused(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Ids of another scheme (a manifest's ids against a folder run): exit 2 showing one id of each, not 0 scores."""
+    truth = tmp_path / "t.csv"
+    truth.write_text("doc_id,category\ninvoice-0001,invoice\ninvoice-0002,contract\n")
+    result = invoke(["eval", str(runs["haiku"]), "--truth", str(truth)])
+    assert 2 == result.exit_code, result.output
+    assert "none of its 2 doc_id(s) is a document of" in result.output and "'invoice-0001'" in result.output
