@@ -15,7 +15,7 @@ from .cli_inspect import INSPECTION_COMMANDS
 from .cli_output import fail
 from .config import resolve_config
 from .errors import EXIT_DOCUMENT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, ConfigError, PipelineError
-from .jobs import load_job
+from .jobs import Job, load_job
 
 if TYPE_CHECKING:
     from .summary import RunSummary
@@ -241,8 +241,7 @@ def run(
 
     try:
         job = load_job(job_file, model=model)
-        if job.model_note and not dry_run:
-            click.echo(f"docpipe: warning: {job.model_note}", err=True)
+        _warn_of_model(job)
         if input_path is None:
             raise ConfigError("missing INPUT: give a folder, a manifest (.jsonl, .csv, .parquet) or one document")
         local = _local_input(input_path, out_dir, flags["state_dir"])
@@ -313,6 +312,7 @@ def estimate(
 
     try:
         job = load_job(job_file, model=model)
+        _warn_of_model(job)
         with tempfile.TemporaryDirectory(prefix="docpipe-estimate-") as nowhere:
             out = out_dir or Path(nowhere) / "out"
             config = resolve_config(
@@ -359,6 +359,7 @@ def check(job_file: Path, input_path: str | None, model: str | None) -> None:
     """Check JOB (and INPUT, if given: every row read as a run reads it) without sending anything.
 
     Exit 0: valid. Exit 1: valid, but rows of INPUT would be error rows (listed). Exit 2: unusable.
+
     An INPUT in object storage is fetched into a temporary folder, read there, and removed.
     """
     import tempfile
@@ -375,6 +376,12 @@ def check(job_file: Path, input_path: str | None, model: str | None) -> None:
         return
     click.echo("\n".join(lines))
     sys.exit(EXIT_DOCUMENT_ERRORS if rows_in_error else EXIT_OK)
+
+
+def _warn_of_model(job: Job) -> None:
+    """One warning line on stderr when the model changes what the figures mean (no prices, prices left out)."""
+    if job.model_note:
+        click.echo(f"docpipe: warning: {job.model_note}", err=True)
 
 
 def _local_input(input_path: str, out: str | Path, state_dir: Path | None) -> Path:

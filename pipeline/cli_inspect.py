@@ -86,7 +86,7 @@ def export(out_dir: str, format_: str, to: str | None, every_row: bool) -> None:
         target = location(to, what="--to") if to is not None else None
         if isinstance(target, str):
             raise ConfigError(f"--to {to}: the export goes to a local file; write it here, then copy it there")
-        refuse_inside_dataset(target, "--to", out_dir)
+        refuse_inside_dataset(target, "--to")
         written = export_rows(
             open_output(out_dir).parts,
             format=format_,
@@ -118,7 +118,7 @@ def eval_command(out_dir: str, truth_path: Path, job_file: Path | None, json_pat
     from .stores import open_output
 
     try:
-        refuse_inside_dataset(json_path, "--json", out_dir)
+        refuse_inside_dataset(json_path, "--json")
         job = load_job(job_file) if job_file else None
         evaluation = evaluate_output(open_output(out_dir).parts, truth_path, job=job, tolerance=tolerance)
     except PipelineError as exc:
@@ -144,7 +144,7 @@ def compare(out_a: str, out_b: str, json_path: Path | None, limit: int, toleranc
     from .stores import open_output
 
     try:
-        refuse_inside_dataset(json_path, "--json", out_a, out_b)
+        refuse_inside_dataset(json_path, "--json")
         comparison = compare_outputs(open_output(out_a).parts, open_output(out_b).parts, tolerance=tolerance)
     except PipelineError as exc:
         fail(exc)
@@ -183,7 +183,7 @@ def report(out_dir: str, to: Path | None, truth_path: Path | None, job_file: Pat
         job = load_job(job_file) if job_file else None
         view = open_output(out_dir, state_dir=state_dir)
         target = to or (view.parts / "_report.html" if isinstance(view.parts, Path) else Path("report.html"))
-        refuse_inside_dataset(target, "--to", out_dir)
+        refuse_inside_dataset(target, "--to")
         page = render_html(collect_report(view, job=job, truth_path=truth_path, review_by=review_by,
                                           review_count=review_count, errors_listed=errors_listed))
         write_page(target, page)

@@ -39,22 +39,34 @@ def write_json(path: Path, text: str) -> None:
     click.echo(f"docpipe: JSON in {path}", err=True)
 
 
-def refuse_inside_dataset(path: Path | None, option: str, *out_dirs: str) -> None:
-    """A ConfigError when a file a command writes would land in an output directory as data.
+# What docpipe keeps in an output directory beside the parts (held equal to the modules' constants by a test).
+OWN_NAMES = frozenset({"_runs", "_wal", "_quarantine", "_batches", "_inputs", "_pieces.jsonl", "_files.jsonl",
+                       "_state.json", "_out.json", ".lock"})
+
+
+def refuse_inside_dataset(path: Path | None, option: str) -> None:
+    """A ConfigError when a file a command writes would land in an output directory as data, or among its own files.
 
     pandas and pyarrow read an output directory as one dataset and fail on any file in it that is not
-    Parquet; they leave out names starting with `_` or `.` (`_report.html`, `_runs/`), so those are fine.
+    Parquet; they leave out names starting with `_` or `.`, so `OUT/_rows.csv` is fine, but not a
+    name docpipe keeps its own files under (`_runs/` holds the run summaries `status` reads). Any output
+    directory counts, not only the command's own: one is a folder with `_runs/` or `_wal/` in it.
     """
     if path is None:
         return
-    for out_dir in out_dirs:
-        try:
-            relative = path.resolve().relative_to(Path(out_dir).resolve())
-        except (ValueError, OSError):
-            continue  # elsewhere, or an output in object storage
-        if not any(part.startswith(("_", ".")) for part in relative.parts):
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: a directory; name a file")
+    where = path.parent.resolve() / path.name  # a symlink at `path` is replaced by the file, not written through
+    for folder in where.parents:
+        if not ((folder / "_runs").is_dir() or (folder / "_wal").is_dir()):
+            continue
+        first = where.relative_to(folder).parts[0]
+        if first in OWN_NAMES:
+            raise ConfigError(f"{option} {path}: among docpipe's own files in the output directory {folder}; "
+                              "write it elsewhere")
+        if not first.startswith(("_", ".")):
             raise ConfigError(
-                f"{option} {path}: inside the output directory {out_dir}, where pandas and pyarrow would read it "
+                f"{option} {path}: inside the output directory {folder}, where pandas and pyarrow would read it "
                 f"as part of the dataset and fail; write it elsewhere, or under a name starting with _ "
-                f"({Path(out_dir) / ('_' + path.name)})"
+                f"({folder / ('_' + first)})"
             )

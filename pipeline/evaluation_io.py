@@ -37,7 +37,7 @@ TRUE_WORDS, FALSE_WORDS = frozenset({"true", "yes", "1"}), frozenset({"false", "
 LIST_SEPARATOR = ";"
 # The row columns a score or a comparison reads, besides the fields.
 ROW_COLUMNS = ["doc_id", "status", "created_at", "model", "cost_usd", "latency_ms", "input_tokens", "output_tokens",
-               "job_fingerprint"]
+               "cache_read_tokens", "job_fingerprint"]
 
 Answers = dict[str, dict[str, Any]]
 
@@ -205,7 +205,7 @@ def evaluate_output(
     if truth and (answers or errored) and not (set(truth) & (set(answers) | errored)):
         raise ConfigError(
             f"{truth_path}: none of its {len(truth)} doc_id(s) is a document of {out_dir} (truth: "
-            f"{min(truth)!r}; output: {min(set(answers) | errored)!r}); doc_id is a folder run's path relative to "
+            f"{min(truth)!r}; output: {min(answers or errored)!r}); doc_id is a folder run's path relative to "
             "the folder, or a manifest's id"
         )
     return evaluate(fields, truth, answers, errored=errored, tolerance=tolerance)

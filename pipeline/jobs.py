@@ -157,8 +157,9 @@ class Job:
                 + (
                     ""
                     if priced
-                    else "; it has no prices ([prices] in the job, or DOCPIPE_PRICES), so cost_usd is null and "
-                    "--max-cost cannot cap it"
+                    else "; it has no prices ("
+                    + ("DOCPIPE_PRICES" if self.prices_for else "[prices] in the job, or DOCPIPE_PRICES")
+                    + "), so cost_usd is null and --max-cost cannot cap it"
                 )
             )
         return "; ".join(notes) or None

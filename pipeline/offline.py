@@ -77,7 +77,8 @@ def offline_transport() -> TransportFactory:
         from .emulator import Emulator, EmulatorConfig
         from .emulator.config import MODELS_ENV, served_models
 
-        emulator = Emulator(EmulatorConfig(models=served_models(os.environ.get(MODELS_ENV, ""), source=MODELS_ENV))).start()
+        served = served_models(os.environ.get(MODELS_ENV, ""), source=MODELS_ENV)
+        emulator = Emulator(EmulatorConfig(models=served)).start()
         try:
             transport = api_transport(api_key=OFFLINE_API_KEY, base_url=emulator.base_url)(options)
         except BaseException:

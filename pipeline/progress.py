@@ -44,7 +44,7 @@ class NullProgress:
 def _describe(tally: Tally) -> str:
     batches = f" in_batches={tally.in_batches:,}" if tally.in_batches else ""
     cost = f"${tally.cost_usd:.4f}"
-    if tally.unpriced:  # unknown prices: "$?" alone, or what is known and more ("$0.0123+?"), never a $0 that looks free
+    if tally.unpriced:  # unknown prices: "$?" alone, or the known part and more ("$0.0123+?"); never a $0
         cost = "$?" if tally.cost_usd == 0 else f"{cost}+?"
     return f"ok={tally.ok} err={tally.errors} done_before={tally.skipped}{batches} tok={tally.tokens:,} {cost}"
 

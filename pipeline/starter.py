@@ -11,10 +11,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .job_fields import NAME_RE
 from .jobs import Job
+
+if TYPE_CHECKING:
+    from .refs import DocumentRef
 
 __all__ = ["check_job", "starter_job"]
 
@@ -131,10 +135,11 @@ def check_job(job: Job, input_path: Path | None) -> tuple[list[str], int]:
     skipped: Counter[str] = Counter()
     for ref in open_source(input_path, skipped=skipped):
         documents += 1
-        if ref.error is not None:
-            errors[ref.error.error_type] += 1
+        kind, message = (ref.error.error_type, ref.error.message) if ref.error is not None else _empty(ref)
+        if kind:
+            errors[kind] += 1
             if len(listed) < CHECK_LISTED_ERRORS:
-                listed.append(f"  error  {ref.doc_id}: {_one_line(ref.error.message)}")
+                listed.append(f"  error  {ref.doc_id}: {_one_line(message)}")
     kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(errors.items()))
     lines.append(
         f"  input {input_path}: {documents:,} document(s)"
@@ -144,6 +149,21 @@ def check_job(job: Job, input_path: Path | None) -> tuple[list[str], int]:
     if skipped:
         lines.append("  not documents, left out: " + ", ".join(f"{kind} x{count}" for kind, count in skipped.items()))
     return lines + listed, sum(errors.values())
+
+
+def _empty(ref: DocumentRef) -> tuple[str, str]:
+    """("extraction_error", "empty document") for blank inline text or an empty file, as a run finds; else ("", "").
+
+    What only reading a file tells (a binary file, a corrupt PDF) a check leaves to the run.
+    """
+    if ref.text is not None:
+        blank = not ref.text.strip()
+    else:
+        try:
+            blank = ref.path is not None and ref.path.stat().st_size == 0
+        except OSError:
+            blank = False  # unreadable: the run says why
+    return ("extraction_error", "empty document") if blank else ("", "")
 
 
 def _one_line(text: str, limit: int = 160) -> str:

@@ -154,14 +154,16 @@ def test_compare_shows_an_unpriced_model_as_unknown_never_as_free(tmp_path: Path
 
 
 def test_the_jobs_prices_are_for_its_own_model_not_for_another_run_by_model() -> None:
-    """[prices] priced the job's model; --model naming another leaves them out and says so (the same model keeps them)."""
+    """[prices] price the job's model; --model naming another leaves them out and says so; the same model keeps them."""
     data = {"job": {"name": "t", "instructions": "Classify.", "model": "claude-haiku-5-5"},
             "fields": [{"name": "category", "type": "enum", "values": ["a", "b"]}],
             "prices": {"input_usd": 0.01, "output_usd": 0.01}}
     own = parse_job(data)
-    alias_of_own = parse_job(data, model=own.model)
+    # the alias in the job, its dated id on the command line: one model
+    aliased = data | {"job": data["job"] | {"model": "claude-haiku-4-5"}}
+    alias_of_own = parse_job(aliased, model="claude-haiku-4-5-20251001")
     other = parse_job(data, model="claude-sonnet-5-5")
-    assert own.prices and own.prices == alias_of_own.prices and alias_of_own.model_note is None
+    assert own.prices and own.prices == alias_of_own.prices and alias_of_own.prices_for is None
     assert () == other.prices and "claude-haiku-5-5" == other.prices_for
     assert other.model_note is not None and "[prices] are for 'claude-haiku-5-5'" in other.model_note
     sheet = model_prices(other.model, other.prices)
@@ -173,3 +175,18 @@ def test_a_retired_model_given_by_model_is_blamed_on_the_option_not_the_job_file
     assert 2 == result.exit_code
     assert "--model claude-sonnet-4-5: model 'claude-sonnet-4-5' is retired" in result.output
     assert "[job.model]" not in result.output
+
+
+def test_estimate_and_the_dry_run_warn_that_the_jobs_prices_are_left_out(tmp_path: Path) -> None:
+    """The commands people plan spending with say it too, not only the run."""
+    job = tmp_path / "priced.toml"
+    job.write_text(TRIAGE.read_text() + "\n[prices]\ninput_usd = 0.01\noutput_usd = 0.02\n")
+    docs = str(SAMPLE / "invoices")
+    for args in (["estimate", str(job), docs, "--offline"], ["run", str(job), docs, "--out", str(tmp_path / "o"),
+                                                              "--dry-run"]):
+        result = invoke([*args, "--model", "claude-sonnet-5-5"], ANTHROPIC_API_KEY="")
+        assert 0 == result.exit_code, result.output
+        assert "warning: the job's [prices] are for 'claude-haiku-5-5'" in result.stderr
+    capped = invoke(["run", str(job), docs, "--out", str(tmp_path / "c"), "--offline", "--model", NEW_MODEL,
+                     "--max-cost", "1"], ANTHROPIC_API_KEY="")
+    assert 2 == capped.exit_code and "give them in a DOCPIPE_PRICES file" in capped.output

@@ -239,7 +239,9 @@ def test_compare_refuses_outputs_with_no_document_in_common(runs: dict[str, Path
 @pytest.mark.parametrize("tolerance", ["nan", "inf", "-0.1"])
 def test_a_tolerance_that_is_not_a_finite_number_at_least_0_is_refused(runs: dict[str, Path], tolerance: str) -> None:
     """nan passes click's range checks and would score every number wrong and write invalid JSON: exit 2."""
-    for args in (["eval", str(runs["haiku"]), "--truth", str(TRUTH)], ["compare", str(runs["haiku"]), str(runs["sonnet"])]):
+    commands = (["eval", str(runs["haiku"]), "--truth", str(TRUTH)],
+                ["compare", str(runs["haiku"]), str(runs["sonnet"])])
+    for args in commands:
         result = invoke([*args, "--tolerance", tolerance])
         assert 2 == result.exit_code, result.output
         assert "Invalid value for '--tolerance'" in result.output

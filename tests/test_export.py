@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def test_csv_round_trips_through_pandas_with_the_same_ids_and_statuses(emulator:
     assert exported.error_message.isna().sum() == 3  # an empty cell for a missing value
 
 
-def test_a_file_written_into_the_output_directory_must_not_break_its_readers(emulator: Emulator, tmp_path: Path) -> None:
+def test_a_file_written_into_the_output_directory_must_not_break_its_readers(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     """export --to, eval/compare --json and report --to inside OUT: refused unless the name starts with _."""
     out = _run_triage(emulator, tmp_path)
     truth = tmp_path / "truth.csv"
@@ -53,6 +56,41 @@ def test_a_file_written_into_the_output_directory_must_not_break_its_readers(emu
     kept = invoke(["export", str(out), "--format", "csv", "--to", str(out / "_rows.csv")])
     assert 0 == kept.exit_code and (out / "_rows.csv").is_file()
     assert 4 == len(pd.read_parquet(out)) == len(pipeline.load_results(out))  # readers leave _ names out
+
+
+def test_the_inside_check_sees_through_uris_symlinks_and_other_output_directories(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """OUT as file://, a symlink at the target, another output directory, docpipe's own `_runs/`: all refused."""
+    out = _run_triage(emulator, tmp_path)
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    outside = tmp_path / "outside.csv"
+    outside.write_text("")
+    (out / "link.csv").symlink_to(outside)
+    cases = {
+        (f"file://{out}", out / "rows.csv"): "part of the dataset",
+        (str(out), out / "link.csv"): "part of the dataset",  # the write would replace the link with a file in OUT
+        (str(out), other / "rows.csv"): "part of the dataset",  # another output directory breaks alike
+        (str(out), out / "_runs" / "rows.csv"): "among docpipe's own files",  # `status` reads every _runs/*.json
+        (str(out), out): "a directory; name a file",
+    }
+    for (source, target), message in cases.items():
+        result = invoke(["export", source, "--format", "csv", "--to", str(target)])
+        assert 2 == result.exit_code and message in result.output, (source, target, result.output)
+    assert outside.read_text() == "" and (out / "link.csv").is_symlink() and not (other / "rows.csv").exists()
+    (out / "link.csv").unlink()  # the test's own stray file
+    assert 4 == len(pd.read_parquet(out)) == len(pd.read_parquet(other))
+
+
+def test_the_names_docpipe_keeps_in_an_output_directory_are_the_modules_own() -> None:
+    """cli_output.OWN_NAMES is written out to keep the CLI's imports light; it must not drift from the modules."""
+    from pipeline import journal, lock, parts, pieces, remote_inputs, stores, submissions, summary, uploads
+    from pipeline.cli_output import OWN_NAMES
+
+    assert OWN_NAMES == {journal.WAL_DIR, parts.PARTS_QUARANTINE_DIR, pieces.PIECES_FILE, remote_inputs.INPUTS_DIR,
+                         stores.OWNER_RECORD, stores.STATE_MARKER, submissions.BATCH_DIR, summary.RUNS_DIR,
+                         uploads.FILES_RECORD, lock.LOCK_NAME}
 
 
 def test_jsonl_to_stdout_round_trips_through_pandas(emulator: Emulator, tmp_path: Path) -> None:

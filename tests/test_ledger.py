@@ -114,3 +114,14 @@ def test_a_ledger_sent_to_another_process_finds_its_documents(tmp_path: Path) ->
         env = dict(os.environ, PYTHONHASHSEED=seed)
         found = subprocess.run([sys.executable, "-c", code, str(pickled)], env=env, capture_output=True, text=True)
         assert "20 20" == found.stdout.strip(), found.stderr
+
+
+def test_the_ledger_of_a_new_output_imports_no_pandas() -> None:
+    """pyarrow imports pandas (about 0.2 s) when it first converts a Python value; a first run's ledger, read
+    before the first request, converts none. A fresh interpreter, since this one has pandas loaded already."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipeline.ledger import _empty; _empty(['doc_id', 'seq']); "
+            "sys.exit('pandas' in sys.modules)")
+    assert 0 == subprocess.run([sys.executable, "-c", code], check=False).returncode

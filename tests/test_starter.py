@@ -59,3 +59,19 @@ def test_check_refuses_a_broken_job_or_a_detail_the_input_lacks(tmp_path: Path) 
     regional.write_text(TRIAGE.read_text().replace("You triage documents", "For the {region} office: you triage"))
     result = invoke(["check", str(regional), str(SAMPLE.parent / "manifest.csv")])
     assert 2 == result.exit_code and "{region}" in result.output and "customer" in result.output
+
+
+def test_check_counts_blank_text_and_empty_files_as_a_run_would(tmp_path: Path) -> None:
+    """A row of blank text and an empty file are "empty document" error rows in a run: check says so, exit 1."""
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"id": "blank", "text": " \n\t"}, {"id": "ok", "text": "A bill."}]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = invoke(["check", str(TRIAGE), str(manifest)])
+    assert 1 == result.exit_code and "1 would be error rows (extraction_error: 1)" in result.output
+    assert "error  blank: empty document" in result.output
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "letter.txt").write_text("Dear team, the invoice is attached.")
+    result = invoke(["check", str(TRIAGE), str(folder)])
+    assert 1 == result.exit_code and "error  empty.txt: empty document" in result.output

@@ -69,6 +69,8 @@ def served_models(text: str, *, source: str = "--serve-model") -> tuple[ModelSpe
             raise EmulatorError(f"{source}: served model {entry!r}: write ID=LIKE, LIKE a model docpipe knows "
                                 "(e.g. claude-sonnet-6=claude-sonnet-5-5)")
         if get_model(new_id.strip()) is not None:
-            raise EmulatorError(f"{source}: served model {entry!r}: {new_id.strip()} is already in docpipe's model table")
+            raise EmulatorError(
+                f"{source}: served model {entry!r}: {new_id.strip()} is already in docpipe's model table"
+            )
         models.append(dataclasses.replace(base, id=new_id.strip(), display_name=new_id.strip(), aliases=()))
     return tuple(models)
