@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_object_storage import s3_endpoint  # noqa: F401  # the S3 server on loopback, a fixture
 
 from pipeline.config import RunConfig, resolve_config
 from pipeline.emulator import Emulator, FaultPlan, LatencyModel, Limits
@@ -129,6 +130,23 @@ def test_the_sample_job_on_ray_gives_the_single_machine_rows(cluster: str, tmp_p
     for row, on_ray_row in _same_rows(tmp_path / "local", tmp_path / "ray"):
         assert _prompt_tokens(row) == _prompt_tokens(on_ray_row), row["doc_id"]
     assert on_ray.requests_sent == local.requests_sent
+
+
+@pytest.mark.usefixtures("s3_endpoint")
+def test_an_output_in_object_storage_on_ray_holds_the_single_machine_rows(cluster: str, tmp_path: Path) -> None:
+    """--engine ray --out s3://...: the driver's writer uploads the parts to a real S3 server on loopback, the
+    journal stays in the state directory; the rows are one machine's, and a rerun sends nothing."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(Bucket="docpipe-ray")
+    out, state = "s3://docpipe-ray/triage", tmp_path / "state"
+    local = run(_config(SAMPLE / "emails", tmp_path / "local"))
+    on_ray = run(_config(SAMPLE / "emails", out, engine="ray", ray_actors=2, state_dir=state))
+    assert (0, 0) == (local.exit_code, on_ray.exit_code) and local.ok == on_ray.ok == 9
+    _same_rows(tmp_path / "local", out)  # type: ignore[arg-type]  # a URI reads as a path does
+    assert (state / "_wal").is_dir() and not list(state.glob("part-*"))
+    again = run(_config(SAMPLE / "emails", out, engine="ray", ray_actors=2, state_dir=state))
+    assert (0, 0, 9) == (again.exit_code, again.requests_sent, again.already_done)
 
 
 def test_batch_mode_on_ray_gives_the_single_machine_batch_rows_and_a_rerun_sends_nothing(
