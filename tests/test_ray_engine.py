@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_object_storage import s3_endpoint  # noqa: F401  # the S3 server on loopback, a fixture
 
 from pipeline.config import RunConfig, resolve_config
 from pipeline.emulator import Emulator, FaultPlan, LatencyModel, Limits
@@ -132,14 +131,30 @@ def test_the_sample_job_on_ray_gives_the_single_machine_rows(cluster: str, tmp_p
     assert on_ray.requests_sent == local.requests_sent
 
 
-@pytest.mark.usefixtures("s3_endpoint")
-def test_an_output_in_object_storage_on_ray_holds_the_single_machine_rows(cluster: str, tmp_path: Path) -> None:
+def test_an_output_in_object_storage_on_ray_holds_the_single_machine_rows(
+    cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--engine ray --out s3://...: the driver's writer uploads the parts to a real S3 server on loopback, the
     journal stays in the state directory; the rows are one machine's, and a rerun sends nothing."""
     import boto3
+    from moto.server import ThreadedMotoServer
+    from test_object_storage import S3_ENV
 
-    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(Bucket="docpipe-ray")
-    out, state = "s3://docpipe-ray/triage", tmp_path / "state"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for name, value in {**S3_ENV, "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+            monkeypatch.setenv(name, value)  # for this test only: the module's other runs see no S3 settings
+        bucket = f"docpipe-ray-{os.getpid()}"
+        boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
+        _an_output_in_the_bucket_on_ray(f"s3://{bucket}/triage", tmp_path)
+    finally:
+        server.stop()
+
+
+def _an_output_in_the_bucket_on_ray(out: str, tmp_path: Path) -> None:
+    state = tmp_path / "state"
     local = run(_config(SAMPLE / "emails", tmp_path / "local"))
     on_ray = run(_config(SAMPLE / "emails", out, engine="ray", ray_actors=2, state_dir=state))
     assert (0, 0) == (local.exit_code, on_ray.exit_code) and local.ok == on_ray.ok == 9
