@@ -1,4 +1,4 @@
-"""One rate limit shared by 4 Ray actors, against 4 senders each limited on its own.
+"""One rate limit shared by 4 Ray actors, against 4 senders each limited on its own and Ray's own HTTP stage.
 
 An emulator process enforces an RPM (and answers after a fixed latency); the same N synthetic
 documents are sent three ways, from a fresh emulator each:
@@ -123,9 +123,7 @@ def per_sender(
                 "documents_in_error": errors} | _figures(emulator, documents, rpm, wall_s)
 
 
-def ray_http_stage(
-    manifest: Path, documents: int, rpm: int, latency_ms: float, max_retries: int, workdir: Path
-) -> dict[str, object]:
+def ray_http_stage(manifest: Path, documents: int, rpm: int, latency_ms: float, max_retries: int) -> dict[str, object]:
     """The same documents through Ray's HttpRequestProcessorConfig against the same emulator."""
     import ray
     from ray.data.llm import HttpRequestProcessorConfig, build_processor
@@ -174,7 +172,7 @@ def main() -> None:
         manifest = write_manifest(workdir / "manifest.jsonl", args.documents)
         options = (manifest, args.documents, args.rpm, args.latency_ms, args.concurrency, workdir)
         results = [shared(*options), per_sender(*options),
-                   ray_http_stage(manifest, args.documents, args.rpm, args.latency_ms, args.ray_max_retries, workdir)]
+                   ray_http_stage(manifest, args.documents, args.rpm, args.latency_ms, args.ray_max_retries)]
     print(json.dumps({
         "benchmark": "ray_ratelimit",
         "documents": args.documents,
