@@ -309,9 +309,10 @@ def _check_run_flags(
         from .pricing import model_prices
 
         if model_prices(job.model, job.prices) is None:
-            where = ("a DOCPIPE_PRICES file (the job's [prices] are for its own model, "
-                     f"{job.prices_for})" if job.prices_for else "the job's [prices] (input_usd, output_usd) or in "
-                     "a DOCPIPE_PRICES file")
+            if job.prices_for:  # the job's [prices] price its own model, not the one --model named
+                where = f"a DOCPIPE_PRICES file (the job's [prices] are for its own model, {job.prices_for})"
+            else:
+                where = "the job's [prices] (input_usd, output_usd) or in a DOCPIPE_PRICES file"
             raise ConfigError(f"--max-cost needs {job.model}'s prices, and docpipe has none: give them in {where}")
     if not wait and mode == "realtime":
         raise ConfigError("--no-wait applies to --mode batch (or auto) only: a realtime run waits for its answers")

@@ -82,7 +82,7 @@ def _load_pdf(data: bytes, pdf: str, *, document_id: str | None, path: Path) -> 
         return ExtractionError(message, document_id=document_id, path=path)
 
     if not data.strip():
-        raise fail("empty document")
+        raise fail(ExtractionError.EMPTY)
     texts, encrypted = pdf_pages(data, fail)  # corrupt, or a password wanted: refused by the API too
     text_chars = sum(len(text) for text in texts)
     if encrypted and not text_chars:

@@ -138,6 +138,7 @@ class ExtractionError(DocumentError):
     """The document's text could not be extracted (empty, binary, encrypted, corrupt...)."""
 
     error_type = "extraction_error"
+    EMPTY = "empty document"  # the message for a document with no text at all, wherever that is found
 
 
 class ResponseError(DocumentError):

@@ -114,9 +114,9 @@ def _money(value: float | None) -> str:
     return "-" if value is None else f"${value:.6f}"
 
 
-def _cost(value: float | None, total: float | None) -> str:
-    """A side's cost; "unknown" when some of its rows have no price, never a $0 that reads as free."""
-    return "unknown (no price for the model)" if total is None else _money(value)
+def _cost(value: float | None) -> str:
+    """A side's cost (None when some of its rows have no price): "unknown", never a $0 that reads as free."""
+    return "unknown (no price for the model)" if value is None else _money(value)
 
 
 def _ms(value: float | None) -> str:
@@ -131,8 +131,8 @@ def _sides(a: SideStats, b: SideStats, shared: int) -> list[str]:
         ("documents ok", lambda side: str(side.documents)),
         ("documents in error", lambda side: str(side.errors)),
         ("ok on this side only", lambda side: str(side.only_here)),
-        (f"cost, {shared} shared documents", lambda side: _cost(side.cost_usd, side.cost_usd)),
-        ("cost per document", lambda side: _cost(side.cost_per_document_usd, side.cost_usd)),
+        (f"cost, {shared} shared documents", lambda side: _cost(side.cost_usd)),
+        ("cost per document", lambda side: _cost(side.cost_per_document_usd)),
         ("input tokens", lambda side: f"{side.input_tokens:,}"),
         ("output tokens", lambda side: f"{side.output_tokens:,}"),
         ("latency p50", lambda side: _ms(side.latency_p50_ms)),

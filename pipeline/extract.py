@@ -165,7 +165,7 @@ def extract_bytes(
     if len(data) > MAX_FILE_BYTES:
         raise fail(_too_large(len(data)))
     if not data.strip():
-        raise fail("empty document")
+        raise fail(ExtractionError.EMPTY)
     if part is not None and kind not in MAIL_KINDS:
         raise fail(f"a {kind} file has no parts; only an e-mail's attachments are read one at a time")
     if kind in MAIL_KINDS:
@@ -186,7 +186,7 @@ def extract_bytes(
     else:
         text = _plain_text(decoded)
     if not text.strip():
-        raise fail("empty document")
+        raise fail(ExtractionError.EMPTY)
     check_unicode(text, fail)
     return ExtractedText(text=text, kind=kind, encoding=encoding, pages=None)
 
@@ -207,7 +207,7 @@ def _binary_text(data: bytes, kind: str, fail: Fail) -> ExtractedText:
 
         text = xlsx_text(data, fail)
     if not text.strip():
-        raise fail("empty document")
+        raise fail(ExtractionError.EMPTY)
     check_unicode(text, fail)
     return ExtractedText(text=text, kind=kind, encoding=None, pages=pages)
 

@@ -150,18 +150,13 @@ class Job:
         if get_model(self.model) is None:
             from .pricing import model_prices
 
-            priced = model_prices(self.model, self.prices) is not None
             notes.append(
                 f"model {self.model!r} is not in docpipe's model table: its limits are the API's (and the job's "
                 "context_window / max_output_tokens, if set)"
-                + (
-                    ""
-                    if priced
-                    else "; it has no prices ("
-                    + ("DOCPIPE_PRICES" if self.prices_for else "[prices] in the job, or DOCPIPE_PRICES")
-                    + "), so cost_usd is null and --max-cost cannot cap it"
-                )
             )
+            if model_prices(self.model, self.prices) is None:
+                where = "DOCPIPE_PRICES" if self.prices_for else "[prices] in the job, or DOCPIPE_PRICES"
+                notes[-1] += f"; it has no prices ({where}), so cost_usd is null and --max-cost cannot cap it"
         return "; ".join(notes) or None
 
     @property

@@ -225,7 +225,7 @@ class Preparer:
         except ExtractionError as exc:
             return Work(ref, size=size, mtime_ns=mtime_ns, error=exc)
         if isinstance(payload, TextPayload) and not payload.text.strip():
-            return Work(ref, error=ExtractionError("empty document", document_id=ref.doc_id, path=ref.source))
+            return Work(ref, error=ExtractionError(ExtractionError.EMPTY, document_id=ref.doc_id, path=ref.source))
         if sha256 is None:  # a file, read just now
             sha256 = payload.sha256()
             if self.ledger.is_done(ref.doc_id, sha256):

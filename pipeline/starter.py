@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from .errors import ConfigError, ExtractionError
 from .job_fields import NAME_RE
 from .jobs import Job
 
@@ -152,7 +152,7 @@ def check_job(job: Job, input_path: Path | None) -> tuple[list[str], int]:
 
 
 def _empty(ref: DocumentRef) -> tuple[str, str]:
-    """("extraction_error", "empty document") for blank inline text or an empty file, as a run finds; else ("", "").
+    """The run's error type and message for blank inline text or an empty file; else ("", "").
 
     What only reading a file tells (a binary file, a corrupt PDF) a check leaves to the run.
     """
@@ -163,7 +163,7 @@ def _empty(ref: DocumentRef) -> tuple[str, str]:
             blank = ref.path is not None and ref.path.stat().st_size == 0
         except OSError:
             blank = False  # unreadable: the run says why
-    return ("extraction_error", "empty document") if blank else ("", "")
+    return (ExtractionError.error_type, ExtractionError.EMPTY) if blank else ("", "")
 
 
 def _one_line(text: str, limit: int = 160) -> str:
