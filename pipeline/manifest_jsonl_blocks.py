@@ -3,7 +3,7 @@
 Read line by line with Python's json, a million-row manifest costs about 15 s of CPU before the
 first document is sent, and again on every rerun over it. So after the first row (which sets the
 columns, `manifest_jsonl.py`), lines are read in blocks (64 KiB at first, doubling to 1 MiB, so that
-the first documents start at once) that pyarrow's JSON reader parses on a thread of their own, under
+the first documents start at once) that pyarrow's JSON reader parses on two threads of their own, under
 an explicit schema: the first row's columns at their types, a column with no value yet as null.
 That reader is stricter than the rules here, never looser: a block holding anything the two could
 read differently (a line that is not UTF-8 or does not open an object, a lone surrogate, a value of
@@ -41,6 +41,10 @@ __all__ = ["PYTHON_WHITESPACE", "read_jsonl_blocks"]
 FIRST_BLOCK_BYTES = 64 << 10
 MAX_BLOCK_BYTES = 1 << 20
 BLOCKS_AHEAD = 2  # blocks parsed ahead of the one in use
+# Parsing a block (about 3 us a document) is slower than preparing it (hashing and asking the ledger,
+# about 2 us): one parser thread held a rerun over a million documents to its pace. Two parse the
+# blocks ahead side by side and the preparation thread becomes the slower; more would add nothing.
+PARSER_THREADS = 2
 # Every character str.isspace() holds to be white space; the tests check the list against Python's.
 PYTHON_WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
@@ -103,13 +107,13 @@ def _blocks(handle: IO[bytes], after_line: int) -> Iterator[tuple[int, bytes]]:
 def _parsed_blocks(
     handle: IO[bytes], after_line: int, schema: JsonlSchema
 ) -> Iterator[tuple[int, bytes, _Parsed | None]]:
-    """The blocks, each with pyarrow's parse of it (or None); the next blocks are parsed on a thread meanwhile.
+    """The blocks, each with pyarrow's parse of it (or None); the next blocks are parsed on threads meanwhile.
 
-    pyarrow parses without the GIL, so a rerun hashes and checks one block while the next is parsed.
+    pyarrow parses without the GIL, so a rerun hashes and checks one block while the next ones are parsed.
     A block parsed under a schema that has since settled a column is still right: that column was
     null throughout it.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="docpipe-jsonl") as parser:
+    with ThreadPoolExecutor(max_workers=PARSER_THREADS, thread_name_prefix="docpipe-jsonl") as parser:
         ahead: deque[tuple[int, bytes, Future[_Parsed | None]]] = deque()
         for number, block in _blocks(handle, after_line):
             ahead.append((number, block, parser.submit(_arrow_rows, block, _arrow_schema(schema))))
@@ -164,7 +168,7 @@ def _arrow_rows(block: bytes, schema: pa.Schema) -> _Parsed | None:
     if lines is None:
         return None
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-    try:  # one chunk, on this thread: the thread is what runs beside the preparation
+    try:  # one chunk, on this thread: the parser threads are what run beside the preparation
         read_options = pj.ReadOptions(use_threads=False, block_size=len(block) + 1)
         table = pj.read_json(pa.BufferReader(block), read_options=read_options, parse_options=options)
     except (pa.ArrowException, ValueError):
