@@ -27,7 +27,7 @@ A document too long for one request under `too_long = "chunk"` is not batched: t
 combines its pieces' answers can only be built once they are answered. Such documents go through
 the realtime executor after the batches (at the realtime price, `mode = realtime` in their rows).
 
-At about 430 lines this module is over the 400 the style asks for: its four steps share one state
+At about 530 lines this module is over the 400 the style asks for: its four steps share one state
 (the submissions, the claims, the budget, the counts), and apart they would pass it all around. What
 stands alone lives beside it: gathering requests into batches (`batch_chunks.py`), rows from results
 (`batch_rows.py`), resending at once (`batch_resend.py`), the record (`submissions.py`).

@@ -240,12 +240,7 @@ def resolve_config(
     _check_run_flags(job, limit=limit, mode=mode, wait=wait, max_cost_usd=max_cost_usd, batch_above=batch_above)
     check_engine(engine, max_cost_usd=max_cost_usd, ray_address=ray_address, ray_actors=ray_actors)
     _check_details(job, input_path)
-    api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
-    if not offline and not dry_run and not api_key:
-        raise ConfigError(
-            "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...), "
-            "or add --offline to run against docpipe's built-in API emulator"
-        )
+    api_key = _api_key(env, needed=not offline and not dry_run)
     return RunConfig(
         job=job,
         input_path=input_path,
@@ -275,6 +270,16 @@ def resolve_config(
         ray_address=ray_address,
         ray_actors=ray_actors or DEFAULT_RAY_ACTORS,
     )
+
+
+def _api_key(env: Mapping[str, str], *, needed: bool) -> str | None:
+    api_key = env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
+    if needed and not api_key:
+        raise ConfigError(
+            "no API key: set ANTHROPIC_API_KEY (export ANTHROPIC_API_KEY=sk-ant-...), "
+            "or add --offline to run against docpipe's built-in API emulator"
+        )
+    return api_key
 
 
 def _concurrency(concurrency: int | None, env: Mapping[str, str]) -> int:

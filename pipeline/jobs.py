@@ -284,6 +284,19 @@ def _max_document_tokens(
     return max_document_tokens
 
 
+def _effort(table: dict[str, Any], model: str, spec: ModelSpec | None, path: Path | None) -> str | None:
+    """`job.effort`, when the model takes it."""
+    effort = choice(table, "effort", EFFORTS, "", "job.", path) or None
+    if effort is not None and spec is not None and effort not in spec.efforts:
+        supported = ", ".join(spec.efforts) if spec.efforts else "none: leave effort out"
+        raise JobError(
+            f"{model} does not take effort {effort!r} (every request would be refused); it takes {supported}",
+            path=path,
+            key="job.effort",
+        )
+    return effort
+
+
 def parse_job(
     data: dict[str, Any], *, path: Path | None = None, default_name: str = "job", model: str | None = None
 ) -> Job:
@@ -316,14 +329,7 @@ def parse_job(
     fields = parse_fields(data, path)
     timeout_s = _timeout_s(table, path)
     schema_retries = _schema_retries(table, path)
-    effort = choice(table, "effort", EFFORTS, "", "job.", path) or None
-    if effort is not None and spec is not None and effort not in spec.efforts:
-        supported = ", ".join(spec.efforts) if spec.efforts else "none: leave effort out"
-        raise JobError(
-            f"{model} does not take effort {effort!r} (every request would be refused); it takes {supported}",
-            path=path,
-            key="job.effort",
-        )
+    effort = _effort(table, model, spec, path)
     retry = _retry_settings(data, path)
     max_document_tokens = _max_document_tokens(table, model, context, max_tokens, path)
     limits_table = subtable(data, "limits", LIMIT_KEYS, path)
