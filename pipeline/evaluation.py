@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .fields import Field
-from .summary import percentile
+from .summary import percentile, unpriced
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -304,12 +304,7 @@ def evaluate(
 
 def _side(out: str, answers: Mapping[str, Row], shared: Sequence[str], *, errors: int, only_here: int) -> SideStats:
     rows = [answers[doc_id] for doc_id in shared]
-    unpriced = any(  # tokens used at a price docpipe does not know, counted as the run summary counts them
-        row.get("cost_usd") is None
-        and (row.get("input_tokens") or row.get("output_tokens") or row.get("cache_read_tokens"))
-        for row in rows
-    )
-    cost_usd = None if unpriced else math.fsum(float(row.get("cost_usd") or 0.0) for row in rows)
+    cost_usd = None if any(map(unpriced, rows)) else math.fsum(float(row.get("cost_usd") or 0.0) for row in rows)
     latencies = [float(row["latency_ms"]) for row in rows if row.get("latency_ms") is not None]
     return SideStats(
         out=out,

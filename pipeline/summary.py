@@ -21,7 +21,7 @@ from .progress import Tally
 if TYPE_CHECKING:
     from .stores import PartStore
 
-__all__ = ["RunSummary", "new_run_id", "percentile", "report_damage", "write_summary"]
+__all__ = ["RunSummary", "new_run_id", "percentile", "report_damage", "unpriced", "write_summary"]
 
 RUNS_DIR = "_runs"
 JOURNAL_DAMAGE_LISTED = 20  # damaged journal lines named in the summary; all are counted
@@ -101,8 +101,8 @@ class RunSummary:
         if cost is not None:
             self.cost_usd += cost
             self.priced_rows += 1
-        elif row.get("input_tokens") or row.get("output_tokens") or row.get("cache_read_tokens"):
-            self.unpriced_rows += 1  # paid for at a price docpipe does not know
+        elif unpriced(row):
+            self.unpriced_rows += 1
         self.native_pdfs += row.get("input_kind") == "pdf"
         self.truncated += bool(row.get("truncated"))
         if (row.get("request_count") or 1) > 1:
@@ -245,6 +245,13 @@ def _ms(value: float | None) -> str:
 def new_run_id() -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def unpriced(row: Mapping[str, Any]) -> bool:
+    """Whether a row used tokens at a price docpipe does not know: its cost is unknown, not $0."""
+    return row.get("cost_usd") is None and bool(
+        row.get("input_tokens") or row.get("output_tokens") or row.get("cache_read_tokens")
+    )
 
 
 def percentile(values: list[float], q: float) -> float | None:
