@@ -15,6 +15,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIAGE_JOB = ROOT / "jobs" / "triage.toml"
+API_VERSION = "2026-10-21"  # the `anthropic-version` a bench's own raw HTTP requests send, as the SDK does
 
 PARAGRAPHS = [
     "Invoice {n} from Northwind Logistics to Contoso Retail for freight services in March 2026. "

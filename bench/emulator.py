@@ -36,7 +36,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import TRIAGE_JOB, synthetic_text
+from _harness import API_VERSION, TRIAGE_JOB, synthetic_text
 
 from pipeline.jobs import load_job
 from pipeline.payloads import TextPayload
@@ -57,7 +57,7 @@ SCHEMA = {
     "required": ["label", "summary", "confidence"],
     "additionalProperties": False,
 }
-HEADERS = {"authorization": "Bearer sk-bench", "anthropic-version": "2026-10-21", "content-type": "application/json"}
+HEADERS = {"authorization": "Bearer sk-bench", "anthropic-version": API_VERSION, "content-type": "application/json"}
 
 
 def _free_port() -> int:

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import TRIAGE_JOB, EmulatorProcess, write_manifest
+from _harness import API_VERSION, TRIAGE_JOB, EmulatorProcess, write_manifest
 
 from pipeline.jobs import load_job
 from pipeline.payloads import TextPayload
@@ -139,7 +139,7 @@ def ray_http_stage(manifest: Path, documents: int, rpm: int, latency_ms: float, 
         try:
             config = HttpRequestProcessorConfig(
                 url=f"{emulator.base_url}/v1/messages",
-                headers={"Authorization": "Bearer sk-bench-key", "anthropic-version": "2026-10-21"},
+                headers={"Authorization": "Bearer sk-bench-key", "anthropic-version": API_VERSION},
                 # (n, n): a fixed pool of n actors from the start; an int n is an autoscaling pool from 1
                 qps=max(1, rpm // 60 // SENDERS), concurrency=(SENDERS, SENDERS), batch_size=16,
                 max_retries=max_retries, base_retry_wait_time_in_s=1,
